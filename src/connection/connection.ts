@@ -1,0 +1,594 @@
+import { Observable, type Subscriber } from 'rxjs';
+import { FrameCodec, type FrameCodecOptions } from '../protocol/codec.js';
+import { ProtocolViolation, WsMsgpackError, WsMsgpackErrorCode } from '../protocol/errors.js';
+import {
+  FrameType,
+  type CompleteFrame,
+  type ErrorFrame,
+  type Frame,
+  type Headers,
+  type NextFrame,
+  type RequestFrame,
+} from '../protocol/frames.js';
+import { InboundCredit } from './credit.js';
+import { describeError, errorFromFrame } from './errors.js';
+import { InboundStream } from './inbound-stream.js';
+import { isAsyncIterable, isStreamIterable, OutboundStream, type OutboundSource, type StreamSink } from './outbound-stream.js';
+import { bindSocket, type WebSocketLike } from './socket.js';
+
+/** Tunables shared by server and client connections. */
+export interface ConnectionLimits extends FrameCodecOptions {
+  /**
+   * Credit window this side grants the peer for each inbound stream (response items of its own
+   * calls, request-stream items of the peer's calls). 0 = unlimited. Default 256.
+   */
+  window?: number;
+  /**
+   * Most items an outbound push stream (an Observable) may hold while it waits for credit or for
+   * the socket to drain; past that the stream fails with RESOURCE_EXHAUSTED. Default 10,000.
+   */
+  highWaterMark?: number;
+  /** Socket `bufferedAmount` above which stream items wait. Default 4 MiB. */
+  maxBufferedBytes?: number;
+  /** Most calls the peer may have running on this side at once; more are refused. Default 1,000. */
+  maxConcurrentCalls?: number;
+  /** Largest frame this side sends or accepts, in bytes. Default 16 MiB. */
+  maxPayload?: number;
+}
+
+/** Options of a {@link Connection}. */
+export interface ConnectionOptions extends ConnectionLimits {
+  /** 'client' starts odd call ids, 'server' even ones. */
+  role: 'client' | 'server';
+}
+
+/** Per-call options of {@link Connection.call}. */
+export interface CallOptions {
+  /** Headers delivered to the handler's context. */
+  headers?: Headers;
+  /** Deadline in milliseconds; the call fails with DEADLINE_EXCEEDED after it. */
+  timeout?: number;
+  /** Credit window for this call's response stream (0 = unlimited). */
+  window?: number;
+}
+
+/** A call the peer started, as given to the request handler. */
+export interface IncomingCall {
+  /** The call id (peer's id space). */
+  readonly id: number;
+  /** The pattern as sent. */
+  readonly pattern: unknown;
+  /** The request data; an Observable of the items for a request stream. */
+  readonly payload: unknown;
+  /** True when `payload` is a request stream. */
+  readonly isStream: boolean;
+  /** Headers sent with the call (empty object when none). */
+  readonly headers: Headers;
+  /** Aborted when the call is cancelled, passes its deadline or the connection closes. */
+  readonly signal: AbortSignal;
+  /** Absolute deadline (ms since epoch), when the caller set one. */
+  readonly deadline: number | undefined;
+}
+
+/** An event the peer emitted. */
+export interface IncomingEvent {
+  /** The pattern as sent. */
+  readonly pattern: unknown;
+  /** The event data. */
+  readonly payload: unknown;
+  /** Headers sent with the event (empty object when none). */
+  readonly headers: Headers;
+}
+
+/** Produces the response of an incoming call: a value source or a promise of one. */
+export type RequestHandler = (call: IncomingCall) => OutboundSource | Promise<OutboundSource>;
+
+/** How a connection ended. */
+export interface CloseInfo {
+  /** WebSocket close code. */
+  code: number;
+  /** Close reason text. */
+  reason: string;
+}
+
+interface OutgoingCall {
+  readonly id: number;
+  readonly subscriber: Subscriber<unknown>;
+  readonly credit: InboundCredit;
+  request: OutboundStream | undefined;
+  timer: ReturnType<typeof setTimeout> | undefined;
+  done: boolean;
+}
+
+interface IncomingState {
+  readonly id: number;
+  readonly abort: AbortController;
+  readonly response: OutboundStream;
+  readonly input: InboundStream | undefined;
+  timer: ReturnType<typeof setTimeout> | undefined;
+}
+
+const DEFAULTS = {
+  window: 256,
+  highWaterMark: 10_000,
+  maxBufferedBytes: 4 * 1024 * 1024,
+  maxConcurrentCalls: 1000,
+  maxPayload: 16 * 1024 * 1024,
+};
+
+const EMPTY_HEADERS: Headers = Object.freeze({}) as Headers;
+
+/**
+ * One multiplexed protocol peer over a WebSocket. Server and client both use it: each side can
+ * start calls (its own id space: odd for the client, even for the server), answer the other's
+ * calls, stream both ways under credit flow control, cancel, and enforce deadlines.
+ */
+export class Connection {
+  private readonly codec: FrameCodec;
+  private readonly limits: typeof DEFAULTS;
+  private readonly outgoing = new Map<number, OutgoingCall>();
+  private readonly incoming = new Map<number, IncomingState>();
+  private readonly ownParity: number;
+  private nextId: number;
+  private lastPeerId = 0;
+  private closedInfo: CloseInfo | undefined;
+  private readonly closeListeners: ((info: CloseInfo) => void)[] = [];
+  private readonly errorListeners: ((error: Error) => void)[] = [];
+  private drainWaiters: (() => void)[] = [];
+  private drainTimer: ReturnType<typeof setTimeout> | undefined;
+  private requestHandler: RequestHandler | undefined;
+  private eventHandler: ((event: IncomingEvent) => void) | undefined;
+  private readonly sink: StreamSink;
+
+  constructor(
+    /** The underlying WebSocket. */
+    readonly socket: WebSocketLike,
+    options: ConnectionOptions,
+  ) {
+    this.codec = new FrameCodec(options);
+    this.limits = { ...DEFAULTS };
+    for (const key of Object.keys(DEFAULTS) as (keyof typeof DEFAULTS)[]) {
+      const v = options[key];
+      if (v !== undefined) this.limits[key] = v;
+    }
+    this.ownParity = options.role === 'client' ? 1 : 0;
+    this.nextId = options.role === 'client' ? 1 : 2;
+    this.sink = {
+      sendItem: (id, value, final) =>
+        this.sendChecked(final ? { type: FrameType.COMPLETE, id, hasValue: true, value } : { type: FrameType.NEXT, id, value }),
+      sendComplete: (id) => this.sendSafe({ type: FrameType.COMPLETE, id, hasValue: false }),
+      sendError: (id, error) => this.sendErrorFrame(id, error),
+      congested: () => this.socket.bufferedAmount > this.limits.maxBufferedBytes,
+      whenDrained: (resume) => this.whenDrained(resume),
+    };
+    bindSocket(socket, {
+      onMessage: (data, isBinary) => this.onMessage(data, isBinary),
+      onClose: (code, reason) => this.terminate({ code, reason }),
+      onSocketError: (err) => this.emitError(err),
+    });
+  }
+
+  /** Sets the handler for calls the peer starts. Without one, calls fail with UNIMPLEMENTED. */
+  onRequest(handler: RequestHandler): void {
+    this.requestHandler = handler;
+  }
+
+  /** Sets the handler for events the peer emits. */
+  onEvent(handler: (event: IncomingEvent) => void): void {
+    this.eventHandler = handler;
+  }
+
+  /** Adds a listener for the end of the connection (called once). */
+  onClose(listener: (info: CloseInfo) => void): void {
+    if (this.closedInfo) listener(this.closedInfo);
+    else this.closeListeners.push(listener);
+  }
+
+  /** Adds a listener for connection-level errors (socket errors, protocol errors the peer reported). */
+  onError(listener: (error: Error) => void): void {
+    this.errorListeners.push(listener);
+  }
+
+  /** True once the connection has ended. */
+  get isClosed(): boolean {
+    return this.closedInfo !== undefined;
+  }
+
+  /** Calls the peer started that are still running here. */
+  get incomingCalls(): number {
+    return this.incoming.size;
+  }
+
+  /** Calls this side started that are still waiting on the peer. */
+  get outgoingCalls(): number {
+    return this.outgoing.size;
+  }
+
+  /**
+   * Starts a call. Cold: nothing is sent until subscription; unsubscribing before the end sends
+   * CANCEL. `payload` may be a stream (Observable, async iterable, or a sync iterable that is not
+   * an array), whose items are sent under the responder's credit.
+   */
+  call(pattern: unknown, payload: unknown, options: CallOptions = {}): Observable<unknown> {
+    return new Observable<unknown>((subscriber) => {
+      if (this.closedInfo) {
+        subscriber.error(this.unavailable(this.closedInfo));
+        return;
+      }
+      const id = this.nextId;
+      this.nextId += 2;
+      const window = options.window ?? this.limits.window;
+      const isStream = isStreamSource(payload);
+      const st: OutgoingCall = { id, subscriber, credit: new InboundCredit(window), request: undefined, timer: undefined, done: false };
+      const frame: RequestFrame = { type: FrameType.REQUEST, id, pattern, payload: isStream ? undefined : payload, stream: isStream };
+      if (options.headers !== undefined) frame.headers = options.headers;
+      if (window > 0) frame.credit = window;
+      if (options.timeout !== undefined && options.timeout > 0) frame.timeout = Math.ceil(options.timeout);
+      try {
+        this.sendChecked(frame);
+      } catch (e) {
+        subscriber.error(e);
+        return;
+      }
+      this.outgoing.set(id, st);
+      if (frame.timeout !== undefined) {
+        st.timer = setTimeout(() => {
+          if (st.done) return;
+          this.endOutgoing(st);
+          this.sendSafe({ type: FrameType.CANCEL, id });
+          subscriber.error(new WsMsgpackError(WsMsgpackErrorCode.DEADLINE_EXCEEDED, `deadline of ${frame.timeout} ms exceeded`));
+        }, frame.timeout);
+      }
+      if (isStream) {
+        st.request = new OutboundStream(this.sink, id, 0, this.limits.highWaterMark, () => {});
+        st.request.start(payload as OutboundSource);
+      }
+      return () => {
+        if (st.done) return;
+        this.endOutgoing(st);
+        this.sendSafe({ type: FrameType.CANCEL, id });
+      };
+    });
+  }
+
+  /** Emits an event (fire and forget). Throws when the connection is closed or the data cannot be encoded. */
+  emit(pattern: unknown, payload: unknown, headers?: Headers): void {
+    if (this.closedInfo) throw this.unavailable(this.closedInfo);
+    this.sendChecked(headers === undefined ? { type: FrameType.EVENT, pattern, payload } : { type: FrameType.EVENT, pattern, payload, headers });
+  }
+
+  /**
+   * Closes the connection: every call in either direction ends now (UNAVAILABLE for this side's
+   * calls, abort for the peer's), then the WebSocket closing handshake starts.
+   */
+  close(code = 1000, reason = ''): void {
+    this.terminate({ code, reason });
+    try {
+      if (this.socket.readyState <= 1) this.socket.close(code, reason);
+    } catch {
+      /* already closing */
+    }
+  }
+
+  // ---------------------------------------------------------------- inbound
+
+  private onMessage(data: Uint8Array | string, isBinary: boolean): void {
+    if (this.closedInfo) return;
+    if (!isBinary) {
+      this.onViolation(new ProtocolViolation('text frames are not part of the protocol: send one msgpack value per binary frame'));
+      return;
+    }
+    let frame: Frame;
+    try {
+      frame = this.codec.decode(data as Uint8Array);
+    } catch (e) {
+      this.onViolation(e instanceof ProtocolViolation ? e : new ProtocolViolation(String(e)));
+      return;
+    }
+    try {
+      this.dispatch(frame);
+    } catch (e) {
+      this.onViolation(e instanceof ProtocolViolation ? e : new ProtocolViolation(e instanceof Error ? e.message : String(e)));
+    }
+  }
+
+  private dispatch(frame: Frame): void {
+    switch (frame.type) {
+      case FrameType.REQUEST:
+        return this.onRequestFrame(frame);
+      case FrameType.EVENT:
+        return this.onEventFrame(frame.pattern, frame.payload, frame.headers);
+      case FrameType.NEXT:
+        return this.isOwn(frame.id) ? this.onResponseNext(frame) : this.onInputNext(frame);
+      case FrameType.COMPLETE:
+        return this.isOwn(frame.id) ? this.onResponseComplete(frame) : this.onInputComplete(frame);
+      case FrameType.ERROR:
+        if (frame.id === 0) return this.emitError(errorFromFrame(frame) as Error);
+        return this.isOwn(frame.id) ? this.onResponseError(frame) : this.onInputError(frame);
+      case FrameType.CANCEL:
+        if (this.isOwn(frame.id)) throw new ProtocolViolation('CANCEL for a call this side started', frame.id, frame.type);
+        return this.onCancel(frame.id);
+      case FrameType.CREDIT:
+        if (this.isOwn(frame.id)) this.outgoing.get(frame.id)?.request?.addCredit(frame.credit);
+        else this.incoming.get(frame.id)?.response.addCredit(frame.credit);
+        return;
+    }
+  }
+
+  private isOwn(id: number): boolean {
+    return id % 2 === this.ownParity;
+  }
+
+  // -- responses to this side's calls
+
+  private onResponseNext(frame: NextFrame): void {
+    const st = this.outgoing.get(frame.id);
+    if (!st) return; // late frame for a finished call
+    if (!st.credit.receive()) {
+      throw new ProtocolViolation(`NEXT beyond granted credit (window ${st.credit.window})`, frame.id, frame.type);
+    }
+    st.subscriber.next(frame.value);
+    if (st.done) return;
+    const n = st.credit.consumed();
+    if (n > 0) this.sendSafe({ type: FrameType.CREDIT, id: st.id, credit: n });
+  }
+
+  private onResponseComplete(frame: CompleteFrame): void {
+    const st = this.outgoing.get(frame.id);
+    if (!st) return;
+    this.endOutgoing(st);
+    if (frame.hasValue) st.subscriber.next(frame.value);
+    st.subscriber.complete();
+  }
+
+  private onResponseError(frame: ErrorFrame): void {
+    const st = this.outgoing.get(frame.id);
+    if (!st) return;
+    this.endOutgoing(st);
+    st.subscriber.error(errorFromFrame(frame));
+  }
+
+  private endOutgoing(st: OutgoingCall): void {
+    st.done = true;
+    this.outgoing.delete(st.id);
+    if (st.timer) clearTimeout(st.timer);
+    st.request?.stop();
+  }
+
+  // -- the peer's calls
+
+  private onRequestFrame(frame: RequestFrame): void {
+    const { id } = frame;
+    if (this.isOwn(id)) throw new ProtocolViolation(`REQUEST id ${id} is in this side's id space`, id, frame.type);
+    if (id <= this.lastPeerId) throw new ProtocolViolation(`REQUEST id ${id} was already used (ids must increase)`, id, frame.type);
+    this.lastPeerId = id;
+    if (this.incoming.size >= this.limits.maxConcurrentCalls) {
+      this.sendErrorFrame(
+        id,
+        new WsMsgpackError(WsMsgpackErrorCode.RESOURCE_EXHAUSTED, `too many concurrent calls on this connection (limit ${this.limits.maxConcurrentCalls})`),
+      );
+      return;
+    }
+    const abort = new AbortController();
+    const input = frame.stream
+      ? new InboundStream(this.limits.window, (credit) => this.sendSafe({ type: FrameType.CREDIT, id, credit }))
+      : undefined;
+    const response = new OutboundStream(this.sink, id, frame.credit ?? Infinity, this.limits.highWaterMark, () => this.endIncoming(id));
+    const st: IncomingState = { id, abort, response, input, timer: undefined };
+    this.incoming.set(id, st);
+    if (input && input.window > 0) this.sendSafe({ type: FrameType.CREDIT, id, credit: input.window });
+    let deadline: number | undefined;
+    if (frame.timeout !== undefined) {
+      deadline = Date.now() + frame.timeout;
+      st.timer = setTimeout(() => {
+        const err = new WsMsgpackError(WsMsgpackErrorCode.DEADLINE_EXCEEDED, `deadline of ${frame.timeout} ms exceeded`);
+        abort.abort(err);
+        response.fail(err);
+      }, frame.timeout);
+    }
+    const call: IncomingCall = {
+      id,
+      pattern: frame.pattern,
+      payload: input ? input.observable : frame.payload,
+      isStream: frame.stream,
+      headers: frame.headers ?? EMPTY_HEADERS,
+      signal: abort.signal,
+      deadline,
+    };
+    let result: OutboundSource | Promise<OutboundSource>;
+    try {
+      if (!this.requestHandler) {
+        throw new WsMsgpackError(WsMsgpackErrorCode.UNIMPLEMENTED, 'this peer does not answer calls');
+      }
+      result = this.requestHandler(call);
+    } catch (e) {
+      response.fail(e);
+      return;
+    }
+    if (result instanceof Promise) {
+      result.then(
+        (source) => {
+          if (!response.isFinished) response.start(source);
+        },
+        (e: unknown) => response.fail(e),
+      );
+    } else {
+      response.start(result);
+    }
+  }
+
+  private endIncoming(id: number): void {
+    const st = this.incoming.get(id);
+    if (!st) return;
+    this.incoming.delete(id);
+    if (st.timer) clearTimeout(st.timer);
+    st.input?.close();
+  }
+
+  private onInputNext(frame: NextFrame): void {
+    const st = this.incoming.get(frame.id);
+    if (!st?.input) return;
+    if (!st.input.push(frame.value)) {
+      throw new ProtocolViolation(`request-stream NEXT beyond granted credit (window ${st.input.window})`, frame.id, frame.type);
+    }
+  }
+
+  private onInputComplete(frame: CompleteFrame): void {
+    const input = this.incoming.get(frame.id)?.input;
+    if (!input) return;
+    if (frame.hasValue && !input.push(frame.value)) {
+      throw new ProtocolViolation('request-stream COMPLETE value beyond granted credit', frame.id, frame.type);
+    }
+    input.complete();
+  }
+
+  private onInputError(frame: ErrorFrame): void {
+    this.incoming.get(frame.id)?.input?.error(errorFromFrame(frame));
+  }
+
+  private onCancel(id: number): void {
+    const st = this.incoming.get(id);
+    if (!st) return; // cancel for an unknown or finished call: ignored
+    st.abort.abort(new WsMsgpackError(WsMsgpackErrorCode.CANCELLED, 'the caller cancelled the call'));
+    st.response.stop();
+  }
+
+  private onEventFrame(pattern: unknown, payload: unknown, headers: Headers | undefined): void {
+    if (!this.eventHandler) return;
+    try {
+      this.eventHandler({ pattern, payload, headers: headers ?? EMPTY_HEADERS });
+    } catch (e) {
+      this.emitError(e instanceof Error ? e : new Error(String(e)));
+    }
+  }
+
+  /**
+   * A frame broke the protocol. The connection stays up: the call the frame belongs to fails with
+   * PROTOCOL_ERROR on both sides; a frame with no readable call id gets a connection-level ERROR (id 0).
+   */
+  private onViolation(v: ProtocolViolation): void {
+    const err = new WsMsgpackError(WsMsgpackErrorCode.PROTOCOL_ERROR, v.message);
+    if (v.id === 0) {
+      this.sendErrorFrame(0, err);
+      return;
+    }
+    if (this.isOwn(v.id)) {
+      const st = this.outgoing.get(v.id);
+      if (!st) return;
+      this.endOutgoing(st);
+      this.sendSafe({ type: FrameType.CANCEL, id: v.id });
+      st.subscriber.error(err);
+      return;
+    }
+    const st = this.incoming.get(v.id);
+    if (st) {
+      st.abort.abort(err);
+      st.response.fail(err);
+    } else {
+      this.sendErrorFrame(v.id, err);
+    }
+  }
+
+  // ---------------------------------------------------------------- outbound
+
+  /** Encodes and sends; throws WsMsgpackError when the frame cannot be encoded or is too big. */
+  private sendChecked(frame: Frame): void {
+    let bytes: Uint8Array;
+    try {
+      bytes = this.codec.encode(frame);
+    } catch (e) {
+      throw new WsMsgpackError(WsMsgpackErrorCode.INTERNAL, `value could not be encoded as msgpack: ${e instanceof Error ? e.message : String(e)}`);
+    }
+    if (bytes.byteLength > this.limits.maxPayload) {
+      throw new WsMsgpackError(
+        WsMsgpackErrorCode.RESOURCE_EXHAUSTED,
+        `frame of ${bytes.byteLength} bytes exceeds maxPayload (${this.limits.maxPayload} bytes)`,
+      );
+    }
+    if (this.socket.readyState === 1) this.socket.send(bytes);
+  }
+
+  /** Sends a control frame; such frames always encode. */
+  private sendSafe(frame: Frame): void {
+    if (this.closedInfo) return;
+    try {
+      this.sendChecked(frame);
+    } catch (e) {
+      this.emitError(e instanceof Error ? e : new Error(String(e)));
+    }
+  }
+
+  private sendErrorFrame(id: number, error: unknown): void {
+    if (this.closedInfo) return;
+    const d = describeError(error);
+    const frame: ErrorFrame = { type: FrameType.ERROR, id, code: d.code, message: d.message };
+    if (d.data !== undefined) frame.data = d.data;
+    try {
+      this.sendChecked(frame);
+    } catch (e) {
+      // The error payload itself could not be sent (unencodable or too big): say so instead.
+      const reason = e instanceof Error ? e.message : String(e);
+      this.sendSafe({ type: FrameType.ERROR, id, code: WsMsgpackErrorCode.INTERNAL, message: `error payload could not be sent: ${reason}` });
+    }
+  }
+
+  private whenDrained(resume: () => void): void {
+    this.drainWaiters.push(resume);
+    if (this.drainTimer === undefined) this.drainTimer = setTimeout(this.checkDrain, 1);
+  }
+
+  private readonly checkDrain = (): void => {
+    this.drainTimer = undefined;
+    if (this.closedInfo) {
+      this.drainWaiters = [];
+      return;
+    }
+    if (this.sink.congested()) {
+      this.drainTimer = setTimeout(this.checkDrain, 1);
+      return;
+    }
+    const waiters = this.drainWaiters;
+    this.drainWaiters = [];
+    for (const w of waiters) w();
+  };
+
+  // ---------------------------------------------------------------- end
+
+  private terminate(info: CloseInfo): void {
+    if (this.closedInfo) return;
+    this.closedInfo = info;
+    if (this.drainTimer) clearTimeout(this.drainTimer);
+    this.drainWaiters = [];
+    const err = this.unavailable(info);
+    for (const st of [...this.incoming.values()]) {
+      st.abort.abort(err);
+      st.response.stop();
+    }
+    for (const st of [...this.outgoing.values()]) {
+      this.endOutgoing(st);
+      st.subscriber.error(err);
+    }
+    for (const l of this.closeListeners.splice(0)) l(info);
+  }
+
+  private unavailable(info: CloseInfo): WsMsgpackError {
+    return new WsMsgpackError(
+      WsMsgpackErrorCode.UNAVAILABLE,
+      `connection closed (code ${info.code}${info.reason ? `: ${info.reason}` : ''})`,
+      { closeCode: info.code, closeReason: info.reason },
+    );
+  }
+
+  private emitError(error: Error): void {
+    for (const l of this.errorListeners) l(error);
+  }
+}
+
+/** True when `payload` should be sent as a request stream rather than as one value. */
+export function isStreamSource(payload: unknown): boolean {
+  return (
+    payload != null &&
+    typeof payload === 'object' &&
+    (typeof (payload as { subscribe?: unknown }).subscribe === 'function' || isAsyncIterable(payload) || isStreamIterable(payload))
+  );
+}

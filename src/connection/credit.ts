@@ -1,0 +1,70 @@
+/**
+ * Receiver-side credit accounting for one inbound stream (REQUEST_N style).
+ * The receiver grants `window` items up front and tops the grant back up to `window` once half of
+ * it has been consumed, so a steady stream sends one CREDIT frame per `window / 2` items.
+ * A window of 0 means "unlimited": nothing is granted and nothing is counted.
+ */
+export class InboundCredit {
+  private granted: number;
+  private received = 0;
+
+  constructor(readonly window: number) {
+    this.granted = window;
+  }
+
+  /** True when the sender is not flow-controlled. */
+  get unlimited(): boolean {
+    return this.window === 0;
+  }
+
+  /** Items the sender may still send without more credit. */
+  get outstanding(): number {
+    return this.unlimited ? Infinity : this.granted - this.received;
+  }
+
+  /**
+   * Records one received item. Returns false when the sender exceeded its credit
+   * (a protocol violation: the item must not be delivered).
+   */
+  receive(): boolean {
+    if (this.unlimited) return true;
+    if (this.received >= this.granted) return false;
+    this.received++;
+    return true;
+  }
+
+  /**
+   * Call after an item was delivered to the consumer. Returns the credit to grant now
+   * (0 when no CREDIT frame is due).
+   */
+  consumed(): number {
+    if (this.unlimited) return 0;
+    const outstanding = this.granted - this.received;
+    if (outstanding > this.window / 2) return 0;
+    const grant = this.window - outstanding;
+    this.granted += grant;
+    return grant;
+  }
+}
+
+/** Sender-side credit: how many items may be sent now. `Infinity` when unlimited. */
+export class OutboundCredit {
+  constructor(private available: number) {}
+
+  /** Items that may be sent before more credit arrives. */
+  get value(): number {
+    return this.available;
+  }
+
+  /** Adds credit granted by the receiver. */
+  add(n: number): void {
+    this.available += n;
+  }
+
+  /** Takes one unit; returns false when none is left. */
+  take(): boolean {
+    if (this.available <= 0) return false;
+    this.available--;
+    return true;
+  }
+}

@@ -1,0 +1,34 @@
+import { WsMsgpackError, WsMsgpackErrorCode } from '../protocol/errors.js';
+import type { ErrorFrame } from '../protocol/frames.js';
+
+/** The code, message and data an error travels as in an ERROR frame. */
+export interface ErrorDescription {
+  code: string;
+  message: string;
+  data?: unknown;
+}
+
+/**
+ * How a local error goes on the wire:
+ * - {@link WsMsgpackError}: its code, message and details.
+ * - an `Error`: APPLICATION_ERROR with its message (no data: stack traces stay home).
+ * - anything else (a Nest error payload such as `{ status: 'error', message }`, a string):
+ *   APPLICATION_ERROR with the value itself as data, delivered unchanged to the caller.
+ */
+export function describeError(error: unknown): ErrorDescription {
+  if (error instanceof WsMsgpackError) {
+    return error.details === undefined
+      ? { code: error.code, message: error.message }
+      : { code: error.code, message: error.message, data: error.details };
+  }
+  if (error instanceof Error) return { code: WsMsgpackErrorCode.APPLICATION_ERROR, message: error.message };
+  if (typeof error === 'string') return { code: WsMsgpackErrorCode.APPLICATION_ERROR, message: error, data: error };
+  const m = (error as { message?: unknown } | null)?.message;
+  return { code: WsMsgpackErrorCode.APPLICATION_ERROR, message: typeof m === 'string' ? m : 'application error', data: error };
+}
+
+/** The value a received ERROR frame surfaces as: APPLICATION_ERROR data as-is, else a {@link WsMsgpackError}. */
+export function errorFromFrame(frame: ErrorFrame): unknown {
+  if (frame.code === WsMsgpackErrorCode.APPLICATION_ERROR && frame.data !== undefined) return frame.data;
+  return new WsMsgpackError(frame.code, frame.message, frame.data);
+}

@@ -1,0 +1,65 @@
+/**
+ * The part of a WebSocket the connection core uses. Both `ws`'s `WebSocket` (Node) and the
+ * browser's `WebSocket` fit.
+ */
+export interface WebSocketLike {
+  /** 0 connecting, 1 open, 2 closing, 3 closed. */
+  readonly readyState: number;
+  /** Bytes queued by `send` and not yet handed to the network. */
+  readonly bufferedAmount: number;
+  /** Negotiated subprotocol. */
+  readonly protocol: string;
+  /** Set to 'nodebuffer' (ws) or 'arraybuffer' (browser) by the connection. */
+  binaryType: string;
+  /** Sends one binary message. */
+  send(data: Uint8Array): void;
+  /** Starts the closing handshake. */
+  close(code?: number, reason?: string): void;
+  /** DOM-style listener registration. */
+  addEventListener(type: string, listener: (event: never) => void): void;
+}
+
+/** `ws`'s faster EventEmitter interface, used when present. */
+interface NodeWebSocket {
+  on(event: 'message', cb: (data: Buffer | ArrayBuffer | Buffer[], isBinary: boolean) => void): unknown;
+  on(event: 'close', cb: (code: number, reason: Buffer) => void): unknown;
+  on(event: 'error', cb: (err: Error) => void): unknown;
+}
+
+/** Callbacks the socket binding feeds. */
+export interface SocketListener {
+  /** A binary message (`isBinary` false: a text message, which the protocol does not allow). */
+  onMessage(data: Uint8Array | string, isBinary: boolean): void;
+  /** The socket closed. */
+  onClose(code: number, reason: string): void;
+  /** A socket error (a close follows). */
+  onSocketError(error: Error): void;
+}
+
+/** Wires a WebSocket's events into `listener`. */
+export function bindSocket(ws: WebSocketLike, listener: SocketListener): void {
+  const node = ws as unknown as Partial<NodeWebSocket>;
+  if (typeof node.on === 'function') {
+    ws.binaryType = 'nodebuffer';
+    const n = node as NodeWebSocket;
+    n.on('message', (data, isBinary) => {
+      if (!isBinary) return listener.onMessage(String(data), false);
+      if (Array.isArray(data)) return listener.onMessage(Buffer.concat(data), true);
+      listener.onMessage(data instanceof ArrayBuffer ? new Uint8Array(data) : data, true);
+    });
+    n.on('close', (code, reason) => listener.onClose(code, reason.toString()));
+    n.on('error', (err) => listener.onSocketError(err));
+    return;
+  }
+  ws.binaryType = 'arraybuffer';
+  ws.addEventListener('message', ((ev: { data: unknown }) => {
+    const d = ev.data;
+    if (typeof d === 'string') listener.onMessage(d, false);
+    else if (d instanceof ArrayBuffer) listener.onMessage(new Uint8Array(d), true);
+    else if (ArrayBuffer.isView(d)) listener.onMessage(new Uint8Array(d.buffer, d.byteOffset, d.byteLength), true);
+  }) as (event: never) => void);
+  ws.addEventListener('close', ((ev: { code: number; reason: string }) => listener.onClose(ev.code, ev.reason)) as (
+    event: never,
+  ) => void);
+  ws.addEventListener('error', (() => listener.onSocketError(new Error('WebSocket error'))) as (event: never) => void);
+}

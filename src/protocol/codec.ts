@@ -1,0 +1,98 @@
+import { Decoder, Encoder } from '@msgpack/msgpack';
+import { ProtocolViolation } from './errors.js';
+import { toWire, type Frame } from './frames.js';
+import { parseFrame, peekHeader } from './validate.js';
+
+/**
+ * Decoder limits. A msgpack header can claim a length far larger than the frame; these caps make
+ * such frames fail fast instead of allocating (docs/PROTOCOL.md, "Limits").
+ */
+export interface DecoderLimits {
+  /** Longest string, in bytes. Default 16 MiB. */
+  maxStrLength: number;
+  /** Longest binary, in bytes. Default 16 MiB. */
+  maxBinLength: number;
+  /** Most elements in one array. Default 1,000,000. */
+  maxArrayLength: number;
+  /** Most entries in one map. Default 100,000. */
+  maxMapLength: number;
+  /** Longest extension payload, in bytes. Default 1 MiB. */
+  maxExtLength: number;
+}
+
+/** Defaults for {@link DecoderLimits}. */
+export const DEFAULT_DECODER_LIMITS: Readonly<DecoderLimits> = Object.freeze({
+  maxStrLength: 16 * 1024 * 1024,
+  maxBinLength: 16 * 1024 * 1024,
+  maxArrayLength: 1_000_000,
+  maxMapLength: 100_000,
+  maxExtLength: 1024 * 1024,
+});
+
+/** Options of {@link FrameCodec}. */
+export interface FrameCodecOptions extends Partial<DecoderLimits> {
+  /**
+   * Deliver msgpack `bin` as Node `Buffer` (a zero-copy view of the received frame) instead of a
+   * plain `Uint8Array`. Default: true where `Buffer` exists (Node), false elsewhere.
+   */
+  binaryAsBuffer?: boolean;
+}
+
+type BufferCtor = { from(ab: ArrayBufferLike, offset: number, length: number): Uint8Array };
+const NodeBuffer: BufferCtor | undefined = (globalThis as { Buffer?: BufferCtor }).Buffer;
+
+/**
+ * Encodes frames to msgpack bytes and decodes bytes back to validated frames.
+ * One instance per connection: it reuses its encoder and decoder buffers.
+ */
+export class FrameCodec {
+  private readonly encoder = new Encoder({ useBigInt64: true, ignoreUndefined: true });
+  private readonly decoder: Decoder;
+
+  constructor(options: FrameCodecOptions = {}) {
+    const limits = { ...DEFAULT_DECODER_LIMITS };
+    for (const key of Object.keys(DEFAULT_DECODER_LIMITS) as (keyof DecoderLimits)[]) {
+      const v = options[key];
+      if (v !== undefined) limits[key] = v;
+    }
+    this.decoder = new Decoder({ useBigInt64: true, ...limits });
+    if ((options.binaryAsBuffer ?? NodeBuffer !== undefined) && NodeBuffer) {
+      wrapBinaryAsBuffer(this.decoder, NodeBuffer);
+    }
+  }
+
+  /** Encodes one frame. Throws if a value in it cannot be encoded (e.g. a function or symbol). */
+  encode(frame: Frame): Uint8Array {
+    return this.encoder.encode(toWire(frame));
+  }
+
+  /**
+   * Decodes and validates one frame. Throws {@link ProtocolViolation}; its `id` names the call
+   * when the frame header was readable even though the body was not.
+   */
+  decode(bytes: Uint8Array): Frame {
+    let value: unknown;
+    try {
+      value = this.decoder.decode(bytes);
+    } catch (err) {
+      const header = peekHeader(bytes);
+      const reason = err instanceof Error ? err.message : String(err);
+      throw new ProtocolViolation(`frame is not valid msgpack: ${reason}`, header?.id ?? 0, header?.type);
+    }
+    return parseFrame(value);
+  }
+}
+
+/**
+ * `@msgpack/msgpack` returns `bin` as a `Uint8Array` view of the input. Node users expect the
+ * `Buffer` they sent; wrapping the same memory costs no copy.
+ */
+function wrapBinaryAsBuffer(decoder: Decoder, B: BufferCtor): void {
+  const target = decoder as unknown as { decodeBinary?: (len: number, head: number) => Uint8Array };
+  const original = target.decodeBinary;
+  if (typeof original !== 'function') return; // library internals changed: keep plain Uint8Array
+  target.decodeBinary = function (this: unknown, len: number, head: number): Uint8Array {
+    const view = original.call(this, len, head);
+    return B.from(view.buffer, view.byteOffset, view.byteLength);
+  };
+}

@@ -1,0 +1,65 @@
+/**
+ * Error codes carried in ERROR frames (docs/PROTOCOL.md, "Error codes").
+ * `APPLICATION_ERROR` carries a Nest error payload unchanged (what `RpcException` or an
+ * exception filter produced); every other code is raised by the transport itself.
+ */
+export const WsMsgpackErrorCode = {
+  /** A handler's error, after Nest's exception filters. The payload is delivered as-is. */
+  APPLICATION_ERROR: 'APPLICATION_ERROR',
+  /** No handler matches the pattern. */
+  UNIMPLEMENTED: 'UNIMPLEMENTED',
+  /** The call was cancelled (the caller unsubscribed). */
+  CANCELLED: 'CANCELLED',
+  /** The call's deadline passed before it completed. */
+  DEADLINE_EXCEEDED: 'DEADLINE_EXCEEDED',
+  /** The connection is closed or could not be opened; the call may be retried. */
+  UNAVAILABLE: 'UNAVAILABLE',
+  /** A limit was hit: concurrent calls, buffered items, payload size. */
+  RESOURCE_EXHAUSTED: 'RESOURCE_EXHAUSTED',
+  /** The peer sent something the protocol does not allow. */
+  PROTOCOL_ERROR: 'PROTOCOL_ERROR',
+  /** A value could not be encoded, or another local failure. */
+  INTERNAL: 'INTERNAL',
+} as const;
+
+/** One of the {@link WsMsgpackErrorCode} values. */
+export type WsMsgpackErrorCode = (typeof WsMsgpackErrorCode)[keyof typeof WsMsgpackErrorCode];
+
+const CODES = new Set<string>(Object.values(WsMsgpackErrorCode));
+
+/** True when `code` is one of the codes this version knows. */
+export function isKnownErrorCode(code: string): code is WsMsgpackErrorCode {
+  return CODES.has(code);
+}
+
+/**
+ * A transport error: the call failed for a reason other than the handler's own error.
+ * Check `code` (a {@link WsMsgpackErrorCode}); `details` carries optional extra data sent by the peer.
+ */
+export class WsMsgpackError extends Error {
+  /** The error code. Unknown codes from a newer peer are kept as sent. */
+  readonly code: WsMsgpackErrorCode | (string & {});
+  /** Extra data sent with the error, if any. */
+  readonly details?: unknown;
+
+  constructor(code: WsMsgpackErrorCode | (string & {}), message: string, details?: unknown) {
+    super(message);
+    this.name = 'WsMsgpackError';
+    this.code = code;
+    if (details !== undefined) this.details = details;
+  }
+}
+
+/** Raised by frame validation; carries the call id when the frame had a readable one. */
+export class ProtocolViolation extends Error {
+  constructor(
+    message: string,
+    /** The call id of the offending frame, or 0 when it could not be read. */
+    readonly id: number = 0,
+    /** The frame type, when it could be read. */
+    readonly frameType?: number,
+  ) {
+    super(message);
+    this.name = 'ProtocolViolation';
+  }
+}

@@ -1,0 +1,149 @@
+import { ProtocolViolation } from './errors.js';
+import { FrameType, MAX_CALL_ID, MetaKey, type EventFrame, type Frame, type Headers, type RequestFrame } from './frames.js';
+
+const isCallId = (v: unknown): v is number =>
+  typeof v === 'number' && Number.isInteger(v) && v > 0 && v <= MAX_CALL_ID;
+
+const isCount = (v: unknown): v is number =>
+  typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= MAX_CALL_ID;
+
+const isMap = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v) && !ArrayBuffer.isView(v) && !(v instanceof Date);
+
+const isPattern = (v: unknown): boolean =>
+  typeof v === 'string' || (typeof v === 'number' && Number.isFinite(v)) || isMap(v);
+
+/**
+ * Checks a decoded msgpack value against the protocol v1 frame grammar and returns the typed
+ * frame. Throws {@link ProtocolViolation} (with the call id when one was readable) otherwise.
+ * Elements past the ones a frame type defines are ignored, so later minor versions can append.
+ */
+export function parseFrame(value: unknown): Frame {
+  if (!Array.isArray(value) || value.length < 2) {
+    throw new ProtocolViolation('frame must be a msgpack array of at least 2 elements');
+  }
+  const type: unknown = value[0];
+  if (type === FrameType.EVENT) return parseEvent(value);
+  const id: unknown = value[1];
+  if (!isCallId(id)) {
+    // id 0 is allowed for connection-level ERROR frames only.
+    if (type === FrameType.ERROR && id === 0) return parseError(value, 0);
+    throw new ProtocolViolation(`frame type ${String(type)}: call id must be an integer in 1..2^53-1`, 0, numberOr(type));
+  }
+  switch (type) {
+    case FrameType.REQUEST:
+      return parseRequest(value, id);
+    case FrameType.NEXT:
+      need(value, 3, 'NEXT', id);
+      return { type, id, value: value[2] };
+    case FrameType.COMPLETE:
+      return value.length >= 3 ? { type, id, hasValue: true, value: value[2] } : { type, id, hasValue: false };
+    case FrameType.ERROR:
+      return parseError(value, id);
+    case FrameType.CANCEL:
+      return { type, id };
+    case FrameType.CREDIT: {
+      need(value, 3, 'CREDIT', id);
+      const credit: unknown = value[2];
+      if (!isCount(credit) || credit === 0) throw new ProtocolViolation('CREDIT: credit must be a positive integer', id, type);
+      return { type, id, credit };
+    }
+    default:
+      throw new ProtocolViolation(`unknown frame type ${JSON.stringify(type)}`, id, numberOr(type));
+  }
+}
+
+function parseRequest(value: unknown[], id: number): Frame {
+  need(value, 4, 'REQUEST', id);
+  const pattern: unknown = value[2];
+  if (!isPattern(pattern)) throw new ProtocolViolation('REQUEST: pattern must be a string, number or map', id, FrameType.REQUEST);
+  const meta = readMeta(value[4], 'REQUEST', id);
+  const credit = meta[MetaKey.CREDIT];
+  if (credit !== undefined && !isCount(credit)) throw new ProtocolViolation('REQUEST: meta.n (credit) must be a non-negative integer', id, FrameType.REQUEST);
+  const timeout = meta[MetaKey.TIMEOUT];
+  if (timeout !== undefined && !(isCount(timeout) && timeout > 0)) throw new ProtocolViolation('REQUEST: meta.t (timeout) must be a positive integer of milliseconds', id, FrameType.REQUEST);
+  const stream = meta[MetaKey.STREAM];
+  if (stream !== undefined && typeof stream !== 'boolean') throw new ProtocolViolation('REQUEST: meta.s (stream) must be a boolean', id, FrameType.REQUEST);
+  const frame: RequestFrame = { type: FrameType.REQUEST, id, pattern, payload: stream === true ? undefined : value[3], stream: stream === true };
+  const headers = readHeaders(meta, 'REQUEST', id);
+  if (headers !== undefined) frame.headers = headers;
+  if (credit !== undefined) frame.credit = credit;
+  if (timeout !== undefined) frame.timeout = timeout;
+  return frame;
+}
+
+function parseEvent(value: unknown[]): Frame {
+  need(value, 3, 'EVENT', 0);
+  const pattern: unknown = value[1];
+  if (!isPattern(pattern)) throw new ProtocolViolation('EVENT: pattern must be a string, number or map', 0, FrameType.EVENT);
+  const meta = readMeta(value[3], 'EVENT', 0);
+  const frame: EventFrame = { type: FrameType.EVENT, pattern, payload: value[2] };
+  const headers = readHeaders(meta, 'EVENT', 0);
+  if (headers !== undefined) frame.headers = headers;
+  return frame;
+}
+
+function parseError(value: unknown[], id: number): Frame {
+  need(value, 4, 'ERROR', id);
+  const code: unknown = value[2];
+  const message: unknown = value[3];
+  if (typeof code !== 'string' || typeof message !== 'string') {
+    throw new ProtocolViolation('ERROR: code and message must be strings', id, FrameType.ERROR);
+  }
+  return value.length >= 5
+    ? { type: FrameType.ERROR, id, code, message, data: value[4] }
+    : { type: FrameType.ERROR, id, code, message };
+}
+
+function readMeta(meta: unknown, kind: string, id: number): Record<string, unknown> {
+  if (meta === undefined || meta === null) return {};
+  if (!isMap(meta)) throw new ProtocolViolation(`${kind}: meta must be a map`, id, kind === 'EVENT' ? FrameType.EVENT : FrameType.REQUEST);
+  return meta;
+}
+
+function readHeaders(meta: Record<string, unknown>, kind: string, id: number): Headers | undefined {
+  const headers = meta[MetaKey.HEADERS];
+  if (headers === undefined || headers === null) return undefined;
+  if (!isMap(headers)) throw new ProtocolViolation(`${kind}: meta.h (headers) must be a map`, id, kind === 'EVENT' ? FrameType.EVENT : FrameType.REQUEST);
+  return headers;
+}
+
+function need(value: unknown[], n: number, kind: string, id: number): void {
+  if (value.length < n) throw new ProtocolViolation(`${kind}: expected at least ${n} elements, got ${value.length}`, id);
+}
+
+function numberOr(v: unknown): number | undefined {
+  return typeof v === 'number' ? v : undefined;
+}
+
+/**
+ * Reads the frame type and call id from the first bytes of a frame without decoding the rest,
+ * so a frame whose body breaks a decoder limit can still be answered with an ERROR for its call.
+ * Returns undefined when the header itself is unreadable.
+ */
+export function peekHeader(bytes: Uint8Array): { type: number; id: number } | undefined {
+  let pos = 0;
+  const b0 = bytes[pos++];
+  if (b0 === undefined) return undefined;
+  if (b0 >= 0x92 && b0 <= 0x9f) {
+    // fixarray of 2+
+  } else if (b0 === 0xdc) {
+    pos += 2;
+  } else if (b0 === 0xdd) {
+    pos += 4;
+  } else {
+    return undefined;
+  }
+  const type = bytes[pos++];
+  if (type === undefined || type > 0x7f) return undefined;
+  const b = bytes[pos++];
+  if (b === undefined) return undefined;
+  let id: number;
+  if (b <= 0x7f) id = b;
+  else if (b === 0xcc && pos + 1 <= bytes.length) id = bytes[pos]!;
+  else if (b === 0xcd && pos + 2 <= bytes.length) id = (bytes[pos]! << 8) | bytes[pos + 1]!;
+  else if (b === 0xce && pos + 4 <= bytes.length) id = new DataView(bytes.buffer, bytes.byteOffset + pos, 4).getUint32(0);
+  else if (b === 0xcf && pos + 8 <= bytes.length) id = Number(new DataView(bytes.buffer, bytes.byteOffset + pos, 8).getBigUint64(0));
+  else return undefined;
+  return isCallId(id) ? { type, id } : undefined;
+}
