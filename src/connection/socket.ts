@@ -15,11 +15,14 @@ export interface WebSocketLike {
   send(data: Uint8Array): void;
   /** Starts the closing handshake. */
   close(code?: number, reason?: string): void;
-  /** DOM-style listener registration. */
+}
+
+/** The browser's listener registration. */
+interface DomWebSocket {
   addEventListener(type: string, listener: (event: never) => void): void;
 }
 
-/** `ws`'s faster EventEmitter interface, used when present. */
+/** `ws`'s EventEmitter interface (faster than its DOM-style one), used when present. */
 interface NodeWebSocket {
   on(event: 'message', cb: (data: Buffer | ArrayBuffer | Buffer[], isBinary: boolean) => void): unknown;
   on(event: 'close', cb: (code: number, reason: Buffer) => void): unknown;
@@ -52,14 +55,15 @@ export function bindSocket(ws: WebSocketLike, listener: SocketListener): void {
     return;
   }
   ws.binaryType = 'arraybuffer';
-  ws.addEventListener('message', ((ev: { data: unknown }) => {
+  const dom = ws as unknown as DomWebSocket;
+  dom.addEventListener('message', ((ev: { data: unknown }) => {
     const d = ev.data;
     if (typeof d === 'string') listener.onMessage(d, false);
     else if (d instanceof ArrayBuffer) listener.onMessage(new Uint8Array(d), true);
     else if (ArrayBuffer.isView(d)) listener.onMessage(new Uint8Array(d.buffer, d.byteOffset, d.byteLength), true);
   }) as (event: never) => void);
-  ws.addEventListener('close', ((ev: { code: number; reason: string }) => listener.onClose(ev.code, ev.reason)) as (
+  dom.addEventListener('close', ((ev: { code: number; reason: string }) => listener.onClose(ev.code, ev.reason)) as (
     event: never,
   ) => void);
-  ws.addEventListener('error', (() => listener.onSocketError(new Error('WebSocket error'))) as (event: never) => void);
+  dom.addEventListener('error', (() => listener.onSocketError(new Error('WebSocket error'))) as (event: never) => void);
 }

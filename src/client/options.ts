@@ -1,0 +1,18 @@
+import type { ClientOptions as WsClientOptions } from 'ws';
+import type { ConnectionLimits } from '../connection/connection.js';
+
+/** Options of {@link WsMsgpackClient} (the `options` of a `ClientsModule` entry). */
+export interface WsMsgpackClientOptions extends ConnectionLimits {
+  /** Server URL, e.g. 'ws://127.0.0.1:3001' or 'wss://api.example.com/rpc'. */
+  url: string;
+  /** Extra HTTP headers on the upgrade request (e.g. `authorization`). */
+  headers?: Record<string, string>;
+  /** Default deadline for every `send()` in milliseconds (a record's `setTimeout` wins). Off by default. */
+  timeout?: number;
+  /** How long `connect()` may take. Default 10,000 ms. */
+  connectTimeout?: number;
+  /** Interval of WebSocket pings to detect a dead server. Default 30,000 ms; 0 disables. */
+  keepAliveInterval?: number;
+  /** Further options for the `ws` WebSocket (TLS settings, agent, ...). */
+  wsOptions?: Omit<WsClientOptions, 'maxPayload' | 'headers' | 'handshakeTimeout'>;
+}

@@ -1,0 +1,37 @@
+import { createParamDecorator, type ExecutionContext } from '@nestjs/common';
+import type { IncomingHttpHeaders } from 'node:http';
+import { WsMsgpackContext } from '../server/ws-msgpack.context.js';
+
+function wsContext(ctx: ExecutionContext): WsMsgpackContext | undefined {
+  const c: unknown = ctx.switchToRpc().getContext();
+  return c instanceof WsMsgpackContext ? c : undefined;
+}
+
+/**
+ * Injects the call's headers (`WsMsgpackRecordBuilder.setHeaders()`), or one header by name:
+ * `@WsHeaders() all`, `@WsHeaders('tenant') tenant`.
+ */
+export const WsHeaders: (key?: string) => ParameterDecorator = createParamDecorator(
+  (key: string | undefined, ctx: ExecutionContext): unknown => {
+    const headers = wsContext(ctx)?.getHeaders() ?? {};
+    return key === undefined ? headers : headers[key];
+  },
+);
+
+/** Injects the call's `AbortSignal` (aborted on cancel, deadline, or disconnect). */
+export const WsSignal: () => ParameterDecorator = createParamDecorator(
+  (_data: unknown, ctx: ExecutionContext): AbortSignal | undefined => wsContext(ctx)?.getSignal(),
+);
+
+/** Injects the connection's `ws` WebSocket. */
+export const WsSocket: () => ParameterDecorator = createParamDecorator(
+  (_data: unknown, ctx: ExecutionContext): unknown => wsContext(ctx)?.getSocket(),
+);
+
+/** Injects the HTTP upgrade request's headers, or one by (lower-case) name. */
+export const WsUpgradeHeaders: (name?: string) => ParameterDecorator = createParamDecorator(
+  (name: string | undefined, ctx: ExecutionContext): IncomingHttpHeaders | string | string[] | undefined => {
+    const headers = wsContext(ctx)?.getUpgradeHeaders();
+    return name === undefined ? headers : headers?.[name.toLowerCase()];
+  },
+);

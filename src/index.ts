@@ -1,0 +1,14 @@
+export { WS_MSGPACK_TRANSPORT, WsMsgpackStatus } from './constants.js';
+export { WsMsgpackServer, NO_MESSAGE_HANDLER, type WsMsgpackServerEvents } from './server/ws-msgpack.server.js';
+export type { WsMsgpackServerOptions } from './server/options.js';
+export { WsMsgpackContext, type WsMsgpackContextArgs } from './server/ws-msgpack.context.js';
+export { WsMsgpackClient, type WsMsgpackClientEvents } from './client/ws-msgpack.client.js';
+export type { WsMsgpackClientOptions } from './client/options.js';
+export { WsMsgpackRecord, WsMsgpackRecordBuilder, type WsMsgpackCallOptions } from './client/ws-msgpack.record.js';
+export { WsMessagePattern, WsEventPattern } from './decorators/patterns.js';
+export { WsHeaders, WsSignal, WsSocket, WsUpgradeHeaders } from './decorators/params.js';
+export { WsMsgpackError, WsMsgpackErrorCode } from './protocol/errors.js';
+export { SUBPROTOCOL_V1, CloseCode } from './protocol/constants.js';
+export type { DecoderLimits } from './protocol/codec.js';
+export type { ConnectionLimits, CloseInfo } from './connection/connection.js';
+export type { Headers } from './protocol/frames.js';

@@ -1,0 +1,300 @@
+import { Server, type CustomTransportStrategy, type MessageHandler } from '@nestjs/microservices';
+import { createServer, type IncomingMessage, type Server as HttpServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { finalize, type Observable } from 'rxjs';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { Connection, type IncomingCall, type IncomingEvent } from '../connection/connection.js';
+import { startKeepAlive } from '../connection/keepalive.js';
+import type { OutboundSource } from '../connection/outbound-stream.js';
+import { WS_MSGPACK_TRANSPORT, WsMsgpackStatus } from '../constants.js';
+import { CloseCode, SUBPROTOCOL_V1, SUPPORTED_SUBPROTOCOLS } from '../protocol/constants.js';
+import { WsMsgpackError, WsMsgpackErrorCode } from '../protocol/errors.js';
+import type { WsMsgpackServerOptions } from './options.js';
+import { routeUpgrades } from './upgrade-router.js';
+import { WsMsgpackContext } from './ws-msgpack.context.js';
+
+/** Nest's message when no handler matches (the same text as the TCP transport). */
+export const NO_MESSAGE_HANDLER = 'There is no matching message handler defined in the remote service.';
+
+/** Events of {@link WsMsgpackServer.on}. */
+export type WsMsgpackServerEvents = {
+  /** A peer connected (after the subprotocol check and `authorize`). */
+  connection: (socket: WebSocket, request: IncomingMessage) => void;
+  /** A peer's connection ended. */
+  disconnect: (socket: WebSocket, code: number, reason: string) => void;
+  /** A server, socket or protocol error. */
+  error: (error: Error) => void;
+};
+
+const DEFAULT_PORT = 3001;
+const DEFAULT_HOST = '127.0.0.1';
+
+/**
+ * NestJS microservice transport over WebSocket + MessagePack.
+ *
+ * ```ts
+ * app.connectMicroservice({ strategy: new WsMsgpackServer({ port: 3001 }) });
+ * // or on the HTTP app's own port:
+ * app.connectMicroservice({ strategy: new WsMsgpackServer({ httpServer: app.getHttpServer(), path: '/rpc' }) });
+ * ```
+ */
+export class WsMsgpackServer
+  extends Server<WsMsgpackServerEvents, WsMsgpackStatus>
+  implements CustomTransportStrategy
+{
+  override transportId = WS_MSGPACK_TRANSPORT;
+  private wss: WebSocketServer | undefined;
+  private ownHttpServer: HttpServer | undefined;
+  private unroute: (() => void) | undefined;
+  private readonly connections = new Set<Connection>();
+  private readonly listeners: { event: keyof WsMsgpackServerEvents; callback: (...args: never[]) => void }[] = [];
+  private closing: Promise<void> | undefined;
+
+  constructor(private readonly options: WsMsgpackServerOptions = {}) {
+    super();
+    if (options.httpServer && !options.path) {
+      throw new Error('WsMsgpackServer: `path` is required with `httpServer` (e.g. "/rpc"), so HTTP routes and other WebSocket gateways keep theirs');
+    }
+    this.initializeSerializer(options as never);
+    this.initializeDeserializer(options as never);
+  }
+
+  /** Starts accepting connections; bind errors (EADDRINUSE) go to `callback`. */
+  listen(callback: (error?: unknown, ...info: unknown[]) => void): void {
+    this.closing = undefined;
+    const path = this.options.path ? normalizePath(this.options.path) : null;
+    this.wss = new WebSocketServer({
+      noServer: true,
+      maxPayload: this.options.maxPayload ?? 16 * 1024 * 1024,
+      perMessageDeflate: false,
+      clientTracking: true,
+      handleProtocols: (offered) => pickProtocol(offered),
+    });
+    for (const { event, callback: cb } of this.listeners) this.wss.on(event, cb as (...a: unknown[]) => void);
+    this.wss.on('connection', (ws: WebSocket, req: IncomingMessage) => this.onConnection(ws, req));
+    const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => void this.handleUpgrade(req, socket, head);
+
+    if (this.options.httpServer) {
+      this.unroute = routeUpgrades(this.options.httpServer as HttpServer, path, onUpgrade);
+      this._status$.next(WsMsgpackStatus.CONNECTED);
+      callback();
+      return;
+    }
+    const http = createServer((_req, res) => {
+      res.writeHead(426, { 'content-type': 'text/plain', upgrade: 'websocket' });
+      res.end(`This endpoint speaks WebSocket (subprotocol ${SUBPROTOCOL_V1}).\n`);
+    });
+    this.ownHttpServer = http;
+    this.unroute = routeUpgrades(http, path, onUpgrade);
+    http.once('error', (err: NodeJS.ErrnoException) => {
+      this._status$.next(WsMsgpackStatus.DISCONNECTED);
+      this.cleanup();
+      const message = err.code === 'EADDRINUSE'
+        ? `WsMsgpackServer: port ${this.options.port ?? DEFAULT_PORT} on ${this.options.host ?? DEFAULT_HOST} is already in use (EADDRINUSE)`
+        : `WsMsgpackServer: cannot listen: ${err.message}`;
+      callback(Object.assign(new Error(message, { cause: err }), { code: err.code }));
+    });
+    http.listen(this.options.port ?? DEFAULT_PORT, this.options.host ?? DEFAULT_HOST, () => {
+      this._status$.next(WsMsgpackStatus.CONNECTED);
+      callback();
+    });
+  }
+
+  /** Closes every connection (code 1001), stops listening, and resolves when done. */
+  close(): Promise<void> {
+    this.closing ??= this.doClose();
+    return this.closing;
+  }
+
+  /** The `ws` WebSocketServer. Throws before `listen()`. */
+  unwrap<T = WebSocketServer>(): T {
+    if (!this.wss) {
+      throw new Error('Not initialized. Please call the "listen"/"startAllMicroservices" method before accessing the server.');
+    }
+    return this.wss as T;
+  }
+
+  /** Registers a listener for 'connection', 'disconnect' or 'error'. */
+  on<EventKey extends keyof WsMsgpackServerEvents = keyof WsMsgpackServerEvents>(
+    event: EventKey,
+    callback: WsMsgpackServerEvents[EventKey],
+  ): void {
+    this.listeners.push({ event, callback: callback as (...args: never[]) => void });
+    this.wss?.on(event, callback as (...a: unknown[]) => void);
+  }
+
+  /** Address the standalone server is bound to (null when sharing an HTTP server or not listening). */
+  address(): AddressInfo | null {
+    const a = this.ownHttpServer?.address();
+    return a && typeof a === 'object' ? a : null;
+  }
+
+  /** Open connections. */
+  get connectionCount(): number {
+    return this.connections.size;
+  }
+
+  // ------------------------------------------------------------------
+
+  private async handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+    const wss = this.wss;
+    if (!wss || this.closing) {
+      rejectUpgrade(socket, 503, 'Service Unavailable');
+      return;
+    }
+    if (this.options.authorize) {
+      let ok = false;
+      try {
+        ok = await this.options.authorize(req);
+      } catch (e) {
+        this.emitError(e instanceof Error ? e : new Error(String(e)));
+      }
+      if (!ok) {
+        rejectUpgrade(socket, 401, 'Unauthorized');
+        return;
+      }
+    }
+    wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req));
+  }
+
+  private onConnection(ws: WebSocket, req: IncomingMessage): void {
+    if (ws.protocol !== SUBPROTOCOL_V1) {
+      const offered = String(req.headers['sec-websocket-protocol'] ?? '(none)');
+      ws.close(CloseCode.UNSUPPORTED_VERSION, `unsupported protocol version: offered ${offered}; this server speaks ${SUBPROTOCOL_V1}`.slice(0, 123));
+      return;
+    }
+    const conn = new Connection(ws, { ...this.options, role: 'server' });
+    this.connections.add(conn);
+    const stopKeepAlive = startKeepAlive(ws, this.options.keepAliveInterval ?? 30_000);
+    conn.onRequest((call) => this.handleCall(call, ws, req));
+    conn.onEvent((event) => this.handleIncomingEvent(event, ws, req));
+    conn.onError((err) => this.emitError(err));
+    conn.onClose(({ code, reason }) => {
+      stopKeepAlive();
+      this.connections.delete(conn);
+      this.wss?.emit('disconnect', ws, code, reason);
+    });
+  }
+
+  private handleCall(call: IncomingCall, ws: WebSocket, req: IncomingMessage): Promise<OutboundSource> | OutboundSource {
+    const pattern = patternAsString(call.pattern);
+    const handler = pattern === undefined ? null : this.getHandlerByPattern(pattern);
+    if (!handler) throw new WsMsgpackError(WsMsgpackErrorCode.UNIMPLEMENTED, NO_MESSAGE_HANDLER);
+    const ctx = new WsMsgpackContext([pattern!, call.headers, call.signal, ws, req, call.id]);
+    return this.runHandler(handler, call.payload, ctx);
+  }
+
+  /** Runs a Nest handler between the processing hooks (Nest's instrumentation points). */
+  private runHandler(handler: MessageHandler, data: unknown, ctx: WsMsgpackContext): Promise<OutboundSource> {
+    return new Promise<OutboundSource>((resolve, reject) => {
+      let ended = false;
+      const end = (): void => {
+        if (ended) return;
+        ended = true;
+        this.onProcessingEndHook?.(this.transportId, ctx);
+      };
+      const run = async (): Promise<void> => {
+        try {
+          const result: unknown = await handler(data, ctx);
+          const stream$ = this.transformToObservable(result) as Observable<unknown>;
+          resolve(stream$.pipe(finalize(end)));
+        } catch (e) {
+          end();
+          reject(e);
+        }
+      };
+      try {
+        void this.onProcessingStartHook(this.transportId, ctx, run);
+      } catch (e) {
+        reject(e);
+      }
+    });
+  }
+
+  private handleIncomingEvent(event: IncomingEvent, ws: WebSocket, req: IncomingMessage): void {
+    const pattern = patternAsString(event.pattern);
+    if (pattern === undefined) return;
+    const ctx = new WsMsgpackContext([pattern, event.headers, NEVER_ABORTED, ws, req, 0]);
+    this.handleEvent(pattern, { pattern: event.pattern as string, data: event.payload }, ctx).catch((err: unknown) =>
+      this.logger.error(err),
+    );
+  }
+
+  private emitError(err: Error): void {
+    if (this.wss && this.wss.listenerCount('error') > 0) this.wss.emit('error', err);
+  }
+
+  private async doClose(): Promise<void> {
+    const wss = this.wss;
+    const timeout = this.options.closeTimeout ?? 2000;
+    const sockets = wss ? [...wss.clients] : [];
+    const closed = sockets.map(
+      (ws) =>
+        new Promise<void>((resolve) => {
+          if (ws.readyState === ws.CLOSED) return resolve();
+          ws.once('close', () => resolve());
+        }),
+    );
+    for (const conn of [...this.connections]) conn.close(CloseCode.GOING_AWAY, 'server shutting down');
+    for (const ws of sockets) if (ws.readyState === ws.CONNECTING || ws.readyState === ws.OPEN) ws.close(CloseCode.GOING_AWAY, 'server shutting down');
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      Promise.all(closed),
+      new Promise<void>((resolve) => {
+        timer = setTimeout(() => {
+          for (const ws of sockets) ws.terminate();
+          resolve();
+        }, timeout);
+      }),
+    ]);
+    clearTimeout(timer);
+    await this.cleanup();
+    this._status$.next(WsMsgpackStatus.DISCONNECTED);
+  }
+
+  private async cleanup(): Promise<void> {
+    this.unroute?.();
+    this.unroute = undefined;
+    const wss = this.wss;
+    this.wss = undefined;
+    if (wss) await new Promise<void>((resolve) => wss.close(() => resolve()));
+    const http = this.ownHttpServer;
+    this.ownHttpServer = undefined;
+    if (http?.listening) {
+      http.closeAllConnections?.();
+      await new Promise<void>((resolve) => http.close(() => resolve()));
+    }
+  }
+}
+
+const NEVER_ABORTED = new AbortController().signal;
+
+function pickProtocol(offered: Set<string>): string | false {
+  for (const p of SUPPORTED_SUBPROTOCOLS) if (offered.has(p)) return p;
+  // Accept with the peer's own first offer only to tell it, in the close reason, why it is refused.
+  const first = offered.values().next();
+  return first.done ? false : first.value;
+}
+
+function rejectUpgrade(socket: Duplex, status: number, text: string): void {
+  if (socket.writable) {
+    socket.write(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${text.length}\r\n\r\n${text}`);
+  }
+  socket.destroy();
+}
+
+function normalizePath(path: string): string {
+  const p = path.startsWith('/') ? path : `/${path}`;
+  return p.length > 1 && p.endsWith('/') ? p.slice(0, -1) : p;
+}
+
+/** The pattern as Nest's TCP transport sees it: strings as-is, anything else JSON-encoded. */
+function patternAsString(pattern: unknown): string | undefined {
+  if (typeof pattern === 'string') return pattern;
+  try {
+    return JSON.stringify(pattern);
+  } catch {
+    return undefined;
+  }
+}
