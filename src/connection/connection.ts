@@ -154,8 +154,15 @@ export class Connection {
     this.ownParity = options.role === 'client' ? 1 : 0;
     this.nextId = options.role === 'client' ? 1 : 2;
     this.sink = {
+      // A final `undefined` (a void handler) completes without a value, as Nest's TCP transport does.
       sendItem: (id, value, final) =>
-        this.sendChecked(final ? { type: FrameType.COMPLETE, id, hasValue: true, value } : { type: FrameType.NEXT, id, value }),
+        this.sendChecked(
+          !final
+            ? { type: FrameType.NEXT, id, value }
+            : value === undefined
+              ? { type: FrameType.COMPLETE, id, hasValue: false }
+              : { type: FrameType.COMPLETE, id, hasValue: true, value },
+        ),
       sendComplete: (id) => this.sendSafe({ type: FrameType.COMPLETE, id, hasValue: false }),
       sendError: (id, error) => this.sendErrorFrame(id, error),
       congested: () => this.socket.bufferedAmount > this.limits.maxBufferedBytes,
@@ -472,7 +479,7 @@ export class Connection {
       this.sendErrorFrame(0, err);
       return;
     }
-    if (this.isOwn(v.id)) {
+    if (this.isOwn(v.id) && v.frameType !== FrameType.REQUEST) {
       const st = this.outgoing.get(v.id);
       if (!st) return;
       this.endOutgoing(st);
