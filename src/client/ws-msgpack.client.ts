@@ -31,7 +31,8 @@ export type WsMsgpackClientEvents = {
  * One multiplexed connection, opened lazily by the first call (or `connect()`); after it drops,
  * the next call opens a new one.
  */
-export class WsMsgpackClient extends ClientProxy<WsMsgpackClientEvents, WsMsgpackStatus> {
+// Status is typed `string` (values: WsMsgpackStatus) so the class fits `ClientsModule`'s `customClass: Type<ClientProxy>`.
+export class WsMsgpackClient extends ClientProxy<WsMsgpackClientEvents, string> {
   private connection: Connection | undefined;
   private connecting: Promise<Connection> | undefined;
   private readonly handlers: { [K in keyof WsMsgpackClientEvents]: WsMsgpackClientEvents[K][] } = {

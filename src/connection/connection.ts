@@ -9,6 +9,7 @@ import {
   type Headers,
   type NextFrame,
   type RequestFrame,
+  MAX_CALL_ID,
 } from '../protocol/frames.js';
 import { InboundCredit } from './credit.js';
 import { describeError, errorFromFrame } from './errors.js';
@@ -105,6 +106,7 @@ interface IncomingState {
   readonly abort: AbortController;
   readonly response: OutboundStream;
   readonly input: InboundStream | undefined;
+  deadline: number | undefined;
   timer: ReturnType<typeof setTimeout> | undefined;
 }
 
@@ -343,6 +345,9 @@ export class Connection {
   private onResponseComplete(frame: CompleteFrame): void {
     const st = this.outgoing.get(frame.id);
     if (!st) return;
+    if (frame.hasValue && !st.credit.receive()) {
+      throw new ProtocolViolation(`COMPLETE value beyond granted credit (window ${st.credit.window})`, frame.id, frame.type);
+    }
     this.endOutgoing(st);
     if (frame.hasValue) st.subscriber.next(frame.value);
     st.subscriber.complete();
@@ -381,12 +386,14 @@ export class Connection {
       ? new InboundStream(this.limits.window, (credit) => this.sendSafe({ type: FrameType.CREDIT, id, credit }))
       : undefined;
     const response = new OutboundStream(this.sink, id, frame.credit ?? Infinity, this.limits.highWaterMark, () => this.endIncoming(id));
-    const st: IncomingState = { id, abort, response, input, timer: undefined };
+    const st: IncomingState = { id, abort, response, input, deadline: undefined, timer: undefined };
     this.incoming.set(id, st);
-    if (input && input.window > 0) this.sendSafe({ type: FrameType.CREDIT, id, credit: input.window });
+    // The requester sends no stream item before the first CREDIT; window 0 (unlimited) grants all at once.
+    if (input) this.sendSafe({ type: FrameType.CREDIT, id, credit: input.window > 0 ? input.window : MAX_CALL_ID });
     let deadline: number | undefined;
     if (frame.timeout !== undefined) {
       deadline = Date.now() + frame.timeout;
+      st.deadline = deadline;
       st.timer = setTimeout(() => {
         const err = new WsMsgpackError(WsMsgpackErrorCode.DEADLINE_EXCEEDED, `deadline of ${frame.timeout} ms exceeded`);
         abort.abort(err);
@@ -456,7 +463,13 @@ export class Connection {
   private onCancel(id: number): void {
     const st = this.incoming.get(id);
     if (!st) return; // cancel for an unknown or finished call: ignored
-    st.abort.abort(new WsMsgpackError(WsMsgpackErrorCode.CANCELLED, 'the caller cancelled the call'));
+    // A caller enforces its deadline itself and cancels; that CANCEL can beat our own timer.
+    const expired = st.deadline !== undefined && Date.now() >= st.deadline - 2;
+    st.abort.abort(
+      expired
+        ? new WsMsgpackError(WsMsgpackErrorCode.DEADLINE_EXCEEDED, 'the call passed its deadline')
+        : new WsMsgpackError(WsMsgpackErrorCode.CANCELLED, 'the caller cancelled the call'),
+    );
     st.response.stop();
   }
 

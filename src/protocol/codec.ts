@@ -56,6 +56,7 @@ export class FrameCodec {
       if (v !== undefined) limits[key] = v;
     }
     this.decoder = new Decoder({ useBigInt64: true, ...limits });
+    extendEncoder(this.encoder);
     if ((options.binaryAsBuffer ?? NodeBuffer !== undefined) && NodeBuffer) {
       wrapBinaryAsBuffer(this.decoder, NodeBuffer);
     }
@@ -94,5 +95,36 @@ function wrapBinaryAsBuffer(decoder: Decoder, B: BufferCtor): void {
   target.decodeBinary = function (this: unknown, len: number, head: number): Uint8Array {
     const view = original.call(this, len, head);
     return B.from(view.buffer, view.byteOffset, view.byteLength);
+  };
+}
+
+const INT64_MIN = -(2n ** 63n);
+const UINT64_END = 2n ** 64n;
+
+/**
+ * `@msgpack/msgpack` 3.x writes a `Map` or `Set` as an empty map and wraps bigints outside 64 bits
+ * silently: data loss with no error. Fix both on this encoder instance: a Map encodes as a msgpack
+ * map (keys as the object keys `Object.fromEntries` gives), a Set as an array, and an out-of-range
+ * bigint throws (the call then fails with INTERNAL).
+ */
+function extendEncoder(encoder: Encoder): void {
+  type Internals = {
+    encodeMap?: (object: object, depth: number) => void;
+    encodeArray?: (object: unknown[], depth: number) => void;
+    encodeBigInt64?: (object: bigint) => void;
+  };
+  const target = encoder as unknown as Internals;
+  const { encodeMap, encodeArray, encodeBigInt64 } = target;
+  if (typeof encodeMap !== 'function' || typeof encodeArray !== 'function' || typeof encodeBigInt64 !== 'function') return;
+  target.encodeMap = function (this: unknown, object: object, depth: number): void {
+    if (object instanceof Map) return encodeMap.call(this, Object.fromEntries(object), depth);
+    if (object instanceof Set) return encodeArray.call(this, [...(object as Set<unknown>)], depth);
+    return encodeMap.call(this, object, depth);
+  };
+  target.encodeBigInt64 = function (this: unknown, object: bigint): void {
+    if (object < INT64_MIN || object >= UINT64_END) {
+      throw new RangeError(`bigint ${object} does not fit in 64 bits`);
+    }
+    encodeBigInt64.call(this, object);
   };
 }

@@ -13,16 +13,17 @@ export const CloseCode = {
   NORMAL: 1000,
   /** The server is shutting down (app.close()). */
   GOING_AWAY: 1001,
-  /** The peer broke the protocol so badly that the connection cannot go on. */
+  /** Reserved: protocol errors are answered with ERROR frames and the connection stays up. */
   PROTOCOL_ERROR: 1002,
   /** A frame was larger than `maxPayload` (sent by `ws` itself). */
   MESSAGE_TOO_BIG: 1009,
   /** The peer did not offer a subprotocol this side speaks. */
   UNSUPPORTED_VERSION: 4000,
-  /** Keep-alive: the peer did not answer pings in time. */
+  /**
+   * Reserved for keep-alive. A peer that misses a ping is cut off without a closing handshake
+   * (`terminate()`), so the other side observes 1006.
+   */
   KEEPALIVE_TIMEOUT: 4001,
-  /** Too many protocol errors from one peer; it is disconnected to protect the server. */
-  TOO_MANY_ERRORS: 4002,
 } as const;
 
 /** The value type of {@link CloseCode}. */

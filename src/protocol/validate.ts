@@ -34,7 +34,7 @@ export function parseFrame(value: unknown): Frame {
     case FrameType.REQUEST:
       return parseRequest(value, id);
     case FrameType.NEXT:
-      need(value, 3, 'NEXT', id);
+      need(value, 3, 'NEXT', id, type);
       return { type, id, value: value[2] };
     case FrameType.COMPLETE:
       return value.length >= 3 ? { type, id, hasValue: true, value: value[2] } : { type, id, hasValue: false };
@@ -43,18 +43,18 @@ export function parseFrame(value: unknown): Frame {
     case FrameType.CANCEL:
       return { type, id };
     case FrameType.CREDIT: {
-      need(value, 3, 'CREDIT', id);
+      need(value, 3, 'CREDIT', id, type);
       const credit: unknown = value[2];
       if (!isCount(credit) || credit === 0) throw new ProtocolViolation('CREDIT: credit must be a positive integer', id, type);
       return { type, id, credit };
     }
     default:
-      throw new ProtocolViolation(`unknown frame type ${JSON.stringify(type)}`, id, numberOr(type));
+      throw new ProtocolViolation(`unknown frame type ${typeof type === 'string' ? JSON.stringify(type) : String(type)}`, id, numberOr(type));
   }
 }
 
 function parseRequest(value: unknown[], id: number): Frame {
-  need(value, 4, 'REQUEST', id);
+  need(value, 4, 'REQUEST', id, FrameType.REQUEST);
   const pattern: unknown = value[2];
   if (!isPattern(pattern)) throw new ProtocolViolation('REQUEST: pattern must be a string, number or map', id, FrameType.REQUEST);
   const meta = readMeta(value[4], 'REQUEST', id);
@@ -73,7 +73,7 @@ function parseRequest(value: unknown[], id: number): Frame {
 }
 
 function parseEvent(value: unknown[]): Frame {
-  need(value, 3, 'EVENT', 0);
+  need(value, 3, 'EVENT', 0, FrameType.EVENT);
   const pattern: unknown = value[1];
   if (!isPattern(pattern)) throw new ProtocolViolation('EVENT: pattern must be a string, number or map', 0, FrameType.EVENT);
   const meta = readMeta(value[3], 'EVENT', 0);
@@ -84,7 +84,7 @@ function parseEvent(value: unknown[]): Frame {
 }
 
 function parseError(value: unknown[], id: number): Frame {
-  need(value, 4, 'ERROR', id);
+  need(value, 4, 'ERROR', id, FrameType.ERROR);
   const code: unknown = value[2];
   const message: unknown = value[3];
   if (typeof code !== 'string' || typeof message !== 'string') {
@@ -108,8 +108,8 @@ function readHeaders(meta: Record<string, unknown>, kind: string, id: number): H
   return headers;
 }
 
-function need(value: unknown[], n: number, kind: string, id: number): void {
-  if (value.length < n) throw new ProtocolViolation(`${kind}: expected at least ${n} elements, got ${value.length}`, id);
+function need(value: unknown[], n: number, kind: string, id: number, type: number): void {
+  if (value.length < n) throw new ProtocolViolation(`${kind}: expected at least ${n} elements, got ${value.length}`, id, type);
 }
 
 function numberOr(v: unknown): number | undefined {
@@ -136,6 +136,7 @@ export function peekHeader(bytes: Uint8Array): { type: number; id: number } | un
   }
   const type = bytes[pos++];
   if (type === undefined || type > 0x7f) return undefined;
+  if (type === FrameType.EVENT) return { type, id: 0 }; // events carry no call id
   const b = bytes[pos++];
   if (b === undefined) return undefined;
   let id: number;
@@ -144,6 +145,7 @@ export function peekHeader(bytes: Uint8Array): { type: number; id: number } | un
   else if (b === 0xcd && pos + 2 <= bytes.length) id = (bytes[pos]! << 8) | bytes[pos + 1]!;
   else if (b === 0xce && pos + 4 <= bytes.length) id = new DataView(bytes.buffer, bytes.byteOffset + pos, 4).getUint32(0);
   else if (b === 0xcf && pos + 8 <= bytes.length) id = Number(new DataView(bytes.buffer, bytes.byteOffset + pos, 8).getBigUint64(0));
+  else if (b === 0xcb && pos + 8 <= bytes.length) id = new DataView(bytes.buffer, bytes.byteOffset + pos, 8).getFloat64(0); // ids >= 2^32
   else return undefined;
   return isCallId(id) ? { type, id } : undefined;
 }

@@ -4,8 +4,14 @@ import type { Duplex } from 'node:stream';
 /** Handles one HTTP upgrade request. */
 export type UpgradeHandler = (request: IncomingMessage, socket: Duplex, head: Buffer) => void;
 
+interface Route {
+  readonly handler: UpgradeHandler;
+  readonly beforeClose: () => void;
+}
+
 interface Router {
-  readonly routes: Map<string | null, UpgradeHandler>;
+  readonly routes: Map<string | null, Route>;
+  readonly originalClose: HttpServer['close'];
   readonly originalEmit: HttpServer['emit'];
   readonly fallback: UpgradeHandler;
 }
@@ -26,46 +32,61 @@ export function requestPath(request: IncomingMessage): string {
  * Why not just `server.on('upgrade')`: Node calls every listener, and `@nestjs/platform-ws`'s
  * WsAdapter destroys upgrade sockets for paths it does not know, whether its listener was added
  * before or after ours. So the router intercepts the 'upgrade' event at `emit` and does not pass
- * the requests it owns on. Returns a function that removes the route (and the interception with
+ * the requests it owns on. `beforeClose` runs when `server.close()` is called, before the server
+ * waits for its sockets. Returns a function that removes the route (and the interception with
  * the last route).
  */
-export function routeUpgrades(server: HttpServer, path: string | null, handler: UpgradeHandler): () => void {
+export function routeUpgrades(
+  server: HttpServer,
+  path: string | null,
+  handler: UpgradeHandler,
+  beforeClose: () => void = () => {},
+): () => void {
   let router = routers.get(server);
   if (!router) {
     const originalEmit = server.emit;
-    const routes = new Map<string | null, UpgradeHandler>();
+    const routes = new Map<string | null, Route>();
+    const originalClose = server.close;
     const fallback: UpgradeHandler = (_request, socket) => {
       // Not ours. When nobody else listens for upgrades either, answer instead of leaving it hanging.
       if (server.listenerCount('upgrade') === 1) {
         socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
       }
     };
-    router = { routes, originalEmit, fallback };
+    router = { routes, originalEmit, originalClose, fallback };
     routers.set(server, router);
     server.emit = function (this: HttpServer, event: string | symbol, ...args: unknown[]): boolean {
       if (event === 'upgrade') {
         const request = args[0] as IncomingMessage;
         const route = routes.get(requestPath(request)) ?? routes.get(null);
         if (route) {
-          route(request, args[1] as Duplex, args[2] as Buffer);
+          route.handler(request, args[1] as Duplex, args[2] as Buffer);
           return true;
         }
       }
       return (originalEmit as (this: HttpServer, e: string | symbol, ...a: unknown[]) => boolean).call(this, event, ...args);
     } as HttpServer['emit'];
+    // `server.close()` waits for every socket, upgraded ones included, and Nest closes the HTTP
+    // server before its microservices: let the routes end their WebSocket connections first.
+    server.close = function (this: HttpServer, ...args: unknown[]): HttpServer {
+      for (const route of [...routes.values()]) route.beforeClose();
+      return (originalClose as (this: HttpServer, ...a: unknown[]) => HttpServer).apply(this, args);
+    } as HttpServer['close'];
     // Node treats an upgrade as plain HTTP unless some 'upgrade' listener exists.
     server.on('upgrade', router.fallback);
   }
   if (router.routes.has(path)) {
     throw new Error(`an upgrade route for ${path ?? 'every path'} is already registered on this HTTP server`);
   }
-  router.routes.set(path, handler);
+  const route: Route = { handler, beforeClose };
+  router.routes.set(path, route);
   const r = router;
   return () => {
-    if (r.routes.get(path) !== handler) return;
+    if (r.routes.get(path) !== route) return;
     r.routes.delete(path);
     if (r.routes.size === 0) {
       server.emit = r.originalEmit;
+      server.close = r.originalClose;
       server.off('upgrade', r.fallback);
       routers.delete(server);
     }

@@ -76,7 +76,7 @@ export class WsMsgpackServer
     const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => void this.handleUpgrade(req, socket, head);
 
     if (this.options.httpServer) {
-      this.unroute = routeUpgrades(this.options.httpServer as HttpServer, path, onUpgrade);
+      this.unroute = routeUpgrades(this.options.httpServer as HttpServer, path, onUpgrade, () => void this.close());
       this._status$.next(WsMsgpackStatus.CONNECTED);
       callback();
       return;

@@ -96,3 +96,16 @@ export async function startHttpApp(module: Type<unknown>, setup?: (app: INestApp
   const addr = app.getHttpServer().address() as { port: number };
   return { app, port: addr.port };
 }
+
+/** A free TCP port on 127.0.0.1 (for apps whose clients need the URL before boot). */
+export async function freePort(): Promise<number> {
+  const { createServer } = await import('node:net');
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    });
+  });
+}
