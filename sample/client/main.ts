@@ -1,0 +1,168 @@
+import { isDeepStrictEqual, inspect } from 'node:util';
+import { firstValueFrom, from, lastValueFrom, take, takeUntil, tap, timer, toArray, type Observable } from 'rxjs';
+// In your own app: import { ... } from 'nestjs-ws-msgpack';
+import { WsMsgpackClient, WsMsgpackError, WsMsgpackRecordBuilder } from '../../src/index.js';
+import type { AuditEvent, DivRequest, RepeatRequest, SleepRequest, Stats } from '../shared.js';
+
+/**
+ * A plain Node process (no Nest app) calling the sample server with WsMsgpackClient.
+ * Every answer is checked, so the sample doubles as a smoke test: exit code 1 on any surprise.
+ *
+ * Usage: node dist-sample/sample/client/main.js [rpcUrl] [httpUrl]
+ */
+const rpcUrl = process.argv[2] ?? 'ws://127.0.0.1:3000/rpc';
+const httpUrl = process.argv[3] ?? new URL(rpcUrl).origin.replace(/^ws/, 'http');
+
+const client = new WsMsgpackClient({ url: rpcUrl });
+
+function show(value: unknown): string {
+  return inspect(value, { depth: 4, breakLength: Infinity });
+}
+
+function print(name: string, result: unknown): void {
+  console.log(`${name} → ${typeof result === 'string' ? result : show(result)}`);
+}
+
+function expectEqual(what: string, actual: unknown, expected: unknown): void {
+  if (!isDeepStrictEqual(actual, expected)) {
+    throw new Error(`${what}: expected ${show(expected)}, got ${show(actual)}`);
+  }
+}
+
+/** The error an Observable fails with; throws if it succeeds instead. */
+async function errorOf(o: Observable<unknown>): Promise<unknown> {
+  try {
+    const value = await lastValueFrom(o);
+    throw new Error(`expected an error, got ${show(value)}`, { cause: 'unexpected-success' });
+  } catch (e) {
+    if (e instanceof Error && e.cause === 'unexpected-success') throw e;
+    return e;
+  }
+}
+
+/** Asks the server for its counters until `ok` holds (bounded: the server may lag a few ms). */
+async function statsUntil(what: string, ok: (s: Stats) => boolean, tries = 50): Promise<Stats> {
+  let stats: Stats | undefined;
+  for (let i = 0; i < tries; i++) {
+    stats = await firstValueFrom(client.send<Stats>('stats', {}));
+    if (ok(stats)) return stats;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error(`server never reported ${what}; last stats: ${show(stats)}`);
+}
+
+async function* words(): AsyncGenerator<string> {
+  yield 'hello';
+  yield 'rpc';
+}
+
+async function main(): Promise<void> {
+  console.log(`connecting to ${rpcUrl}`);
+
+  // 1. Unary call.
+  const third = await firstValueFrom(client.send<number, DivRequest>('div', { a: 1, b: 3 }));
+  print('div(1, 3)', third);
+  expectEqual('div(1, 3)', third, 1 / 3);
+
+  // 2. Domain error: the RpcException's payload arrives as the error, unchanged.
+  const divError = await errorOf(client.send<number, DivRequest>('div', { a: 1, b: 0 }));
+  print('div(1, 0)', { error: divError });
+  expectEqual('div(1, 0) error', divError, { code: 'DIV_BY_ZERO', message: 'division by zero' });
+
+  // 3. Cancellation: sleep 3 s, but stop listening after 1 s; unsubscribing cancels it on the server.
+  const CANCELLED = Symbol('cancelled');
+  const started = Date.now();
+  const slept = await lastValueFrom(
+    client.send<string, SleepRequest>('sleep', { seconds: 3 }).pipe(takeUntil(timer(1000))),
+    { defaultValue: CANCELLED },
+  );
+  const elapsed = Date.now() - started;
+  print('sleep(3)', slept === CANCELLED ? `cancelled after ${elapsed} ms` : slept);
+  if (slept !== CANCELLED) throw new Error(`sleep(3): expected to cancel it, got ${show(slept)}`);
+  if (elapsed > 2500) throw new Error(`sleep(3): cancelling took ${elapsed} ms`);
+  const afterCancel = await statsUntil('the aborted sleep', (s) => s.sleepAborts === 1);
+  print('stats.sleepAborts', afterCancel.sleepAborts);
+
+  // 4. Request stream: the numbers go one by one; one answer comes back.
+  const total = await firstValueFrom(client.send<number>('sum', from([1, 2, 3, 4])));
+  print('sum(1, 2, 3, 4)', total);
+  expectEqual('sum', total, 10);
+
+  // 5. Response stream: print each item as it arrives.
+  const repeated = await lastValueFrom(
+    client.send<string, RepeatRequest>('repeat', { word: 'bla...', count: 4 }).pipe(
+      tap((word) => print('repeat item', word)),
+      toArray(),
+    ),
+  );
+  expectEqual('repeat', repeated, ['bla...', 'bla...', 'bla...', 'bla...']);
+
+  // 6. Both ways: an async generator in, a stream out.
+  const upper = await lastValueFrom(
+    client.send<string>('uppercase', words()).pipe(
+      tap((word) => print('uppercase item', word)),
+      toArray(),
+    ),
+  );
+  expectEqual('uppercase', upper, ['HELLO', 'RPC']);
+
+  // 7. An endless stream: take 5, which unsubscribes, which tears the producer down on the server.
+  const ticks = await lastValueFrom(client.send<number>('interval', {}).pipe(take(5), toArray()));
+  print('interval, first 5', ticks);
+  expectEqual('interval', ticks, [0, 1, 2, 3, 4]);
+  const afterInterval = await statsUntil('the interval teardown', (s) => s.intervalTeardowns === 1);
+  print('stats.intervalTeardowns', afterInterval.intervalTeardowns);
+
+  // 8. Call headers, read on the server with @WsHeaders('x-tenant').
+  const tenant = await firstValueFrom(
+    client.send<string>('whoami', new WsMsgpackRecordBuilder({}).setHeaders({ 'x-tenant': 'acme' }).build()),
+  );
+  print('whoami [x-tenant: acme]', tenant);
+  expectEqual('whoami', tenant, 'tenant acme');
+
+  // 9. Deadline: a 2 s sleep with a 200 ms deadline fails with DEADLINE_EXCEEDED, and the server's
+  //    handler is aborted too.
+  const deadlineError = await errorOf(client.send('sleep', new WsMsgpackRecordBuilder({ seconds: 2 }).setTimeout(200).build()));
+  if (!(deadlineError instanceof WsMsgpackError) || deadlineError.code !== 'DEADLINE_EXCEEDED') {
+    throw new Error(`sleep(2) with deadline: expected WsMsgpackError DEADLINE_EXCEEDED, got ${show(deadlineError)}`);
+  }
+  print('sleep(2) with a 200 ms deadline', `${deadlineError.name} ${deadlineError.code}: ${deadlineError.message}`);
+  const afterDeadline = await statsUntil('the sleep aborted by its deadline', (s) => s.sleepAborts === 2);
+  print('stats.sleepAborts', afterDeadline.sleepAborts);
+
+  // 10. Event: fire and forget; the server counts it.
+  const event: AuditEvent = { user: 'alice', action: 'login' };
+  await lastValueFrom(client.emit('audit', event), { defaultValue: undefined });
+  const afterAudit = await statsUntil('the audit event', (s) => s.audits === 1);
+  print('emit audit → stats', { audits: afterAudit.audits, lastAudit: afterAudit.lastAudit });
+  expectEqual('lastAudit', afterAudit.lastAudit, event);
+
+  // 11. Binary: a Buffer goes out as msgpack bin and comes back byte for byte.
+  const bytes = Buffer.from([0x00, 0x01, 0x7f, 0x80, 0xfe, 0xff, ...Buffer.from('msgpack')]);
+  const echoed = await firstValueFrom(client.send<Uint8Array>('echo', bytes));
+  print('echo(Buffer)', `${echoed.byteLength} bytes, ${Buffer.from(echoed).toString('hex')}`);
+  if (!(echoed instanceof Uint8Array) || !Buffer.from(echoed).equals(bytes)) {
+    throw new Error(`echo: expected ${bytes.toString('hex')}, got ${show(echoed)}`);
+  }
+
+  // 12. The hybrid app's HTTP route, which calls the microservice with its Nest-injected client.
+  const ok = await fetch(`${httpUrl}/http/div?a=10&b=4`);
+  const okBody: unknown = await ok.json();
+  print('GET /http/div?a=10&b=4', `${ok.status} ${JSON.stringify(okBody)}`);
+  expectEqual('GET /http/div?a=10&b=4', [ok.status, okBody], [200, { a: 10, b: 4, result: 2.5 }]);
+  const bad = await fetch(`${httpUrl}/http/div?a=1&b=0`);
+  const badBody: unknown = await bad.json();
+  print('GET /http/div?a=1&b=0', `${bad.status} ${JSON.stringify(badBody)}`);
+  expectEqual('GET /http/div?a=1&b=0', [bad.status, badBody], [400, { code: 'DIV_BY_ZERO', message: 'division by zero' }]);
+
+  console.log('all calls returned what they should');
+}
+
+try {
+  await main();
+} catch (e) {
+  console.error('sample client failed:', e);
+  process.exitCode = 1;
+} finally {
+  await client.close();
+}

@@ -1,0 +1,105 @@
+import { Controller, Logger } from '@nestjs/common';
+import { Payload, RpcException } from '@nestjs/microservices';
+import { finalize, interval, map, reduce, type Observable } from 'rxjs';
+// In your own app: import { ... } from 'nestjs-ws-msgpack';
+import { WsEventPattern, WsHeaders, WsMessagePattern, WsSignal } from '../../src/index.js';
+import type { AuditEvent, DivRequest, RepeatRequest, SleepRequest, Stats } from '../shared.js';
+import { StatsService } from './stats.service.js';
+
+/** The RPC handlers: unary, cancellable, request/response/bidirectional streams, headers, events. */
+@Controller()
+export class RpcController {
+  private readonly logger = new Logger(RpcController.name);
+
+  constructor(private readonly stats: StatsService) {}
+
+  /** Unary: one request, one answer; a domain error travels as the RpcException's payload. */
+  @WsMessagePattern('div')
+  div(@Payload() { a, b }: DivRequest): number {
+    if (b === 0) throw new RpcException({ code: 'DIV_BY_ZERO', message: 'division by zero' });
+    return a / b;
+  }
+
+  /**
+   * Long-running and cancellable: the AbortSignal fires when the caller unsubscribes, when the
+   * call's deadline passes, or when the connection drops.
+   */
+  @WsMessagePattern('sleep')
+  sleep(@Payload() { seconds }: SleepRequest, @WsSignal() signal: AbortSignal): Promise<string> {
+    return new Promise<string>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(`done sleeping ${seconds} s`);
+      }, seconds * 1000);
+      const onAbort = (): void => {
+        clearTimeout(timer);
+        this.stats.sleepAborts++;
+        const reason = describeReason(signal.reason);
+        this.logger.log(`sleep aborted (${reason})`);
+        // The call is already over, so nobody receives this; rejecting just ends the handler.
+        // (An RpcException, because Nest's exception handler logs a stack trace for other errors.)
+        reject(new RpcException({ code: reason, message: 'sleep aborted' }));
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+
+  /** Request stream: the client sends numbers one by one; the answer is their total. */
+  @WsMessagePattern('sum')
+  sum(@Payload() numbers$: Observable<number>): Observable<number> {
+    return numbers$.pipe(reduce((total, n) => total + n, 0));
+  }
+
+  /** Response stream from an async generator: `word`, `count` times. */
+  @WsMessagePattern('repeat')
+  async *repeat(@Payload() { word, count }: RepeatRequest): AsyncGenerator<string> {
+    for (let i = 0; i < count; i++) yield word;
+  }
+
+  /** Bidirectional: every incoming word goes back upper-cased as soon as it arrives. */
+  @WsMessagePattern('uppercase')
+  uppercase(@Payload() words$: Observable<string>): Observable<string> {
+    return words$.pipe(map((word) => word.toUpperCase()));
+  }
+
+  /** An endless stream; `finalize` runs when the client stops listening. */
+  @WsMessagePattern('interval')
+  interval(): Observable<number> {
+    return interval(10).pipe(
+      finalize(() => {
+        this.stats.intervalTeardowns++;
+        this.logger.log('interval producer torn down');
+      }),
+    );
+  }
+
+  /** Reads one call header set with WsMsgpackRecordBuilder#setHeaders. */
+  @WsMessagePattern('whoami')
+  whoami(@WsHeaders('x-tenant') tenant: string | undefined): string {
+    return `tenant ${tenant ?? '(none)'}`;
+  }
+
+  /** Binary data: msgpack carries bytes as-is (received as a Buffer), so this echoes them back. */
+  @WsMessagePattern('echo')
+  echo(@Payload() bytes: Uint8Array): Uint8Array {
+    return bytes;
+  }
+
+  /** Fire-and-forget event: no answer goes back. */
+  @WsEventPattern('audit')
+  audit(@Payload() event: AuditEvent): void {
+    this.stats.audits++;
+    this.stats.lastAudit = event;
+    this.logger.log(`audit event: ${event.user} ${event.action}`);
+  }
+
+  @WsMessagePattern('stats')
+  getStats(): Stats {
+    return this.stats.snapshot();
+  }
+}
+
+function describeReason(reason: unknown): string {
+  const code = (reason as { code?: unknown } | null)?.code;
+  return typeof code === 'string' ? code : String(reason);
+}
