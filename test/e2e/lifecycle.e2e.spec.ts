@@ -1,0 +1,210 @@
+import { Controller, Module } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { MessagePattern, Payload } from '@nestjs/microservices';
+import { firstValueFrom, take, toArray } from 'rxjs';
+import { WebSocketServer } from 'ws';
+import { WsMsgpackClient, WsMsgpackError, WsMsgpackServer, WsMsgpackStatus } from '../../src/index.js';
+import { errorOf, first, startService, until, within } from '../support/helpers.js';
+import { RawPeer } from '../support/raw-peer.js';
+
+@Controller()
+class PingController {
+  @MessagePattern('ping')
+  ping(@Payload() n: number): number {
+    return n + 1;
+  }
+
+  @MessagePattern('hang')
+  hang(): Promise<never> {
+    return new Promise(() => {});
+  }
+}
+
+@Module({ controllers: [PingController] })
+class PingModule {}
+
+describe('WsMsgpackServer lifecycle', () => {
+  it('reports EADDRINUSE through listen(), so app.listen() rejects with a clear message', async () => {
+    const svc = await startService({ controllers: [PingController] });
+    try {
+      const port = svc.server.address()!.port;
+      const second = await NestFactory.createMicroservice(PingModule, { strategy: new WsMsgpackServer({ port }), logger: false });
+      await expect(within(second.listen())).rejects.toThrow(new RegExp(`port ${port} .*already in use \\(EADDRINUSE\\)`));
+      await within(second.close());
+    } finally {
+      await svc.close();
+    }
+  });
+
+  it('status goes connected on listen and disconnected on close; close() ends every connection and resolves', async () => {
+    const server = new WsMsgpackServer({ port: 0 });
+    const statuses: string[] = [];
+    server.status.subscribe((s) => statuses.push(s));
+    const app = await NestFactory.createMicroservice(PingModule, { strategy: server, logger: false });
+    await within(app.listen());
+    const url = `ws://127.0.0.1:${server.address()!.port}`;
+    const peers = await Promise.all([RawPeer.open(url), RawPeer.open(url)]);
+    const client = new WsMsgpackClient({ url });
+    const pending = errorOf(client.send('hang', {}));
+    await until(() => server.connectionCount === 3, undefined, 'three connections');
+    await within(app.close());
+    for (const p of peers) expect((await p.whenClosed()).code).toBe(1001);
+    expect(await pending).toMatchObject({ code: 'UNAVAILABLE' });
+    expect(server.connectionCount).toBe(0);
+    expect(statuses).toEqual([WsMsgpackStatus.CONNECTED, WsMsgpackStatus.DISCONNECTED]);
+    await client.close();
+  });
+
+  it('unwrap() returns the ws WebSocketServer, and throws before listen', async () => {
+    const server = new WsMsgpackServer({ port: 0 });
+    expect(() => server.unwrap()).toThrow(/Not initialized/);
+    const app = await NestFactory.createMicroservice(PingModule, { strategy: server, logger: false });
+    await within(app.listen());
+    expect(server.unwrap()).toBeInstanceOf(WebSocketServer);
+    await within(app.close());
+  });
+
+  it('on() registers connection and disconnect listeners, also before listen()', async () => {
+    const server = new WsMsgpackServer({ port: 0 });
+    const events: string[] = [];
+    server.on('connection', (_ws, req) => events.push(`connect ${req.url}`));
+    server.on('disconnect', (_ws, code) => events.push(`disconnect ${code}`));
+    const app = await NestFactory.createMicroservice(PingModule, { strategy: server, logger: false });
+    await within(app.listen());
+    const client = new WsMsgpackClient({ url: `ws://127.0.0.1:${server.address()!.port}/x` });
+    expect(await first(client.send('ping', 1))).toBe(2);
+    await client.close();
+    await until(() => events.length === 2, undefined, 'disconnect event');
+    expect(events).toEqual(['connect /x', 'disconnect 1000']);
+    await within(app.close());
+  });
+
+  it('a path restricts which upgrades are accepted', async () => {
+    const svc = await startService({ controllers: [PingController] }, { path: '/rpc' });
+    try {
+      expect(await first(svc.client().send('ping', 1))).toBe(2);
+      const wrong = new WsMsgpackClient({ url: svc.url.replace('/rpc', '/other') });
+      const err = await errorOf(wrong.send('ping', 1));
+      expect(err).toMatchObject({ code: 'UNAVAILABLE', message: expect.stringMatching(/404/) });
+      await wrong.close();
+    } finally {
+      await svc.close();
+    }
+  });
+
+  it('authorize() refuses upgrades with HTTP 401 and lets authorised ones in', async () => {
+    const svc = await startService({ controllers: [PingController] }, { authorize: (req) => req.headers.authorization === 'Bearer good' });
+    try {
+      const ok = svc.client({ headers: { authorization: 'Bearer good' } });
+      expect(await first(ok.send('ping', 1))).toBe(2);
+      const bad = svc.client({ headers: { authorization: 'Bearer bad' } });
+      expect(await errorOf(bad.send('ping', 1))).toMatchObject({ code: 'UNAVAILABLE', message: expect.stringMatching(/401/) });
+    } finally {
+      await svc.close();
+    }
+  });
+});
+
+describe('WsMsgpackClient lifecycle', () => {
+  it('connects lazily on the first send and only once for concurrent callers', async () => {
+    const svc = await startService({ controllers: [PingController] });
+    try {
+      const c = svc.client();
+      const statuses: string[] = [];
+      c.status.subscribe((s) => statuses.push(s));
+      expect(() => c.unwrap()).toThrow(/Not initialized/);
+      const [a, b] = await Promise.all([c.connect(), c.connect()]);
+      expect(a).toBe(b);
+      expect(await first(c.send('ping', 1))).toBe(2);
+      expect(svc.server.connectionCount).toBe(1);
+      expect(c.unwrap<{ protocol: string }>().protocol).toBe('wsmp.v1');
+      await c.close();
+      expect(statuses).toEqual(['connecting', 'connected', 'disconnected']);
+    } finally {
+      await svc.close();
+    }
+  });
+
+  it('send() is cold: nothing is sent until subscription', async () => {
+    const svc = await startService({ controllers: [PingController] });
+    try {
+      const c = svc.client();
+      const call = c.send('ping', 1);
+      expect(svc.server.connectionCount).toBe(0);
+      expect(await first(call)).toBe(2);
+      expect(await first(call)).toBe(2); // each subscription is its own call
+    } finally {
+      await svc.close();
+    }
+  });
+
+  it('fails calls with UNAVAILABLE when the server is unreachable, and does not hang', async () => {
+    const svc = await startService({ controllers: [PingController] });
+    const url = svc.url;
+    await svc.close();
+    const c = new WsMsgpackClient({ url, connectTimeout: 2000 });
+    const err = await errorOf(c.send('ping', 1));
+    expect(err).toBeInstanceOf(WsMsgpackError);
+    expect(err).toMatchObject({ code: 'UNAVAILABLE', message: expect.stringMatching(/cannot connect/) });
+  });
+
+  it('reconnects on the next call after the connection dropped', async () => {
+    const svc = await startService({ controllers: [PingController] });
+    try {
+      const c = svc.client();
+      const disconnects: number[] = [];
+      c.on('disconnect', (info) => disconnects.push(info.code));
+      expect(await first(c.send('ping', 1))).toBe(2);
+      const firstSocket = c.unwrap<{ terminate(): void }>();
+      firstSocket.terminate();
+      await until(() => disconnects.length === 1, undefined, 'disconnect');
+      expect(await first(c.send('ping', 2))).toBe(3);
+      expect(c.unwrap()).not.toBe(firstSocket);
+    } finally {
+      await svc.close();
+    }
+  });
+
+  it('emit() is hot and completes once the event is sent', async () => {
+    const svc = await startService({ controllers: [PingController] });
+    try {
+      const c = svc.client();
+      const emitted = c.emit('unknown-event', { a: 1 });
+      await within(firstValueFrom(emitted.pipe(toArray(), take(1))));
+      expect(svc.server.connectionCount).toBe(1);
+    } finally {
+      await svc.close();
+    }
+  });
+
+  it('reports connection-level protocol errors from the server through on("error")', async () => {
+    const svc = await startService({ controllers: [PingController] });
+    try {
+      const c = svc.client();
+      const errors: Error[] = [];
+      c.on('error', (e) => errors.push(e));
+      await c.connect();
+      // A text frame is a protocol violation the server reports with an id-0 ERROR.
+      c.unwrap<{ send(data: string): void }>().send('hello');
+      await until(() => errors.length === 1, undefined, 'error event');
+      expect(errors[0]).toMatchObject({ code: 'PROTOCOL_ERROR' });
+      expect(await first(c.send('ping', 5))).toBe(6);
+    } finally {
+      await svc.close();
+    }
+  });
+
+  it('close() is idempotent and a closed client can connect again', async () => {
+    const svc = await startService({ controllers: [PingController] });
+    try {
+      const c = svc.client();
+      await c.close();
+      expect(await first(c.send('ping', 1))).toBe(2);
+      await c.close();
+      await c.close();
+      expect(await first(c.send('ping', 2))).toBe(3);
+    } finally {
+      await svc.close();
+    }
+  });
+});
