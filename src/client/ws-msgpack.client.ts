@@ -113,6 +113,21 @@ export class WsMsgpackClient extends ClientProxy<WsMsgpackClientEvents, string> 
   }
 
   /**
+   * Sends a request and consumes the response by pulling, with end-to-end backpressure: the server
+   * is never more than one credit window (`window` option, record `setWindow`) ahead of the loop.
+   * `break` (or `return()`) cancels the call on the server.
+   *
+   * ```ts
+   * for await (const row of client.iterate<Row>('export', query)) await slowWrite(row);
+   * ```
+   */
+  async *iterate<TResult = unknown, TInput = unknown>(pattern: unknown, data: TInput): AsyncGenerator<TResult, void, undefined> {
+    const { payload, options } = this.unpack(data);
+    const conn = await this.connect();
+    yield* conn.iterate(pattern, payload, options) as AsyncIterableIterator<TResult>;
+  }
+
+  /**
    * Emits an event. Like Nest's built-in clients it is sent right away (hot); the returned
    * Observable completes once the event was handed to the socket, or errors.
    */

@@ -1,4 +1,4 @@
-import { Observable, type Subscriber } from 'rxjs';
+import { Observable } from 'rxjs';
 import { FrameCodec, type FrameCodecOptions } from '../protocol/codec.js';
 import { ProtocolViolation, WsMsgpackError, WsMsgpackErrorCode } from '../protocol/errors.js';
 import {
@@ -14,6 +14,7 @@ import {
 import { InboundCredit } from './credit.js';
 import { describeError, errorFromFrame } from './errors.js';
 import { InboundStream } from './inbound-stream.js';
+import { Queue } from './queue.js';
 import { isAsyncIterable, isStreamIterable, OutboundStream, type OutboundSource, type StreamSink } from './outbound-stream.js';
 import { bindSocket, type WebSocketLike } from './socket.js';
 
@@ -92,10 +93,19 @@ export interface CloseInfo {
   reason: string;
 }
 
+/** Where a call's response goes (an rxjs Subscriber, or the iterator's buffer). */
+interface CallObserver {
+  next(value: unknown): void;
+  error(error: unknown): void;
+  complete(): void;
+}
+
 interface OutgoingCall {
   readonly id: number;
-  readonly subscriber: Subscriber<unknown>;
+  readonly observer: CallObserver;
   readonly credit: InboundCredit;
+  /** Grant credit as items are delivered (Observables) rather than as they are pulled (iterate). */
+  readonly autoCredit: boolean;
   request: OutboundStream | undefined;
   timer: ReturnType<typeof setTimeout> | undefined;
   done: boolean;
@@ -219,45 +229,115 @@ export class Connection {
    * an array), whose items are sent under the responder's credit.
    */
   call(pattern: unknown, payload: unknown, options: CallOptions = {}): Observable<unknown> {
-    return new Observable<unknown>((subscriber) => {
-      if (this.closedInfo) {
-        subscriber.error(this.unavailable(this.closedInfo));
-        return;
-      }
-      const id = this.nextId;
-      this.nextId += 2;
-      const window = options.window ?? this.limits.window;
-      const isStream = isStreamSource(payload);
-      const st: OutgoingCall = { id, subscriber, credit: new InboundCredit(window), request: undefined, timer: undefined, done: false };
-      const frame: RequestFrame = { type: FrameType.REQUEST, id, pattern, payload: isStream ? undefined : payload, stream: isStream };
-      if (options.headers !== undefined) frame.headers = options.headers;
-      if (window > 0) frame.credit = window;
-      if (options.timeout !== undefined && options.timeout > 0) frame.timeout = Math.ceil(options.timeout);
-      try {
-        this.sendChecked(frame);
-      } catch (e) {
-        subscriber.error(e);
-        return;
-      }
-      this.outgoing.set(id, st);
-      if (frame.timeout !== undefined) {
-        st.timer = setTimeout(() => {
-          if (st.done) return;
-          this.endOutgoing(st);
-          this.sendSafe({ type: FrameType.CANCEL, id });
-          subscriber.error(new WsMsgpackError(WsMsgpackErrorCode.DEADLINE_EXCEEDED, `deadline of ${frame.timeout} ms exceeded`));
-        }, frame.timeout);
-      }
-      if (isStream) {
-        st.request = new OutboundStream(this.sink, id, 0, this.limits.highWaterMark, () => {});
-        st.request.start(payload as OutboundSource);
-      }
-      return () => {
+    return new Observable<unknown>((subscriber) => this.startCall(pattern, payload, options, subscriber, true)?.teardown);
+  }
+
+  /**
+   * Starts a call whose response is consumed by pulling: credit is granted only as the consumer
+   * takes items, so the responder is never more than one window ahead of a slow consumer.
+   * The call starts on the first `next()`; `return()` (e.g. `break` in `for await`) cancels it.
+   */
+  iterate(pattern: unknown, payload: unknown, options: CallOptions = {}): AsyncIterableIterator<unknown> {
+    const items = new Queue<unknown>();
+    let end: { error: unknown } | 'complete' | undefined;
+    let wake: (() => void) | undefined;
+    let started: { state: OutgoingCall; teardown: () => void } | undefined | null = null;
+    const observer: CallObserver = {
+      next: (v) => {
+        items.push(v);
+        wake?.();
+      },
+      error: (error) => {
+        end = { error };
+        wake?.();
+      },
+      complete: () => {
+        end = 'complete';
+        wake?.();
+      },
+    };
+    const iterator: AsyncIterableIterator<unknown> = {
+      next: async (): Promise<IteratorResult<unknown>> => {
+        if (started === null) started = this.startCall(pattern, payload, options, observer, false);
+        while (items.length === 0 && end === undefined) await new Promise<void>((resolve) => (wake = resolve));
+        wake = undefined;
+        if (items.length > 0) {
+          const value = items.shift();
+          if (started) this.grantConsumed(started.state);
+          return { value, done: false };
+        }
+        if (end !== undefined && end !== 'complete') {
+          const { error } = end;
+          end = 'complete';
+          throw error;
+        }
+        return { value: undefined, done: true };
+      },
+      return: async (): Promise<IteratorResult<unknown>> => {
+        started?.teardown();
+        end ??= 'complete';
+        items.clear();
+        return { value: undefined, done: true };
+      },
+      [Symbol.asyncIterator]() {
+        return iterator;
+      },
+    };
+    return iterator;
+  }
+
+  private startCall(
+    pattern: unknown,
+    payload: unknown,
+    options: CallOptions,
+    observer: CallObserver,
+    autoCredit: boolean,
+  ): { state: OutgoingCall; teardown: () => void } | undefined {
+    if (this.closedInfo) {
+      observer.error(this.unavailable(this.closedInfo));
+      return undefined;
+    }
+    const id = this.nextId;
+    this.nextId += 2;
+    const window = options.window ?? this.limits.window;
+    const isStream = isStreamSource(payload);
+    const st: OutgoingCall = { id, observer, credit: new InboundCredit(window), autoCredit, request: undefined, timer: undefined, done: false };
+    const frame: RequestFrame = { type: FrameType.REQUEST, id, pattern, payload: isStream ? undefined : payload, stream: isStream };
+    if (options.headers !== undefined) frame.headers = options.headers;
+    if (window > 0) frame.credit = window;
+    if (options.timeout !== undefined && options.timeout > 0) frame.timeout = Math.ceil(options.timeout);
+    try {
+      this.sendChecked(frame);
+    } catch (e) {
+      observer.error(e);
+      return undefined;
+    }
+    this.outgoing.set(id, st);
+    if (frame.timeout !== undefined) {
+      st.timer = setTimeout(() => {
         if (st.done) return;
         this.endOutgoing(st);
         this.sendSafe({ type: FrameType.CANCEL, id });
-      };
-    });
+        observer.error(new WsMsgpackError(WsMsgpackErrorCode.DEADLINE_EXCEEDED, `deadline of ${frame.timeout} ms exceeded`));
+      }, frame.timeout);
+    }
+    if (isStream) {
+      st.request = new OutboundStream(this.sink, id, 0, this.limits.highWaterMark, () => {});
+      st.request.start(payload as OutboundSource);
+    }
+    const teardown = (): void => {
+      if (st.done) return;
+      this.endOutgoing(st);
+      this.sendSafe({ type: FrameType.CANCEL, id });
+    };
+    return { state: st, teardown };
+  }
+
+  /** One response item reached the consumer: top the credit up when due. */
+  private grantConsumed(st: OutgoingCall): void {
+    if (st.done) return;
+    const n = st.credit.consumed();
+    if (n > 0) this.sendSafe({ type: FrameType.CREDIT, id: st.id, credit: n });
   }
 
   /** Emits an event (fire and forget). Throws when the connection is closed or the data cannot be encoded. */
@@ -336,10 +416,8 @@ export class Connection {
     if (!st.credit.receive()) {
       throw new ProtocolViolation(`NEXT beyond granted credit (window ${st.credit.window})`, frame.id, frame.type);
     }
-    st.subscriber.next(frame.value);
-    if (st.done) return;
-    const n = st.credit.consumed();
-    if (n > 0) this.sendSafe({ type: FrameType.CREDIT, id: st.id, credit: n });
+    st.observer.next(frame.value);
+    if (st.autoCredit) this.grantConsumed(st);
   }
 
   private onResponseComplete(frame: CompleteFrame): void {
@@ -349,15 +427,15 @@ export class Connection {
       throw new ProtocolViolation(`COMPLETE value beyond granted credit (window ${st.credit.window})`, frame.id, frame.type);
     }
     this.endOutgoing(st);
-    if (frame.hasValue) st.subscriber.next(frame.value);
-    st.subscriber.complete();
+    if (frame.hasValue) st.observer.next(frame.value);
+    st.observer.complete();
   }
 
   private onResponseError(frame: ErrorFrame): void {
     const st = this.outgoing.get(frame.id);
     if (!st) return;
     this.endOutgoing(st);
-    st.subscriber.error(errorFromFrame(frame));
+    st.observer.error(errorFromFrame(frame));
   }
 
   private endOutgoing(st: OutgoingCall): void {
@@ -497,7 +575,7 @@ export class Connection {
       if (!st) return;
       this.endOutgoing(st);
       this.sendSafe({ type: FrameType.CANCEL, id: v.id });
-      st.subscriber.error(err);
+      st.observer.error(err);
       return;
     }
     const st = this.incoming.get(v.id);
@@ -586,7 +664,7 @@ export class Connection {
     }
     for (const st of [...this.outgoing.values()]) {
       this.endOutgoing(st);
-      st.subscriber.error(err);
+      st.observer.error(err);
     }
     for (const l of this.closeListeners.splice(0)) l(info);
   }

@@ -1,12 +1,14 @@
 /**
  * Receiver-side credit accounting for one inbound stream (REQUEST_N style).
- * The receiver grants `window` items up front and tops the grant back up to `window` once half of
- * it has been consumed, so a steady stream sends one CREDIT frame per `window / 2` items.
+ * The receiver grants `window` items up front and, once half of them have been consumed, tops the
+ * grant back up to `window` items beyond what was consumed, so a steady stream sends one CREDIT frame
+ * per `window / 2` items and the sender is never more than `window` items ahead of the consumer.
  * A window of 0 means "unlimited": nothing is granted and nothing is counted.
  */
 export class InboundCredit {
   private granted: number;
   private received = 0;
+  private taken = 0;
 
   constructor(readonly window: number) {
     this.granted = window;
@@ -34,14 +36,16 @@ export class InboundCredit {
   }
 
   /**
-   * Call after an item was delivered to the consumer. Returns the credit to grant now
-   * (0 when no CREDIT frame is due).
+   * Call when one item was handed to the consumer. Returns the credit to grant now (0 when no
+   * CREDIT frame is due). Counting consumption rather than arrival keeps the sender at most one
+   * window ahead of the consumer, however many items wait in a local buffer.
    */
   consumed(): number {
     if (this.unlimited) return 0;
-    const outstanding = this.granted - this.received;
-    if (outstanding > this.window / 2) return 0;
-    const grant = this.window - outstanding;
+    this.taken++;
+    const ahead = this.granted - this.taken;
+    if (ahead > this.window / 2) return 0;
+    const grant = this.window - ahead;
     this.granted += grant;
     return grant;
   }

@@ -11,6 +11,7 @@ import { WS_MSGPACK_TRANSPORT, WsMsgpackStatus } from '../constants.js';
 import { CloseCode, SUBPROTOCOL_V1, SUPPORTED_SUBPROTOCOLS } from '../protocol/constants.js';
 import { WsMsgpackError, WsMsgpackErrorCode } from '../protocol/errors.js';
 import type { WsMsgpackServerOptions } from './options.js';
+import { mapIterableErrors } from './stream-errors.js';
 import { routeUpgrades } from './upgrade-router.js';
 import { WsMsgpackContext } from './ws-msgpack.context.js';
 
@@ -198,7 +199,7 @@ export class WsMsgpackServer
         try {
           const result: unknown = await handler(data, ctx);
           const stream$ = this.transformToObservable(result) as Observable<unknown>;
-          resolve(stream$.pipe(finalize(end)));
+          resolve(mapIterableErrors(stream$).pipe(finalize(end)));
         } catch (e) {
           end();
           reject(e);

@@ -30,12 +30,17 @@ describe('InboundCredit', () => {
     expect(c.outstanding).toBe(8);
   });
 
-  it('tops up by what was used when consumption lags reception', () => {
+  it('counts consumption, not arrival: a lagging consumer keeps the sender within one window', () => {
     const c = new InboundCredit(8);
-    for (let i = 0; i < 6; i++) expect(c.receive()).toBe(true);
-    expect(c.consumed()).toBe(6); // outstanding 2 -> grant 6, back to 8
-    expect(c.outstanding).toBe(8);
-    expect(c.consumed()).toBe(0); // nothing new received: nothing due
+    for (let i = 0; i < 8; i++) expect(c.receive()).toBe(true); // all 8 arrive, none consumed yet
+    expect(c.receive()).toBe(false); // the 9th would exceed the window
+    expect(c.consumed()).toBe(0); // 1 consumed: 7 still ahead of the consumer
+    expect(c.consumed()).toBe(0);
+    expect(c.consumed()).toBe(0); // 3 consumed: 5 ahead
+    expect(c.consumed()).toBe(4); // 4 consumed: 4 ahead (half) -> top up to consumed + 8 = 12
+    expect(c.outstanding).toBe(4); // granted 12, received 8
+    for (let i = 0; i < 4; i++) expect(c.receive()).toBe(true);
+    expect(c.receive()).toBe(false); // never more than 8 beyond the 4 consumed
   });
 
   it('handles odd windows (half rounds down) and a window of 1', () => {
