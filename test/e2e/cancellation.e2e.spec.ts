@@ -1,0 +1,410 @@
+import { Controller } from '@nestjs/common';
+import { Ctx, MessagePattern, Payload, RpcException } from '@nestjs/microservices';
+import {
+  concat,
+  finalize,
+  firstValueFrom,
+  interval,
+  lastValueFrom,
+  NEVER,
+  type Observable,
+  of,
+  reduce,
+  Subject,
+  take,
+  takeUntil,
+  tap,
+  timeout,
+  timer,
+} from 'rxjs';
+import WebSocket from 'ws';
+import {
+  WsHeaders,
+  WsMsgpackContext,
+  WsMsgpackError,
+  WsMsgpackErrorCode,
+  WsMsgpackRecordBuilder,
+  WsSignal,
+  type WsMsgpackClient,
+} from '../../src/index.js';
+import { all, errorOf, first, startService, until, WAIT_MS, within, type TestService } from '../support/helpers.js';
+import { RawPeer } from '../support/raw-peer.js';
+import { endless, holds, Probes, ticker, type Probe, type SourceStats } from '../support/streams.js';
+
+const probes = new Probes();
+let tagSeq = 0;
+const newTag = (name: string): string => `${name}-${++tagSeq}`;
+
+@Controller()
+class CancelController {
+  /** Endless ticks; signal via ctx.getSignal(). */
+  @MessagePattern('ticks')
+  ticks(@Payload() tag: string, @Ctx() ctx: WsMsgpackContext): Observable<number> {
+    const p = probes.get(tag).watch(ctx.getSignal());
+    p.started++;
+    return ticker(p, 5);
+  }
+
+  /** Never emits; signal via @WsSignal(). */
+  @MessagePattern('silent')
+  silent(@Payload() tag: string, @WsSignal() signal: AbortSignal): Observable<never> {
+    const p = probes.get(tag).watch(signal);
+    p.started++;
+    return NEVER.pipe(finalize(() => p.finalized++));
+  }
+
+  /** wsmpRPC's cancellable sleep: waits `seconds` but honours the AbortSignal. */
+  @MessagePattern('sleep')
+  sleep(@Payload() { tag, seconds }: { tag: string; seconds: number }, @WsSignal() signal: AbortSignal): Promise<string> {
+    const p = probes.get(tag).watch(signal);
+    p.started++;
+    return new Promise<string>((resolve, reject) => {
+      const t = setTimeout(() => {
+        signal.removeEventListener('abort', onAbort);
+        p.completed++;
+        resolve(`done sleeping ${seconds} s`);
+      }, seconds * 1000);
+      const onAbort = (): void => {
+        clearTimeout(t);
+        p.finalized++;
+        reject(new RpcException('sleep aborted'));
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+
+  /** wsmpRPC's endless interval, counted at the producer. */
+  @MessagePattern('interval')
+  interval(@Payload() tag: string, @WsSignal() signal: AbortSignal): Observable<number> {
+    const p = probes.get(tag).watch(signal);
+    p.started++;
+    return interval(2).pipe(
+      tap(() => p.produced++),
+      finalize(() => p.finalized++),
+    );
+  }
+
+  /** A finite stream of `count` ticks. */
+  @MessagePattern('finite')
+  finite(@Payload() { tag, count }: { tag: string; count: number }, @WsSignal() signal: AbortSignal): Observable<number> {
+    const p = probes.get(tag).watch(signal);
+    p.started++;
+    return ticker(p, 2).pipe(take(count));
+  }
+
+  /** An endless async generator; its `finally` counts as the teardown. */
+  @MessagePattern('genForever')
+  async *genForever(@Payload() tag: string, @WsSignal() signal: AbortSignal): AsyncGenerator<number> {
+    const p = probes.get(tag).watch(signal);
+    p.started++;
+    try {
+      for (let i = 0; ; i++) {
+        await new Promise((r) => setTimeout(r, 2));
+        p.produced++;
+        yield i;
+      }
+    } finally {
+      p.finalized++;
+    }
+  }
+
+  /** A slow unary call: resolves only when told to; on abort it cleans up (counted) and rejects. */
+  @MessagePattern('slowUnary')
+  slowUnary(@Payload() tag: string, @WsSignal() signal: AbortSignal): Promise<string> {
+    const p = probes.get(tag).watch(signal);
+    p.started++;
+    return new Promise<string>((_resolve, reject) => {
+      signal.addEventListener(
+        'abort',
+        () => {
+          p.finalized++;
+          reject(new RpcException('aborted'));
+        },
+        { once: true },
+      );
+    });
+  }
+
+  /** A request stream summed; the tag comes in a header. */
+  @MessagePattern('sumStream')
+  sumStream(@Payload() items$: Observable<number>, @WsHeaders('tag') tag: string, @WsSignal() signal: AbortSignal): Observable<number> {
+    const p = probes.get(tag).watch(signal);
+    p.started++;
+    return items$.pipe(
+      tap(() => p.produced++),
+      reduce((a, b) => a + b, 0),
+      finalize(() => p.finalized++),
+    );
+  }
+}
+
+function expectUnavailable(err: unknown): void {
+  expect(err).toBeInstanceOf(WsMsgpackError);
+  expect((err as WsMsgpackError).code).toBe(WsMsgpackErrorCode.UNAVAILABLE);
+}
+
+/** Waits until the server-side producer of `p` is torn down, then shows it makes nothing more. */
+async function expectProducerStopped(p: Probe): Promise<void> {
+  await until(() => p.finalized === 1, WAIT_MS, 'server finalize');
+  const produced = p.produced;
+  await holds(() => p.produced === produced, 'producer count after teardown');
+  expect(p.finalized).toBe(1);
+}
+
+async function expectCancelled(p: Probe): Promise<void> {
+  await until(() => p.finalized === 1, WAIT_MS, 'server finalize');
+  await until(() => p.signal?.aborted === true, WAIT_MS, 'signal abort');
+  expect(p.abortCode).toBe(WsMsgpackErrorCode.CANCELLED);
+  expect(p.abortReasons).toHaveLength(1);
+  expect(p.abortReasons[0]).toBeInstanceOf(WsMsgpackError);
+}
+
+describe('cancellation by unsubscribing', () => {
+  let svc: TestService;
+  let client: WsMsgpackClient;
+  beforeAll(async () => {
+    svc = await startService({ controllers: [CancelController] });
+    client = svc.client();
+  });
+  afterAll(() => svc.close());
+
+  it('take(1) on an endless stream cancels it: finalize runs, ctx.getSignal() aborts CANCELLED, production stops', async () => {
+    const tag = newTag('take1');
+    expect(await all(client.send<number>('ticks', tag).pipe(take(1)))).toEqual([0]);
+    const p = probes.get(tag);
+    await expectCancelled(p);
+    await expectProducerStopped(p);
+    expect(p.started).toBe(1);
+  });
+
+  it('rxjs timeout() on a silent call cancels it: finalize runs, @WsSignal() aborts CANCELLED', async () => {
+    const tag = newTag('timeout');
+    const err = await errorOf(client.send('silent', tag).pipe(timeout(100)));
+    expect((err as Error).name).toBe('TimeoutError');
+    await expectCancelled(probes.get(tag));
+  });
+
+  it('takeUntil() cancels a stream mid-way: items before the trigger only, then teardown', async () => {
+    const tag = newTag('takeUntil');
+    const stop$ = new Subject<void>();
+    const items = await all(
+      client.send<number>('ticks', tag).pipe(
+        tap((v) => {
+          if (v === 3) stop$.next();
+        }),
+        takeUntil(stop$),
+      ),
+    );
+    // takeUntil sees the trigger during tap of item 3, before item 3 reaches toArray.
+    expect(items).toEqual([0, 1, 2]);
+    const p = probes.get(tag);
+    await expectCancelled(p);
+    await expectProducerStopped(p);
+  });
+
+  it('firstValueFrom() on a multi-item stream cancels the rest', async () => {
+    const tag = newTag('firstValueFrom');
+    expect(await within(firstValueFrom(client.send<number>('ticks', tag)), WAIT_MS)).toBe(0);
+    const p = probes.get(tag);
+    await expectCancelled(p);
+    await expectProducerStopped(p);
+  });
+
+  it("cancelling an async-generator handler runs the generator's finally and stops pulling it", async () => {
+    const tag = newTag('gen');
+    expect(await all(client.send<number>('genForever', tag).pipe(take(3)))).toEqual([0, 1, 2]);
+    const p = probes.get(tag);
+    await expectCancelled(p);
+    await expectProducerStopped(p);
+  });
+
+  it('wsmpRPC sleep: a 3 s sleep cancelled after 1 s by takeUntil(timer(1000)) aborts the handler and does not complete', async () => {
+    const tag = newTag('sleep');
+    const CANCELLED = Symbol('cancelled');
+    const received: unknown[] = [];
+    const result = await lastValueFrom(
+      client.send<string>('sleep', { tag, seconds: 3 }).pipe(
+        tap((v) => received.push(v)),
+        takeUntil(timer(1000)), // the cancel trigger of the scenario
+      ),
+      { defaultValue: CANCELLED },
+    );
+    expect(result).toBe(CANCELLED);
+    expect(received).toEqual([]);
+    const p = probes.get(tag);
+    await expectCancelled(p);
+    expect(p.completed).toBe(0);
+  });
+
+  it('wsmpRPC interval: take(50) receives exactly 50 items and the server producer stops', async () => {
+    const tag = newTag('interval');
+    const items = await all(client.send<number>('interval', tag).pipe(take(50)));
+    expect(items).toEqual(Array.from({ length: 50 }, (_, i) => i));
+    const p = probes.get(tag);
+    await expectCancelled(p);
+    await expectProducerStopped(p);
+    expect(p.produced).toBeGreaterThanOrEqual(50);
+  });
+
+  it('cancelling one call leaves a concurrent call on the same connection untouched', async () => {
+    const a = newTag('cancelled');
+    const b = newTag('survivor');
+    const survivor = all(client.send<number>('finite', { tag: b, count: 40 }));
+    expect(await all(client.send<number>('ticks', a).pipe(take(3)))).toEqual([0, 1, 2]);
+    const pa = probes.get(a);
+    await expectCancelled(pa);
+    expect(await survivor).toEqual(Array.from({ length: 40 }, (_, i) => i));
+    const pb = probes.get(b);
+    expect(pb.signal?.aborted).toBe(false);
+    expect(pb.produced).toBe(40);
+    await until(() => pb.finalized === 1, WAIT_MS, 'survivor finalize');
+    // the connection still serves new calls
+    expect(await all(client.send<number>('finite', { tag: newTag('after'), count: 3 }))).toEqual([0, 1, 2]);
+  });
+
+  it('cancelling a request-stream call tears down both the client source and the server handler (CANCELLED)', async () => {
+    const tag = newTag('reqCancel');
+    const stats: SourceStats = { pulls: 0, finalized: 0 };
+    const stop$ = new Subject<void>();
+    const done = lastValueFrom(
+      client.send('sumStream', new WsMsgpackRecordBuilder(endless(stats)).setHeaders({ tag }).build()).pipe(takeUntil(stop$)),
+      { defaultValue: 'cancelled' },
+    );
+    const p = probes.get(tag);
+    await until(() => p.produced >= 10, WAIT_MS, 'items reaching the handler');
+    stop$.next();
+    expect(await within(done, WAIT_MS, 'cancelled call')).toBe('cancelled');
+    await until(() => stats.finalized === 1, WAIT_MS, 'client generator finally');
+    await expectCancelled(p);
+    const pulls = stats.pulls;
+    const received = p.produced;
+    await holds(() => stats.pulls === pulls && p.produced === received, 'no more pulls or items after the cancel');
+  });
+
+  it('unsubscribing after completion sends nothing that disturbs the server (no abort on a finished call)', async () => {
+    const tag = newTag('finished');
+    expect(await all(client.send<number>('finite', { tag, count: 5 }))).toEqual([0, 1, 2, 3, 4]);
+    const p = probes.get(tag);
+    await until(() => p.finalized === 1, WAIT_MS, 'finalize');
+    await holds(() => p.signal?.aborted === false, 'signal not aborted');
+  });
+});
+
+describe('connection loss fails every call and tears every handler down', () => {
+  /** Starts a slow unary call, a stream and a request stream on `client`; returns their tags and outcomes. */
+  function startThree(client: WsMsgpackClient): {
+    tags: string[];
+    outcomes: Promise<unknown>[];
+    clientSource: { finalized: number };
+    streamItems: number[];
+  } {
+    const tags = [newTag('unary'), newTag('stream'), newTag('reqStream')];
+    const clientSource = { finalized: 0 };
+    const streamItems: number[] = [];
+    const source = concat(of(1, 2), NEVER).pipe(finalize(() => clientSource.finalized++));
+    const outcomes = [
+      errorOf(client.send('slowUnary', tags[0])),
+      errorOf(client.send<number>('ticks', tags[1]).pipe(tap((v) => streamItems.push(v)))),
+      errorOf(client.send('sumStream', new WsMsgpackRecordBuilder(source).setHeaders({ tag: tags[2] }).build())),
+    ];
+    return { tags, outcomes, clientSource, streamItems };
+  }
+
+  async function whenAllRunning(tags: string[], streamItems: number[]): Promise<void> {
+    await until(() => tags.every((t) => probes.get(t).started === 1), WAIT_MS, 'all three handlers started');
+    await until(() => probes.get(tags[2]!).produced === 2 && streamItems.length > 0, WAIT_MS, 'request items and stream items flowing');
+  }
+
+  async function expectAllTornDown(tags: string[], abortCode: string): Promise<void> {
+    await until(() => tags.every((t) => probes.get(t).finalized >= 1), WAIT_MS, 'every server handler torn down');
+    expect(tags.map((t) => probes.get(t).finalized)).toEqual([1, 1, 1]);
+    expect(tags.map((t) => probes.get(t).abortCode)).toEqual([abortCode, abortCode, abortCode]);
+    await expectProducerStopped(probes.get(tags[1]!));
+  }
+
+  let svc: TestService;
+  beforeAll(async () => {
+    svc = await startService({ controllers: [CancelController] });
+  });
+  afterAll(() => svc.close());
+
+  it('client.close(): every pending call errors UNAVAILABLE, every handler is torn down', async () => {
+    const client = svc.client();
+    const { tags, outcomes, clientSource, streamItems } = startThree(client);
+    await whenAllRunning(tags, streamItems);
+    await client.close();
+    const errors = await within(Promise.all(outcomes), WAIT_MS, 'all calls fail');
+    errors.forEach(expectUnavailable);
+    expect(errors.map((e) => (e as WsMsgpackError).details)).toEqual([
+      { closeCode: 1000, closeReason: 'client closed' },
+      { closeCode: 1000, closeReason: 'client closed' },
+      { closeCode: 1000, closeReason: 'client closed' },
+    ]);
+    await until(() => clientSource.finalized === 1, WAIT_MS, 'client request source torn down');
+    await expectAllTornDown(tags, WsMsgpackErrorCode.UNAVAILABLE);
+  });
+
+  it('socket terminated abruptly (client.unwrap().terminate()): calls error UNAVAILABLE, handlers torn down', async () => {
+    const client = svc.client();
+    const { tags, outcomes, clientSource, streamItems } = startThree(client);
+    await whenAllRunning(tags, streamItems);
+    client.unwrap<WebSocket>().terminate();
+    const errors = await within(Promise.all(outcomes), WAIT_MS, 'all calls fail');
+    errors.forEach(expectUnavailable);
+    expect(errors.map((e) => ((e as WsMsgpackError).details as { closeCode: number }).closeCode)).toEqual([1006, 1006, 1006]);
+    await until(() => clientSource.finalized === 1, WAIT_MS, 'client request source torn down');
+    await expectAllTornDown(tags, WsMsgpackErrorCode.UNAVAILABLE);
+    // the client reconnects for the next call
+    expect(await all(client.send<number>('finite', { tag: newTag('reconnect'), count: 2 }))).toEqual([0, 1]);
+  });
+
+  it('a raw peer whose socket dies abruptly: the server tears its handlers down', async () => {
+    const peer = await RawPeer.open(svc.url);
+    const tags = [newTag('rawTicks'), newTag('rawSilent'), newTag('rawSum')];
+    peer.send([1, 1, 'ticks', tags[0]]);
+    peer.send([1, 3, 'silent', tags[1]]);
+    peer.send([1, 5, 'sumStream', null, { h: { tag: tags[2] }, s: true }]);
+    await peer.next((f) => f[0] === 7 && f[1] === 5, 'request-stream credit');
+    peer.send([3, 5, 20]);
+    await until(() => tags.every((t) => probes.get(t).started === 1) && probes.get(tags[2]!).produced === 1, WAIT_MS, 'handlers running');
+    await peer.next((f) => f[0] === 3 && f[1] === 1, 'a tick');
+    peer.close(); // terminate(): no close frame
+    await until(() => tags.every((t) => probes.get(t).finalized === 1), WAIT_MS, 'every handler torn down');
+    expect(tags.map((t) => probes.get(t).abortCode)).toEqual(['UNAVAILABLE', 'UNAVAILABLE', 'UNAVAILABLE']);
+    await expectProducerStopped(probes.get(tags[0]!));
+  });
+
+  it('app.close(): pending calls error UNAVAILABLE (close 1001), handlers torn down', async () => {
+    const own = await startService({ controllers: [CancelController] });
+    const client = own.client();
+    try {
+      const { tags, outcomes, clientSource, streamItems } = startThree(client);
+      await whenAllRunning(tags, streamItems);
+      await within(own.app.close(), WAIT_MS, 'app.close');
+      const errors = await within(Promise.all(outcomes), WAIT_MS, 'all calls fail');
+      errors.forEach(expectUnavailable);
+      expect(errors.map((e) => ((e as WsMsgpackError).details as { closeCode: number }).closeCode)).toEqual([1001, 1001, 1001]);
+      await until(() => clientSource.finalized === 1, WAIT_MS, 'client request source torn down');
+      await expectAllTornDown(tags, WsMsgpackErrorCode.UNAVAILABLE);
+      // a new call on the closed server fails fast with UNAVAILABLE, it does not hang
+      expectUnavailable(await errorOf(client.send('ticks', newTag('late'))));
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('a call started after the connection dropped reconnects instead of failing (control)', async () => {
+    const client = svc.client();
+    expect(await first(client.send<number>('finite', { tag: newTag('c1'), count: 1 }))).toBe(0);
+    client.unwrap<WebSocket>().terminate();
+    await until(() => {
+      try {
+        client.unwrap();
+        return false;
+      } catch {
+        return true;
+      }
+    }, WAIT_MS, 'client noticed the drop');
+    expect(await first(client.send<number>('finite', { tag: newTag('c2'), count: 1 }))).toBe(0);
+  });
+});
