@@ -22,6 +22,14 @@ export type OutboundSource = Observable<unknown> | AsyncIterable<unknown> | Iter
 
 const NONE: unique symbol = Symbol('none');
 
+/** Items pulled from an iterator before the pump yields to the event loop. */
+const PULL_BATCH = 128;
+
+const yieldToEventLoop: () => Promise<void> =
+  typeof setImmediate === 'function'
+    ? () => new Promise((resolve) => setImmediate(resolve))
+    : () => new Promise((resolve) => setTimeout(resolve, 0));
+
 /** True for async iterables that are not Observables. */
 export function isAsyncIterable(v: unknown): v is AsyncIterable<unknown> {
   return v != null && typeof (v as Record<symbol, unknown>)[Symbol.asyncIterator] === 'function';
@@ -213,8 +221,15 @@ export class OutboundStream {
 
   private async pullLoop(): Promise<void> {
     this.pulling = true;
+    let sinceYield = 0;
     try {
       while (!this.finished && this.iterator && this.canSend()) {
+        if (++sinceYield > PULL_BATCH) {
+          // A fast generator resolves on microtasks only: let I/O and other streams run.
+          sinceYield = 0;
+          await yieldToEventLoop();
+          if (this.finished || !this.iterator || !this.canSend()) break;
+        }
         const it = this.iterator;
         let r: IteratorResult<unknown>;
         try {
