@@ -1,7 +1,7 @@
 export { WS_MSGPACK_TRANSPORT, WsMsgpackStatus } from './constants.js';
 export { WsMsgpackServer, NO_MESSAGE_HANDLER, type WsMsgpackServerEvents } from './server/ws-msgpack.server.js';
 export type { WsMsgpackServerOptions } from './server/options.js';
-export { WsMsgpackContext, type WsMsgpackContextArgs } from './server/ws-msgpack.context.js';
+export { WsMsgpackContext, type WsMsgpackContextArgs, type WsMsgpackCallInfo } from './server/ws-msgpack.context.js';
 export { WsMsgpackClient, type WsMsgpackClientEvents } from './client/ws-msgpack.client.js';
 export type { WsMsgpackClientOptions } from './client/options.js';
 export { WsMsgpackRecord, WsMsgpackRecordBuilder, type WsMsgpackCallOptions } from './client/ws-msgpack.record.js';

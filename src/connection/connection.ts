@@ -14,6 +14,7 @@ import {
 import { InboundCredit } from './credit.js';
 import { describeError, errorFromFrame } from './errors.js';
 import { InboundStream } from './inbound-stream.js';
+import { LazyAbort } from './lazy-abort.js';
 import { Queue } from './queue.js';
 import { isAsyncIterable, isStreamIterable, OutboundStream, type OutboundSource, type StreamSink } from './outbound-stream.js';
 import { bindSocket, type WebSocketLike } from './socket.js';
@@ -113,7 +114,7 @@ interface OutgoingCall {
 
 interface IncomingState {
   readonly id: number;
-  readonly abort: AbortController;
+  readonly abort: LazyAbort;
   readonly response: OutboundStream;
   readonly input: InboundStream | undefined;
   deadline: number | undefined;
@@ -129,6 +130,15 @@ const DEFAULTS = {
 };
 
 const EMPTY_HEADERS: Headers = Object.freeze({}) as Headers;
+
+interface CorkableSocket {
+  cork(): void;
+  uncork(): void;
+}
+
+/** Runs `fn` once the current tick's synchronous work and promise jobs are done. */
+const scheduleFlush: (fn: () => void) => void =
+  typeof process !== 'undefined' && typeof process.nextTick === 'function' ? (fn) => process.nextTick(fn) : (fn) => queueMicrotask(fn);
 
 /**
  * One multiplexed protocol peer over a WebSocket. Server and client both use it: each side can
@@ -151,6 +161,9 @@ export class Connection {
   private requestHandler: RequestHandler | undefined;
   private eventHandler: ((event: IncomingEvent) => void) | undefined;
   private readonly sink: StreamSink;
+  /** The TCP socket under a Node `ws` WebSocket (null: none, e.g. a browser socket). */
+  private tcp: CorkableSocket | null | undefined;
+  private corked = false;
 
   constructor(
     /** The underlying WebSocket. */
@@ -459,7 +472,7 @@ export class Connection {
       );
       return;
     }
-    const abort = new AbortController();
+    const abort = new LazyAbort();
     const input = frame.stream
       ? new InboundStream(this.limits.window, (credit) => this.sendSafe({ type: FrameType.CREDIT, id, credit }))
       : undefined;
@@ -484,7 +497,9 @@ export class Connection {
       payload: input ? input.observable : frame.payload,
       isStream: frame.stream,
       headers: frame.headers ?? EMPTY_HEADERS,
-      signal: abort.signal,
+      get signal() {
+        return abort.signal;
+      },
       deadline,
     };
     let result: OutboundSource | Promise<OutboundSource>;
@@ -603,8 +618,32 @@ export class Connection {
         `frame of ${bytes.byteLength} bytes exceeds maxPayload (${this.limits.maxPayload} bytes)`,
       );
     }
-    if (this.socket.readyState === 1) this.socket.send(bytes);
+    if (this.socket.readyState !== 1) return;
+    this.corkForTick();
+    this.socket.send(bytes);
   }
+
+  /**
+   * Node only: hold the TCP socket's writes until the end of the tick, so every frame sent in it
+   * leaves in one `writev` instead of one system call each (many calls answered from one read,
+   * many requests started in one loop). No protocol change: each frame is still its own message.
+   */
+  private corkForTick(): void {
+    if (this.corked) return;
+    if (this.tcp === undefined) {
+      const raw = (this.socket as unknown as { _socket?: Partial<CorkableSocket> })._socket;
+      this.tcp = raw && typeof raw.cork === 'function' && typeof raw.uncork === 'function' ? (raw as CorkableSocket) : null;
+    }
+    if (this.tcp === null) return;
+    this.corked = true;
+    this.tcp.cork();
+    scheduleFlush(this.uncork);
+  }
+
+  private readonly uncork = (): void => {
+    this.corked = false;
+    this.tcp?.uncork();
+  };
 
   /** Sends a control frame; such frames always encode. */
   private sendSafe(frame: Frame): void {

@@ -3,14 +3,21 @@ import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import type { WebSocket } from 'ws';
 import type { Headers } from '../protocol/frames.js';
 
+/** The call a {@link WsMsgpackContext} belongs to. */
+export interface WsMsgpackCallInfo {
+  /** Call id on the wire (0 for events). */
+  readonly id: number;
+  /** The call's abort signal (created on first access). */
+  readonly signal: AbortSignal;
+}
+
 /** The arguments held by {@link WsMsgpackContext}, in order. */
 export type WsMsgpackContextArgs = [
   pattern: string,
   headers: Headers,
-  signal: AbortSignal,
+  call: WsMsgpackCallInfo,
   socket: WebSocket,
   request: IncomingMessage,
-  callId: number,
 ];
 
 /**
@@ -33,7 +40,7 @@ export class WsMsgpackContext extends BaseRpcContext<WsMsgpackContextArgs> {
    * UNAVAILABLE. For events it never aborts.
    */
   getSignal(): AbortSignal {
-    return this.args[2];
+    return this.args[2].signal;
   }
 
   /** The `ws` WebSocket of the connection the call arrived on. */
@@ -58,6 +65,6 @@ export class WsMsgpackContext extends BaseRpcContext<WsMsgpackContextArgs> {
 
   /** The call id on the wire (0 for events). */
   getCallId(): number {
-    return this.args[5];
+    return this.args[2].id;
   }
 }

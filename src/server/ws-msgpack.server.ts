@@ -13,7 +13,7 @@ import { WsMsgpackError, WsMsgpackErrorCode } from '../protocol/errors.js';
 import type { WsMsgpackServerOptions } from './options.js';
 import { mapIterableErrors } from './stream-errors.js';
 import { routeUpgrades } from './upgrade-router.js';
-import { WsMsgpackContext } from './ws-msgpack.context.js';
+import { WsMsgpackContext, type WsMsgpackCallInfo } from './ws-msgpack.context.js';
 
 /** Nest's message when no handler matches (the same text as the TCP transport). */
 export const NO_MESSAGE_HANDLER = 'There is no matching message handler defined in the remote service.';
@@ -180,10 +180,19 @@ export class WsMsgpackServer
 
   private handleCall(call: IncomingCall, ws: WebSocket, req: IncomingMessage): Promise<OutboundSource> | OutboundSource {
     const pattern = patternAsString(call.pattern);
-    const handler = pattern === undefined ? null : this.getHandlerByPattern(pattern);
+    const handler = pattern === undefined ? null : this.findHandler(pattern);
     if (!handler) throw new WsMsgpackError(WsMsgpackErrorCode.UNIMPLEMENTED, NO_MESSAGE_HANDLER);
-    const ctx = new WsMsgpackContext([pattern!, call.headers, call.signal, ws, req, call.id]);
+    const ctx = new WsMsgpackContext([pattern!, call.headers, call, ws, req]);
     return this.runHandler(handler, call.payload, ctx);
+  }
+
+  /**
+   * `getHandlerByPattern` as Nest's TCP transport uses it, with a fast path: a registered route
+   * that equals the pattern string needs no `JSON.parse` (which throws, expensively, for every
+   * plain string pattern).
+   */
+  private findHandler(pattern: string): MessageHandler | null {
+    return this.messageHandlers.get(pattern) ?? this.getHandlerByPattern(pattern);
   }
 
   /** Runs a Nest handler between the processing hooks (Nest's instrumentation points). */
@@ -216,7 +225,7 @@ export class WsMsgpackServer
   private handleIncomingEvent(event: IncomingEvent, ws: WebSocket, req: IncomingMessage): void {
     const pattern = patternAsString(event.pattern);
     if (pattern === undefined) return;
-    const ctx = new WsMsgpackContext([pattern, event.headers, NEVER_ABORTED, ws, req, 0]);
+    const ctx = new WsMsgpackContext([pattern, event.headers, EVENT_CALL, ws, req]);
     this.handleEvent(pattern, { pattern: event.pattern as string, data: event.payload }, ctx).catch((err: unknown) =>
       this.logger.error(err),
     );
@@ -269,7 +278,8 @@ export class WsMsgpackServer
   }
 }
 
-const NEVER_ABORTED = new AbortController().signal;
+/** Events have no call id and are never aborted. */
+const EVENT_CALL: WsMsgpackCallInfo = { id: 0, signal: new AbortController().signal };
 
 function pickProtocol(offered: Set<string>): string | false {
   for (const p of SUPPORTED_SUBPROTOCOLS) if (offered.has(p)) return p;

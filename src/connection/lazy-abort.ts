@@ -1,0 +1,26 @@
+const NOT_ABORTED: unique symbol = Symbol('not aborted');
+
+/**
+ * An abort that creates its `AbortController` only when someone asks for the signal: creating one
+ * costs more than the rest of a small call, and most handlers never look at it.
+ */
+export class LazyAbort {
+  private controller: AbortController | undefined;
+  private reason: unknown = NOT_ABORTED;
+
+  /** The signal; already aborted (with the reason) if the abort came first. */
+  get signal(): AbortSignal {
+    if (!this.controller) {
+      this.controller = new AbortController();
+      if (this.reason !== NOT_ABORTED) this.controller.abort(this.reason);
+    }
+    return this.controller.signal;
+  }
+
+  /** Aborts once; later calls are ignored. */
+  abort(reason: unknown): void {
+    if (this.reason !== NOT_ABORTED) return;
+    this.reason = reason;
+    this.controller?.abort(reason);
+  }
+}
