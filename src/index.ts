@@ -6,7 +6,7 @@ export { WsMsgpackClient, type WsMsgpackClientEvents } from './client/ws-msgpack
 export type { WsMsgpackClientOptions } from './client/options.js';
 export { WsMsgpackRecord, WsMsgpackRecordBuilder, type WsMsgpackCallOptions } from './client/ws-msgpack.record.js';
 export { WsMessagePattern, WsEventPattern } from './decorators/patterns.js';
-export { WsHeaders, WsSignal, WsSocket, WsUpgradeHeaders } from './decorators/params.js';
+export { WsHeaders, WsSignal, WsSocket, WsUpgradeHeaders, type ParamPipe } from './decorators/params.js';
 export { WsMsgpackError, WsMsgpackErrorCode } from './protocol/errors.js';
 export { SUBPROTOCOL_V1, CloseCode } from './protocol/constants.js';
 export type { DecoderLimits } from './protocol/codec.js';

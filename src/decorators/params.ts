@@ -1,6 +1,9 @@
-import { createParamDecorator, type ExecutionContext } from '@nestjs/common';
+import { createParamDecorator, type ExecutionContext, type PipeTransform, type Type } from '@nestjs/common';
 import type { IncomingHttpHeaders } from 'node:http';
 import { WsMsgpackContext } from '../server/ws-msgpack.context.js';
+
+/** A pipe instance or class, as Nest's parameter decorators accept them. */
+export type ParamPipe = PipeTransform | Type<PipeTransform>;
 
 function wsContext(ctx: ExecutionContext): WsMsgpackContext | undefined {
   const c: unknown = ctx.switchToRpc().getContext();
@@ -9,9 +12,9 @@ function wsContext(ctx: ExecutionContext): WsMsgpackContext | undefined {
 
 /**
  * Injects the call's headers (`WsMsgpackRecordBuilder.setHeaders()`), or one header by name:
- * `@WsHeaders() all`, `@WsHeaders('tenant') tenant`.
+ * `@WsHeaders() all`, `@WsHeaders('tenant') tenant`, `@WsHeaders('page', ParseIntPipe) page`.
  */
-export const WsHeaders: (key?: string) => ParameterDecorator = createParamDecorator(
+export const WsHeaders: (key?: string, ...pipes: ParamPipe[]) => ParameterDecorator = createParamDecorator(
   (key: string | undefined, ctx: ExecutionContext): unknown => {
     const headers = wsContext(ctx)?.getHeaders() ?? {};
     return key === undefined ? headers : headers[key];
@@ -28,8 +31,8 @@ export const WsSocket: () => ParameterDecorator = createParamDecorator(
   (_data: unknown, ctx: ExecutionContext): unknown => wsContext(ctx)?.getSocket(),
 );
 
-/** Injects the HTTP upgrade request's headers, or one by (lower-case) name. */
-export const WsUpgradeHeaders: (name?: string) => ParameterDecorator = createParamDecorator(
+/** Injects the HTTP upgrade request's headers, or one by name (case-insensitive); pipes may follow. */
+export const WsUpgradeHeaders: (name?: string, ...pipes: ParamPipe[]) => ParameterDecorator = createParamDecorator(
   (name: string | undefined, ctx: ExecutionContext): IncomingHttpHeaders | string | string[] | undefined => {
     const headers = wsContext(ctx)?.getUpgradeHeaders();
     return name === undefined ? headers : headers?.[name.toLowerCase()];

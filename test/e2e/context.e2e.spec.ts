@@ -1,4 +1,4 @@
-import { Controller } from '@nestjs/common';
+import { Controller, ParseIntPipe } from '@nestjs/common';
 import { Ctx, Payload } from '@nestjs/microservices';
 import type { WebSocket } from 'ws';
 import {
@@ -42,6 +42,11 @@ class ContextController {
     @Payload() data: number,
   ): unknown {
     return { all, tenant, aborted: signal.aborted, open: socket.readyState === 1, ua, data };
+  }
+
+  @WsMessagePattern('piped')
+  piped(@WsHeaders('page', ParseIntPipe) page: number): unknown {
+    return { page, type: typeof page };
   }
 
   @WsEventPattern('evt')
@@ -92,6 +97,16 @@ describe('context and parameter decorators', () => {
     c.emit('evt', new WsMsgpackRecordBuilder({ e: 1 }).setHeaders({ trace: 't-1' }).build());
     await until(() => events.length === 1, undefined, 'event');
     expect(events[0]).toEqual({ data: { e: 1 }, trace: 't-1', pattern: 'evt', callId: 0 });
+  });
+
+  it('parameter decorators take pipes, like Nest\'s own (@WsHeaders(name, ParseIntPipe))', async () => {
+    const c = svc.client();
+    expect(await first(c.send('piped', new WsMsgpackRecordBuilder({}).setHeaders({ page: '7' }).build()))).toEqual({ page: 7, type: 'number' });
+    // The pipe's failure goes through Nest's exception handling like any pipe error.
+    await expect(first(c.send('piped', new WsMsgpackRecordBuilder({}).setHeaders({ page: 'x' }).build()))).rejects.toEqual({
+      status: 'error',
+      message: 'Internal server error',
+    });
   });
 
   it('headers default to an empty object', async () => {
