@@ -29,7 +29,7 @@ import {
 } from '../../src/index.js';
 import { all, errorOf, first, startService, until, WAIT_MS, within, type TestService } from '../support/helpers.js';
 import { RawPeer } from '../support/raw-peer.js';
-import { endless, holds, Probes, ticker, type Probe, type SourceStats } from '../support/streams.js';
+import { endless, holds, Probes, ticker, type Probe, type SourceStats, abortableDelay } from '../support/streams.js';
 
 const probes = new Probes();
 let tagSeq = 0;
@@ -56,21 +56,7 @@ class CancelController {
   /** wsmpRPC's cancellable sleep: waits `seconds` but honours the AbortSignal. */
   @MessagePattern('sleep')
   sleep(@Payload() { tag, seconds }: { tag: string; seconds: number }, @WsSignal() signal: AbortSignal): Promise<string> {
-    const p = probes.get(tag).watch(signal);
-    p.started++;
-    return new Promise<string>((resolve, reject) => {
-      const t = setTimeout(() => {
-        signal.removeEventListener('abort', onAbort);
-        p.completed++;
-        resolve(`done sleeping ${seconds} s`);
-      }, seconds * 1000);
-      const onAbort = (): void => {
-        clearTimeout(t);
-        p.finalized++;
-        reject(new RpcException('sleep aborted'));
-      };
-      signal.addEventListener('abort', onAbort, { once: true });
-    });
+    return abortableDelay(probes.get(tag), seconds * 1000, signal, `done sleeping ${seconds} s`);
   }
 
   /** wsmpRPC's endless interval, counted at the producer. */

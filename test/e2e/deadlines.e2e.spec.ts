@@ -1,10 +1,10 @@
 import { Controller } from '@nestjs/common';
-import { Ctx, MessagePattern, Payload, RpcException } from '@nestjs/microservices';
+import { Ctx, MessagePattern, Payload } from '@nestjs/microservices';
 import { finalize, NEVER, type Observable, reduce, tap } from 'rxjs';
 import { WsHeaders, WsMsgpackContext, WsMsgpackError, WsMsgpackErrorCode, WsMsgpackRecordBuilder, WsSignal } from '../../src/index.js';
 import { errorOf, first, startService, until, WAIT_MS, type TestService } from '../support/helpers.js';
 import { RawPeer } from '../support/raw-peer.js';
-import { endless, holds, Probes, ticker, type SourceStats } from '../support/streams.js';
+import { endless, holds, Probes, ticker, type SourceStats, abortableDelay } from '../support/streams.js';
 
 const probes = new Probes();
 let tagSeq = 0;
@@ -23,21 +23,7 @@ class DeadlineController {
   /** Answers after `ms` (its own timer is the scenario), unless aborted first. */
   @MessagePattern('slow')
   slow(@Payload() { tag, ms }: { tag: string; ms: number }, @WsSignal() signal: AbortSignal): Promise<string> {
-    const p = probes.get(tag).watch(signal);
-    p.started++;
-    return new Promise<string>((resolve, reject) => {
-      const t = setTimeout(() => {
-        signal.removeEventListener('abort', onAbort);
-        p.completed++;
-        resolve(`slept ${ms} ms`);
-      }, ms);
-      const onAbort = (): void => {
-        clearTimeout(t);
-        p.finalized++;
-        reject(new RpcException('aborted'));
-      };
-      signal.addEventListener('abort', onAbort, { once: true });
-    });
+    return abortableDelay(probes.get(tag), ms, signal, `slept ${ms} ms`);
   }
 
   /** Sums a request stream (which, here, never ends). */

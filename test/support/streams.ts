@@ -1,3 +1,4 @@
+import { RpcException } from '@nestjs/microservices';
 import { Observable } from 'rxjs';
 import { WsMsgpackError } from '../../src/index.js';
 
@@ -118,4 +119,27 @@ export async function holds(predicate: () => boolean, what = 'condition', polls 
     await new Promise((r) => setTimeout(r, 2));
   }
   if (!predicate()) throw new Error(`${what} stopped holding after ${polls} polls`);
+}
+
+/**
+ * A handler's own slow work (the scenario, not a test wait): resolves with `done` after `ms`
+ * unless `signal` aborts first, which clears the timer and rejects (an RpcException, so Nest does
+ * not log it). Counts `started`, `completed` or `finalized` on the probe.
+ */
+export function abortableDelay(p: Probe, ms: number, signal: AbortSignal, done: string): Promise<string> {
+  p.watch(signal);
+  p.started++;
+  return new Promise<string>((resolve, reject) => {
+    const t = setTimeout(() => {
+      signal.removeEventListener('abort', onAbort);
+      p.completed++;
+      resolve(done);
+    }, ms);
+    const onAbort = (): void => {
+      clearTimeout(t);
+      p.finalized++;
+      reject(new RpcException('aborted'));
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
 }
