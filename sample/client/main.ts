@@ -97,6 +97,15 @@ async function main(): Promise<void> {
   );
   expectEqual('repeat', repeated, ['bla...', 'bla...', 'bla...', 'bla...']);
 
+  // The same stream pulled with for-await: the server's generator runs at most one credit window
+  // ahead of this loop (end-to-end backpressure), and `break` would cancel it on the server.
+  const pulled: string[] = [];
+  for await (const word of client.iterate<string, RepeatRequest>('repeat', { word: 'pull', count: 3 })) {
+    print('repeat (iterate) item', word);
+    pulled.push(word);
+  }
+  expectEqual('repeat (iterate)', pulled, ['pull', 'pull', 'pull']);
+
   // 6. Both ways: an async generator in, a stream out.
   const upper = await lastValueFrom(
     client.send<string>('uppercase', words()).pipe(
