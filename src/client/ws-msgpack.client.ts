@@ -95,9 +95,14 @@ export class WsMsgpackClient extends ClientProxy<WsMsgpackClientEvents, string> 
    */
   override send<TResult = unknown, TInput = unknown>(pattern: unknown, data: TInput): Observable<TResult> {
     return new Observable<TResult>((subscriber) => {
+      const { payload, options } = this.unpack(data);
+      const open = this.connection;
+      if (open && !open.isClosed) {
+        // Connected: start the call now (no promise hop per call).
+        return (open.call(pattern, payload, options) as Observable<TResult>).subscribe(subscriber);
+      }
       let inner: Subscription | undefined;
       let done = false;
-      const { payload, options } = this.unpack(data);
       this.connect().then(
         (conn) => {
           if (done) return;
