@@ -7,7 +7,7 @@ import globals from 'globals';
 import tseslint from 'typescript-eslint';
 
 export default defineConfig(
-  globalIgnores(['dist/', 'dist-sample/', 'node_modules/', 'coverage/', '.bench-out/']),
+  globalIgnores(['dist/', 'dist-sample/', 'node_modules/', 'coverage/', '.bench-out/', '.perf/']),
 
   js.configs.recommended,
   tseslint.configs.recommended,

@@ -39,8 +39,14 @@ export interface ConnectionLimits extends FrameCodecOptions {
   maxPayload?: number;
 }
 
+/** Hooks of the layer above (the Nest server maps errors the way Nest's filters would). */
+export interface ConnectionHooks {
+  /** Maps an error thrown while pulling an async iterable that a request handler returned. */
+  mapStreamError?: (error: unknown) => unknown;
+}
+
 /** Options of a {@link Connection}. */
-export interface ConnectionOptions extends ConnectionLimits {
+export interface ConnectionOptions extends ConnectionLimits, ConnectionHooks {
   /** 'client' starts odd call ids, 'server' even ones. */
   role: 'client' | 'server';
 }
@@ -131,6 +137,9 @@ const DEFAULTS = {
 
 const EMPTY_HEADERS: Headers = Object.freeze({}) as Headers;
 
+/** Most frames written together in one corked batch. */
+const MAX_BATCH_FRAMES = 32;
+
 interface CorkableSocket {
   cork(): void;
   uncork(): void;
@@ -161,9 +170,11 @@ export class Connection {
   private requestHandler: RequestHandler | undefined;
   private eventHandler: ((event: IncomingEvent) => void) | undefined;
   private readonly sink: StreamSink;
+  private readonly mapStreamError: ((error: unknown) => unknown) | undefined;
   /** The TCP socket under a Node `ws` WebSocket (null: none, e.g. a browser socket). */
   private tcp: CorkableSocket | null | undefined;
   private corked = false;
+  private batched = 0;
 
   constructor(
     /** The underlying WebSocket. */
@@ -176,6 +187,7 @@ export class Connection {
       const v = options[key];
       if (v !== undefined) this.limits[key] = v;
     }
+    this.mapStreamError = options.mapStreamError;
     this.ownParity = options.role === 'client' ? 1 : 0;
     this.nextId = options.role === 'client' ? 1 : 2;
     this.sink = {
@@ -476,7 +488,14 @@ export class Connection {
     const input = frame.stream
       ? new InboundStream(this.limits.window, (credit) => this.sendSafe({ type: FrameType.CREDIT, id, credit }))
       : undefined;
-    const response = new OutboundStream(this.sink, id, frame.credit ?? Infinity, this.limits.highWaterMark, () => this.endIncoming(id));
+    const response = new OutboundStream(
+      this.sink,
+      id,
+      frame.credit ?? Infinity,
+      this.limits.highWaterMark,
+      () => this.endIncoming(id),
+      this.mapStreamError,
+    );
     const st: IncomingState = { id, abort, response, input, deadline: undefined, timer: undefined };
     this.incoming.set(id, st);
     // The requester sends no stream item before the first CREDIT; window 0 (unlimited) grants all at once.
@@ -621,6 +640,9 @@ export class Connection {
     if (this.socket.readyState !== 1) return;
     this.corkForTick();
     this.socket.send(bytes);
+    // Cap the batch: a whole tick's frames in one write turns a window of calls into lockstep
+    // batches (each side idle while the other works); smaller writes let both cores overlap.
+    if (this.corked && ++this.batched >= MAX_BATCH_FRAMES) this.uncork();
   }
 
   /**
@@ -641,7 +663,9 @@ export class Connection {
   }
 
   private readonly uncork = (): void => {
+    if (!this.corked) return;
     this.corked = false;
+    this.batched = 0;
     this.tcp?.uncork();
   };
 

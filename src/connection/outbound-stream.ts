@@ -17,8 +17,13 @@ export interface StreamSink {
   whenDrained(resume: () => void): void;
 }
 
+/** One value as a whole response (no Observable needed): sent as COMPLETE with the value. */
+export class SingleValue {
+  constructor(readonly value: unknown) {}
+}
+
 /** A source of outbound items: push (Observable), pull (async or sync iterable), or one value. */
-export type OutboundSource = Observable<unknown> | AsyncIterable<unknown> | Iterable<unknown>;
+export type OutboundSource = Observable<unknown> | AsyncIterable<unknown> | Iterable<unknown> | SingleValue;
 
 const NONE: unique symbol = Symbol('none');
 
@@ -83,6 +88,8 @@ export class OutboundStream {
     credit: number,
     private readonly highWaterMark: number,
     private readonly onFinish: () => void,
+    /** Maps errors thrown by a pulled iterator (the server applies Nest's default filter mapping). */
+    private readonly mapPullError: (error: unknown) => unknown = (e) => e,
   ) {
     this.credit = new OutboundCredit(credit);
   }
@@ -94,7 +101,10 @@ export class OutboundStream {
 
   /** Starts consuming `source`. */
   start(source: OutboundSource): void {
-    if (isObservable(source)) {
+    if (source instanceof SingleValue) {
+      this.onPushValue(source.value);
+      this.onSourceComplete();
+    } else if (isObservable(source)) {
       this.subscription = source.subscribe({
         next: (v) => this.onPushValue(v),
         error: (e: unknown) => this.onSourceError(e),
@@ -237,7 +247,7 @@ export class OutboundStream {
         } catch (e) {
           if (this.finished) return;
           this.iterator = undefined;
-          this.sourceError = e;
+          this.sourceError = this.mapPullError(e);
           break;
         }
         if (this.finished || this.iterator !== it) return;

@@ -2,16 +2,16 @@ import { Server, type CustomTransportStrategy, type MessageHandler } from '@nest
 import { createServer, type IncomingMessage, type Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { finalize, type Observable } from 'rxjs';
+import { finalize, isObservable, type Observable } from 'rxjs';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { Connection, type IncomingCall, type IncomingEvent } from '../connection/connection.js';
 import { startKeepAlive } from '../connection/keepalive.js';
-import type { OutboundSource } from '../connection/outbound-stream.js';
+import { SingleValue, type OutboundSource } from '../connection/outbound-stream.js';
 import { WS_MSGPACK_TRANSPORT, WsMsgpackStatus } from '../constants.js';
 import { CloseCode, SUBPROTOCOL_V1, SUPPORTED_SUBPROTOCOLS } from '../protocol/constants.js';
 import { WsMsgpackError, WsMsgpackErrorCode } from '../protocol/errors.js';
 import type { WsMsgpackServerOptions } from './options.js';
-import { mapIterableErrors } from './stream-errors.js';
+import { toRpcErrorPayload } from './stream-errors.js';
 import { routeUpgrades } from './upgrade-router.js';
 import { WsMsgpackContext, type WsMsgpackCallInfo } from './ws-msgpack.context.js';
 
@@ -165,7 +165,7 @@ export class WsMsgpackServer
       ws.close(CloseCode.UNSUPPORTED_VERSION, `unsupported protocol version: offered ${offered}; this server speaks ${SUBPROTOCOL_V1}`.slice(0, 123));
       return;
     }
-    const conn = new Connection(ws, { ...this.options, role: 'server' });
+    const conn = new Connection(ws, { ...this.options, role: 'server', mapStreamError: toRpcErrorPayload });
     this.connections.add(conn);
     const stopKeepAlive = startKeepAlive(ws, this.options.keepAliveInterval ?? 30_000);
     conn.onRequest((call) => this.handleCall(call, ws, req));
@@ -198,19 +198,11 @@ export class WsMsgpackServer
   /** Runs a Nest handler between the processing hooks (Nest's instrumentation points). */
   private runHandler(handler: MessageHandler, data: unknown, ctx: WsMsgpackContext): Promise<OutboundSource> {
     return new Promise<OutboundSource>((resolve, reject) => {
-      let ended = false;
-      const end = (): void => {
-        if (ended) return;
-        ended = true;
-        this.onProcessingEndHook?.(this.transportId, ctx);
-      };
       const run = async (): Promise<void> => {
         try {
-          const result: unknown = await handler(data, ctx);
-          const stream$ = this.transformToObservable(result) as Observable<unknown>;
-          resolve(mapIterableErrors(stream$).pipe(finalize(end)));
+          resolve(this.toSource(await handler(data, ctx), ctx));
         } catch (e) {
-          end();
+          this.onProcessingEndHook?.(this.transportId, ctx);
           reject(e);
         }
       };
@@ -220,6 +212,22 @@ export class WsMsgpackServer
         reject(e);
       }
     });
+  }
+
+  /**
+   * What the handler returned, as the connection core takes it. A plain value (or an async
+   * iterable) needs no Observable; the end hook, when one is set, runs when the response settles.
+   */
+  private toSource(result: unknown, ctx: WsMsgpackContext): OutboundSource {
+    const endHook = this.onProcessingEndHook;
+    if (!endHook) return isObservable(result) ? result : new SingleValue(result);
+    let ended = false;
+    const end = (): void => {
+      if (ended) return;
+      ended = true;
+      endHook(this.transportId, ctx);
+    };
+    return (this.transformToObservable(result) as Observable<unknown>).pipe(finalize(end));
   }
 
   private handleIncomingEvent(event: IncomingEvent, ws: WebSocket, req: IncomingMessage): void {
