@@ -140,6 +140,14 @@ const EMPTY_HEADERS: Headers = Object.freeze({}) as Headers;
 /** Most frames written together in one corked batch. */
 const MAX_BATCH_FRAMES = 32;
 
+/** Binary values at least this big are sent without a copy (Node `ws` only). */
+const ZERO_COPY_BYTES = 64 * 1024;
+
+/** `ws`'s send with fragmentation options. */
+interface FragmentingSocket {
+  send(data: Uint8Array, options: { binary: boolean; fin: boolean }): void;
+}
+
 interface CorkableSocket {
   cork(): void;
   uncork(): void;
@@ -193,6 +201,7 @@ export class Connection {
     this.sink = {
       // A final `undefined` (a void handler) completes without a value, as Nest's TCP transport does.
       sendItem: (id, value, final) =>
+        this.sendBinaryValue(final ? FrameType.COMPLETE : FrameType.NEXT, id, value) ||
         this.sendChecked(
           !final
             ? { type: FrameType.NEXT, id, value }
@@ -643,6 +652,29 @@ export class Connection {
     // Cap the batch: a whole tick's frames in one write turns a window of calls into lockstep
     // batches (each side idle while the other works); smaller writes let both cores overlap.
     if (this.corked && ++this.batched >= MAX_BATCH_FRAMES) this.uncork();
+  }
+
+  /**
+   * Node only: a large binary value (a file, an echoed Buffer) goes out without being copied into
+   * the encoder: the frame head as one WebSocket fragment, the bytes themselves as the final
+   * fragment. On the wire it is one ordinary message. Returns false when this path does not apply.
+   */
+  private sendBinaryValue(type: typeof FrameType.NEXT | typeof FrameType.COMPLETE, id: number, value: unknown): boolean {
+    if (!(value instanceof Uint8Array) || value.byteLength < ZERO_COPY_BYTES) return false;
+    if (this.tcp === undefined) this.corkForTick(); // resolves this.tcp
+    if (this.tcp === null || this.socket.readyState !== 1) return false;
+    const head = this.codec.valueFrameHead(type, id, value.byteLength);
+    if (head.byteLength + value.byteLength > this.limits.maxPayload) {
+      throw new WsMsgpackError(
+        WsMsgpackErrorCode.RESOURCE_EXHAUSTED,
+        `frame of ${head.byteLength + value.byteLength} bytes exceeds maxPayload (${this.limits.maxPayload} bytes)`,
+      );
+    }
+    const ws = this.socket as unknown as FragmentingSocket;
+    this.uncork(); // what waited goes first; the value's bytes are too big to batch
+    ws.send(head, { binary: true, fin: false });
+    ws.send(value, { binary: true, fin: true });
+    return true;
   }
 
   /**

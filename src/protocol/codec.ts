@@ -68,6 +68,23 @@ export class FrameCodec {
   }
 
   /**
+   * The bytes that precede a binary value in `[type, id, <bin>]` (NEXT or COMPLETE with a value):
+   * array header, type, id and a bin 32 header for `length` bytes. Followed by the value's bytes it
+   * is exactly a frame (bin 32 is valid for any length, if not the shortest form), so a large
+   * binary can be sent without copying it into an encoder buffer.
+   */
+  valueFrameHead(type: number, id: number, length: number): Uint8Array {
+    const prefix = this.encoder.encode([type, id]); // fixarray(2) type id
+    const head = new Uint8Array(prefix.byteLength + 5);
+    head.set(prefix);
+    head[0] = 0x93; // fixarray(3): the value follows
+    const at = prefix.byteLength;
+    head[at] = 0xc6; // bin 32
+    new DataView(head.buffer, head.byteOffset + at + 1, 4).setUint32(0, length);
+    return head;
+  }
+
+  /**
    * Decodes and validates one frame. Throws {@link ProtocolViolation}; its `id` names the call
    * when the frame header was readable even though the body was not.
    */

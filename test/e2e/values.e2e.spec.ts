@@ -1,13 +1,19 @@
 import { Controller } from '@nestjs/common';
 import { MessagePattern, Payload } from '@nestjs/microservices';
 import { randomBytes } from 'node:crypto';
-import { first, startService, type TestService } from '../support/helpers.js';
+import { all, errorOf, first, startService, type TestService } from '../support/helpers.js';
 
 @Controller()
 class ValuesController {
   @MessagePattern('echo')
   echo(@Payload() data: unknown): unknown {
     return data;
+  }
+
+  @MessagePattern('chunks')
+  async *chunks(@Payload() sizes: number[]): AsyncGenerator<Buffer | string> {
+    for (const [i, size] of sizes.entries()) yield Buffer.alloc(size, i + 1);
+    yield 'end';
   }
 
   @MessagePattern('describe')
@@ -32,6 +38,31 @@ describe('values on the wire', () => {
     const back = (await first(svc.client().send('echo', bytes))) as Buffer;
     expect(Buffer.isBuffer(back)).toBe(true);
     expect(back.equals(bytes)).toBe(true);
+  });
+
+  it('streams large binary items (sent without a copy) intact and in order, between small items', async () => {
+    const sizes = [64 * 1024, 100, 300 * 1024, 64 * 1024 - 1, 1024 * 1024];
+    const items = await all(svc.client().send<Buffer | string>('chunks', sizes));
+    expect(items).toHaveLength(sizes.length + 1);
+    sizes.forEach((size, i) => {
+      const b = items[i] as Buffer;
+      expect(Buffer.isBuffer(b)).toBe(true);
+      expect(b.length).toBe(size);
+      expect(b.every((x) => x === i + 1)).toBe(true);
+    });
+    expect(items[sizes.length]).toBe('end');
+  });
+
+  it('a large binary answer over the peer\'s maxPayload fails with RESOURCE_EXHAUSTED, not a dropped connection', async () => {
+    const small = await startService({ controllers: [ValuesController] }, { maxPayload: 200 * 1024 });
+    try {
+      const c = small.client({ maxPayload: 16 * 1024 * 1024 });
+      const err = await errorOf(c.send('chunks', [300 * 1024]));
+      expect(err).toMatchObject({ code: 'RESOURCE_EXHAUSTED', message: expect.stringMatching(/exceeds maxPayload/) });
+      expect(await first(c.send('echo', 'still connected'))).toBe('still connected');
+    } finally {
+      await small.close();
+    }
   });
 
   it('round-trips a Uint8Array (as Buffer) and nested binaries', async () => {

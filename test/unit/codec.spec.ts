@@ -224,3 +224,21 @@ describe('FrameCodec.decode error attribution', () => {
     expect(v.id).toBe(0);
   });
 });
+
+describe('FrameCodec.valueFrameHead (large binaries sent without a copy)', () => {
+  it.each([
+    [3, 1, 0],
+    [3, 7, 65_536],
+    [4, 300, 1_000_000],
+    [4, 2 ** 40, 70_000],
+  ])('head + bytes of type %i, id %i, %i bytes decode as that frame', (type, id, length) => {
+    const codec = new FrameCodec();
+    const bytes = Buffer.alloc(length, 9);
+    const head = codec.valueFrameHead(type, id, length);
+    const frame = codec.decode(Buffer.concat([head, bytes]));
+    expect(frame).toMatchObject({ type, id });
+    const value = (frame as { value: Buffer }).value;
+    expect(Buffer.isBuffer(value)).toBe(true);
+    expect(value.equals(bytes)).toBe(true);
+  });
+});
