@@ -363,6 +363,7 @@ export class Connection {
       if (st.done) return;
       this.endOutgoing(st);
       this.sendSafe({ type: FrameType.CANCEL, id });
+      this.uncork(); // a cancel should not wait for the batch: every item the producer makes meanwhile is waste
     };
     return { state: st, teardown };
   }

@@ -1,0 +1,66 @@
+// ws-msgpack server: a Nest microservice with WsMsgpackServer; stream handlers are async generators.
+import 'reflect-metadata';
+import { NestFactory } from '@nestjs/core';
+import { MessagePattern } from '@nestjs/microservices';
+import { setTimeout as delay } from 'node:timers/promises';
+import { WsMsgpackServer, WsSignal } from 'nestjs-ws-msgpack';
+import { moduleFor } from '../lib/nest.mjs';
+import { item, slowItem } from '../lib/fixtures.mjs';
+import * as probe from '../lib/probe.mjs';
+
+class BenchController {
+  echo(data) {
+    return data;
+  }
+
+  bin(bytes) {
+    return bytes;
+  }
+
+  async *stream({ count }) {
+    for (let i = 0; i < count; i++) yield item(i);
+  }
+
+  // An endless producer. The call's AbortSignal (@WsSignal()) ends the pending delay at once on
+  // cancel; without it, return() would wait for the current delay to end (up to a timer tick).
+  async *ticks({ tag }, signal) {
+    probe.start(tag);
+    try {
+      for (let i = 0; ; i++) {
+        await delay(1, undefined, { signal });
+        probe.tick(tag);
+        yield item(i);
+      }
+    } finally {
+      probe.stop(tag);
+    }
+  }
+
+  async *slow({ tag, limit }) {
+    probe.start(tag);
+    try {
+      for (let i = 0; i < limit; i++) {
+        probe.tick(tag);
+        yield slowItem(i);
+      }
+    } finally {
+      probe.stop(tag);
+    }
+  }
+}
+
+WsSignal()(BenchController.prototype, 'ticks', 1); // @WsSignal() signal
+const AppModule = moduleFor(BenchController, {
+  echo: MessagePattern('echo'),
+  bin: MessagePattern('bin'),
+  stream: MessagePattern('stream'),
+  ticks: MessagePattern('ticks'),
+  slow: MessagePattern('slow'),
+});
+
+export async function start() {
+  const server = new WsMsgpackServer({ port: 0, host: '127.0.0.1' });
+  const app = await NestFactory.createMicroservice(AppModule, { strategy: server, logger: false });
+  await app.listen();
+  return { port: server.address().port, close: () => app.close() };
+}
