@@ -29,11 +29,9 @@ import {
 } from '../../src/index.js';
 import { all, errorOf, first, startService, until, WAIT_MS, within, type TestService } from '../support/helpers.js';
 import { RawPeer } from '../support/raw-peer.js';
-import { endless, holds, Probes, ticker, type Probe, type SourceStats, abortableDelay } from '../support/streams.js';
+import { endless, holds, Probes, ticker, type Probe, type SourceStats, abortableDelay, newTag } from '../support/streams.js';
 
 const probes = new Probes();
-let tagSeq = 0;
-const newTag = (name: string): string => `${name}-${++tagSeq}`;
 
 @Controller()
 class CancelController {

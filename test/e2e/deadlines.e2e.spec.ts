@@ -4,11 +4,9 @@ import { finalize, NEVER, type Observable, reduce, tap } from 'rxjs';
 import { WsHeaders, WsMsgpackContext, WsMsgpackError, WsMsgpackErrorCode, WsMsgpackRecordBuilder, WsSignal } from '../../src/index.js';
 import { errorOf, first, startService, until, WAIT_MS, type TestService } from '../support/helpers.js';
 import { RawPeer } from '../support/raw-peer.js';
-import { endless, holds, Probes, ticker, type SourceStats, abortableDelay } from '../support/streams.js';
+import { endless, holds, Probes, ticker, type SourceStats, abortableDelay, newTag } from '../support/streams.js';
 
 const probes = new Probes();
-let tagSeq = 0;
-const newTag = (name: string): string => `${name}-${++tagSeq}`;
 
 @Controller()
 class DeadlineController {

@@ -4,11 +4,9 @@ import { finalize, NEVER, type Observable, range, reduce, tap } from 'rxjs';
 import { WsHeaders, WsMsgpackError, WsMsgpackErrorCode, WsMsgpackRecordBuilder, WsSignal } from '../../src/index.js';
 import { all, errorOf, first, startService, until, WAIT_MS, within, type TestService } from '../support/helpers.js';
 import { RawPeer } from '../support/raw-peer.js';
-import { gate, type Gate, Probes } from '../support/streams.js';
+import { gate, type Gate, Probes, newTag } from '../support/streams.js';
 
 const probes = new Probes();
-let tagSeq = 0;
-const newTag = (name: string): string => `${name}-${++tagSeq}`;
 
 /** Gates of the 'slow' handler, by tag. */
 const gates = new Map<string, Gate>();

@@ -143,3 +143,7 @@ export function abortableDelay(p: Probe, ms: number, signal: AbortSignal, done: 
     signal.addEventListener('abort', onAbort, { once: true });
   });
 }
+
+let tagSeq = 0;
+/** A tag unique within the test file, naming one call's probe. */
+export const newTag = (name: string): string => `${name}-${++tagSeq}`;

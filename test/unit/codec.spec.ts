@@ -1,21 +1,7 @@
 import { DEFAULT_DECODER_LIMITS, FrameCodec } from '../../src/protocol/codec.js';
 import { ProtocolViolation } from '../../src/protocol/errors.js';
 import { FrameType, type Frame, type NextFrame } from '../../src/protocol/frames.js';
-
-const hex = (u: Uint8Array): string => Buffer.from(u.buffer, u.byteOffset, u.byteLength).toString('hex');
-const bytes = (h: string): Buffer => Buffer.from(h, 'hex');
-
-/** The ProtocolViolation `fn` throws (fails the test when it throws something else or nothing). */
-function violation(fn: () => unknown): ProtocolViolation {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (e) {
-    caught = e;
-  }
-  expect(caught).toBeInstanceOf(ProtocolViolation);
-  return caught as ProtocolViolation;
-}
+import { bytes, hex, violation } from '../support/protocol.js';
 
 /** Encodes a NEXT frame carrying `value` and decodes it again; returns the decoded value. */
 function roundTrip(value: unknown, codec = new FrameCodec()): unknown {

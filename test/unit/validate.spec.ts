@@ -1,21 +1,7 @@
 import { FrameCodec } from '../../src/protocol/codec.js';
-import { ProtocolViolation } from '../../src/protocol/errors.js';
 import { FrameType, MAX_CALL_ID } from '../../src/protocol/frames.js';
 import { parseFrame, peekHeader } from '../../src/protocol/validate.js';
-
-const bytes = (h: string): Uint8Array => new Uint8Array(Buffer.from(h, 'hex'));
-
-/** The ProtocolViolation `fn` throws (fails the test when it throws something else or nothing). */
-function violation(fn: () => unknown): ProtocolViolation {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (e) {
-    caught = e;
-  }
-  expect(caught).toBeInstanceOf(ProtocolViolation);
-  return caught as ProtocolViolation;
-}
+import { bytes, violation } from '../support/protocol.js';
 
 describe('peekHeader', () => {
   it.each([
