@@ -53,9 +53,12 @@ export class WsMsgpackClient extends ClientProxy<WsMsgpackClientEvents, string> 
   /** Opens the connection if it is not open. Idempotent; concurrent callers share one attempt. */
   connect(): Promise<Connection> {
     if (this.connection && !this.connection.isClosed) return Promise.resolve(this.connection);
-    this.connecting ??= this.open().finally(() => {
-      this.connecting = undefined;
-    });
+    if (!this.connecting) {
+      const attempt: Promise<Connection> = this.open().finally(() => {
+        if (this.connecting === attempt) this.connecting = undefined; // close() may have started another
+      });
+      this.connecting = attempt;
+    }
     return this.connecting;
   }
 

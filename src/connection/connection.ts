@@ -1,4 +1,4 @@
-import { Observable } from 'rxjs';
+import { isObservable, Observable } from 'rxjs';
 import { FrameCodec, type FrameCodecOptions } from '../protocol/codec.js';
 import { ProtocolViolation, WsMsgpackError, WsMsgpackErrorCode } from '../protocol/errors.js';
 import {
@@ -15,6 +15,7 @@ import { InboundCredit } from './credit.js';
 import { describeError, errorFromFrame } from './errors.js';
 import { InboundStream } from './inbound-stream.js';
 import { LazyAbort } from './lazy-abort.js';
+import { startTimer, type Timer } from './timers.js';
 import { Queue } from './queue.js';
 import { isAsyncIterable, isStreamIterable, OutboundStream, type OutboundSource, type StreamSink } from './outbound-stream.js';
 import { bindSocket, type WebSocketLike } from './socket.js';
@@ -73,10 +74,15 @@ export interface IncomingCall {
   readonly isStream: boolean;
   /** Headers sent with the call (empty object when none). */
   readonly headers: Headers;
-  /** Aborted when the call is cancelled, passes its deadline or the connection closes. */
+  /** Aborted when the call is cancelled, passes its deadline, breaks the protocol, or the connection closes. */
   readonly signal: AbortSignal;
   /** Absolute deadline (ms since epoch), when the caller set one. */
   readonly deadline: number | undefined;
+  /**
+   * Runs `callback` once when the call ends on this side: answered, failed, cancelled, past its
+   * deadline, or cut off by the connection closing (at once if it already has).
+   */
+  onEnd(callback: () => void): void;
 }
 
 /** An event the peer emitted. */
@@ -114,7 +120,7 @@ interface OutgoingCall {
   /** Grant credit as items are delivered (Observables) rather than as they are pulled (iterate). */
   readonly autoCredit: boolean;
   request: OutboundStream | undefined;
-  timer: ReturnType<typeof setTimeout> | undefined;
+  timer: Timer | undefined;
   done: boolean;
 }
 
@@ -124,7 +130,9 @@ interface IncomingState {
   readonly response: OutboundStream;
   readonly input: InboundStream | undefined;
   deadline: number | undefined;
-  timer: ReturnType<typeof setTimeout> | undefined;
+  timer: Timer | undefined;
+  /** Run once when the call ends on this side, however it ends. */
+  onEnd: (() => void)[];
 }
 
 const DEFAULTS = {
@@ -199,16 +207,9 @@ export class Connection {
     this.ownParity = options.role === 'client' ? 1 : 0;
     this.nextId = options.role === 'client' ? 1 : 2;
     this.sink = {
-      // A final `undefined` (a void handler) completes without a value, as Nest's TCP transport does.
       sendItem: (id, value, final) =>
         this.sendBinaryValue(final ? FrameType.COMPLETE : FrameType.NEXT, id, value) ||
-        this.sendChecked(
-          !final
-            ? { type: FrameType.NEXT, id, value }
-            : value === undefined
-              ? { type: FrameType.COMPLETE, id, hasValue: false }
-              : { type: FrameType.COMPLETE, id, hasValue: true, value },
-        ),
+        this.sendChecked(final ? { type: FrameType.COMPLETE, id, hasValue: true, value } : { type: FrameType.NEXT, id, value }),
       sendComplete: (id) => this.sendSafe({ type: FrameType.COMPLETE, id, hasValue: false }),
       sendError: (id, error) => this.sendErrorFrame(id, error),
       congested: () => this.socket.bufferedAmount > this.limits.maxBufferedBytes,
@@ -308,6 +309,7 @@ export class Connection {
         return { value: undefined, done: true };
       },
       return: async (): Promise<IteratorResult<unknown>> => {
+        if (started === null) started = undefined; // never started: a later next() must not start it
         started?.teardown();
         end ??= 'complete';
         items.clear();
@@ -339,7 +341,8 @@ export class Connection {
     const frame: RequestFrame = { type: FrameType.REQUEST, id, pattern, payload: isStream ? undefined : payload, stream: isStream };
     if (options.headers !== undefined) frame.headers = options.headers;
     if (window > 0) frame.credit = window;
-    if (options.timeout !== undefined && options.timeout > 0) frame.timeout = Math.ceil(options.timeout);
+    // A non-finite timeout (Infinity) means no deadline.
+    if (options.timeout !== undefined && options.timeout > 0 && Number.isFinite(options.timeout)) frame.timeout = Math.ceil(options.timeout);
     try {
       this.sendChecked(frame);
     } catch (e) {
@@ -348,12 +351,12 @@ export class Connection {
     }
     this.outgoing.set(id, st);
     if (frame.timeout !== undefined) {
-      st.timer = setTimeout(() => {
+      st.timer = startTimer(frame.timeout, () => {
         if (st.done) return;
         this.endOutgoing(st);
         this.sendSafe({ type: FrameType.CANCEL, id });
         observer.error(new WsMsgpackError(WsMsgpackErrorCode.DEADLINE_EXCEEDED, `deadline of ${frame.timeout} ms exceeded`));
-      }, frame.timeout);
+      });
     }
     if (isStream) {
       st.request = new OutboundStream(this.sink, id, 0, this.limits.highWaterMark, () => {});
@@ -427,7 +430,7 @@ export class Connection {
       case FrameType.COMPLETE:
         return this.isOwn(frame.id) ? this.onResponseComplete(frame) : this.onInputComplete(frame);
       case FrameType.ERROR:
-        if (frame.id === 0) return this.emitError(errorFromFrame(frame) as Error);
+        if (frame.id === 0) return this.emitError(new WsMsgpackError(frame.code, frame.message, frame.data));
         return this.isOwn(frame.id) ? this.onResponseError(frame) : this.onInputError(frame);
       case FrameType.CANCEL:
         if (this.isOwn(frame.id)) throw new ProtocolViolation('CANCEL for a call this side started', frame.id, frame.type);
@@ -476,7 +479,7 @@ export class Connection {
   private endOutgoing(st: OutgoingCall): void {
     st.done = true;
     this.outgoing.delete(st.id);
-    if (st.timer) clearTimeout(st.timer);
+    st.timer?.cancel();
     st.request?.stop();
   }
 
@@ -506,7 +509,7 @@ export class Connection {
       () => this.endIncoming(id),
       this.mapStreamError,
     );
-    const st: IncomingState = { id, abort, response, input, deadline: undefined, timer: undefined };
+    const st: IncomingState = { id, abort, response, input, deadline: undefined, timer: undefined, onEnd: [] };
     this.incoming.set(id, st);
     // The requester sends no stream item before the first CREDIT; window 0 (unlimited) grants all at once.
     if (input) this.sendSafe({ type: FrameType.CREDIT, id, credit: input.window > 0 ? input.window : MAX_CALL_ID });
@@ -514,11 +517,11 @@ export class Connection {
     if (frame.timeout !== undefined) {
       deadline = Date.now() + frame.timeout;
       st.deadline = deadline;
-      st.timer = setTimeout(() => {
+      st.timer = startTimer(frame.timeout, () => {
         const err = new WsMsgpackError(WsMsgpackErrorCode.DEADLINE_EXCEEDED, `deadline of ${frame.timeout} ms exceeded`);
         abort.abort(err);
         response.fail(err);
-      }, frame.timeout);
+      });
     }
     const call: IncomingCall = {
       id,
@@ -530,6 +533,10 @@ export class Connection {
         return abort.signal;
       },
       deadline,
+      onEnd: (callback) => {
+        if (response.isFinished) callback();
+        else st.onEnd.push(callback);
+      },
     };
     let result: OutboundSource | Promise<OutboundSource>;
     try {
@@ -557,8 +564,9 @@ export class Connection {
     const st = this.incoming.get(id);
     if (!st) return;
     this.incoming.delete(id);
-    if (st.timer) clearTimeout(st.timer);
+    st.timer?.cancel();
     st.input?.close();
+    for (const callback of st.onEnd) this.guard(callback);
   }
 
   private onInputNext(frame: NextFrame): void {
@@ -762,7 +770,7 @@ export class Connection {
       this.endOutgoing(st);
       st.observer.error(err);
     }
-    for (const l of this.closeListeners.splice(0)) l(info);
+    for (const l of this.closeListeners.splice(0)) this.guard(() => l(info));
   }
 
   private unavailable(info: CloseInfo): WsMsgpackError {
@@ -774,7 +782,21 @@ export class Connection {
   }
 
   private emitError(error: Error): void {
-    for (const l of this.errorListeners) l(error);
+    for (const l of this.errorListeners) this.guard(() => l(error));
+  }
+
+  /**
+   * Runs a user callback (listener, end hook) so that its exception cannot unwind into frame
+   * handling, where it would be blamed on the peer, or escape from a timer as an uncaught error.
+   */
+  private guard(callback: () => void): void {
+    try {
+      callback();
+    } catch (e) {
+      queueMicrotask(() => {
+        throw e; // surfaces as the application's own error, outside the protocol
+      });
+    }
   }
 }
 
@@ -783,6 +805,6 @@ export function isStreamSource(payload: unknown): boolean {
   return (
     payload != null &&
     typeof payload === 'object' &&
-    (typeof (payload as { subscribe?: unknown }).subscribe === 'function' || isAsyncIterable(payload) || isStreamIterable(payload))
+    (isObservable(payload) || isAsyncIterable(payload) || isStreamIterable(payload))
   );
 }

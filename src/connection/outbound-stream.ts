@@ -102,8 +102,7 @@ export class OutboundStream {
   /** Starts consuming `source`. */
   start(source: OutboundSource): void {
     if (source instanceof SingleValue) {
-      this.onPushValue(source.value);
-      this.onSourceComplete();
+      this.startSingle(source.value);
     } else if (isObservable(source)) {
       this.subscription = source.subscribe({
         next: (v) => this.onPushValue(v),
@@ -159,6 +158,28 @@ export class OutboundStream {
       }
     }
     this.onFinish();
+  }
+
+  /**
+   * One value as the whole answer. `undefined` (a void handler) completes without a value, as
+   * Nest's TCP transport does; an async iterable is streamed; anything else goes out as one
+   * COMPLETE frame carrying the value, right away when credit allows.
+   */
+  private startSingle(value: unknown): void {
+    this.sourceDone = true;
+    if (value === undefined) {
+      this.sink.sendComplete(this.id);
+      this.finish();
+    } else if (isAsyncIterable(value)) {
+      this.pullOnly = true;
+      this.startPull(value[Symbol.asyncIterator]());
+    } else if (this.canSend()) {
+      this.credit.take();
+      if (this.send(value, true)) this.finish();
+    } else {
+      this.held = value; // pump() sends it with COMPLETE once credit arrives
+      this.waitIfCongested();
+    }
   }
 
   // ---- push (Observable) ----

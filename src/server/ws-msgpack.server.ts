@@ -1,8 +1,9 @@
 import { Server, type CustomTransportStrategy, type MessageHandler } from '@nestjs/microservices';
+import { EventEmitter } from 'node:events';
 import { createServer, type IncomingMessage, type Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { finalize, isObservable, type Observable } from 'rxjs';
+import { isObservable } from 'rxjs';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { Connection, type IncomingCall, type IncomingEvent } from '../connection/connection.js';
 import { startKeepAlive } from '../connection/keepalive.js';
@@ -49,7 +50,8 @@ export class WsMsgpackServer
   private ownHttpServer: HttpServer | undefined;
   private unroute: (() => void) | undefined;
   private readonly connections = new Set<Connection>();
-  private readonly listeners: { event: keyof WsMsgpackServerEvents; callback: (...args: never[]) => void }[] = [];
+  /** Listeners registered with on(); events fire after this transport's own checks. */
+  private readonly events = new EventEmitter();
   private closing: Promise<void> | undefined;
 
   constructor(private readonly options: WsMsgpackServerOptions = {}) {
@@ -72,7 +74,7 @@ export class WsMsgpackServer
       clientTracking: true,
       handleProtocols: (offered) => pickProtocol(offered),
     });
-    for (const { event, callback: cb } of this.listeners) this.wss.on(event, cb as (...a: unknown[]) => void);
+    this.wss.on('error', (err: Error) => this.emitError(err));
     this.wss.on('connection', (ws: WebSocket, req: IncomingMessage) => this.onConnection(ws, req));
     const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => void this.handleUpgrade(req, socket, head);
 
@@ -88,15 +90,19 @@ export class WsMsgpackServer
     });
     this.ownHttpServer = http;
     this.unroute = routeUpgrades(http, path, onUpgrade);
-    http.once('error', (err: NodeJS.ErrnoException) => {
+    const onListenError = (err: NodeJS.ErrnoException): void => {
       this._status$.next(WsMsgpackStatus.DISCONNECTED);
       this.cleanup();
       const message = err.code === 'EADDRINUSE'
         ? `WsMsgpackServer: port ${this.options.port ?? DEFAULT_PORT} on ${this.options.host ?? DEFAULT_HOST} is already in use (EADDRINUSE)`
         : `WsMsgpackServer: cannot listen: ${err.message}`;
       callback(Object.assign(new Error(message, { cause: err }), { code: err.code }));
-    });
+    };
+    http.once('error', onListenError);
     http.listen(this.options.port ?? DEFAULT_PORT, this.options.host ?? DEFAULT_HOST, () => {
+      // Bound: later server errors (e.g. EMFILE on accept) are reported, not taken for bind errors.
+      http.off('error', onListenError);
+      http.on('error', (err: Error) => this.emitError(err));
       this._status$.next(WsMsgpackStatus.CONNECTED);
       callback();
     });
@@ -121,8 +127,7 @@ export class WsMsgpackServer
     event: EventKey,
     callback: WsMsgpackServerEvents[EventKey],
   ): void {
-    this.listeners.push({ event, callback: callback as (...args: never[]) => void });
-    this.wss?.on(event, callback as (...a: unknown[]) => void);
+    this.events.on(event, callback as (...args: unknown[]) => void);
   }
 
   /** Address the standalone server is bound to (null when sharing an HTTP server or not listening). */
@@ -155,6 +160,10 @@ export class WsMsgpackServer
         rejectUpgrade(socket, 401, 'Unauthorized');
         return;
       }
+      if (this.closing || this.wss !== wss) {
+        rejectUpgrade(socket, 503, 'Service Unavailable'); // closed while authorize() ran
+        return;
+      }
     }
     wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req));
   }
@@ -171,10 +180,11 @@ export class WsMsgpackServer
     conn.onRequest((call) => this.handleCall(call, ws, req));
     conn.onEvent((event) => this.handleIncomingEvent(event, ws, req));
     conn.onError((err) => this.emitError(err));
+    this.events.emit('connection', ws, req);
     conn.onClose(({ code, reason }) => {
       stopKeepAlive();
       this.connections.delete(conn);
-      this.wss?.emit('disconnect', ws, code, reason);
+      this.events.emit('disconnect', ws, code, reason);
     });
   }
 
@@ -183,6 +193,8 @@ export class WsMsgpackServer
     const handler = pattern === undefined ? null : this.findHandler(pattern);
     if (!handler) throw new WsMsgpackError(WsMsgpackErrorCode.UNIMPLEMENTED, NO_MESSAGE_HANDLER);
     const ctx = new WsMsgpackContext([pattern!, call.headers, call, ws, req]);
+    const endHook = this.onProcessingEndHook;
+    if (endHook) call.onEnd(() => endHook(this.transportId, ctx));
     return this.runHandler(handler, call.payload, ctx);
   }
 
@@ -195,14 +207,18 @@ export class WsMsgpackServer
     return this.messageHandlers.get(pattern) ?? this.getHandlerByPattern(pattern);
   }
 
-  /** Runs a Nest handler between the processing hooks (Nest's instrumentation points). */
+  /**
+   * Runs a Nest handler after the processing start hook (Nest's instrumentation point; the end
+   * hook runs when the connection ends the call, see handleCall). A plain value or an async
+   * iterable needs no Observable.
+   */
   private runHandler(handler: MessageHandler, data: unknown, ctx: WsMsgpackContext): Promise<OutboundSource> {
     return new Promise<OutboundSource>((resolve, reject) => {
       const run = async (): Promise<void> => {
         try {
-          resolve(this.toSource(await handler(data, ctx), ctx));
+          const result: unknown = await handler(data, ctx);
+          resolve(isObservable(result) ? result : new SingleValue(result));
         } catch (e) {
-          this.onProcessingEndHook?.(this.transportId, ctx);
           reject(e);
         }
       };
@@ -212,22 +228,6 @@ export class WsMsgpackServer
         reject(e);
       }
     });
-  }
-
-  /**
-   * What the handler returned, as the connection core takes it. A plain value (or an async
-   * iterable) needs no Observable; the end hook, when one is set, runs when the response settles.
-   */
-  private toSource(result: unknown, ctx: WsMsgpackContext): OutboundSource {
-    const endHook = this.onProcessingEndHook;
-    if (!endHook) return isObservable(result) ? result : new SingleValue(result);
-    let ended = false;
-    const end = (): void => {
-      if (ended) return;
-      ended = true;
-      endHook(this.transportId, ctx);
-    };
-    return (this.transformToObservable(result) as Observable<unknown>).pipe(finalize(end));
   }
 
   private handleIncomingEvent(event: IncomingEvent, ws: WebSocket, req: IncomingMessage): void {
@@ -240,7 +240,7 @@ export class WsMsgpackServer
   }
 
   private emitError(err: Error): void {
-    if (this.wss && this.wss.listenerCount('error') > 0) this.wss.emit('error', err);
+    if (this.events.listenerCount('error') > 0) this.events.emit('error', err);
   }
 
   private async doClose(): Promise<void> {

@@ -1,0 +1,21 @@
+/** Longest delay `setTimeout` honours (larger ones fire after 1 ms). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** A cancellable timer. */
+export interface Timer {
+  /** Stops the timer; idempotent. */
+  cancel(): void;
+}
+
+/**
+ * `setTimeout` for any finite delay: delays beyond ~24.8 days are chained in steps instead of
+ * firing at once, as Node and browsers do with a too-large delay.
+ */
+export function startTimer(ms: number, fn: () => void): Timer {
+  let handle: ReturnType<typeof setTimeout>;
+  const arm = (left: number): void => {
+    handle = setTimeout(() => (left > MAX_TIMER_MS ? arm(left - MAX_TIMER_MS) : fn()), Math.min(left, MAX_TIMER_MS));
+  };
+  arm(ms);
+  return { cancel: () => clearTimeout(handle) };
+}
