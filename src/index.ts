@@ -10,5 +10,5 @@ export { WsHeaders, WsSignal, WsSocket, WsUpgradeHeaders, type ParamPipe } from 
 export { WsMsgpackError, WsMsgpackErrorCode } from './protocol/errors.js';
 export { SUBPROTOCOL_V1, CloseCode } from './protocol/constants.js';
 export type { DecoderLimits } from './protocol/codec.js';
-export type { ConnectionLimits, CloseInfo } from './connection/connection.js';
+export type { Connection, ConnectionLimits, CallOptions, CloseInfo } from './connection/connection.js';
 export type { Headers } from './protocol/frames.js';

@@ -1,8 +1,8 @@
 import { ClientProxy, type ReadPacket, type WritePacket } from '@nestjs/microservices';
 import { connectable, defer, Observable, Subject, type Subscription } from 'rxjs';
 import { WebSocket } from 'ws';
-import { Connection, type CloseInfo } from '../connection/connection.js';
-import { startKeepAlive } from '../connection/keepalive.js';
+import { Connection, DEFAULT_MAX_PAYLOAD, type CloseInfo } from '../connection/connection.js';
+import { DEFAULT_KEEPALIVE_INTERVAL, startKeepAlive } from '../connection/keepalive.js';
 import { WsMsgpackStatus } from '../constants.js';
 import { SUBPROTOCOL_V1 } from '../protocol/constants.js';
 import { WsMsgpackError, WsMsgpackErrorCode } from '../protocol/errors.js';
@@ -181,7 +181,7 @@ export class WsMsgpackClient extends ClientProxy<WsMsgpackClientEvents, string> 
     return new Promise<Connection>((resolve, reject) => {
       const ws = new WebSocket(this.options.url, [SUBPROTOCOL_V1], {
         ...this.options.wsOptions,
-        maxPayload: this.options.maxPayload ?? 16 * 1024 * 1024,
+        maxPayload: this.options.maxPayload ?? DEFAULT_MAX_PAYLOAD,
         perMessageDeflate: false,
         headers: this.options.headers,
         handshakeTimeout: this.options.connectTimeout ?? 10_000,
@@ -207,7 +207,7 @@ export class WsMsgpackClient extends ClientProxy<WsMsgpackClientEvents, string> 
       const onOpen = (): void => {
         cleanup();
         const conn = new Connection(ws, { ...this.options, role: 'client' });
-        const stopKeepAlive = startKeepAlive(ws, this.options.keepAliveInterval ?? 30_000);
+        const stopKeepAlive = startKeepAlive(ws, this.options.keepAliveInterval ?? DEFAULT_KEEPALIVE_INTERVAL);
         conn.onError((err) => this.fire('error', err));
         conn.onClose((info) => {
           stopKeepAlive();

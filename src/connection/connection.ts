@@ -135,12 +135,15 @@ interface IncomingState {
   onEnd: (() => void)[];
 }
 
+/** Default of {@link ConnectionLimits.maxPayload}, also used for `ws`'s own limit. */
+export const DEFAULT_MAX_PAYLOAD = 16 * 1024 * 1024;
+
 const DEFAULTS = {
   window: 256,
   highWaterMark: 10_000,
   maxBufferedBytes: 4 * 1024 * 1024,
   maxConcurrentCalls: 1000,
-  maxPayload: 16 * 1024 * 1024,
+  maxPayload: DEFAULT_MAX_PAYLOAD,
 };
 
 const EMPTY_HEADERS: Headers = Object.freeze({}) as Headers;

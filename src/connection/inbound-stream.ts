@@ -21,7 +21,6 @@ export class InboundStream {
   constructor(
     window: number,
     private readonly grant: (credit: number) => void,
-    private readonly onUnsubscribe: () => void = () => {},
   ) {
     this.credit = new InboundCredit(window);
     this.observable = new Observable<unknown>((subscriber) => {
@@ -34,11 +33,9 @@ export class InboundStream {
       while (this.buffer.length > 0 && !subscriber.closed) this.deliver(this.buffer.shift());
       if (this.ended !== undefined && !subscriber.closed) this.settle();
       return () => {
+        // The handler stopped reading: grant no more credit, drop what still arrives.
         this.subscriber = undefined;
-        if (!this.closed) {
-          this.closed = true;
-          this.onUnsubscribe();
-        }
+        this.closed = true;
       };
     });
   }

@@ -5,10 +5,14 @@ export interface PingableSocket {
   on(event: 'pong' | 'close', cb: () => void): unknown;
 }
 
+/** Default interval of {@link startKeepAlive}, in milliseconds. */
+export const DEFAULT_KEEPALIVE_INTERVAL = 30_000;
+
 /**
- * Pings every `intervalMs`; a peer that has not answered the previous ping by then is presumed
- * dead and the socket is terminated (its calls then fail with UNAVAILABLE). Browsers and `ws`
- * answer pings by themselves. Returns a stop function; 0 disables.
+ * Pings every `intervalMs`; a peer that has not answered the previous ping (a pong, not just any
+ * data) by the next one is presumed dead and the socket is terminated (its calls then fail with
+ * UNAVAILABLE), so a dead peer is found within one to two intervals. Browsers and `ws` answer
+ * pings by themselves. Stops by itself when the socket closes. Returns a stop function; 0 disables.
  */
 export function startKeepAlive(socket: PingableSocket, intervalMs: number): () => void {
   if (!(intervalMs > 0)) return () => {};

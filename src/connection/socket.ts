@@ -46,9 +46,9 @@ export function bindSocket(ws: WebSocketLike, listener: SocketListener): void {
     ws.binaryType = 'nodebuffer';
     const n = node as NodeWebSocket;
     n.on('message', (data, isBinary) => {
+      // binaryType 'nodebuffer': ws delivers one Buffer per message.
       if (!isBinary) return listener.onMessage(String(data), false);
-      if (Array.isArray(data)) return listener.onMessage(Buffer.concat(data), true);
-      listener.onMessage(data instanceof ArrayBuffer ? new Uint8Array(data) : data, true);
+      listener.onMessage(data as Buffer, true);
     });
     n.on('close', (code, reason) => listener.onClose(code, reason.toString()));
     n.on('error', (err) => listener.onSocketError(err));

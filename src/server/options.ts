@@ -23,7 +23,7 @@ export interface WsMsgpackServerOptions extends ConnectionLimits {
    * `request.headers.authorization`). Refused requests get HTTP 401 and no connection.
    */
   authorize?: (request: IncomingMessage) => boolean | Promise<boolean>;
-  /** Interval of WebSocket pings; a peer silent for two intervals is dropped. Default 30,000 ms; 0 disables. */
+  /** Interval of WebSocket pings; a peer that does not answer one ping by the next is dropped. Default 30,000 ms; 0 disables. */
   keepAliveInterval?: number;
   /** How long `close()` waits for peers to finish the closing handshake before cutting them off. Default 2,000 ms. */
   closeTimeout?: number;

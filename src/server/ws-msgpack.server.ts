@@ -5,8 +5,8 @@ import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { isObservable } from 'rxjs';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { Connection, type IncomingCall, type IncomingEvent } from '../connection/connection.js';
-import { startKeepAlive } from '../connection/keepalive.js';
+import { Connection, DEFAULT_MAX_PAYLOAD, type IncomingCall, type IncomingEvent } from '../connection/connection.js';
+import { DEFAULT_KEEPALIVE_INTERVAL, startKeepAlive } from '../connection/keepalive.js';
 import { SingleValue, type OutboundSource } from '../connection/outbound-stream.js';
 import { WS_MSGPACK_TRANSPORT, WsMsgpackStatus } from '../constants.js';
 import { CloseCode, SUBPROTOCOL_V1, SUPPORTED_SUBPROTOCOLS } from '../protocol/constants.js';
@@ -69,7 +69,7 @@ export class WsMsgpackServer
     const path = this.options.path ? normalizePath(this.options.path) : null;
     this.wss = new WebSocketServer({
       noServer: true,
-      maxPayload: this.options.maxPayload ?? 16 * 1024 * 1024,
+      maxPayload: this.options.maxPayload ?? DEFAULT_MAX_PAYLOAD,
       perMessageDeflate: false,
       clientTracking: true,
       handleProtocols: (offered) => pickProtocol(offered),
@@ -176,7 +176,7 @@ export class WsMsgpackServer
     }
     const conn = new Connection(ws, { ...this.options, role: 'server', mapStreamError: toRpcErrorPayload });
     this.connections.add(conn);
-    const stopKeepAlive = startKeepAlive(ws, this.options.keepAliveInterval ?? 30_000);
+    const stopKeepAlive = startKeepAlive(ws, this.options.keepAliveInterval ?? DEFAULT_KEEPALIVE_INTERVAL);
     conn.onRequest((call) => this.handleCall(call, ws, req));
     conn.onEvent((event) => this.handleIncomingEvent(event, ws, req));
     conn.onError((err) => this.emitError(err));
