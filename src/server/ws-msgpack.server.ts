@@ -30,6 +30,8 @@ export type WsMsgpackServerEvents = {
 };
 
 const DEFAULT_PORT = 3001;
+/** Most distinct pattern strings whose resolution is remembered. */
+const MAX_RESOLVED_PATTERNS = 1024;
 const DEFAULT_HOST = '127.0.0.1';
 
 /**
@@ -50,6 +52,8 @@ export class WsMsgpackServer
   private ownHttpServer: HttpServer | undefined;
   private unroute: (() => void) | undefined;
   private readonly connections = new Set<Connection>();
+  /** Pattern strings (as sent) already resolved to a handler by Nest's normalisation. */
+  private readonly resolved = new Map<string, MessageHandler>();
   /** Listeners registered with on(); events fire after this transport's own checks. */
   private readonly events = new EventEmitter();
   private closing: Promise<void> | undefined;
@@ -204,7 +208,13 @@ export class WsMsgpackServer
    * plain string pattern).
    */
   private findHandler(pattern: string): MessageHandler | null {
-    return this.messageHandlers.get(pattern) ?? this.getHandlerByPattern(pattern);
+    const direct = this.messageHandlers.get(pattern) ?? this.resolved.get(pattern);
+    if (direct) return direct;
+    // Object patterns arrive JSON-encoded in whatever key order the caller used; Nest parses and
+    // normalises them on every lookup. Remember hits (bounded: callers choose the strings).
+    const handler = this.getHandlerByPattern(pattern);
+    if (handler && this.resolved.size < MAX_RESOLVED_PATTERNS) this.resolved.set(pattern, handler);
+    return handler;
   }
 
   /**

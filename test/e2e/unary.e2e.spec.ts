@@ -58,6 +58,15 @@ describe('unary calls', () => {
     expect(await first(c.send({ v: 2, cmd: 'sum' }, [1]))).toBe(101);
   });
 
+  it('keeps resolving object patterns on repeated calls (resolution is cached), and misses stay misses', async () => {
+    const c = svc.client();
+    for (let i = 0; i < 3; i++) {
+      expect(await first(c.send({ cmd: 'sum', v: 2 }, [i]))).toBe(100 + i);
+      expect(await first(c.send({ v: 2, cmd: 'sum' }, [i]))).toBe(100 + i);
+      expect(await errorOf(c.send({ cmd: 'sum', v: 3 }, [i]))).toMatchObject({ code: 'UNIMPLEMENTED' });
+    }
+  });
+
   it('answers async handlers', async () => {
     expect(await first(svc.client().send('asyncSum', [4, 5]))).toBe(9);
   });
