@@ -356,9 +356,7 @@ export class Connection {
     if (frame.timeout !== undefined) {
       st.timer = startTimer(frame.timeout, () => {
         if (st.done) return;
-        this.endOutgoing(st);
-        this.sendSafe({ type: FrameType.CANCEL, id });
-        observer.error(new WsMsgpackError(WsMsgpackErrorCode.DEADLINE_EXCEEDED, `deadline of ${frame.timeout} ms exceeded`));
+        this.abandonOutgoing(st, new WsMsgpackError(WsMsgpackErrorCode.DEADLINE_EXCEEDED, `deadline of ${frame.timeout} ms exceeded`));
       });
     }
     if (isStream) {
@@ -367,8 +365,7 @@ export class Connection {
     }
     const teardown = (): void => {
       if (st.done) return;
-      this.endOutgoing(st);
-      this.sendSafe({ type: FrameType.CANCEL, id });
+      this.abandonOutgoing(st);
       this.uncork(); // a cancel should not wait for the batch: every item the producer makes meanwhile is waste
     };
     return { state: st, teardown };
@@ -477,6 +474,13 @@ export class Connection {
     if (!st) return;
     this.endOutgoing(st);
     st.observer.error(errorFromFrame(frame));
+  }
+
+  /** This side gives up on its own call: end it here, tell the peer (CANCEL), fail it with `error`. */
+  private abandonOutgoing(st: OutgoingCall, error?: unknown): void {
+    this.endOutgoing(st);
+    this.sendSafe({ type: FrameType.CANCEL, id: st.id });
+    if (error !== undefined) st.observer.error(error);
   }
 
   private endOutgoing(st: OutgoingCall): void {
@@ -628,9 +632,7 @@ export class Connection {
     if (this.isOwn(v.id) && v.frameType !== FrameType.REQUEST) {
       const st = this.outgoing.get(v.id);
       if (!st) return;
-      this.endOutgoing(st);
-      this.sendSafe({ type: FrameType.CANCEL, id: v.id });
-      st.observer.error(err);
+      this.abandonOutgoing(st, err);
       return;
     }
     const st = this.incoming.get(v.id);
