@@ -1,10 +1,10 @@
 import { Controller } from '@nestjs/common';
 import { MessagePattern, Payload } from '@nestjs/microservices';
 import { finalize, NEVER, type Observable, range, reduce, tap } from 'rxjs';
-import { WsHeaders, WsMsgpackError, WsMsgpackErrorCode, WsMsgpackRecordBuilder, WsSignal } from '../../src/index.js';
+import { WsHeaders, WsMsgpackError, WsMsgpackClient, WsMsgpackErrorCode, WsMsgpackRecordBuilder, WsSignal } from '../../src/index.js';
 import { all, errorOf, first, startService, until, WAIT_MS, within, type TestService } from '../support/helpers.js';
 import { RawPeer } from '../support/raw-peer.js';
-import { gate, type Gate, Probes, newTag } from '../support/streams.js';
+import { gate, type Gate, type Probe, Probes, newTag } from '../support/streams.js';
 
 const probes = new Probes();
 
@@ -77,6 +77,24 @@ const isFor = (id: number) => (f: unknown[]): boolean => f[1] === id;
 async function barrier(peer: RawPeer, id: number): Promise<void> {
   peer.send([1, id, 'echo', `barrier ${id}`]);
   expect(await peer.next((f) => f[0] === 4 && f[1] === id, `barrier ${id}`)).toEqual([4, id, `barrier ${id}`]);
+}
+
+/**
+ * Streams `count` from the server and records, at each delivery, how far the server's generator
+ * had been pulled ahead of what the client had received.
+ */
+async function streamWithLeads(client: WsMsgpackClient, p: Probe, data: unknown): Promise<{ items: number[]; leads: number[] }> {
+  const leads: number[] = [];
+  let delivered = 0;
+  const items = await all(
+    client.send<number>('count', data).pipe(
+      tap(() => {
+        delivered++;
+        leads.push(p.pulls - delivered);
+      }),
+    ),
+  );
+  return { items, leads };
 }
 
 describe('flow control: response streams (pull sources are pulled only as credit allows)', () => {
@@ -153,19 +171,7 @@ describe('flow control: response streams (pull sources are pulled only as credit
   it('client option window: 4 keeps the generator at most one window ahead of what the client received', async () => {
     const tag = newTag('clientWindow');
     const p = probes.get(tag);
-    const leads: number[] = [];
-    let delivered = 0;
-    const items = await all(
-      svc
-        .client({ window: 4 })
-        .send<number>('count', { tag, count: 200 })
-        .pipe(
-          tap(() => {
-            delivered++;
-            leads.push(p.pulls - delivered);
-          }),
-        ),
-    );
+    const { items, leads } = await streamWithLeads(svc.client({ window: 4 }), p, { tag, count: 200 });
     expect(items).toEqual(Array.from({ length: 200 }, (_, i) => i));
     expect(Math.max(...leads)).toBeLessThanOrEqual(4 + 1); // window + at most one read-ahead
     expect(p.pulls).toBe(200);
@@ -174,20 +180,7 @@ describe('flow control: response streams (pull sources are pulled only as credit
   it('record .setWindow(4) does the same per call', async () => {
     const tag = newTag('recordWindow');
     const p = probes.get(tag);
-    const leads: number[] = [];
-    let delivered = 0;
-    const rec = new WsMsgpackRecordBuilder({ tag, count: 200 }).setWindow(4).build();
-    const items = await all(
-      svc
-        .client()
-        .send<number>('count', rec)
-        .pipe(
-          tap(() => {
-            delivered++;
-            leads.push(p.pulls - delivered);
-          }),
-        ),
-    );
+    const { items, leads } = await streamWithLeads(svc.client(), p, new WsMsgpackRecordBuilder({ tag, count: 200 }).setWindow(4).build());
     expect(items).toEqual(Array.from({ length: 200 }, (_, i) => i));
     expect(Math.max(...leads)).toBeLessThanOrEqual(4 + 1); // window + at most one read-ahead
   });
@@ -225,20 +218,7 @@ describe('flow control: response streams (pull sources are pulled only as credit
   it('control: without a window (0 = unlimited) the generator runs far ahead of the client', async () => {
     const tag = newTag('unlimited');
     const p = probes.get(tag);
-    const leads: number[] = [];
-    let delivered = 0;
-    const rec = new WsMsgpackRecordBuilder({ tag, count: 200 }).setWindow(0).build();
-    const items = await all(
-      svc
-        .client()
-        .send<number>('count', rec)
-        .pipe(
-          tap(() => {
-            delivered++;
-            leads.push(p.pulls - delivered);
-          }),
-        ),
-    );
+    const { items, leads } = await streamWithLeads(svc.client(), p, new WsMsgpackRecordBuilder({ tag, count: 200 }).setWindow(0).build());
     expect(items).toHaveLength(200);
     // The lead the two tests above bound to 4 is measurable: here it is large.
     expect(Math.max(...leads)).toBeGreaterThan(50);
