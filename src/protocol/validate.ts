@@ -118,34 +118,60 @@ function numberOr(v: unknown): number | undefined {
 
 /**
  * Reads the frame type and call id from the first bytes of a frame without decoding the rest,
- * so a frame whose body breaks a decoder limit can still be answered with an ERROR for its call.
- * Returns undefined when the header itself is unreadable.
+ * so a frame whose body is truncated, has trailing bytes or breaks a decoder limit can still be
+ * answered with an ERROR for its call. Returns undefined when the header itself is unreadable.
+ *
+ * It reads the id encodings a decodable frame accepts, no more, so whether a bad frame is blamed on
+ * a call does not depend on whether its body decodes (docs/PROTOCOL.md, "Bad input"): an array of 2
+ * or more elements whose first element is a number and whose second is an integer 1..2^53-1, both in
+ * a format the decoder returns as a number (fixint, uint/int 8/16/32, float 32, float 64). 64-bit
+ * integer formats are never read: the decoder returns them as bigint, which no call id accepts.
+ * An EVENT (type 2) has no call id: its header gives id 0.
  */
 export function peekHeader(bytes: Uint8Array): { type: number; id: number } | undefined {
-  let pos = 0;
-  const b0 = bytes[pos++];
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const b0 = bytes[0];
+  let pos: number;
   if (b0 === undefined) return undefined;
   if (b0 >= 0x92 && b0 <= 0x9f) {
-    // fixarray of 2+
-  } else if (b0 === 0xdc) {
-    pos += 2;
-  } else if (b0 === 0xdd) {
-    pos += 4;
+    pos = 1; // fixarray of 2..15
+  } else if (b0 === 0xdc && bytes.length >= 3 && view.getUint16(1) >= 2) {
+    pos = 3;
+  } else if (b0 === 0xdd && bytes.length >= 5 && view.getUint32(1) >= 2) {
+    pos = 5;
   } else {
     return undefined;
   }
-  const type = bytes[pos++];
-  if (type === undefined || type > 0x7f) return undefined;
-  if (type === FrameType.EVENT) return { type, id: 0 }; // events carry no call id
-  const b = bytes[pos++];
-  if (b === undefined) return undefined;
-  let id: number;
-  if (b <= 0x7f) id = b;
-  else if (b === 0xcc && pos + 1 <= bytes.length) id = bytes[pos]!;
-  else if (b === 0xcd && pos + 2 <= bytes.length) id = (bytes[pos]! << 8) | bytes[pos + 1]!;
-  else if (b === 0xce && pos + 4 <= bytes.length) id = new DataView(bytes.buffer, bytes.byteOffset + pos, 4).getUint32(0);
-  else if (b === 0xcf && pos + 8 <= bytes.length) id = Number(new DataView(bytes.buffer, bytes.byteOffset + pos, 8).getBigUint64(0));
-  else if (b === 0xcb && pos + 8 <= bytes.length) id = new DataView(bytes.buffer, bytes.byteOffset + pos, 8).getFloat64(0); // ids >= 2^32
-  else return undefined;
-  return isCallId(id) ? { type, id } : undefined;
+  const type = peekNumber(bytes, view, pos);
+  if (type === undefined) return undefined;
+  if (type.value === FrameType.EVENT) return { type: type.value, id: 0 }; // events carry no call id
+  const id = peekNumber(bytes, view, type.end);
+  return id !== undefined && isCallId(id.value) ? { type: type.value, id: id.value } : undefined;
 }
+
+/**
+ * The msgpack number at `pos`, in the formats `@msgpack/msgpack` decodes as a JavaScript number;
+ * undefined for anything else (other types, uint 64 / int 64, too few bytes).
+ */
+function peekNumber(bytes: Uint8Array, view: DataView, pos: number): { value: number; end: number } | undefined {
+  const b = bytes[pos];
+  if (b === undefined) return undefined;
+  if (b <= 0x7f) return { value: b, end: pos + 1 }; // positive fixint
+  if (b >= 0xe0) return { value: b - 0x100, end: pos + 1 }; // negative fixint
+  const width = NUMBER_WIDTH[b];
+  if (width === undefined || pos + 1 + width > bytes.length) return undefined;
+  const at = pos + 1;
+  const value =
+    b === 0xcc ? view.getUint8(at)
+    : b === 0xcd ? view.getUint16(at)
+    : b === 0xce ? view.getUint32(at)
+    : b === 0xd0 ? view.getInt8(at)
+    : b === 0xd1 ? view.getInt16(at)
+    : b === 0xd2 ? view.getInt32(at)
+    : b === 0xca ? view.getFloat32(at)
+    : view.getFloat64(at); // 0xcb
+  return { value, end: at + width };
+}
+
+/** Payload bytes of the msgpack number formats {@link peekNumber} reads (fixints aside). */
+const NUMBER_WIDTH: Readonly<Record<number, number>> = { 0xcc: 1, 0xcd: 2, 0xce: 4, 0xd0: 1, 0xd1: 2, 0xd2: 4, 0xca: 4, 0xcb: 8 };

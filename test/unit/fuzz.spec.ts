@@ -15,7 +15,7 @@ function prng(seed: number): () => number {
   };
 }
 
-const vectorHex = (JSON.parse(readFileSync(new URL('../vectors/frames.json', import.meta.url), 'utf8')) as { hex: string }[]).map((v) => v.hex);
+const vectorHex = (JSON.parse(readFileSync(new URL('../../docs/vectors.json', import.meta.url), 'utf8')) as { hex: string }[]).map((v) => v.hex);
 const seeds = vectorHex.map((h) => Uint8Array.from(Buffer.from(h, 'hex')));
 
 const codecs = [

@@ -12,10 +12,41 @@ describe('peekHeader', () => {
     ['uint16', '9206cd012c', 300],
     ['uint32', '9206ce00011171', 70001],
     ['uint32 max', '9206ceffffffff', 0xffffffff],
-    ['uint64', '9206cf0000000100000001', 2 ** 32 + 1],
-    ['uint64 at 2^53-1', '9206cf001fffffffffffff', MAX_CALL_ID],
+    ['int8', '9206d005', 5],
+    ['int16', '9206d1012c', 300],
+    ['int32', '9206d200011171', 70001],
+    ['float32 holding a small integer', '9206ca40a00000', 5],
+    ['float32 holding 2^24', '9206ca4b800000', 2 ** 24],
+    ['float64 holding a small integer', '9206cb4014000000000000', 5],
+    ['float64 holding 2^32+1', '9206cb41f0000000100000', 2 ** 32 + 1],
+    ['float64 holding 2^53-1', '9206cb433fffffffffffff', MAX_CALL_ID],
   ])('reads a %s id', (_width, h, id) => {
     expect(peekHeader(bytes(h))).toEqual({ type: 6, id });
+  });
+
+  it('reads every id encoding a decodable frame accepts, and no other (so blame does not depend on the body)', () => {
+    const codec = new FrameCodec();
+    const ids = ['05', 'cc05', 'cd0005', 'ce00000005', 'd005', 'd10005', 'd200000005', 'ca40a00000', 'cb4014000000000000'];
+    const notIds = ['cf0000000000000005', 'd30000000000000005', 'cb4014800000000000', 'ff', 'd0ff', '00', 'c0', 'c3', 'a135', 'cb7ff8000000000000'];
+    for (const id of [...ids, ...notIds]) {
+      const decodable = `9206${id}`;
+      let decodedId: number;
+      try {
+        decodedId = (codec.decode(bytes(decodable)) as { id: number }).id;
+      } catch (e) {
+        decodedId = (e as { id: number }).id;
+      }
+      const truncated = peekHeader(bytes(`9306${id}`))?.id ?? 0;
+      expect([id, truncated]).toEqual([id, decodedId]);
+      expect([id, decodedId !== 0]).toEqual([id, ids.includes(id)]);
+    }
+  });
+
+  it('reads the frame type in any number format (uint8, float64), and an EVENT type of any format as id 0', () => {
+    expect(peekHeader(bytes('93cc0305'))).toEqual({ type: 3, id: 5 });
+    expect(peekHeader(bytes('93cb400800000000000005'))).toEqual({ type: 3, id: 5 });
+    expect(peekHeader(bytes('93ff05'))).toEqual({ type: -1, id: 5 });
+    expect(peekHeader(bytes('93cc0205'))).toEqual({ type: 2, id: 0 });
   });
 
   it('reads the header even when the rest of the frame is missing or garbage', () => {
@@ -36,7 +67,8 @@ describe('peekHeader', () => {
     ['not an array', '81a16101'],
     ['fixarray of 0', '90'],
     ['fixarray of 1', '9106'],
-    ['type not a positive fixint', '92cc0605'],
+    ['type not a number (str)', '92a1330605'],
+    ['type as uint64', '92cf000000000000000605'],
     ['missing id', '9206'],
     ['id 0', '920600'],
     ['negative id', '9206ff'],
@@ -44,9 +76,18 @@ describe('peekHeader', () => {
     ['truncated uint8 id', '9206cc'],
     ['truncated uint16 id', '9206cd01'],
     ['truncated uint32 id', '9206ce000111'],
-    ['truncated uint64 id', '9206cf00000001000000'],
-    ['uint64 id above 2^53-1', '9206cf0020000000000000'],
+    ['uint64 id (decodable frames reject it too)', '9206cf0000000100000001'],
+    ['uint64 id at 2^53-1', '9206cf001fffffffffffff'],
+    ['int64 id', '9206d30000000000000005'],
+    ['truncated float32 id', '9206ca40a000'],
+    ['truncated float64 id', '9206cb40140000'],
+    ['float64 id that is not an integer', '9206cb3ff8000000000000'],
+    ['float64 id above 2^53-1', '9206cb4340000000000000'],
+    ['float64 NaN id', '9206cb7ff8000000000000'],
+    ['int8 negative id', '9206d0ff'],
     ['truncated array16 header', 'dc00'],
+    ['array16 of 1 element', 'dc00010605'],
+    ['array32 of 1 element', 'dd000000010605'],
   ])('returns undefined for %s', (_what, h) => {
     expect(peekHeader(bytes(h))).toBeUndefined();
   });
@@ -54,7 +95,7 @@ describe('peekHeader', () => {
   it('reads from a view with a byte offset into a larger buffer', () => {
     const backing = Buffer.from('ffffff9206ce00011171', 'hex');
     expect(peekHeader(backing.subarray(3))).toEqual({ type: 6, id: 70001 });
-    const backing64 = Buffer.from('ff9206cf0000000100000001', 'hex');
+    const backing64 = Buffer.from('ff9206cb41f0000000100000', 'hex');
     expect(peekHeader(backing64.subarray(1))).toEqual({ type: 6, id: 2 ** 32 + 1 });
   });
 

@@ -22,7 +22,7 @@ interface InvalidVector {
 
 type Vector = ValidVector | InvalidVector;
 
-const vectors = JSON.parse(readFileSync(new URL('../vectors/frames.json', import.meta.url), 'utf8')) as Vector[];
+const vectors = JSON.parse(readFileSync(new URL('../../docs/vectors.json', import.meta.url), 'utf8')) as Vector[];
 const valid = vectors.filter((v): v is ValidVector => 'frame' in v);
 const invalid = vectors.filter((v): v is InvalidVector => 'error' in v);
 
@@ -35,7 +35,7 @@ const codecs: [string, () => FrameCodec][] = [
   ['binaryAsBuffer: false', () => new FrameCodec({ binaryAsBuffer: false })],
 ];
 
-describe('test/vectors/frames.json', () => {
+describe('docs/vectors.json', () => {
   it('is well formed: every vector is either valid or invalid, with lowercase hex and unique names', () => {
     expect(valid.length + invalid.length).toBe(vectors.length);
     const names = new Set<string>();
@@ -71,6 +71,64 @@ describe('test/vectors/frames.json', () => {
     expect(has((f) => f.type === FrameType.ERROR && f.id === 0)).toBe(true);
     expect(valid.some((v) => v.canonicalHex !== undefined)).toBe(true);
     expect(invalid.some((v) => v.id !== 0)).toBe(true);
+  });
+});
+
+/**
+ * Every message FrameCodec.decode can fail with (src/protocol/validate.ts and codec.ts), as the table in
+ * docs/PROTOCOL.md section 14 lists it; `<...>` is a placeholder. Each must be produced by at least one
+ * invalid vector, and each invalid vector must produce one of them.
+ */
+const DECODE_MESSAGES = [
+  'frame is not valid msgpack: <decoder message>',
+  'frame must be a msgpack array of at least 2 elements',
+  'EVENT: expected at least 3 elements, got <N>',
+  'EVENT: pattern must be a string, number or map',
+  'EVENT: meta must be a map',
+  'EVENT: meta.h (headers) must be a map',
+  'frame type <T>: call id must be an integer in 1..2^53-1',
+  'REQUEST: expected at least 4 elements, got <N>',
+  'REQUEST: pattern must be a string, number or map',
+  'REQUEST: meta must be a map',
+  'REQUEST: meta.n (credit) must be a non-negative integer',
+  'REQUEST: meta.t (timeout) must be a positive integer of milliseconds',
+  'REQUEST: meta.s (stream) must be a boolean',
+  'REQUEST: meta.h (headers) must be a map',
+  'NEXT: expected at least 3 elements, got <N>',
+  'ERROR: expected at least 4 elements, got <N>',
+  'ERROR: code and message must be strings',
+  'CREDIT: expected at least 3 elements, got <N>',
+  'CREDIT: credit must be a positive integer',
+  'unknown frame type <T>',
+];
+
+const escapeRegExp = (text: string): string => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+const asPattern = (template: string): RegExp => new RegExp(`^${template.split(/<[^>]+>/).map(escapeRegExp).join('.+')}$`);
+
+describe('decode error messages (docs/PROTOCOL.md section 14)', () => {
+  const codec = new FrameCodec();
+  const actual = invalid.map((v) => {
+    try {
+      codec.decode(bytes(v.hex));
+    } catch (e) {
+      return { name: v.name, message: (e as Error).message };
+    }
+    return { name: v.name, message: '(decoded)' };
+  });
+
+  it.each(DECODE_MESSAGES)('an invalid vector produces: %s', (template) => {
+    const pattern = asPattern(template);
+    expect(actual.filter((a) => pattern.test(a.message)).map((a) => a.name)).not.toEqual([]);
+  });
+
+  it('every invalid vector produces one of the listed messages', () => {
+    const patterns = DECODE_MESSAGES.map(asPattern);
+    expect(actual.filter((a) => !patterns.some((p) => p.test(a.message)))).toEqual([]);
+  });
+
+  it('the protocol document lists every message verbatim', () => {
+    const doc = readFileSync(new URL('../../docs/PROTOCOL.md', import.meta.url), 'utf8');
+    expect(DECODE_MESSAGES.filter((m) => !doc.includes(`\`${m}\``))).toEqual([]);
   });
 });
 
