@@ -10,5 +10,8 @@ export { WsHeaders, WsSignal, WsSocket, WsUpgradeHeaders, type ParamPipe } from 
 export { WsMsgpackError, WsMsgpackErrorCode } from './protocol/errors.js';
 export { SUBPROTOCOL_V1, CloseCode } from './protocol/constants.js';
 export type { DecoderLimits } from './protocol/codec.js';
-export type { Connection, ConnectionLimits, CallOptions, CloseInfo } from './connection/connection.js';
-export type { Headers } from './protocol/frames.js';
+export type { Connection, ConnectionOptions, CloseInfo } from './connection/connection.js';
+export type { ConnectionLimits } from './connection/options.js';
+export { DEFAULT_LIMITS } from './connection/options.js';
+export type { WebSocketLike } from './connection/socket.js';
+export { OVERFLOW_STRATEGIES, type OverflowStrategy, type Headers } from './protocol/frames.js';

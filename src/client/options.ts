@@ -1,5 +1,5 @@
 import type { ClientOptions as WsClientOptions } from 'ws';
-import type { ConnectionLimits } from '../connection/connection.js';
+import type { ConnectionLimits } from '../connection/options.js';
 
 /** Options of {@link WsMsgpackClient} (the `options` of a `ClientsModule` entry). */
 export interface WsMsgpackClientOptions extends ConnectionLimits {

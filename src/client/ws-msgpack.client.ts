@@ -1,19 +1,27 @@
+import { Logger } from '@nestjs/common';
 import { ClientProxy, type ReadPacket, type WritePacket } from '@nestjs/microservices';
 import { connectable, defer, Observable, Subject, type Subscription } from 'rxjs';
-import { WebSocket } from 'ws';
-import { Connection, DEFAULT_MAX_PAYLOAD, type CloseInfo } from '../connection/connection.js';
-import { DEFAULT_KEEPALIVE_INTERVAL, startKeepAlive } from '../connection/keepalive.js';
+import type { WebSocket } from 'ws';
+import { Connection, type CloseInfo } from '../connection/connection.js';
+import { asError } from '../connection/frame-writer.js';
+import { Listeners } from '../connection/listeners.js';
+import { resolveLimits, wsSocketOptions, type WsMsgpackCallOptions } from '../connection/options.js';
 import { WsMsgpackStatus } from '../constants.js';
-import { SUBPROTOCOL_V1 } from '../protocol/constants.js';
 import { WsMsgpackError, WsMsgpackErrorCode } from '../protocol/errors.js';
+import { startHandshake, type Handshake } from './handshake.js';
 import type { WsMsgpackClientOptions } from './options.js';
-import { WsMsgpackRecord, type WsMsgpackCallOptions } from './ws-msgpack.record.js';
+import { WsMsgpackRecord } from './ws-msgpack.record.js';
 
-const ignore = (): void => {};
+/** How long close() waits for the closing handshake before cutting the socket. */
+const CLOSE_TIMEOUT_MS = 2000;
 
 /** Events of {@link WsMsgpackClient.on}. */
 export type WsMsgpackClientEvents = {
-  /** A connection-level error (socket error, or a protocol error the server reported). */
+  /**
+   * Something went wrong that no call can be told about: a socket error, an invalid frame from the
+   * server (a WsMsgpackError with code PROTOCOL_ERROR), the server's connection-level ERROR, a
+   * listener that threw. Without a listener these are logged with Nest's `Logger`.
+   */
   error: (error: Error) => void;
   /** The connection opened. */
   connect: () => void;
@@ -34,45 +42,61 @@ export type WsMsgpackClientEvents = {
 // Status is typed `string` (values: WsMsgpackStatus) so the class fits `ClientsModule`'s `customClass: Type<ClientProxy>`.
 export class WsMsgpackClient extends ClientProxy<WsMsgpackClientEvents, string> {
   private connection: Connection | undefined;
-  private connecting: Promise<Connection> | undefined;
-  private readonly handlers: { [K in keyof WsMsgpackClientEvents]: WsMsgpackClientEvents[K][] } = {
-    error: [],
-    connect: [],
-    disconnect: [],
-  };
+  /** The handshake under way and the promise `connect()` callers share. */
+  private attempt: { handshake: Handshake; connected: Promise<Connection> } | undefined;
+  private readonly events = new Listeners<WsMsgpackClientEvents>((e, event) => this.onListenerError(e, event));
+  private readonly logger = new Logger(WsMsgpackClient.name);
 
   constructor(private readonly options: WsMsgpackClientOptions) {
     super();
     if (!options || typeof options.url !== 'string') {
       throw new Error('WsMsgpackClient: options.url is required (e.g. "ws://127.0.0.1:3001")');
     }
-    this.initializeSerializer(options as never);
-    this.initializeDeserializer(options as never);
+    resolveLimits(options); // a bad limit fails here, not at the first call
   }
 
   /** Opens the connection if it is not open. Idempotent; concurrent callers share one attempt. */
   connect(): Promise<Connection> {
     if (this.connection && !this.connection.isClosed) return Promise.resolve(this.connection);
-    if (!this.connecting) {
-      const attempt: Promise<Connection> = this.open().finally(() => {
-        if (this.connecting === attempt) this.connecting = undefined; // close() may have started another
-      });
-      this.connecting = attempt;
-    }
-    return this.connecting;
+    if (this.attempt) return this.attempt.connected;
+    this._status$.next(WsMsgpackStatus.CONNECTING);
+    const handshake = startHandshake(this.options.url, {
+      ...this.options.wsOptions,
+      ...wsSocketOptions(this.options),
+      headers: this.options.headers,
+      handshakeTimeout: this.options.connectTimeout ?? 10_000,
+    });
+    const attempt: { handshake: Handshake; connected: Promise<Connection> } = {
+      handshake,
+      connected: handshake.opened.then(
+        (ws) => this.adopt(ws, attempt),
+        (err: unknown) => {
+          if (this.attempt === attempt) {
+            this.attempt = undefined;
+            this._status$.next(WsMsgpackStatus.DISCONNECTED);
+          }
+          throw err;
+        },
+      ),
+    };
+    this.attempt = attempt;
+    return attempt.connected;
   }
 
-  /** Closes the connection; calls in flight fail with UNAVAILABLE. */
+  /**
+   * Closes the connection: calls in flight fail with UNAVAILABLE, a handshake under way is called
+   * off (its `connect()` rejects). Resolves once the socket has closed (cut off after 2 s).
+   */
   async close(): Promise<void> {
-    const pending = this.connecting;
-    this.connecting = undefined;
-    this.connection?.close(1000, 'client closed');
+    const attempt = this.attempt;
+    this.attempt = undefined;
+    attempt?.handshake.cancel('client.close() was called during the handshake');
+    const conn = this.connection;
     this.connection = undefined;
-    if (pending) {
-      await pending.then(
-        (c) => c.close(1000, 'client closed'),
-        () => {},
-      );
+    if (conn) {
+      const ws = conn.socket as unknown as WebSocket;
+      conn.close(1000, 'client closed');
+      await whenSocketClosed(ws, CLOSE_TIMEOUT_MS);
     }
     this._status$.next(WsMsgpackStatus.DISCONNECTED);
   }
@@ -82,7 +106,7 @@ export class WsMsgpackClient extends ClientProxy<WsMsgpackClientEvents, string> 
     event: EventKey,
     callback: WsMsgpackClientEvents[EventKey],
   ): void {
-    this.handlers[event].push(callback);
+    this.events.on(event, callback);
   }
 
   /** The `ws` WebSocket of the current connection. Throws when not connected. */
@@ -170,73 +194,54 @@ export class WsMsgpackClient extends ClientProxy<WsMsgpackClientEvents, string> 
   }
 
   private unpack(data: unknown): { payload: unknown; options: WsMsgpackCallOptions } {
+    if (!(data instanceof WsMsgpackRecord) && this.options.timeout === undefined) return { payload: data, options: {} };
     const record = data instanceof WsMsgpackRecord ? data : undefined;
     const options: WsMsgpackCallOptions = { ...record?.options };
     if (options.timeout === undefined && this.options.timeout !== undefined) options.timeout = this.options.timeout;
     return { payload: record ? record.data : data, options };
   }
 
-  private open(): Promise<Connection> {
-    this._status$.next(WsMsgpackStatus.CONNECTING);
-    return new Promise<Connection>((resolve, reject) => {
-      const ws = new WebSocket(this.options.url, [SUBPROTOCOL_V1], {
-        ...this.options.wsOptions,
-        maxPayload: this.options.maxPayload ?? DEFAULT_MAX_PAYLOAD,
-        perMessageDeflate: false,
-        headers: this.options.headers,
-        handshakeTimeout: this.options.connectTimeout ?? 10_000,
-      });
-      const fail = (reason: string, cause?: unknown): void => {
+  /** The handshake of `attempt` succeeded: the socket becomes this client's connection. */
+  private adopt(ws: WebSocket, attempt: { handshake: Handshake }): Connection {
+    if (this.attempt !== attempt) {
+      ws.terminate(); // close() was called after the socket opened, before this ran
+      throw new WsMsgpackError(WsMsgpackErrorCode.UNAVAILABLE, `cannot connect to ${this.options.url}: client.close() was called during the handshake`);
+    }
+    this.attempt = undefined;
+    const conn = new Connection(ws, { ...this.options, role: 'client' });
+    conn.onError((err) => this.emitError(err));
+    conn.onClose((info) => {
+      if (this.connection === conn) {
+        this.connection = undefined;
         this._status$.next(WsMsgpackStatus.DISCONNECTED);
-        reject(new WsMsgpackError(WsMsgpackErrorCode.UNAVAILABLE, `cannot connect to ${this.options.url}: ${reason}`, cause === undefined ? undefined : { cause: String(cause) }));
-      };
-      const onError = (err: Error): void => {
-        cleanup();
-        ws.terminate();
-        fail(err.message, err);
-      };
-      const onClose = (code: number, reason: Buffer): void => {
-        cleanup();
-        fail(`closed during handshake (code ${code}${reason.length ? `: ${reason.toString()}` : ''})`);
-      };
-      const onUnexpected = (_req: unknown, res: { statusCode?: number; statusMessage?: string }): void => {
-        cleanup();
-        ws.terminate();
-        fail(`HTTP ${res.statusCode ?? '?'} ${res.statusMessage ?? ''}`.trim());
-      };
-      const onOpen = (): void => {
-        cleanup();
-        const conn = new Connection(ws, { ...this.options, role: 'client' });
-        const stopKeepAlive = startKeepAlive(ws, this.options.keepAliveInterval ?? DEFAULT_KEEPALIVE_INTERVAL);
-        conn.onError((err) => this.fire('error', err));
-        conn.onClose((info) => {
-          stopKeepAlive();
-          if (this.connection === conn) {
-            this.connection = undefined;
-            this._status$.next(WsMsgpackStatus.DISCONNECTED);
-          }
-          this.fire('disconnect', info);
-        });
-        this.connection = conn;
-        this._status$.next(WsMsgpackStatus.CONNECTED);
-        this.fire('connect');
-        resolve(conn);
-      };
-      const cleanup = (): void => {
-        ws.on('error', ignore); // terminate() during the handshake reports an error nobody needs
-        ws.off('open', onOpen);
-        ws.off('error', onError);
-        ws.off('close', onClose);
-        ws.off('unexpected-response', onUnexpected);
-      };
-      ws.on('open', onOpen);
-      ws.on('error', onError);
-      ws.on('close', onClose);
-      ws.on('unexpected-response', onUnexpected);
+      }
+      this.events.emit('disconnect', info);
     });
+    this.connection = conn;
+    this._status$.next(WsMsgpackStatus.CONNECTED);
+    this.events.emit('connect');
+    return conn;
   }
 
-  private fire<K extends keyof WsMsgpackClientEvents>(event: K, ...args: Parameters<WsMsgpackClientEvents[K]>): void {
-    for (const h of this.handlers[event]) (h as (...a: unknown[]) => void)(...args);
+  private emitError(err: Error): void {
+    if (!this.events.emit('error', err)) this.logger.error(err.message, err.stack);
   }
+
+  private onListenerError(e: unknown, event: keyof WsMsgpackClientEvents): void {
+    const err = asError(e);
+    if (event === 'error') this.logger.error(`an 'error' listener threw: ${err.message}`, err.stack);
+    else this.emitError(new Error(`a '${String(event)}' listener threw: ${err.message}`, { cause: e }));
+  }
+}
+
+/** Resolves when `ws` has closed, terminating it after `ms`. */
+function whenSocketClosed(ws: WebSocket, ms: number): Promise<void> {
+  if (ws.readyState === ws.CLOSED) return Promise.resolve();
+  return new Promise<void>((resolve) => {
+    const timer = setTimeout(() => ws.terminate(), ms);
+    ws.once('close', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
 }

@@ -1,14 +1,7 @@
+import type { OverflowStrategy, WsMsgpackCallOptions } from '../connection/options.js';
 import type { Headers } from '../protocol/frames.js';
 
-/** Per-call options carried by a {@link WsMsgpackRecord}. */
-export interface WsMsgpackCallOptions {
-  /** Headers for the handler (`ctx.getHeaders()` / `@WsHeaders()`). */
-  headers?: Headers;
-  /** Deadline in milliseconds; the call fails with DEADLINE_EXCEEDED and the handler is aborted after it. */
-  timeout?: number;
-  /** Credit window for this call's response stream (0 = unlimited). */
-  window?: number;
-}
+export type { WsMsgpackCallOptions } from '../connection/options.js';
 
 /**
  * Data plus per-call options. Pass it as the data of `client.send()` / `client.emit()`;
@@ -57,6 +50,15 @@ export class WsMsgpackRecordBuilder<TData = unknown> {
   /** Sets the credit window for the response stream (0 = unlimited). */
   setWindow(items: number): this {
     this.options = { ...this.options, window: items };
+    return this;
+  }
+
+  /**
+   * Sets the overflow strategy for this call's streams: the request stream this side sends, and
+   * the response stream (the server applies it in place of its own `overflow` option).
+   */
+  setOverflow(strategy: OverflowStrategy): this {
+    this.options = { ...this.options, overflow: strategy };
     return this;
   }
 

@@ -3,17 +3,29 @@ import { InboundCredit } from './credit.js';
 import { Queue } from './queue.js';
 
 /**
+ * - `receiving`: items may still arrive;
+ * - `ended`: the peer ended the stream (COMPLETE or ERROR); buffered items still go out first;
+ * - `closed`: nothing more is delivered: everything was, the subscriber left, or the call is over.
+ */
+type Phase = 'receiving' | 'ended' | 'closed';
+
+/**
  * A stream of items arriving from the peer, exposed as a single-subscriber Observable.
  * Items that arrive before anyone subscribed wait in a buffer; credit is granted only as items are
  * delivered, so that buffer never holds more than one credit window.
+ *
+ * A stream the call outlives never looks complete: when the call ends first (cancel, deadline,
+ * connection loss, protocol error, or the handler answering early), a subscriber gets an error
+ * with the call's reason, so truncated input is never mistaken for the whole of it.
  */
 export class InboundStream {
   private readonly credit: InboundCredit;
   private readonly buffer = new Queue<unknown>();
+  private phase: Phase = 'receiving';
+  /** How the stream ended (`ended`), or why it was cut off (`closed` by the call's end). */
+  private outcome: { error: unknown } | 'complete' | undefined;
   private subscriber: Subscriber<unknown> | undefined;
-  private subscribed = false;
-  private ended: { error: unknown } | 'complete' | undefined;
-  private closed = false;
+  private taken = false;
 
   /** The items, for exactly one subscriber. */
   readonly observable: Observable<unknown>;
@@ -24,18 +36,24 @@ export class InboundStream {
   ) {
     this.credit = new InboundCredit(window);
     this.observable = new Observable<unknown>((subscriber) => {
-      if (this.subscribed) {
+      if (this.taken) {
         subscriber.error(new Error('a request stream can be subscribed to only once'));
         return;
       }
-      this.subscribed = true;
+      this.taken = true;
+      if (this.phase === 'closed') {
+        this.settle(subscriber);
+        return;
+      }
       this.subscriber = subscriber;
       while (this.buffer.length > 0 && !subscriber.closed) this.deliver(this.buffer.shift());
-      if (this.ended !== undefined && !subscriber.closed) this.settle();
+      if (this.phase === 'ended' && !subscriber.closed) this.finish();
       return () => {
+        if (this.subscriber !== subscriber) return;
         // The handler stopped reading: grant no more credit, drop what still arrives.
         this.subscriber = undefined;
-        this.closed = true;
+        this.phase = 'closed';
+        this.buffer.clear();
       };
     });
   }
@@ -47,7 +65,7 @@ export class InboundStream {
 
   /** One item from the peer. Returns false when the peer exceeded its credit. */
   push(value: unknown): boolean {
-    if (this.closed || this.ended !== undefined) return true;
+    if (this.phase !== 'receiving') return true;
     if (!this.credit.receive()) return false;
     if (this.subscriber) this.deliver(value);
     else this.buffer.push(value);
@@ -56,41 +74,56 @@ export class InboundStream {
 
   /** The peer ended the stream. */
   complete(): void {
-    if (this.closed || this.ended !== undefined) return;
-    this.ended = 'complete';
-    if (this.subscriber && this.buffer.length === 0) this.settle();
+    this.end('complete');
   }
 
   /** The peer failed the stream. */
   error(error: unknown): void {
-    if (this.closed || this.ended !== undefined) return;
-    this.ended = { error };
-    if (this.subscriber && this.buffer.length === 0) this.settle();
+    this.end({ error });
   }
 
-  /** Stop delivering (the call is over); the subscriber, if any, completes. */
-  close(): void {
-    if (this.closed) return;
-    this.closed = true;
+  /**
+   * The call is over. If the stream had not ended (or a subscriber had not yet taken all of it),
+   * the subscriber, now or later, gets `reason` as an error.
+   */
+  close(reason: unknown): void {
+    if (this.phase === 'closed') return;
+    this.phase = 'closed';
+    // Ended and nothing left to deliver: a subscriber still to come gets the peer's own end.
+    if (this.outcome !== undefined && this.buffer.length === 0) return;
+    this.outcome = { error: reason };
     this.buffer.clear();
     const s = this.subscriber;
     this.subscriber = undefined;
-    s?.complete();
+    if (s) this.settle(s);
+  }
+
+  private end(outcome: { error: unknown } | 'complete'): void {
+    if (this.phase !== 'receiving') return;
+    this.phase = 'ended';
+    this.outcome = outcome;
+    if (this.subscriber && this.buffer.length === 0) this.finish();
   }
 
   private deliver(value: unknown): void {
     this.subscriber?.next(value);
-    if (this.closed) return;
+    if (this.phase === 'closed') return;
     const n = this.credit.consumed();
     if (n > 0) this.grant(n);
   }
 
-  private settle(): void {
+  /** Everything was delivered: the subscriber gets the peer's end. */
+  private finish(): void {
     const s = this.subscriber;
-    if (!s) return;
-    this.closed = true;
     this.subscriber = undefined;
-    if (this.ended === 'complete') s.complete();
-    else if (this.ended) s.error(this.ended.error);
+    this.phase = 'closed';
+    if (s) this.settle(s);
+  }
+
+  private settle(s: Subscriber<unknown>): void {
+    const outcome = this.outcome;
+    if (outcome === 'complete') s.complete();
+    else if (outcome) s.error(outcome.error);
+    else s.complete();
   }
 }

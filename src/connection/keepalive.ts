@@ -1,18 +1,10 @@
-/** The part of a Node `ws` WebSocket that keep-alive uses. */
-export interface PingableSocket {
-  ping(): void;
-  terminate(): void;
-  on(event: 'pong' | 'close', cb: () => void): unknown;
-}
-
-/** Default interval of {@link startKeepAlive}, in milliseconds. */
-export const DEFAULT_KEEPALIVE_INTERVAL = 30_000;
+import type { PingableSocket } from './socket.js';
 
 /**
  * Pings every `intervalMs`; a peer that has not answered the previous ping (a pong, not just any
  * data) by the next one is presumed dead and the socket is terminated (its calls then fail with
- * UNAVAILABLE), so a dead peer is found within one to two intervals. Browsers and `ws` answer
- * pings by themselves. Stops by itself when the socket closes. Returns a stop function; 0 disables.
+ * UNAVAILABLE), so a dead peer is found within one to two intervals. Stops by itself when the
+ * socket closes. Returns a stop function; an interval of 0 disables it.
  */
 export function startKeepAlive(socket: PingableSocket, intervalMs: number): () => void {
   if (!(intervalMs > 0)) return () => {};
@@ -30,10 +22,10 @@ export function startKeepAlive(socket: PingableSocket, intervalMs: number): () =
     try {
       socket.ping();
     } catch {
-      /* closing */
+      /* closing: the close event follows */
     }
   }, intervalMs);
-  timer.unref?.();
+  (timer as { unref?: () => void }).unref?.();
   const stop = (): void => clearInterval(timer);
   socket.on('close', stop);
   return stop;

@@ -6,21 +6,31 @@ const NOT_ABORTED: unique symbol = Symbol('not aborted');
  */
 export class LazyAbort {
   private controller: AbortController | undefined;
-  private reason: unknown = NOT_ABORTED;
+  private abortReason: unknown = NOT_ABORTED;
 
   /** The signal; already aborted (with the reason) if the abort came first. */
   get signal(): AbortSignal {
     if (!this.controller) {
       this.controller = new AbortController();
-      if (this.reason !== NOT_ABORTED) this.controller.abort(this.reason);
+      if (this.abortReason !== NOT_ABORTED) this.controller.abort(this.abortReason);
     }
     return this.controller.signal;
   }
 
+  /** True once aborted. */
+  get aborted(): boolean {
+    return this.abortReason !== NOT_ABORTED;
+  }
+
+  /** Why it was aborted (undefined before). */
+  get reason(): unknown {
+    return this.abortReason === NOT_ABORTED ? undefined : this.abortReason;
+  }
+
   /** Aborts once; later calls are ignored. */
   abort(reason: unknown): void {
-    if (this.reason !== NOT_ABORTED) return;
-    this.reason = reason;
+    if (this.abortReason !== NOT_ABORTED) return;
+    this.abortReason = reason;
     this.controller?.abort(reason);
   }
 }

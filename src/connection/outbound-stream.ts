@@ -1,20 +1,30 @@
 import { isObservable, type Observable, type Subscription } from 'rxjs';
-import { WsMsgpackError, WsMsgpackErrorCode } from '../protocol/errors.js';
+import type { WsMsgpackError } from '../protocol/errors.js';
+import { FrameType, type OverflowStrategy } from '../protocol/frames.js';
 import { OutboundCredit } from './credit.js';
+import type { BufferBudget } from './frame-queue.js';
+import { disposeStream, isAsyncIterable, IterationHandle, type IterationOutcome } from './iteration.js';
+import { PushBuffer } from './push-buffer.js';
 import { Queue } from './queue.js';
 
-/** What an {@link OutboundStream} needs from its connection. */
+/** What an {@link OutboundStream} needs from its connection's frame writer. */
 export interface StreamSink {
-  /** Sends NEXT (or COMPLETE with a final value). Throws when the value cannot be encoded or is too big. */
+  /** Sends NEXT (or COMPLETE with a final value) now. Throws a WsMsgpackError when it cannot. */
   sendItem(id: number, value: unknown, final: boolean): void;
+  /** Encodes NEXT for later: a view valid until the next encode (copy it). Throws like sendItem. */
+  encodeItem(id: number, value: unknown): Uint8Array;
+  /** Sends frame bytes encoded earlier. Throws a WsMsgpackError when it cannot. */
+  sendEncoded(frame: Uint8Array): void;
   /** Sends COMPLETE without a value. */
   sendComplete(id: number): void;
   /** Sends ERROR for this stream. */
   sendError(id: number, error: unknown): void;
   /** True while the socket holds more unsent bytes than the connection allows. */
   congested(): boolean;
-  /** Calls `resume` once the socket is no longer congested. */
+  /** Calls `resume` once the socket is no longer congested (once, however often it is asked). */
   whenDrained(resume: () => void): void;
+  /** Reports an error that concerns nobody on the wire (a failed clean-up). */
+  report(error: unknown): void;
 }
 
 /** One value as a whole response (no Observable needed): sent as COMPLETE with the value. */
@@ -24,6 +34,35 @@ export class SingleValue {
 
 /** A source of outbound items: push (Observable), pull (async or sync iterable), or one value. */
 export type OutboundSource = Observable<unknown> | AsyncIterable<unknown> | Iterable<unknown> | SingleValue;
+
+/** Settings of one {@link OutboundStream}. */
+export interface OutboundStreamOptions {
+  /** Initial credit (Infinity: unlimited). */
+  credit: number;
+  /** What to do with push items that do not fit the buffer. */
+  overflow: OverflowStrategy;
+  /** Most bytes this stream may buffer. */
+  maxBytes: number;
+  /** The connection's shared buffer bound. */
+  budget: BufferBudget;
+  /** Called once when the stream ended, however it ended. */
+  onEnd: () => void;
+  /** Maps what a pulled iterator throws before it is sent (the server applies Nest's default filter). */
+  mapPullError?: (error: unknown) => unknown;
+  /**
+   * Called instead of sending ERROR when the stream fails on this side (overflow, an item that
+   * cannot be encoded or is too big): a request stream fails its whole call instead.
+   */
+  onFail?: (error: unknown) => void;
+}
+
+/**
+ * - `idle`: waiting for the source (the handler has not answered yet);
+ * - `open`: the source is producing;
+ * - `draining`: the source has ended; what is buffered goes out, then the terminal frame;
+ * - `ended`: the terminal frame was sent, or the stream was stopped.
+ */
+type Phase = 'idle' | 'open' | 'draining' | 'ended';
 
 const NONE: unique symbol = Symbol('none');
 
@@ -35,262 +74,272 @@ const yieldToEventLoop: () => Promise<void> =
     ? () => new Promise((resolve) => setImmediate(resolve))
     : () => new Promise((resolve) => setTimeout(resolve, 0));
 
-/** True for async iterables that are not Observables. */
-export function isAsyncIterable(v: unknown): v is AsyncIterable<unknown> {
-  return v != null && typeof (v as Record<symbol, unknown>)[Symbol.asyncIterator] === 'function';
-}
-
-/**
- * True for sync iterables that stream item by item. Arrays, strings, typed arrays, Maps and Sets
- * are data, not streams.
- */
-export function isStreamIterable(v: unknown): v is Iterable<unknown> {
-  return (
-    v != null &&
-    typeof v === 'object' &&
-    typeof (v as Record<symbol, unknown>)[Symbol.iterator] === 'function' &&
-    !Array.isArray(v) &&
-    !ArrayBuffer.isView(v) &&
-    !(v instanceof Map) &&
-    !(v instanceof Set)
-  );
+/** One iterator being pulled, or waiting to be. */
+interface PullRun {
+  readonly iterator: AsyncIterator<unknown> | Iterator<unknown>;
+  /** How the end of the pull is reported. */
+  readonly settle: (outcome: IterationOutcome) => void;
+  /** The item pulled ahead, waiting for credit. */
+  pending: unknown;
+  /** `running`: awaiting the iterator or sending; `parked`: waiting for credit or the socket. */
+  state: 'running' | 'parked';
 }
 
 /**
  * Sends one stream of items under credit flow control.
  *
- * - Pull sources (async/sync iterables) are asked for the next item only when credit allows and
- *   the socket is not congested: true backpressure.
- * - Push sources (Observables) are subscribed once; items that cannot be sent yet wait in a
- *   queue of at most `highWaterMark` items. Past that the stream fails with RESOURCE_EXHAUSTED
- *   and the source is unsubscribed (documented overflow policy).
+ * - Pull sources (async/sync iterables, also when an Observable emits one) are pulled one item
+ *   ahead of the credit: the item waits until credit arrives, and the end of the source is known
+ *   (and COMPLETE sent) as soon as it happens. True backpressure.
+ * - Push sources (Observables) are subscribed once. Items that cannot go out yet are encoded at
+ *   once and buffered as bytes, bounded per stream and per connection; past the bound the
+ *   overflow strategy decides.
  * - A value emitted and followed by completion in the same tick goes out as one COMPLETE frame
  *   carrying the value (a unary answer is one frame).
- * - If an Observable emits an async iterable, its items are streamed in its place (pull).
  */
 export class OutboundStream {
+  private phase: Phase = 'idle';
   private readonly credit: OutboundCredit;
-  private readonly queue = new Queue<unknown>();
+  private readonly frames: PushBuffer;
+  /** Iterables emitted by the Observable, each with the number of frames buffered before it. */
+  private readonly waitingPulls = new Queue<{ at: number; run: PullRun }>();
+  private pull: PullRun | undefined;
+  /** The last pushed value, held until the end of the microtask (or sent with COMPLETE). */
   private held: unknown = NONE;
-  private heldScheduled = false;
+  /** How the source ended (`draining`): NONE for completion, else the error to send. */
+  private endError: unknown = NONE;
   private subscription: Subscription | undefined;
-  private iterator: AsyncIterator<unknown> | Iterator<unknown> | undefined;
-  private pulling = false;
-  private pullOnly = false;
-  private sourceDone = false;
-  private sourceError: unknown = NONE;
-  private waitingDrain = false;
-  private finished = false;
 
   constructor(
     private readonly sink: StreamSink,
     readonly id: number,
-    credit: number,
-    private readonly highWaterMark: number,
-    private readonly onFinish: () => void,
-    /** Maps errors thrown by a pulled iterator (the server applies Nest's default filter mapping). */
-    private readonly mapPullError: (error: unknown) => unknown = (e) => e,
+    private readonly options: OutboundStreamOptions,
   ) {
-    this.credit = new OutboundCredit(credit);
+    this.credit = new OutboundCredit(options.credit);
+    this.frames = new PushBuffer(options.budget, options.maxBytes, options.overflow);
   }
 
   /** True once a terminal frame was sent or the stream was stopped. */
   get isFinished(): boolean {
-    return this.finished;
+    return this.phase === 'ended';
   }
 
-  /** Starts consuming `source`. */
+  /** Items dropped by the `drop-newest`, `drop-oldest` or `latest` strategy. */
+  get dropped(): number {
+    return this.frames.dropped;
+  }
+
+  /** Bytes buffered now. */
+  get bufferedBytes(): number {
+    return this.frames.bytes;
+  }
+
+  /** Starts consuming `source`. A source that arrives after the stream ended is disposed of. */
   start(source: OutboundSource): void {
+    if (this.phase !== 'idle') {
+      if (this.phase === 'ended') this.dispose(source instanceof SingleValue ? source.value : source);
+      return;
+    }
     if (source instanceof SingleValue) {
-      this.startSingle(source.value);
+      const { value } = source;
+      if (value === undefined) {
+        this.sink.sendComplete(this.id);
+        this.finish();
+      } else if (isAsyncIterable(value)) {
+        this.phase = 'open';
+        this.startPull(this.ownRun(value[Symbol.asyncIterator]()));
+      } else {
+        this.held = value; // pump() sends it with COMPLETE when credit allows
+        this.phase = 'draining';
+        this.pump();
+      }
     } else if (isObservable(source)) {
-      this.subscription = source.subscribe({
+      this.phase = 'open';
+      const subscription = source.subscribe({
         next: (v) => this.onPushValue(v),
-        error: (e: unknown) => this.onSourceError(e),
-        complete: () => this.onSourceComplete(),
+        error: (e: unknown) => this.endSource(e),
+        complete: () => this.endSource(NONE),
       });
-      if (this.finished) this.subscription.unsubscribe();
-    } else if (isAsyncIterable(source)) {
-      this.pullOnly = true;
-      this.startPull(source[Symbol.asyncIterator]());
+      // subscribe() may have run the whole source already (a synchronous Observable).
+      const phase = this.phase as Phase;
+      if (phase === 'ended') subscription.unsubscribe();
+      else if (phase === 'open') this.subscription = subscription;
     } else {
-      this.pullOnly = true;
-      this.startPull(source[Symbol.iterator]());
+      this.phase = 'open';
+      const iterator = isAsyncIterable(source) ? source[Symbol.asyncIterator]() : source[Symbol.iterator]();
+      this.startPull(this.ownRun(iterator));
     }
   }
 
   /** More credit from the receiver. */
   addCredit(n: number): void {
-    if (this.finished) return;
+    if (this.phase === 'ended') return;
     this.credit.add(n);
     this.pump();
   }
 
   /** Stops without sending anything (cancelled, or the peer already ended the call). */
   stop(): void {
-    if (this.finished) return;
-    this.finish();
-  }
-
-  /** Ends the stream with an error frame (deadline, overflow) and stops the source. */
-  fail(error: unknown): void {
-    if (this.finished) return;
-    this.sink.sendError(this.id, error);
-    this.finish();
-  }
-
-  private finish(): void {
-    this.finished = true;
-    this.queue.clear();
-    this.held = NONE;
-    const sub = this.subscription;
-    this.subscription = undefined;
-    sub?.unsubscribe();
-    const it = this.iterator;
-    this.iterator = undefined;
-    if (it?.return) {
-      // Runs the generator's `finally`; its own errors have nowhere to go.
-      try {
-        const r = it.return();
-        if (r && typeof (r as Promise<unknown>).then === 'function') (r as Promise<unknown>).then(undefined, () => {});
-      } catch {
-        /* ignore */
-      }
-    }
-    this.onFinish();
+    if (this.phase !== 'ended') this.finish();
   }
 
   /**
-   * One value as the whole answer. `undefined` (a void handler) completes without a value, as
-   * Nest's TCP transport does; an async iterable is streamed; anything else goes out as one
-   * COMPLETE frame carrying the value, right away when credit allows.
+   * Ends the stream with an error on this side (deadline, overflow, an item that cannot be sent)
+   * and stops the source: ERROR is sent, or `onFail` is told.
    */
-  private startSingle(value: unknown): void {
-    this.sourceDone = true;
-    if (value === undefined) {
-      this.sink.sendComplete(this.id);
-      this.finish();
-    } else if (isAsyncIterable(value)) {
-      this.pullOnly = true;
-      this.startPull(value[Symbol.asyncIterator]());
-    } else if (this.canSend()) {
-      this.credit.take();
-      if (this.send(value, true)) this.finish();
-    } else {
-      this.held = value; // pump() sends it with COMPLETE once credit arrives
-      this.waitIfCongested();
-    }
+  fail(error: unknown): void {
+    if (this.phase === 'ended') return;
+    const { onFail } = this.options;
+    if (!onFail) this.sink.sendError(this.id, error);
+    this.finish();
+    onFail?.(error);
   }
 
-  // ---- push (Observable) ----
+  // ---- push (Observable)
 
   private onPushValue(v: unknown): void {
-    if (this.finished) return;
-    if (isAsyncIterable(v)) {
-      // An async generator returned through Nest's interceptor chain: stream it by pulling.
+    if (this.phase !== 'open') return;
+    if (v instanceof IterationHandle || isAsyncIterable(v)) {
       this.releaseHeld();
-      this.queue.push(new PullMarker(v));
-      this.pump();
+      const run = v instanceof IterationHandle ? this.handleRun(v) : this.nestedRun(v);
+      if (this.pull || this.frames.length > 0 || this.waitingPulls.length > 0) this.waitingPulls.push({ at: this.frames.addedCount, run });
+      else this.startPull(run);
       return;
     }
-    if (this.held !== NONE) this.enqueue(this.held);
+    if (this.held === NONE) queueMicrotask(this.flushHeld);
+    else this.offer(this.held);
     this.held = v;
-    if (!this.heldScheduled) {
-      this.heldScheduled = true;
-      queueMicrotask(this.flushHeld);
-    }
   }
 
   private readonly flushHeld = (): void => {
-    this.heldScheduled = false;
-    this.releaseHeld();
+    if (this.phase === 'open') this.releaseHeld();
   };
 
   private releaseHeld(): void {
     if (this.held === NONE) return;
     const v = this.held;
     this.held = NONE;
+    this.offer(v);
+  }
+
+  /** One pushed item: sent now when nothing waits before it and credit allows, else buffered. */
+  private offer(v: unknown): void {
+    if (this.phase === 'ended') return;
+    if (!this.pull && this.frames.length === 0 && this.waitingPulls.length === 0 && this.canSend()) {
+      this.credit.take();
+      this.send(v, false);
+      return;
+    }
     this.enqueue(v);
   }
 
   private enqueue(v: unknown): void {
-    if (this.finished) return;
-    this.queue.push(v);
-    if (this.queue.length > this.highWaterMark) {
-      this.fail(
-        new WsMsgpackError(
-          WsMsgpackErrorCode.RESOURCE_EXHAUSTED,
-          `stream buffer overflow: more than ${this.highWaterMark} items waiting for credit (the consumer is slower than the Observable; use an async iterable for backpressure or raise highWaterMark)`,
-        ),
-      );
+    let overflow: WsMsgpackError | undefined;
+    try {
+      overflow = this.frames.add(this.sink.encodeItem(this.id, v));
+    } catch (e) {
+      this.fail(e); // cannot be encoded, or too big
       return;
     }
-    this.pump();
+    if (overflow) this.fail(overflow);
+    else this.pump();
   }
 
-  private onSourceComplete(): void {
-    if (this.finished) return;
-    this.sourceDone = true;
+  /**
+   * The source ended: completion (NONE) or an error, which also stops what the source still had
+   * to give (iterables waiting to be pulled). What is buffered goes out first.
+   */
+  private endSource(error: unknown): void {
+    if (this.phase !== 'open') return;
+    const subscription = this.subscription;
     this.subscription = undefined;
+    subscription?.unsubscribe();
+    if (error !== NONE) this.stopPulls();
+    // The last value goes out inside COMPLETE only if nothing waits before it.
+    if (error !== NONE || this.pull || this.frames.length > 0 || this.waitingPulls.length > 0) this.releaseHeld();
+    this.endError = error;
+    this.phase = 'draining';
     this.pump();
   }
 
-  private onSourceError(e: unknown): void {
-    if (this.finished) return;
-    this.releaseHeld();
-    this.sourceError = e;
-    this.subscription = undefined;
-    this.pump();
+  // ---- pull (iterables)
+
+  /** A pull of the whole source: its end is the stream's end. */
+  private ownRun(iterator: AsyncIterator<unknown> | Iterator<unknown>): PullRun {
+    return this.newRun(iterator, (outcome) => this.endSource(outcome ? this.mapPullError(outcome.error) : NONE));
   }
 
-  // ---- pull (iterables) ----
-
-  private startPull(it: AsyncIterator<unknown> | Iterator<unknown>): void {
-    this.iterator = it;
-    this.pump();
+  /** An async iterable an Observable emitted: its end reaches the Observable's operators. */
+  private handleRun(handle: IterationHandle): PullRun {
+    const { source } = handle;
+    const iterator = isAsyncIterable(source) ? source[Symbol.asyncIterator]() : source[Symbol.iterator]();
+    return this.newRun(iterator, handle.settle);
   }
 
-  private async pullLoop(): Promise<void> {
-    this.pulling = true;
+  /** An async iterable an Observable emitted without a handle: its error ends the stream. */
+  private nestedRun(source: AsyncIterable<unknown>): PullRun {
+    return this.newRun(source[Symbol.asyncIterator](), (outcome) => {
+      if (outcome) this.endSource(this.mapPullError(outcome.error));
+    });
+  }
+
+  private newRun(iterator: AsyncIterator<unknown> | Iterator<unknown>, settle: (outcome: IterationOutcome) => void): PullRun {
+    return { iterator, settle, pending: NONE, state: 'running' };
+  }
+
+  private mapPullError(error: unknown): unknown {
+    return this.options.mapPullError ? this.options.mapPullError(error) : error;
+  }
+
+  private startPull(run: PullRun): void {
+    this.pull = run;
+    run.state = 'running';
+    void this.pullLoop(run);
+  }
+
+  private async pullLoop(run: PullRun): Promise<void> {
     let sinceYield = 0;
-    try {
-      while (!this.finished && this.iterator && this.canSend()) {
+    while (this.pull === run) {
+      if (run.pending === NONE) {
         if (++sinceYield > PULL_BATCH) {
           // A fast generator resolves on microtasks only: let I/O and other streams run.
           sinceYield = 0;
           await yieldToEventLoop();
-          if (this.finished || !this.iterator || !this.canSend()) break;
+          if (this.pull !== run) return;
         }
-        const it = this.iterator;
         let r: IteratorResult<unknown>;
         try {
-          r = await it.next();
-        } catch (e) {
-          if (this.finished) return;
-          this.iterator = undefined;
-          this.sourceError = this.mapPullError(e);
-          break;
+          r = await run.iterator.next();
+        } catch (error) {
+          if (this.pull === run) this.endPull(run, { error });
+          return;
         }
-        if (this.finished || this.iterator !== it) return;
+        if (this.pull !== run) return; // stopped meanwhile; finish() closed the iterator
         if (r.done) {
-          this.iterator = undefined;
-          break;
+          this.endPull(run, undefined);
+          return;
         }
-        this.credit.take();
-        if (!this.send(r.value, false)) return;
+        run.pending = r.value;
       }
-    } finally {
-      this.pulling = false;
-    }
-    if (!this.finished && !this.iterator) {
-      if (this.pullOnly) this.sourceDone = true;
-      this.pump();
-    } else if (!this.finished && this.iterator && !this.canSend()) {
-      this.waitIfCongested();
+      if (!this.canSend()) {
+        run.state = 'parked'; // pump() resumes it
+        this.waitForCapacity();
+        return;
+      }
+      const v = run.pending;
+      run.pending = NONE;
+      this.credit.take();
+      if (!this.send(v, false)) return;
     }
   }
 
-  // ---- sending ----
+  private endPull(run: PullRun, outcome: IterationOutcome): void {
+    this.pull = undefined;
+    run.settle(outcome);
+    this.pump();
+  }
+
+  // ---- sending
 
   private canSend(): boolean {
     return this.credit.value > 0 && !this.sink.congested();
@@ -306,37 +355,48 @@ export class OutboundStream {
     }
   }
 
-  /** Sends what credit and the socket allow, then the terminal frame when everything went out. */
-  private pump(): void {
-    if (this.finished || this.pulling) return;
-    if (this.iterator) {
-      if (this.canSend()) void this.pullLoop();
-      else this.waitIfCongested();
+  /** Sends what credit and the socket allow, then the terminal frame once everything went out. */
+  private readonly pump = (): void => {
+    if (this.phase === 'ended' || this.phase === 'idle') return;
+    if (this.pull) {
+      if (this.pull.state === 'parked') {
+        if (this.canSend()) this.startPull(this.pull);
+        else this.waitForCapacity();
+      }
       return;
     }
-    while (this.queue.length > 0 && this.canSend()) {
-      const v = this.queue.shift();
-      if (v instanceof PullMarker) {
-        this.startPull(v.source[Symbol.asyncIterator]());
+    for (;;) {
+      const next = this.waitingPulls.length > 0 ? this.waitingPulls.peek()! : undefined;
+      if (next && this.frames.removedCount >= next.at) {
+        this.waitingPulls.shift();
+        this.startPull(next.run);
         return;
       }
-      const last = this.queue.length === 0 && this.held === NONE && this.sourceDone && this.sourceError === NONE;
+      if (this.frames.length === 0) break;
+      if (!this.canSend()) {
+        this.waitForCapacity();
+        return;
+      }
+      const bytes = this.frames.shift()!;
       this.credit.take();
-      if (!this.send(v, last)) return;
+      // The source is done and this is the last item: it goes out as COMPLETE with the value.
+      const last =
+        this.frames.length === 0 && this.waitingPulls.length === 0 && this.phase === 'draining' && this.held === NONE && this.endError === NONE && asCompleteWithValue(bytes);
+      try {
+        this.sink.sendEncoded(bytes);
+      } catch (e) {
+        this.fail(e);
+        return;
+      }
       if (last) {
         this.finish();
         return;
       }
     }
-    if (this.queue.length > 0) {
-      this.waitIfCongested();
-      return;
-    }
+    if (this.phase !== 'draining') return;
     if (this.held !== NONE) {
-      if (!this.sourceDone) return; // flushHeld will come
-      // Completed in the same tick as the last value: one COMPLETE frame with the value.
       if (!this.canSend()) {
-        this.releaseHeld();
+        this.waitForCapacity();
         return;
       }
       const v = this.held;
@@ -345,25 +405,46 @@ export class OutboundStream {
       if (this.send(v, true)) this.finish();
       return;
     }
-    if (this.sourceError !== NONE) {
-      this.sink.sendError(this.id, this.sourceError);
-      this.finish();
-    } else if (this.sourceDone) {
-      this.sink.sendComplete(this.id);
-      this.finish();
-    }
+    if (this.endError === NONE) this.sink.sendComplete(this.id);
+    else this.sink.sendError(this.id, this.endError);
+    this.finish();
+  };
+
+  private waitForCapacity(): void {
+    if (this.credit.value > 0) this.sink.whenDrained(this.pump); // else addCredit() resumes
   }
 
-  private waitIfCongested(): void {
-    if (this.waitingDrain || this.credit.value <= 0) return; // credit wait resumes via addCredit
-    this.waitingDrain = true;
-    this.sink.whenDrained(() => {
-      this.waitingDrain = false;
-      this.pump();
-    });
+  private finish(): void {
+    this.phase = 'ended';
+    this.frames.clear();
+    this.held = NONE;
+    const subscription = this.subscription;
+    this.subscription = undefined;
+    subscription?.unsubscribe();
+    this.stopPulls();
+    this.options.onEnd();
+  }
+
+  /** Closes the iterator being pulled and those waiting. */
+  private stopPulls(): void {
+    const runs = this.pull ? [this.pull] : [];
+    this.pull = undefined;
+    while (this.waitingPulls.length > 0) runs.push(this.waitingPulls.shift()!.run);
+    for (const run of runs) this.dispose(run.iterator);
+  }
+
+  /** Closes a source that will not be consumed; what its clean-up throws is reported. */
+  private dispose(source: unknown): void {
+    disposeStream(source).catch((e: unknown) => this.sink.report(e));
   }
 }
 
-class PullMarker {
-  constructor(readonly source: AsyncIterable<unknown>) {}
+/**
+ * Turns encoded NEXT bytes `[3, id, value]` into COMPLETE with the value, `[4, id, value]`, in
+ * place: both are a fixarray of 3 whose second byte is the frame type as a positive fixint.
+ */
+function asCompleteWithValue(frame: Uint8Array): boolean {
+  if (frame[0] !== 0x93 || frame[1] !== FrameType.NEXT) return false;
+  frame[1] = FrameType.COMPLETE;
+  return true;
 }

@@ -16,6 +16,11 @@ export class Queue<T> {
     this.items.push(item);
   }
 
+  /** The oldest item without removing it, or undefined when empty. */
+  peek(): T | undefined {
+    return this.head < this.items.length ? this.items[this.head] : undefined;
+  }
+
   /** Removes and returns the oldest item, or undefined when empty. */
   shift(): T | undefined {
     if (this.head >= this.items.length) return undefined;

@@ -67,3 +67,44 @@ export function bindSocket(ws: WebSocketLike, listener: SocketListener): void {
   ) => void);
   dom.addEventListener('error', (() => listener.onSocketError(new Error('WebSocket error'))) as (event: never) => void);
 }
+
+/** The TCP socket under a Node `ws` WebSocket, for corking writes. */
+export interface CorkableSocket {
+  cork(): void;
+  uncork(): void;
+}
+
+/** `ws`'s send with fragmentation options (Node only). */
+export interface FragmentingSocket {
+  send(data: Uint8Array, options: { binary: boolean; fin: boolean }): void;
+}
+
+/**
+ * The TCP socket of a Node `ws` WebSocket (its `_socket`), when it can be corked; null for any
+ * other socket (a browser's). The only place the core looks under the WebSocket.
+ */
+export function tcpSocketOf(ws: WebSocketLike): CorkableSocket | null {
+  const raw = (ws as unknown as { _socket?: Partial<CorkableSocket> })._socket;
+  return raw && typeof raw.cork === 'function' && typeof raw.uncork === 'function' ? (raw as CorkableSocket) : null;
+}
+
+/** `ws` (Node) sends fragments; a browser WebSocket cannot. */
+export function asFragmenting(ws: WebSocketLike): FragmentingSocket {
+  return ws as unknown as FragmentingSocket;
+}
+
+/** The ping side of a Node `ws` WebSocket (keep-alive); undefined for a browser socket. */
+export function pingableOf(ws: WebSocketLike): PingableSocket | undefined {
+  const p = ws as unknown as Partial<PingableSocket>;
+  return typeof p.ping === 'function' && typeof p.terminate === 'function' && typeof p.on === 'function' ? (p as PingableSocket) : undefined;
+}
+
+/** The part of a Node `ws` WebSocket that keep-alive uses. */
+export interface PingableSocket {
+  ping(): void;
+  terminate(): void;
+  on(event: 'pong' | 'close', cb: () => void): unknown;
+}
+
+/** Names of the WebSocket `readyState` values, for messages. */
+export const READY_STATE_NAMES = ['CONNECTING', 'OPEN', 'CLOSING', 'CLOSED'] as const;

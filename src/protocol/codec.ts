@@ -68,6 +68,14 @@ export class FrameCodec {
   }
 
   /**
+   * Encodes one frame into the encoder's own buffer and returns a view of it, valid only until the
+   * next encode on this codec: copy it before encoding again (no allocation per frame).
+   */
+  encodeShared(frame: Frame): Uint8Array {
+    return this.encoder.encodeSharedRef(toWire(frame));
+  }
+
+  /**
    * The bytes that precede a binary value in `[type, id, <bin>]` (NEXT or COMPLETE with a value):
    * array header, type, id and a bin 32 header for `length` bytes. Followed by the value's bytes it
    * is exactly a frame (bin 32 is valid for any length, if not the shortest form), so a large

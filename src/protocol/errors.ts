@@ -25,13 +25,6 @@ export const WsMsgpackErrorCode = {
 /** One of the {@link WsMsgpackErrorCode} values. */
 export type WsMsgpackErrorCode = (typeof WsMsgpackErrorCode)[keyof typeof WsMsgpackErrorCode];
 
-const CODES = new Set<string>(Object.values(WsMsgpackErrorCode));
-
-/** True when `code` is one of the codes this version knows. */
-export function isKnownErrorCode(code: string): code is WsMsgpackErrorCode {
-  return CODES.has(code);
-}
-
 /**
  * A transport error: the call failed for a reason other than the handler's own error.
  * Check `code` (a {@link WsMsgpackErrorCode}); `details` carries optional extra data sent by the peer.

@@ -18,6 +18,19 @@ export type FrameType = (typeof FrameType)[keyof typeof FrameType];
 /** Per-call headers: a msgpack map with string keys. */
 export type Headers = Record<string, unknown>;
 
+/**
+ * What a sender does with push-stream items it cannot send yet (no credit, or a congested socket)
+ * once its buffer is full (docs/PROTOCOL.md, "Overflow"):
+ * - `'error'`: the stream fails with RESOURCE_EXHAUSTED and the source is unsubscribed;
+ * - `'drop-newest'`: items that arrive while the buffer is full are dropped;
+ * - `'drop-oldest'`: the oldest buffered items are dropped to make room;
+ * - `'latest'`: only the most recent item waits (each new one replaces it), whatever its size.
+ */
+export type OverflowStrategy = 'error' | 'drop-newest' | 'drop-oldest' | 'latest';
+
+/** Every {@link OverflowStrategy}, in the order the documentation lists them. */
+export const OVERFLOW_STRATEGIES: readonly OverflowStrategy[] = Object.freeze(['error', 'drop-newest', 'drop-oldest', 'latest']);
+
 /** Starts a call. `id` is odd when the client starts it, even when the server does. */
 export interface RequestFrame {
   type: typeof FrameType.REQUEST;
@@ -30,6 +43,8 @@ export interface RequestFrame {
   credit?: number;
   /** Deadline, in milliseconds from when the responder receives the frame. */
   timeout?: number;
+  /** The requester's overflow strategy for the response stream (meta `o`); absent: the responder's own. */
+  overflow?: OverflowStrategy;
   /** True when the request data is a stream of NEXT frames from the requester. */
   stream: boolean;
 }
@@ -91,7 +106,7 @@ export type Frame =
   | CreditFrame;
 
 /** Keys of the REQUEST/EVENT meta map on the wire. */
-export const MetaKey = { HEADERS: 'h', CREDIT: 'n', TIMEOUT: 't', STREAM: 's' } as const;
+export const MetaKey = { HEADERS: 'h', CREDIT: 'n', TIMEOUT: 't', STREAM: 's', OVERFLOW: 'o' } as const;
 
 /** Largest call id; ids are never reused on a connection. */
 export const MAX_CALL_ID = Number.MAX_SAFE_INTEGER;
@@ -130,5 +145,6 @@ function requestMeta(frame: RequestFrame): Record<string, unknown> | undefined {
   if (frame.credit !== undefined) (meta ??= {})[MetaKey.CREDIT] = frame.credit;
   if (frame.timeout !== undefined) (meta ??= {})[MetaKey.TIMEOUT] = frame.timeout;
   if (frame.stream) (meta ??= {})[MetaKey.STREAM] = true;
+  if (frame.overflow !== undefined) (meta ??= {})[MetaKey.OVERFLOW] = frame.overflow;
   return meta;
 }

@@ -1,5 +1,5 @@
 import { ProtocolViolation } from './errors.js';
-import { FrameType, MAX_CALL_ID, MetaKey, type EventFrame, type Frame, type Headers, type RequestFrame } from './frames.js';
+import { FrameType, MAX_CALL_ID, MetaKey, OVERFLOW_STRATEGIES, type EventFrame, type Frame, type Headers, type OverflowStrategy, type RequestFrame } from './frames.js';
 
 const isCallId = (v: unknown): v is number =>
   typeof v === 'number' && Number.isInteger(v) && v > 0 && v <= MAX_CALL_ID;
@@ -64,11 +64,16 @@ function parseRequest(value: unknown[], id: number): Frame {
   if (timeout !== undefined && !(isCount(timeout) && timeout > 0)) throw new ProtocolViolation('REQUEST: meta.t (timeout) must be a positive integer of milliseconds', id, FrameType.REQUEST);
   const stream = meta[MetaKey.STREAM];
   if (stream !== undefined && typeof stream !== 'boolean') throw new ProtocolViolation('REQUEST: meta.s (stream) must be a boolean', id, FrameType.REQUEST);
+  const overflow = meta[MetaKey.OVERFLOW];
+  if (overflow !== undefined && overflow !== null && !OVERFLOW_STRATEGIES.includes(overflow as OverflowStrategy)) {
+    throw new ProtocolViolation(`REQUEST: meta.o (overflow) must be one of ${OVERFLOW_STRATEGIES.map((o) => `"${o}"`).join(', ')}`, id, FrameType.REQUEST);
+  }
   const frame: RequestFrame = { type: FrameType.REQUEST, id, pattern, payload: stream === true ? undefined : value[3], stream: stream === true };
   const headers = readHeaders(meta, 'REQUEST', id);
   if (headers !== undefined) frame.headers = headers;
   if (credit !== undefined) frame.credit = credit;
   if (timeout !== undefined) frame.timeout = timeout;
+  if (overflow !== undefined && overflow !== null) frame.overflow = overflow as OverflowStrategy;
   return frame;
 }
 

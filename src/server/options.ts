@@ -1,6 +1,6 @@
 import type { IncomingMessage, Server as HttpServer } from 'node:http';
 import type { Server as HttpsServer } from 'node:https';
-import type { ConnectionLimits } from '../connection/connection.js';
+import type { ConnectionLimits } from '../connection/options.js';
 
 /** Options of {@link WsMsgpackServer}. */
 export interface WsMsgpackServerOptions extends ConnectionLimits {

@@ -9,6 +9,8 @@ export interface WsMsgpackCallInfo {
   readonly id: number;
   /** The call's abort signal (created on first access). */
   readonly signal: AbortSignal;
+  /** Runs `callback` once when the call ends on this side (at once if it has); never for events. */
+  onEnd(callback: () => void): void;
 }
 
 /** The arguments held by {@link WsMsgpackContext}, in order. */
@@ -24,6 +26,7 @@ export type WsMsgpackContextArgs = [
  * Context of a call or event on this transport, injected with `@Ctx()`.
  */
 export class WsMsgpackContext extends BaseRpcContext<WsMsgpackContextArgs> {
+
   /** The pattern as a string (object patterns JSON-encoded, as Nest's TCP transport does). */
   getPattern(): string {
     return this.args[0];
@@ -66,5 +69,10 @@ export class WsMsgpackContext extends BaseRpcContext<WsMsgpackContextArgs> {
   /** The call id on the wire (0 for events). */
   getCallId(): number {
     return this.args[2].id;
+  }
+
+  /** Runs `callback` once when the call has ended on this side, however it ended (at once if it has). Never for events. */
+  onCallEnd(callback: () => void): void {
+    this.args[2].onEnd(callback);
   }
 }

@@ -1,16 +1,19 @@
 import { Server, type CustomTransportStrategy, type MessageHandler } from '@nestjs/microservices';
-import { EventEmitter } from 'node:events';
 import { createServer, type IncomingMessage, type Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { isObservable } from 'rxjs';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { Connection, DEFAULT_MAX_PAYLOAD, type IncomingCall, type IncomingEvent } from '../connection/connection.js';
-import { DEFAULT_KEEPALIVE_INTERVAL, startKeepAlive } from '../connection/keepalive.js';
+import { Connection, type IncomingEvent } from '../connection/connection.js';
+import { asError } from '../connection/frame-writer.js';
+import type { IncomingCall } from '../connection/incoming.js';
+import { Listeners } from '../connection/listeners.js';
+import { resolveLimits, wsSocketOptions } from '../connection/options.js';
 import { SingleValue, type OutboundSource } from '../connection/outbound-stream.js';
 import { WS_MSGPACK_TRANSPORT, WsMsgpackStatus } from '../constants.js';
 import { CloseCode, SUBPROTOCOL_V1, SUPPORTED_SUBPROTOCOLS } from '../protocol/constants.js';
 import { WsMsgpackError, WsMsgpackErrorCode } from '../protocol/errors.js';
+import { installFilterBridge } from './filter-bridge.js';
 import type { WsMsgpackServerOptions } from './options.js';
 import { toRpcErrorPayload } from './stream-errors.js';
 import { routeUpgrades } from './upgrade-router.js';
@@ -25,7 +28,12 @@ export type WsMsgpackServerEvents = {
   connection: (socket: WebSocket, request: IncomingMessage) => void;
   /** A peer's connection ended. */
   disconnect: (socket: WebSocket, code: number, reason: string) => void;
-  /** A server, socket or protocol error. */
+  /**
+   * Something went wrong that no call can be told about: the HTTP/WebSocket server or a socket
+   * failed, a peer sent an invalid frame (a WsMsgpackError with code PROTOCOL_ERROR) or a
+   * connection-level ERROR, `authorize` threw, a listener or end hook threw, or a late handler
+   * result could not be released. Without a listener these are logged with Nest's `Logger`.
+   */
   error: (error: Error) => void;
 };
 
@@ -55,7 +63,7 @@ export class WsMsgpackServer
   /** Pattern strings (as sent) already resolved to a handler by Nest's normalisation. */
   private readonly resolved = new Map<string, MessageHandler>();
   /** Listeners registered with on(); events fire after this transport's own checks. */
-  private readonly events = new EventEmitter();
+  private readonly events = new Listeners<WsMsgpackServerEvents>((e, event) => this.onListenerError(e, event));
   private closing: Promise<void> | undefined;
 
   constructor(private readonly options: WsMsgpackServerOptions = {}) {
@@ -63,8 +71,8 @@ export class WsMsgpackServer
     if (options.httpServer && !options.path) {
       throw new Error('WsMsgpackServer: `path` is required with `httpServer` (e.g. "/rpc"), so HTTP routes and other WebSocket gateways keep theirs');
     }
-    this.initializeSerializer(options as never);
-    this.initializeDeserializer(options as never);
+    resolveLimits(options); // a bad limit fails here, not at the first connection
+    installFilterBridge();
   }
 
   /** Starts accepting connections; bind errors (EADDRINUSE) go to `callback`. */
@@ -72,15 +80,19 @@ export class WsMsgpackServer
     this.closing = undefined;
     const path = this.options.path ? normalizePath(this.options.path) : null;
     this.wss = new WebSocketServer({
+      ...wsSocketOptions(this.options),
       noServer: true,
-      maxPayload: this.options.maxPayload ?? DEFAULT_MAX_PAYLOAD,
-      perMessageDeflate: false,
       clientTracking: true,
       handleProtocols: (offered) => pickProtocol(offered),
     });
     this.wss.on('error', (err: Error) => this.emitError(err));
     this.wss.on('connection', (ws: WebSocket, req: IncomingMessage) => this.onConnection(ws, req));
-    const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => void this.handleUpgrade(req, socket, head);
+    const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
+      this.handleUpgrade(req, socket, head).catch((e: unknown) => {
+        socket.destroy();
+        this.emitError(asError(e));
+      });
+    };
 
     if (this.options.httpServer) {
       this.unroute = routeUpgrades(this.options.httpServer as HttpServer, path, onUpgrade, () => void this.close());
@@ -131,7 +143,7 @@ export class WsMsgpackServer
     event: EventKey,
     callback: WsMsgpackServerEvents[EventKey],
   ): void {
-    this.events.on(event, callback as (...args: unknown[]) => void);
+    this.events.on(event, callback);
   }
 
   /** Address the standalone server is bound to (null when sharing an HTTP server or not listening). */
@@ -158,7 +170,7 @@ export class WsMsgpackServer
       try {
         ok = await this.options.authorize(req);
       } catch (e) {
-        this.emitError(e instanceof Error ? e : new Error(String(e)));
+        this.emitError(new Error(`authorize() threw; the upgrade was refused with 401: ${asError(e).message}`, { cause: e }));
       }
       if (!ok) {
         rejectUpgrade(socket, 401, 'Unauthorized');
@@ -180,16 +192,16 @@ export class WsMsgpackServer
     }
     const conn = new Connection(ws, { ...this.options, role: 'server', mapStreamError: toRpcErrorPayload });
     this.connections.add(conn);
-    const stopKeepAlive = startKeepAlive(ws, this.options.keepAliveInterval ?? DEFAULT_KEEPALIVE_INTERVAL);
     conn.onRequest((call) => this.handleCall(call, ws, req));
     conn.onEvent((event) => this.handleIncomingEvent(event, ws, req));
     conn.onError((err) => this.emitError(err));
-    this.events.emit('connection', ws, req);
+    // Registered before 'connection' fires, so a listener that throws or closes the socket cannot
+    // leave the connection behind in the table.
     conn.onClose(({ code, reason }) => {
-      stopKeepAlive();
       this.connections.delete(conn);
       this.events.emit('disconnect', ws, code, reason);
     });
+    this.events.emit('connection', ws, req);
   }
 
   private handleCall(call: IncomingCall, ws: WebSocket, req: IncomingMessage): Promise<OutboundSource> | OutboundSource {
@@ -250,7 +262,14 @@ export class WsMsgpackServer
   }
 
   private emitError(err: Error): void {
-    if (this.events.listenerCount('error') > 0) this.events.emit('error', err);
+    if (!this.events.emit('error', err)) this.logger.error(err.message, err.stack);
+  }
+
+  /** A listener threw: report it (an 'error' listener that throws is logged, not re-reported). */
+  private onListenerError(e: unknown, event: keyof WsMsgpackServerEvents): void {
+    const err = asError(e);
+    if (event === 'error') this.logger.error(`an 'error' listener threw: ${err.message}`, err.stack);
+    else this.emitError(new Error(`a '${String(event)}' listener threw: ${err.message}`, { cause: e }));
   }
 
   private async doClose(): Promise<void> {
@@ -297,7 +316,7 @@ export class WsMsgpackServer
 }
 
 /** Events have no call id and are never aborted. */
-const EVENT_CALL: WsMsgpackCallInfo = { id: 0, signal: new AbortController().signal };
+const EVENT_CALL: WsMsgpackCallInfo = { id: 0, signal: new AbortController().signal, onEnd: () => {} };
 
 function pickProtocol(offered: Set<string>): string | false {
   for (const p of SUPPORTED_SUBPROTOCOLS) if (offered.has(p)) return p;

@@ -77,17 +77,18 @@ describe('client.iterate(): pull-based consumption with end-to-end backpressure'
     const it = c.iterate<{ i: number }>('endless', new WsMsgpackRecordBuilder(16).setWindow(8).build())[Symbol.asyncIterator]();
     const nextItem = async (): Promise<{ i: number }> => (await within(it.next())).value as { i: number };
     for (let k = 0; k < 3; k++) expect((await nextItem()).i).toBe(k);
-    await until(() => produced.count === 8, undefined, 'first window produced');
+    // The server pulls one item beyond the credit (held until credit comes) to learn early when the source ends.
+    await until(() => produced.count === 9, undefined, 'first window produced');
     await barrier();
-    expect(produced.count).toBe(8); // 3 consumed, 5 ahead: no credit yet
+    expect(produced.count).toBe(9); // 3 consumed, 5 ahead + 1 held: no credit yet
     expect((await nextItem()).i).toBe(3); // 4 consumed: half the window -> top up to 4 + 8
-    await until(() => produced.count === 12, undefined, 'top-up produced');
+    await until(() => produced.count === 13, undefined, 'top-up produced');
     await barrier();
-    expect(produced.count).toBe(12);
+    expect(produced.count).toBe(13);
     await it.return!();
     await until(() => produced.finalized === 1, undefined, 'generator finally');
     await barrier();
-    expect(produced.count).toBe(12);
+    expect(produced.count).toBe(13);
   });
 
   it('break in for-await cancels the call on the server', async () => {

@@ -153,9 +153,9 @@ describe('flow control: response streams (pull sources are pulled only as credit
       await barrier(peer, 3);
       await barrier(peer, 5);
       expect(peer.frames.filter(isFor(1))).toEqual([]);
-      // the generator body is not even entered: its first next() waits for credit
-      expect(p.started).toBe(0);
-      expect(p.pulls).toBe(0);
+      // one item is pulled ahead of the credit and held: nothing is sent for it
+      expect(p.started).toBe(1);
+      expect(p.pulls).toBe(1);
       peer.send([7, 1, 2]);
       await until(() => peer.frames.filter(isNext(1)).length >= 2, WAIT_MS, '2 NEXT');
       await barrier(peer, 7);
@@ -225,10 +225,10 @@ describe('flow control: response streams (pull sources are pulled only as credit
   });
 });
 
-describe('flow control: push-source overflow (highWaterMark)', () => {
+describe('flow control: push-source overflow (maxStreamBufferBytes)', () => {
   let svc: TestService;
   beforeAll(async () => {
-    svc = await startService({ controllers: [FlowController] }, { highWaterMark: 100 });
+    svc = await startService({ controllers: [FlowController] }, { maxStreamBufferBytes: 4096 });
   });
   afterAll(() => svc.close());
 
@@ -239,7 +239,7 @@ describe('flow control: push-source overflow (highWaterMark)', () => {
       peer.send([1, 1, 'flood', tag, { n: 1 }]);
       const err = await peer.next((f) => f[0] === 5 && f[1] === 1, 'ERROR for call 1');
       expect(err[2]).toBe(WsMsgpackErrorCode.RESOURCE_EXHAUSTED);
-      expect(err[3]).toMatch(/stream buffer overflow: more than 100 items/);
+      expect(err[3]).toMatch(/stream buffer overflow: this stream's buffer is full \(maxStreamBufferBytes 4096\)/);
       const nexts = peer.frames.filter(isNext(1));
       expect(nexts.length).toBeLessThanOrEqual(1);
       if (nexts.length === 1) expect(nexts[0]).toEqual([3, 1, 0]);

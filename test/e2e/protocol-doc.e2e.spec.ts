@@ -223,8 +223,8 @@ describe("PROTOCOL.md: a requester's ERROR on its request stream", () => {
 
   it.each([
     ['gen-app', ['APPLICATION_ERROR', 'bad', { why: 'x' }], [5, 1, 'APPLICATION_ERROR', 'Internal server error', internal]],
-    ['gen-custom', ['CUSTOM', 'm', 7], [5, 1, 'CUSTOM', 'm', 7]],
-  ])('an async generator handler (%s): the default mapping, except that a WsMsgpackError keeps its code', async (tag, error, answer) => {
+    ['gen-custom', ['CUSTOM', 'm', 7], [5, 1, 'APPLICATION_ERROR', 'Internal server error', internal]],
+  ])('an async generator handler (%s): the same mapping (Nest exception filters) as an Observable handler', async (tag, error, answer) => {
     const peer = await RawPeer.open(svc.url);
     peer.send([1, 1, 'collect-gen', null, { s: true }]);
     expect(await peer.next(isFor(1))).toEqual([7, 1, 256]);
@@ -417,11 +417,15 @@ describe('PROTOCOL.md, as seen by a raw server of the client', () => {
     const first = it.next();
     expect(await raw.next()).toEqual([1, 1, 'x', null, { n: 2 }]);
     raw.send([3, 1, 'a']);
+    expect(await first).toEqual({ value: 'a', done: false });
+    // 'a' was taken by the waiting next(): half the window is consumed, so 1 more is granted (3 in all).
+    expect(await raw.next()).toEqual([7, 1, 1]);
     raw.send([3, 1, 'b']);
     raw.send([3, 1, 'c']);
+    raw.send([3, 1, 'd']);
     expect(await raw.next()).toEqual([6, 1]);
-    expect(await first).toEqual({ value: 'a', done: false });
     expect(await it.next()).toEqual({ value: 'b', done: false }); // items received within credit are still delivered
+    expect(await it.next()).toEqual({ value: 'c', done: false });
     await expect(it.next()).rejects.toMatchObject({ code: 'PROTOCOL_ERROR', message: 'NEXT beyond granted credit (window 2)' });
   });
 });

@@ -1,0 +1,57 @@
+import { WebSocket, type ClientOptions } from 'ws';
+import { SUBPROTOCOL_V1 } from '../protocol/constants.js';
+import { WsMsgpackError, WsMsgpackErrorCode } from '../protocol/errors.js';
+
+const ignore = (): void => {};
+
+/** One WebSocket opening handshake that can be called off. */
+export interface Handshake {
+  /** Resolves with the open socket; rejects with UNAVAILABLE when it failed or was cancelled. */
+  readonly opened: Promise<WebSocket>;
+  /** Calls the handshake off: the socket is terminated and `opened` rejects with `reason`. No effect once settled. */
+  cancel(reason: string): void;
+}
+
+/**
+ * Opens a WebSocket to `url` offering protocol v1. Every way the handshake can end settles
+ * `opened` exactly once, and every listener it added is removed by then.
+ */
+export function startHandshake(url: string, options: ClientOptions): Handshake {
+  const ws = new WebSocket(url, [SUBPROTOCOL_V1], options);
+  let settled = false;
+  let resolveOpened!: (ws: WebSocket) => void;
+  let rejectOpened!: (error: unknown) => void;
+  const opened = new Promise<WebSocket>((resolve, reject) => {
+    resolveOpened = resolve;
+    rejectOpened = reject;
+  });
+  const fail = (reason: string, cause?: unknown): void => {
+    if (settled) return;
+    settled = true;
+    cleanup();
+    ws.on('error', ignore); // terminate() during the handshake reports an error nobody needs
+    ws.terminate();
+    rejectOpened(new WsMsgpackError(WsMsgpackErrorCode.UNAVAILABLE, `cannot connect to ${url}: ${reason}`, cause === undefined ? undefined : { cause: String(cause) }));
+  };
+  const onOpen = (): void => {
+    if (settled) return;
+    settled = true;
+    cleanup();
+    resolveOpened(ws);
+  };
+  const onError = (err: Error): void => fail(err.message, err);
+  const onClose = (code: number, reason: Buffer): void => fail(`closed during handshake (code ${code}${reason.length ? `: ${reason.toString()}` : ''})`);
+  const onUnexpected = (_req: unknown, res: { statusCode?: number; statusMessage?: string }): void =>
+    fail(`HTTP ${res.statusCode ?? '?'} ${res.statusMessage ?? ''}`.trim());
+  function cleanup(): void {
+    ws.off('open', onOpen);
+    ws.off('error', onError);
+    ws.off('close', onClose);
+    ws.off('unexpected-response', onUnexpected);
+  }
+  ws.on('open', onOpen);
+  ws.on('error', onError);
+  ws.on('close', onClose);
+  ws.on('unexpected-response', onUnexpected);
+  return { opened, cancel: (reason) => fail(reason) };
+}

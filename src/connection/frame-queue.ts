@@ -1,0 +1,120 @@
+import { Queue } from './queue.js';
+
+/** Bookkeeping bytes counted per queued frame on top of its encoded size (its length entry). */
+export const FRAME_OVERHEAD_BYTES = 8;
+
+/** Size of the byte slabs that queued frames are copied into. */
+const SLAB_BYTES = 64 * 1024;
+
+/**
+ * Bytes that the queues of one connection may hold together. Each {@link FrameQueue} charges its
+ * frames here, so one connection's streams share one bound.
+ */
+export class BufferBudget {
+  private usedBytes = 0;
+
+  constructor(
+    /** Most bytes all queues may hold together. */
+    readonly limit: number,
+  ) {}
+
+  /** Bytes held now. */
+  get used(): number {
+    return this.usedBytes;
+  }
+
+  /** True when `bytes` more would still fit. */
+  fits(bytes: number): boolean {
+    return this.usedBytes + bytes <= this.limit;
+  }
+
+  /** Records `bytes` more (negative: released). */
+  charge(bytes: number): void {
+    this.usedBytes += bytes;
+  }
+}
+
+/**
+ * A FIFO of encoded frames, copied into 64 KiB slabs: one million small frames cost their bytes
+ * plus one number each, not one `Uint8Array` object each. `shift()` returns a view into a slab;
+ * a slab is released once every frame in it has been shifted and the views are gone.
+ */
+export class FrameQueue {
+  /** Slabs after the one being read; the last is the one being written. */
+  private readonly slabs = new Queue<Slab>();
+  private readonly lengths = new Queue<number>();
+  private tail: Slab | undefined;
+  private head: Slab | undefined;
+  private readAt = 0;
+  private heldBytes = 0;
+
+  constructor(private readonly budget: BufferBudget) {}
+
+  /** Frames queued. */
+  get length(): number {
+    return this.lengths.length;
+  }
+
+  /** Bytes charged for the queued frames (encoded size plus {@link FRAME_OVERHEAD_BYTES} each). */
+  get bytes(): number {
+    return this.heldBytes;
+  }
+
+  /** Copies `frame` in at the end. */
+  push(frame: Uint8Array): void {
+    const n = frame.byteLength;
+    if (!this.tail || this.tail.end + n > this.tail.bytes.byteLength) {
+      // Frames never span slabs: one that does not fit in the rest of this one starts the next.
+      this.tail = { bytes: new Uint8Array(Math.max(SLAB_BYTES, n)), end: 0 };
+      if (this.head) {
+        this.slabs.push(this.tail);
+      } else {
+        this.head = this.tail;
+        this.readAt = 0;
+      }
+    }
+    this.tail.bytes.set(frame, this.tail.end);
+    this.tail.end += n;
+    this.lengths.push(n);
+    this.heldBytes += n + FRAME_OVERHEAD_BYTES;
+    this.budget.charge(n + FRAME_OVERHEAD_BYTES);
+  }
+
+  /** Removes the oldest frame and returns a view of its bytes. */
+  shift(): Uint8Array | undefined {
+    const n = this.lengths.shift();
+    if (n === undefined) return undefined;
+    let slab = this.head!;
+    if (this.readAt + n > slab.end) {
+      slab = this.head = this.slabs.shift()!;
+      this.readAt = 0;
+    }
+    const view = slab.bytes.subarray(this.readAt, this.readAt + n);
+    this.readAt += n;
+    this.heldBytes -= n + FRAME_OVERHEAD_BYTES;
+    this.budget.charge(-(n + FRAME_OVERHEAD_BYTES));
+    if (this.lengths.length === 0) this.reset();
+    return view;
+  }
+
+  /** Drops every frame. */
+  clear(): void {
+    this.budget.charge(-this.heldBytes);
+    this.heldBytes = 0;
+    this.lengths.clear();
+    this.reset();
+  }
+
+  private reset(): void {
+    this.slabs.clear();
+    this.tail = undefined;
+    this.head = undefined;
+    this.readAt = 0;
+  }
+}
+
+interface Slab {
+  readonly bytes: Uint8Array;
+  /** Bytes written. */
+  end: number;
+}

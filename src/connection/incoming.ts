@@ -1,0 +1,220 @@
+import { ProtocolViolation, WsMsgpackError, WsMsgpackErrorCode } from '../protocol/errors.js';
+import { FrameType, MAX_CALL_ID, type CompleteFrame, type ErrorFrame, type Headers, type NextFrame, type RequestFrame } from '../protocol/frames.js';
+import { errorFromFrame } from './errors.js';
+import type { BufferBudget } from './frame-queue.js';
+import type { FrameWriter } from './frame-writer.js';
+import { InboundStream } from './inbound-stream.js';
+import { LazyAbort } from './lazy-abort.js';
+import type { ResolvedLimits } from './options.js';
+import { OutboundStream, type OutboundSource, type StreamSink } from './outbound-stream.js';
+import { startTimer, type Timer } from './timers.js';
+
+/** A call the peer started, as given to the request handler. */
+export interface IncomingCall {
+  /** The call id (peer's id space). */
+  readonly id: number;
+  /** The pattern as sent. */
+  readonly pattern: unknown;
+  /** The request data; an Observable of the items for a request stream. */
+  readonly payload: unknown;
+  /** True when `payload` is a request stream. */
+  readonly isStream: boolean;
+  /** Headers sent with the call (empty object when none). */
+  readonly headers: Headers;
+  /** Aborted when the call is cancelled, passes its deadline, breaks the protocol, or the connection closes. */
+  readonly signal: AbortSignal;
+  /** Absolute deadline (ms since epoch), when the caller set one. */
+  readonly deadline: number | undefined;
+  /**
+   * Runs `callback` once when the call ends on this side: answered, failed, cancelled, past its
+   * deadline, or cut off by the connection closing (at once if it already has).
+   */
+  onEnd(callback: () => void): void;
+}
+
+/** Produces the response of an incoming call: a value source or a promise of one. */
+export type RequestHandler = (call: IncomingCall) => OutboundSource | Promise<OutboundSource>;
+
+/** What the incoming calls need from their connection. */
+export interface IncomingHost {
+  readonly writer: FrameWriter;
+  readonly sink: StreamSink;
+  readonly limits: ResolvedLimits;
+  readonly budget: BufferBudget;
+  /** Maps what a pulled iterator throws (the server applies Nest's default exception filter). */
+  readonly mapStreamError: ((error: unknown) => unknown) | undefined;
+  /** Runs a user callback so that what it throws is reported, never blamed on the peer. */
+  guard(callback: () => void): void;
+}
+
+interface IncomingState {
+  readonly id: number;
+  readonly abort: LazyAbort;
+  readonly response: OutboundStream;
+  readonly input: InboundStream | undefined;
+  readonly deadline: number | undefined;
+  readonly timer: Timer | undefined;
+  /** Run once when the call ends on this side, however it ends. */
+  readonly onEnd: (() => void)[];
+}
+
+const EMPTY_HEADERS: Headers = Object.freeze({}) as Headers;
+
+/**
+ * The calls the peer started: accepting them (id rules, the concurrency limit), the handler's
+ * response stream, the request stream, cancellation and the deadline.
+ */
+export class IncomingCalls {
+  private readonly calls = new Map<number, IncomingState>();
+  private lastPeerId = 0;
+
+  constructor(private readonly host: IncomingHost) {}
+
+  /** Calls still running here. */
+  get size(): number {
+    return this.calls.size;
+  }
+
+  /** A REQUEST from the peer (its id already checked to be in the peer's space). */
+  accept(frame: RequestFrame, handler: RequestHandler | undefined): void {
+    const { id } = frame;
+    const { writer, limits } = this.host;
+    if (id <= this.lastPeerId) throw new ProtocolViolation(`REQUEST id ${id} was already used (ids must increase)`, id, frame.type);
+    this.lastPeerId = id;
+    if (this.calls.size >= limits.maxConcurrentCalls) {
+      writer.sendError(
+        id,
+        new WsMsgpackError(WsMsgpackErrorCode.RESOURCE_EXHAUSTED, `too many concurrent calls on this connection (limit ${limits.maxConcurrentCalls})`),
+      );
+      return;
+    }
+    const abort = new LazyAbort();
+    const input = frame.stream ? new InboundStream(limits.window, (credit) => writer.sendControl({ type: FrameType.CREDIT, id, credit })) : undefined;
+    const response = new OutboundStream(this.host.sink, id, {
+      credit: frame.credit ?? Infinity,
+      overflow: frame.overflow ?? limits.overflow,
+      maxBytes: limits.maxStreamBufferBytes,
+      budget: this.host.budget,
+      onEnd: () => this.end(id),
+      mapPullError: this.host.mapStreamError,
+    });
+    const deadline = frame.timeout === undefined ? undefined : Date.now() + frame.timeout;
+    const timer =
+      frame.timeout === undefined
+        ? undefined
+        : startTimer(frame.timeout, () => {
+            const err = new WsMsgpackError(WsMsgpackErrorCode.DEADLINE_EXCEEDED, `deadline of ${frame.timeout} ms exceeded`);
+            abort.abort(err);
+            response.fail(err);
+          });
+    const st: IncomingState = { id, abort, response, input, deadline, timer, onEnd: [] };
+    this.calls.set(id, st);
+    // The requester sends no stream item before the first CREDIT; window 0 (unlimited) grants all at once.
+    if (input) writer.sendControl({ type: FrameType.CREDIT, id, credit: input.window > 0 ? input.window : MAX_CALL_ID });
+    const call: IncomingCall = {
+      id,
+      pattern: frame.pattern,
+      payload: input ? input.observable : frame.payload,
+      isStream: frame.stream,
+      headers: frame.headers ?? EMPTY_HEADERS,
+      get signal() {
+        return abort.signal;
+      },
+      deadline,
+      onEnd: (callback) => {
+        if (response.isFinished) this.host.guard(callback);
+        else st.onEnd.push(callback);
+      },
+    };
+    let result: OutboundSource | Promise<OutboundSource>;
+    try {
+      if (!handler) throw new WsMsgpackError(WsMsgpackErrorCode.UNIMPLEMENTED, 'this peer does not answer calls');
+      result = handler(call);
+    } catch (e) {
+      response.fail(e);
+      return;
+    }
+    if (result instanceof Promise) {
+      // A result that arrives after the call ended is disposed of by start().
+      result.then(
+        (source) => response.start(source),
+        (e: unknown) => response.fail(e),
+      );
+    } else {
+      response.start(result);
+    }
+  }
+
+  /** A request-stream item. */
+  onNext(frame: NextFrame): void {
+    const st = this.calls.get(frame.id);
+    if (!st?.input) return;
+    if (!st.input.push(frame.value)) {
+      throw new ProtocolViolation(`request-stream NEXT beyond granted credit (window ${st.input.window})`, frame.id, frame.type);
+    }
+  }
+
+  /** The request stream ended. */
+  onComplete(frame: CompleteFrame): void {
+    const input = this.calls.get(frame.id)?.input;
+    if (!input) return;
+    if (frame.hasValue && !input.push(frame.value)) {
+      throw new ProtocolViolation('request-stream COMPLETE value beyond granted credit', frame.id, frame.type);
+    }
+    input.complete();
+  }
+
+  /** The requester failed its request stream: the handler's input errors; the call goes on. */
+  onError(frame: ErrorFrame): void {
+    this.calls.get(frame.id)?.input?.error(errorFromFrame(frame));
+  }
+
+  /** Credit for the response of call `id`. */
+  onCredit(id: number, n: number): void {
+    this.calls.get(id)?.response.addCredit(n);
+  }
+
+  /** The requester cancelled: the handler is aborted and its output stopped; nothing is sent. */
+  onCancel(id: number): void {
+    const st = this.calls.get(id);
+    if (!st) return; // cancel for an unknown or finished call: ignored
+    // A caller enforces its deadline itself and cancels; that CANCEL can beat our own timer.
+    const expired = st.deadline !== undefined && Date.now() >= st.deadline - 2;
+    st.abort.abort(
+      expired
+        ? new WsMsgpackError(WsMsgpackErrorCode.DEADLINE_EXCEEDED, 'the call passed its deadline')
+        : new WsMsgpackError(WsMsgpackErrorCode.CANCELLED, 'the caller cancelled the call'),
+    );
+    st.response.stop();
+  }
+
+  /** The peer broke the protocol on call `id`: the call fails with `error` (sent to the peer). */
+  onViolation(id: number, error: WsMsgpackError): void {
+    const st = this.calls.get(id);
+    if (st) {
+      st.abort.abort(error);
+      st.response.fail(error);
+    } else {
+      this.host.writer.sendError(id, error);
+    }
+  }
+
+  /** The connection ended: every handler is aborted with `error`. */
+  abortAll(error: WsMsgpackError): void {
+    for (const st of [...this.calls.values()]) {
+      st.abort.abort(error);
+      st.response.stop();
+    }
+  }
+
+  private end(id: number): void {
+    const st = this.calls.get(id);
+    if (!st) return;
+    this.calls.delete(id);
+    st.timer?.cancel();
+    st.input?.close(
+      st.abort.reason ?? new WsMsgpackError(WsMsgpackErrorCode.CANCELLED, 'the call ended before its request stream did'),
+    );
+    for (const callback of st.onEnd) this.host.guard(callback);
+  }
+}

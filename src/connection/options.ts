@@ -1,0 +1,114 @@
+import type { FrameCodecOptions } from '../protocol/codec.js';
+import { OVERFLOW_STRATEGIES, type Headers, type OverflowStrategy } from '../protocol/frames.js';
+
+export type { OverflowStrategy } from '../protocol/frames.js';
+
+/** Tunables shared by server and client connections (docs/PROTOCOL.md, "Limits"). */
+export interface ConnectionLimits extends FrameCodecOptions {
+  /**
+   * Credit window this side grants the peer for each inbound stream (response items of its own
+   * calls, request-stream items of the peer's calls). 0 = unlimited. Default 256.
+   */
+  window?: number;
+  /**
+   * What an outbound push stream (an Observable emitting faster than the receiver's credit or the
+   * socket allow) does with items it cannot send yet. Default `'error'`. See {@link OverflowStrategy}.
+   */
+  overflow?: OverflowStrategy;
+  /**
+   * Most bytes one outbound push stream may hold while it waits for credit or for the socket:
+   * encoded frames plus 8 bytes of bookkeeping per item. Default 64 MiB.
+   */
+  maxStreamBufferBytes?: number;
+  /** Most bytes all outbound push streams of one connection may hold together. Default 128 MiB. */
+  maxConnectionBufferBytes?: number;
+  /** Socket `bufferedAmount` above which stream items wait. Default 4 MiB. */
+  maxBufferedBytes?: number;
+  /** Most calls the peer may have running on this side at once; more are refused. Default 1,000. */
+  maxConcurrentCalls?: number;
+  /** Largest frame this side sends or accepts, in bytes. Default 16 MiB. */
+  maxPayload?: number;
+  /**
+   * Interval of WebSocket pings (Node `ws` sockets; browsers answer pings but cannot send them).
+   * A peer that has not answered one ping by the next is dropped. Default 30,000 ms; 0 disables.
+   */
+  keepAliveInterval?: number;
+}
+
+/** Default of {@link ConnectionLimits.maxPayload}, also used for `ws`'s own limit. */
+export const DEFAULT_MAX_PAYLOAD = 16 * 1024 * 1024;
+
+/** Default of {@link ConnectionLimits.keepAliveInterval}. */
+export const DEFAULT_KEEPALIVE_INTERVAL = 30_000;
+
+/** Every limit with its default. */
+export const DEFAULT_LIMITS = Object.freeze({
+  window: 256,
+  overflow: 'error' as OverflowStrategy,
+  maxStreamBufferBytes: 64 * 1024 * 1024,
+  maxConnectionBufferBytes: 128 * 1024 * 1024,
+  maxBufferedBytes: 4 * 1024 * 1024,
+  maxConcurrentCalls: 1000,
+  maxPayload: DEFAULT_MAX_PAYLOAD,
+  keepAliveInterval: DEFAULT_KEEPALIVE_INTERVAL,
+});
+
+/** The limits in force: every option set. */
+export type ResolvedLimits = { -readonly [K in keyof typeof DEFAULT_LIMITS]: (typeof DEFAULT_LIMITS)[K] };
+
+/** Options that earlier versions had and that now mean something else: refused with a hint. */
+const REPLACED: Record<string, string> = {
+  highWaterMark: '`highWaterMark` (items) was replaced by `maxStreamBufferBytes` / `maxConnectionBufferBytes` (bytes) and `overflow`',
+};
+
+/**
+ * The options with defaults filled in. Throws a `TypeError` naming the option for a value that
+ * cannot work (a negative window, an unknown overflow strategy, a replaced option).
+ */
+export function resolveLimits(options: ConnectionLimits): ResolvedLimits {
+  for (const key of Object.keys(REPLACED)) {
+    if ((options as Record<string, unknown>)[key] !== undefined) throw new TypeError(`nestjs-ws-msgpack: ${REPLACED[key]}`);
+  }
+  const limits: ResolvedLimits = { ...DEFAULT_LIMITS };
+  const numeric = ['window', 'maxStreamBufferBytes', 'maxConnectionBufferBytes', 'maxBufferedBytes', 'maxConcurrentCalls', 'maxPayload', 'keepAliveInterval'] as const;
+  for (const key of numeric) {
+    const v = options[key];
+    if (v === undefined) continue;
+    if (typeof v !== 'number' || Number.isNaN(v) || v < 0) throw new TypeError(`nestjs-ws-msgpack: option ${key} must be a number >= 0, got ${String(v)}`);
+    (limits as Record<typeof key, number>)[key] = v;
+  }
+  if (options.overflow !== undefined) limits.overflow = checkOverflow(options.overflow, 'option overflow');
+  return limits;
+}
+
+/** Returns `value` when it is an {@link OverflowStrategy}; throws a `TypeError` otherwise. */
+export function checkOverflow(value: unknown, what: string): OverflowStrategy {
+  if (!OVERFLOW_STRATEGIES.includes(value as OverflowStrategy)) {
+    throw new TypeError(`nestjs-ws-msgpack: ${what} must be one of ${OVERFLOW_STRATEGIES.map((s) => `'${s}'`).join(', ')}, got ${String(value)}`);
+  }
+  return value as OverflowStrategy;
+}
+
+/**
+ * The `ws` options both the server (`WebSocketServer`) and the client (`WebSocket`) use, so both
+ * ends agree: the frame limit, and no compression (msgpack frames are small or already binary;
+ * per-message deflate costs CPU and memory per connection).
+ */
+export function wsSocketOptions(limits: Pick<ConnectionLimits, 'maxPayload'>): { maxPayload: number; perMessageDeflate: false } {
+  return { maxPayload: limits.maxPayload ?? DEFAULT_MAX_PAYLOAD, perMessageDeflate: false };
+}
+
+/** Options of one call: what `WsMsgpackRecordBuilder` sets, and what `Connection.call` takes. */
+export interface WsMsgpackCallOptions {
+  /** Headers for the handler (`ctx.getHeaders()` / `@WsHeaders()`). */
+  headers?: Headers;
+  /** Deadline in milliseconds; the call fails with DEADLINE_EXCEEDED and the handler is aborted after it. */
+  timeout?: number;
+  /** Credit window for this call's response stream (0 = unlimited). */
+  window?: number;
+  /**
+   * Overflow strategy for this call's streams: the request stream this side sends, and (sent as
+   * meta `o`) the response stream the peer sends. Default: each side's own `overflow` option.
+   */
+  overflow?: OverflowStrategy;
+}

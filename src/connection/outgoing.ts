@@ -1,0 +1,200 @@
+import { isObservable } from 'rxjs';
+import { ProtocolViolation, WsMsgpackError, WsMsgpackErrorCode } from '../protocol/errors.js';
+import { FrameType, type CompleteFrame, type ErrorFrame, type NextFrame, type RequestFrame } from '../protocol/frames.js';
+import { InboundCredit } from './credit.js';
+import { errorFromFrame } from './errors.js';
+import type { BufferBudget } from './frame-queue.js';
+import type { FrameWriter } from './frame-writer.js';
+import { isAsyncIterable, isStreamIterable } from './iteration.js';
+import type { ResolvedLimits, WsMsgpackCallOptions } from './options.js';
+import { OutboundStream, type OutboundSource, type StreamSink } from './outbound-stream.js';
+import { startTimer, type Timer } from './timers.js';
+
+/** Where a call's response goes (an rxjs Subscriber, or an iterator's buffer). */
+export interface CallObserver {
+  next(value: unknown): void;
+  error(error: unknown): void;
+  complete(): void;
+}
+
+/** A call this side started, as its starter holds it. */
+export interface StartedCall {
+  /** One response item reached the consumer: tops the credit up when due. */
+  consumed(): void;
+  /** Gives up on the call (CANCEL); nothing more reaches the observer. */
+  cancel(): void;
+}
+
+/** What the outgoing calls need from their connection. */
+export interface OutgoingHost {
+  readonly writer: FrameWriter;
+  readonly sink: StreamSink;
+  readonly limits: ResolvedLimits;
+  readonly budget: BufferBudget;
+  /** The error calls fail with once the connection has closed; undefined while it is open. */
+  closedError(): WsMsgpackError | undefined;
+}
+
+interface OutgoingCall {
+  readonly id: number;
+  readonly observer: CallObserver;
+  readonly credit: InboundCredit;
+  /** Grant credit as items reach the observer (an Observable), not as the starter consumes them (an iterator). */
+  readonly autoCredit: boolean;
+  request: OutboundStream | undefined;
+  timer: Timer | undefined;
+  /** `running` until a terminal frame, a cancel, the deadline or the end of the connection. */
+  phase: 'running' | 'ended';
+}
+
+/**
+ * The calls this side started: their ids (this side's parity), the REQUEST frame, the response
+ * items and their credit, the request stream if any, the deadline, and giving up (CANCEL).
+ */
+export class OutgoingCalls {
+  private readonly calls = new Map<number, OutgoingCall>();
+
+  constructor(
+    private readonly host: OutgoingHost,
+    /** The first id: 1 for the client, 2 for the server; each next one is 2 more. */
+    private nextId: number,
+  ) {}
+
+  /** Calls waiting on the peer. */
+  get size(): number {
+    return this.calls.size;
+  }
+
+  /**
+   * Sends REQUEST and tracks the call; `undefined` when it could not start (the observer has
+   * then been told why). `autoCredit`: grant credit as items reach the observer (an Observable)
+   * instead of when the starter reports them consumed (an iterator).
+   */
+  start(pattern: unknown, payload: unknown, options: WsMsgpackCallOptions, observer: CallObserver, autoCredit: boolean): StartedCall | undefined {
+    const closed = this.host.closedError();
+    if (closed) {
+      observer.error(closed);
+      return undefined;
+    }
+    const { limits } = this.host;
+    const id = this.nextId;
+    this.nextId += 2;
+    const window = options.window ?? limits.window;
+    const isStream = isStreamSource(payload);
+    const frame: RequestFrame = { type: FrameType.REQUEST, id, pattern, payload: isStream ? undefined : payload, stream: isStream };
+    if (options.headers !== undefined) frame.headers = options.headers;
+    if (window > 0) frame.credit = window;
+    // A non-finite timeout (Infinity) means no deadline.
+    if (options.timeout !== undefined && options.timeout > 0 && Number.isFinite(options.timeout)) frame.timeout = Math.ceil(options.timeout);
+    if (options.overflow !== undefined) frame.overflow = options.overflow;
+    try {
+      this.host.writer.send(frame);
+    } catch (e) {
+      observer.error(e);
+      return undefined;
+    }
+    const call: OutgoingCall = { id, observer, credit: new InboundCredit(window), autoCredit, request: undefined, timer: undefined, phase: 'running' };
+    this.calls.set(id, call);
+    if (frame.timeout !== undefined) {
+      const ms = frame.timeout;
+      call.timer = startTimer(ms, () => this.abandon(call, new WsMsgpackError(WsMsgpackErrorCode.DEADLINE_EXCEEDED, `deadline of ${ms} ms exceeded`)));
+    }
+    if (isStream) {
+      // The request stream starts with no credit: the responder's first CREDIT opens it.
+      call.request = new OutboundStream(this.host.sink, id, {
+        credit: 0,
+        overflow: options.overflow ?? limits.overflow,
+        maxBytes: limits.maxStreamBufferBytes,
+        budget: this.host.budget,
+        onEnd: () => {},
+        // Overflow or an unsendable item on this side: the caller hears it, and the call is off.
+        onFail: (error) => this.abandon(call, error),
+      });
+      call.request.start(payload as OutboundSource);
+    }
+    return {
+      consumed: () => this.consumed(call),
+      cancel: () => {
+        if (call.phase === 'ended') return;
+        this.abandon(call);
+        this.host.writer.flush(); // a cancel should not wait for the batch: every item made meanwhile is waste
+      },
+    };
+  }
+
+  /** A response item (NEXT). */
+  onNext(frame: NextFrame): void {
+    const call = this.calls.get(frame.id);
+    if (!call) return; // late frame for a finished call
+    if (!call.credit.receive()) {
+      throw new ProtocolViolation(`NEXT beyond granted credit (window ${call.credit.window})`, frame.id, frame.type);
+    }
+    call.observer.next(frame.value);
+    if (call.autoCredit) this.consumed(call);
+  }
+
+  /** The response ended (COMPLETE, maybe with a last item). */
+  onComplete(frame: CompleteFrame): void {
+    const call = this.calls.get(frame.id);
+    if (!call) return;
+    if (frame.hasValue && !call.credit.receive()) {
+      throw new ProtocolViolation(`COMPLETE value beyond granted credit (window ${call.credit.window})`, frame.id, frame.type);
+    }
+    this.end(call);
+    if (frame.hasValue) call.observer.next(frame.value);
+    call.observer.complete();
+  }
+
+  /** The call failed (ERROR). */
+  onError(frame: ErrorFrame): void {
+    const call = this.calls.get(frame.id);
+    if (!call) return;
+    this.end(call);
+    call.observer.error(errorFromFrame(frame));
+  }
+
+  /** Credit for the request stream of call `id`. */
+  onCredit(id: number, n: number): void {
+    this.calls.get(id)?.request?.addCredit(n);
+  }
+
+  /** The peer broke the protocol on call `id`: fail it here with `error` and send CANCEL. */
+  onViolation(id: number, error: WsMsgpackError): void {
+    const call = this.calls.get(id);
+    if (call) this.abandon(call, error);
+  }
+
+  /** The connection ended: every call fails with `error`. */
+  failAll(error: WsMsgpackError): void {
+    for (const call of [...this.calls.values()]) {
+      this.end(call);
+      call.observer.error(error);
+    }
+  }
+
+  private consumed(call: OutgoingCall): void {
+    if (call.phase === 'ended') return;
+    const n = call.credit.consumed();
+    if (n > 0) this.host.writer.sendControl({ type: FrameType.CREDIT, id: call.id, credit: n });
+  }
+
+  /** This side gives up on its own call: end it here, tell the peer (CANCEL), fail it with `error`. */
+  private abandon(call: OutgoingCall, error?: unknown): void {
+    if (call.phase === 'ended') return;
+    this.end(call);
+    this.host.writer.sendControl({ type: FrameType.CANCEL, id: call.id });
+    if (error !== undefined) call.observer.error(error);
+  }
+
+  private end(call: OutgoingCall): void {
+    call.phase = 'ended';
+    this.calls.delete(call.id);
+    call.timer?.cancel();
+    call.request?.stop();
+  }
+}
+
+/** True when `payload` should be sent as a request stream rather than as one value. */
+export function isStreamSource(payload: unknown): boolean {
+  return payload != null && typeof payload === 'object' && (isObservable(payload) || isAsyncIterable(payload) || isStreamIterable(payload));
+}
