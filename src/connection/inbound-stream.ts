@@ -83,14 +83,12 @@ export class InboundStream {
   }
 
   /**
-   * The call is over. If the stream had not ended (or a subscriber had not yet taken all of it),
-   * the subscriber, now or later, gets `reason` as an error.
+   * The call is over. If the peer had not ended the stream, the subscriber, now or later, gets
+   * `reason` as an error. (A stream the peer did end is whole: a subscriber still gets all of it.)
    */
   close(reason: unknown): void {
-    if (this.phase === 'closed') return;
+    if (this.phase !== 'receiving') return;
     this.phase = 'closed';
-    // Ended and nothing left to deliver: a subscriber still to come gets the peer's own end.
-    if (this.outcome !== undefined && this.buffer.length === 0) return;
     this.outcome = { error: reason };
     this.buffer.clear();
     const s = this.subscriber;

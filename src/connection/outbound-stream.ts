@@ -208,7 +208,7 @@ export class OutboundStream {
     }
     if (this.held === NONE) queueMicrotask(this.flushHeld);
     else this.offer(this.held);
-    this.held = v;
+    if (this.phase === 'open') this.held = v; // unless that failed the stream
   }
 
   private readonly flushHeld = (): void => {
@@ -257,6 +257,7 @@ export class OutboundStream {
     if (error !== NONE) this.stopPulls();
     // The last value goes out inside COMPLETE only if nothing waits before it.
     if (error !== NONE || this.pull || this.frames.length > 0 || this.waitingPulls.length > 0) this.releaseHeld();
+    if (this.phase !== 'open') return; // that last value failed the stream
     this.endError = error;
     this.phase = 'draining';
     this.pump();

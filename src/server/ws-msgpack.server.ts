@@ -157,6 +157,16 @@ export class WsMsgpackServer
     return this.connections.size;
   }
 
+  /**
+   * Bytes that push streams (Observable handlers faster than their consumers) hold now, over all
+   * connections: what `maxStreamBufferBytes` / `maxConnectionBufferBytes` bound. For metrics.
+   */
+  get bufferedBytes(): number {
+    let n = 0;
+    for (const conn of this.connections) n += conn.bufferedBytes;
+    return n;
+  }
+
   // ------------------------------------------------------------------
 
   private async handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
