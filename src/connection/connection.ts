@@ -10,19 +10,18 @@ import { startKeepAlive } from './keepalive.js';
 import { Listeners, rethrowLater } from './listeners.js';
 import { resolveLimits, type ConnectionLimits, type ResolvedLimits, type WsMsgpackCallOptions } from './options.js';
 import { OutgoingCalls } from './outgoing.js';
-import type { StreamSink } from './outbound-stream.js';
+import type { StreamSink } from './outbound-types.js';
 import { bindSocket, pingableOf, type WebSocketLike } from './socket.js';
 
-/** Hooks of the layer above (the Nest server maps errors the way Nest's filters would). */
-export interface ConnectionHooks {
-  /** Maps an error thrown while pulling an async iterable that a request handler returned. */
-  mapStreamError?: (error: unknown) => unknown;
-}
-
 /** Options of a {@link Connection}. */
-export interface ConnectionOptions extends ConnectionLimits, ConnectionHooks {
+export interface ConnectionOptions extends ConnectionLimits {
   /** 'client' starts odd call ids, 'server' even ones. */
   role: 'client' | 'server';
+  /**
+   * @internal Maps an error thrown while pulling an async iterable that a request handler
+   * returned (the Nest server applies the default exception filter's mapping).
+   */
+  mapStreamError?: (error: unknown) => unknown;
 }
 
 /** An event the peer emitted. */
@@ -248,7 +247,7 @@ export class Connection {
     const err = new WsMsgpackError(WsMsgpackErrorCode.PROTOCOL_ERROR, v.message);
     if (v.id === 0) this.writer.sendError(0, err);
     else if (this.isOwn(v.id) && v.frameType !== FrameType.REQUEST) this.outgoing.onViolation(v.id, err);
-    else this.incoming.onViolation(v.id, err);
+    else this.incoming.onViolation(v.id, err, v.frameType === FrameType.REQUEST && !this.isOwn(v.id));
     this.emitError(
       new WsMsgpackError(WsMsgpackErrorCode.PROTOCOL_ERROR, `the peer sent an invalid frame${v.id ? ` (call ${v.id})` : ''}: ${v.message}`, {
         callId: v.id,

@@ -6,7 +6,8 @@ import type { FrameWriter } from './frame-writer.js';
 import { InboundStream } from './inbound-stream.js';
 import { LazyAbort } from './lazy-abort.js';
 import type { ResolvedLimits } from './options.js';
-import { OutboundStream, type OutboundSource, type StreamSink } from './outbound-stream.js';
+import { OutboundStream } from './outbound-stream.js';
+import type { OutboundSource, StreamSink } from './outbound-types.js';
 import { startTimer, type Timer } from './timers.js';
 
 /** A call the peer started, as given to the request handler. */
@@ -159,7 +160,7 @@ export class IncomingCalls {
     const input = this.calls.get(frame.id)?.input;
     if (!input) return;
     if (frame.hasValue && !input.push(frame.value)) {
-      throw new ProtocolViolation('request-stream COMPLETE value beyond granted credit', frame.id, frame.type);
+      throw new ProtocolViolation(`request-stream COMPLETE value beyond granted credit (window ${input.window})`, frame.id, frame.type);
     }
     input.complete();
   }
@@ -188,8 +189,12 @@ export class IncomingCalls {
     st.response.stop();
   }
 
-  /** The peer broke the protocol on call `id`: the call fails with `error` (sent to the peer). */
-  onViolation(id: number, error: WsMsgpackError): void {
+  /**
+   * The peer broke the protocol on call `id`: the call fails with `error` (sent to the peer).
+   * `isRequest`: the frame was a REQUEST in the peer's id space; refused, it still uses its id.
+   */
+  onViolation(id: number, error: WsMsgpackError, isRequest: boolean): void {
+    if (isRequest && id > this.lastPeerId) this.lastPeerId = id;
     const st = this.calls.get(id);
     if (st) {
       st.abort.abort(error);

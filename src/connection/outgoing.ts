@@ -7,7 +7,8 @@ import type { BufferBudget } from './frame-queue.js';
 import type { FrameWriter } from './frame-writer.js';
 import { isAsyncIterable, isStreamIterable } from './iteration.js';
 import type { ResolvedLimits, WsMsgpackCallOptions } from './options.js';
-import { OutboundStream, type OutboundSource, type StreamSink } from './outbound-stream.js';
+import { OutboundStream } from './outbound-stream.js';
+import type { OutboundSource, StreamSink } from './outbound-types.js';
 import { startTimer, type Timer } from './timers.js';
 
 /** Where a call's response goes (an rxjs Subscriber, or an iterator's buffer). */

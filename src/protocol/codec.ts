@@ -1,6 +1,6 @@
 import { Decoder, Encoder } from '@msgpack/msgpack';
 import { ProtocolViolation } from './errors.js';
-import { toWire, type Frame } from './frames.js';
+import { FrameType, toWire, type Frame } from './frames.js';
 import { parseFrame, peekHeader } from './validate.js';
 
 /**
@@ -152,4 +152,15 @@ function extendEncoder(encoder: Encoder): void {
     }
     encodeBigInt64.call(this, object);
   };
+}
+
+/**
+ * Turns encoded NEXT bytes `[3, id, value]` into COMPLETE with the value, `[4, id, value]`, in
+ * place: both are a fixarray of 3 whose second byte is the frame type as a positive fixint.
+ * Returns false (and changes nothing) for bytes of any other shape.
+ */
+export function nextToCompleteInPlace(frame: Uint8Array): boolean {
+  if (frame[0] !== 0x93 || frame[1] !== FrameType.NEXT) return false;
+  frame[1] = FrameType.COMPLETE;
+  return true;
 }

@@ -1,3 +1,4 @@
+import { ExtData } from '@msgpack/msgpack';
 import { ProtocolViolation } from './errors.js';
 import { FrameType, MAX_CALL_ID, MetaKey, OVERFLOW_STRATEGIES, type EventFrame, type Frame, type Headers, type OverflowStrategy, type RequestFrame } from './frames.js';
 
@@ -8,7 +9,7 @@ const isCount = (v: unknown): v is number =>
   typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= MAX_CALL_ID;
 
 const isMap = (v: unknown): v is Record<string, unknown> =>
-  typeof v === 'object' && v !== null && !Array.isArray(v) && !ArrayBuffer.isView(v) && !(v instanceof Date);
+  typeof v === 'object' && v !== null && !Array.isArray(v) && !ArrayBuffer.isView(v) && !(v instanceof Date) && !(v instanceof ExtData);
 
 const isPattern = (v: unknown): boolean =>
   typeof v === 'string' || (typeof v === 'number' && Number.isFinite(v)) || isMap(v);

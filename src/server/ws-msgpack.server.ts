@@ -9,7 +9,7 @@ import { asError } from '../connection/frame-writer.js';
 import type { IncomingCall } from '../connection/incoming.js';
 import { Listeners } from '../connection/listeners.js';
 import { resolveLimits, wsSocketOptions } from '../connection/options.js';
-import { SingleValue, type OutboundSource } from '../connection/outbound-stream.js';
+import { SingleValue, type OutboundSource } from '../connection/outbound-types.js';
 import { WS_MSGPACK_TRANSPORT, WsMsgpackStatus } from '../constants.js';
 import { CloseCode, SUBPROTOCOL_V1, SUPPORTED_SUBPROTOCOLS } from '../protocol/constants.js';
 import { WsMsgpackError, WsMsgpackErrorCode } from '../protocol/errors.js';

@@ -165,7 +165,7 @@ describe('PROTOCOL.md: which refused REQUEST ids count as used', () => {
   });
   afterAll(() => svc.close());
 
-  it('an id refused for the concurrency limit counts as used; an id refused as malformed does not', async () => {
+  it('an id refused for the concurrency limit counts as used, and so does one refused as malformed', async () => {
     const peer = await RawPeer.open(svc.url);
     peer.send([1, 1, 'hold', null]);
     peer.send([1, 3, 'echo', 'x']);
@@ -177,7 +177,7 @@ describe('PROTOCOL.md: which refused REQUEST ids count as used', () => {
     peer.send([1, 5, true, null]);
     expect(await peer.next(isFor(5))).toEqual([5, 5, 'PROTOCOL_ERROR', 'REQUEST: pattern must be a string, number or map']);
     peer.send([1, 5, 'echo', 'again']);
-    expect(await peer.next(isFor(5))).toEqual([4, 5, 'again']);
+    expect(await peer.next(isFor(5))).toEqual([5, 5, 'PROTOCOL_ERROR', 'REQUEST id 5 was already used (ids must increase)']);
 
     const broken = encode([1, 7, 'echo', 'abc']);
     peer.sendBytes(broken.subarray(0, broken.length - 1)); // truncated: the header (type 1, id 7) is readable
@@ -185,7 +185,14 @@ describe('PROTOCOL.md: which refused REQUEST ids count as used', () => {
     expect(err.slice(0, 3)).toEqual([5, 7, 'PROTOCOL_ERROR']);
     expect(err[3]).toMatch(/^frame is not valid msgpack: /);
     peer.send([1, 7, 'echo', 'again']);
-    expect(await peer.next(isFor(7))).toEqual([4, 7, 'again']);
+    expect(await peer.next(isFor(7))).toEqual([5, 7, 'PROTOCOL_ERROR', 'REQUEST id 7 was already used (ids must increase)']);
+    peer.send([1, 9, 'echo', 'next']);
+    expect(await peer.next(isFor(9))).toEqual([4, 9, 'next']);
+    // A REQUEST in the server's own (even) id space is refused and uses no id of the peer's.
+    peer.send([1, 12, 'echo', 'x']);
+    expect(await peer.next(isFor(12))).toEqual([5, 12, 'PROTOCOL_ERROR', "REQUEST id 12 is in this side's id space"]);
+    peer.send([1, 11, 'echo', 'fine']);
+    expect(await peer.next(isFor(11))).toEqual([4, 11, 'fine']);
     expect(peer.frames).toEqual([]); // in particular nothing for the cancelled call 1
     peer.close();
   });

@@ -93,6 +93,7 @@ const DECODE_MESSAGES = [
   'REQUEST: meta.n (credit) must be a non-negative integer',
   'REQUEST: meta.t (timeout) must be a positive integer of milliseconds',
   'REQUEST: meta.s (stream) must be a boolean',
+  'REQUEST: meta.o (overflow) must be one of "error", "drop-newest", "drop-oldest", "latest"',
   'REQUEST: meta.h (headers) must be a map',
   'NEXT: expected at least 3 elements, got <N>',
   'ERROR: expected at least 4 elements, got <N>',

@@ -1,0 +1,39 @@
+// A consumer of the published types: compiled against dist/ (what npm users get) with
+// skipLibCheck off, so an error in this package's .d.ts files (a type it does not export, a
+// missing dependency's types) fails `npm run types:consumer`. Not run, only type-checked.
+import { firstValueFrom } from 'rxjs';
+import {
+  type Connection,
+  type ConnectionOptions,
+  type OverflowStrategy,
+  type WsMsgpackCallOptions,
+  type WsMsgpackClientOptions,
+  type WsMsgpackServerOptions,
+  WsMsgpackClient,
+  WsMsgpackContext,
+  WsMsgpackError,
+  WsMsgpackRecordBuilder,
+  WsMsgpackServer,
+  DEFAULT_LIMITS,
+} from 'nestjs-ws-msgpack';
+
+const overflow: OverflowStrategy = 'latest';
+const serverOptions: WsMsgpackServerOptions = { port: 0, overflow, maxStreamBufferBytes: DEFAULT_LIMITS.maxStreamBufferBytes };
+const clientOptions: WsMsgpackClientOptions = { url: 'ws://127.0.0.1:1', window: 16, wsOptions: { rejectUnauthorized: true } };
+const callOptions: WsMsgpackCallOptions = new WsMsgpackRecordBuilder(1).setOverflow(overflow).build().options;
+const connectionOptions: Pick<ConnectionOptions, 'role'> = { role: 'client' };
+
+export async function use(): Promise<number> {
+  const server = new WsMsgpackServer(serverOptions);
+  const client = new WsMsgpackClient(clientOptions);
+  const conn: Connection = await client.connect();
+  const n: number = conn.bufferedBytes + conn.incomingCalls + server.bufferedBytes + server.connectionCount;
+  const socket = client.unwrap();
+  socket.ping();
+  const ctx = null as unknown as WsMsgpackContext;
+  const code: string | undefined = ctx?.getSignal().reason instanceof WsMsgpackError ? 'x' : undefined;
+  void code;
+  void callOptions;
+  void connectionOptions;
+  return n + (await firstValueFrom(client.send<number>('sum', [1, 2])));
+}
