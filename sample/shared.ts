@@ -14,6 +14,17 @@ export interface RepeatRequest {
   count: number;
 }
 
+export interface Row {
+  id: number;
+  name: string;
+}
+
+export interface Price {
+  symbol: string;
+  tick: number;
+  price: number;
+}
+
 export interface AuditEvent {
   user: string;
   action: string;

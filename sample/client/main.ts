@@ -1,8 +1,8 @@
 import { isDeepStrictEqual, inspect } from 'node:util';
-import { firstValueFrom, from, lastValueFrom, take, takeUntil, tap, timer, toArray, type Observable } from 'rxjs';
+import { count, firstValueFrom, from, lastValueFrom, take, takeUntil, tap, timer, toArray, type Observable } from 'rxjs';
 // In your own app: import { ... } from 'nestjs-ws-msgpack';
 import { WsMsgpackClient, WsMsgpackError, WsMsgpackRecordBuilder } from '../../src/index.js';
-import type { AuditEvent, DivRequest, RepeatRequest, SleepRequest, Stats } from '../shared.js';
+import type { AuditEvent, DivRequest, Price, RepeatRequest, Row, SleepRequest, Stats } from '../shared.js';
 
 /**
  * A plain Node process (no Nest app) calling the sample server with WsMsgpackClient.
@@ -121,6 +121,34 @@ async function main(): Promise<void> {
   expectEqual('interval', ticks, [0, 1, 2, 3, 4]);
   const afterInterval = await statsUntil('the interval teardown', (s) => s.intervalTeardowns === 1);
   print('stats.intervalTeardowns', afterInterval.intervalTeardowns);
+
+  // 7b. The stream TCP users write: `return from(rows)` with an object pattern; 100,000 rows
+  //     arrive in order with default options (what credit does not cover yet waits in a buffer).
+  let expectedId = 0;
+  const rows = await lastValueFrom(
+    client.send<Row>({ cmd: 'rows' }, { count: 100_000 }).pipe(
+      tap((row) => {
+        if (row.id !== expectedId++) throw new Error(`rows: row ${expectedId - 1} arrived as ${show(row)}`);
+      }),
+      count(),
+    ),
+  );
+  print('rows (from(rows), 100,000)', `${rows} rows, in order`);
+  expectEqual('rows', rows, 100_000);
+
+  // 7c. Overflow 'latest': 1,000 prices at once to a reader pulling one at a time (window 1).
+  //     Only the newest waits, so the reader gets the first price and then the last one.
+  const quotes: number[] = [];
+  const latest = new WsMsgpackRecordBuilder({ count: 1000 }).setWindow(1).setOverflow('latest').build();
+  for await (const quote of client.iterate<Price>('prices', latest)) quotes.push(quote.tick);
+  print("prices with overflow 'latest'", `ticks ${show(quotes)}`);
+  expectEqual('prices', quotes, [1, 1000]);
+
+  // 7d. An async generator that throws midway: its exception filter maps the error.
+  const stock: string[] = [];
+  const stockError = await errorOf(client.send<string>('inventory', {}).pipe(tap((item) => stock.push(item))));
+  print('inventory', { items: stock, error: stockError });
+  expectEqual('inventory', [stock, stockError], [['apples', 'pears'], { code: 'OUT_OF_STOCK', sku: 'plums' }]);
 
   // 8. Call headers, read on the server with @WsHeaders('x-tenant').
   const tenant = await firstValueFrom(

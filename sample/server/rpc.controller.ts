@@ -1,10 +1,14 @@
-import { Controller, Logger } from '@nestjs/common';
-import { Payload, RpcException } from '@nestjs/microservices';
-import { finalize, interval, map, reduce, type Observable } from 'rxjs';
+import { Controller, Logger, UseFilters } from '@nestjs/common';
+import { MessagePattern, Payload, RpcException } from '@nestjs/microservices';
+import { finalize, from, interval, map, range, reduce, type Observable } from 'rxjs';
 // In your own app: import { ... } from 'nestjs-ws-msgpack';
 import { WsEventPattern, WsHeaders, WsMessagePattern, WsSignal } from '../../src/index.js';
-import type { AuditEvent, DivRequest, RepeatRequest, SleepRequest, Stats } from '../shared.js';
+import type { AuditEvent, DivRequest, Price, RepeatRequest, Row, SleepRequest, Stats } from '../shared.js';
+import { OutOfStockError, OutOfStockFilter } from './out-of-stock.filter.js';
 import { StatsService } from './stats.service.js';
+
+/** Rows already in memory, as a Nest TCP handler would return them. */
+const ROWS: Row[] = Array.from({ length: 100_000 }, (_, id) => ({ id, name: `row-${id}` }));
 
 /** The RPC handlers: unary, cancellable, request/response/bidirectional streams, headers, events. */
 @Controller()
@@ -71,6 +75,30 @@ export class RpcController {
         this.logger.log('interval producer torn down');
       }),
     );
+  }
+
+  /**
+   * The stream Nest TCP users write: a synchronous Observable over data in memory, an object
+   * pattern, @Payload(). Items beyond the client's credit wait in a byte-bounded buffer.
+   */
+  @MessagePattern({ cmd: 'rows' })
+  rows(@Payload() { count }: { count: number }): Observable<Row> {
+    return from(ROWS.slice(0, count));
+  }
+
+  /** A burst of prices, faster than anyone reads them: with overflow 'latest', slow readers get the newest. */
+  @WsMessagePattern('prices')
+  prices(@Payload() { count }: { count: number }): Observable<Price> {
+    return range(1, count).pipe(map((tick) => ({ symbol: 'ACME', tick, price: 100 + tick / 100 })));
+  }
+
+  /** An async generator that fails midway: the exception filter maps its error, as for an Observable. */
+  @WsMessagePattern('inventory')
+  @UseFilters(OutOfStockFilter)
+  async *inventory(): AsyncGenerator<string> {
+    yield 'apples';
+    yield 'pears';
+    throw new OutOfStockError('plums');
   }
 
   /** Reads one call header set with WsMsgpackRecordBuilder#setHeaders. */
