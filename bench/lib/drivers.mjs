@@ -1,6 +1,6 @@
 // Scenario drivers, run in the client process. They only use the row adapter's methods:
 //   echo(obj) → Promise<obj>          bin(buffer) → Promise<bytes>
-//   stream(count) → Promise<received>  ticks(tag, after) → Promise<{ tUnsub, received }>
+//   stream(count), streamSync(count) → Promise<received>  ticks(tag, after) → Promise<{ tUnsub, received }>
 //   slow(tag, limit, durationMs) → Promise<{ consumed }>   close() → Promise
 import { isDeepStrictEqual } from 'node:util';
 import { now } from './clock.mjs';
@@ -70,14 +70,19 @@ export async function inflight(a, { durationMs, warmupMs, width }) {
   return { callsPerSec: (calls * 1000) / (performance.now() - t0), calls };
 }
 
-/** (3)/(4) One response stream of `count` items: items/s, and the count received is checked. */
-export async function stream(a, { count, warmup }) {
+/**
+ * (3)-(6) One response stream of `count` items: items/s, and the count received is checked.
+ * `call` picks the server handler: 'streamSync' (a synchronous Observable over in-memory data) or
+ * 'stream' (ws-msgpack: an async generator; TCP, gRPC: an asynchronous push Observable).
+ */
+export async function stream(a, { count, warmup, call = 'stream' }) {
+  const run = (n) => a[call](n);
   if (warmup) {
-    const got = await a.stream(warmup);
+    const got = await run(warmup);
     if (got !== warmup) return { itemsPerSec: NaN, received: got, expected: warmup, wrongCount: true };
   }
   const t0 = performance.now();
-  const received = await a.stream(count);
+  const received = await run(count);
   const elapsed = performance.now() - t0;
   return { itemsPerSec: (received * 1000) / elapsed, received, expected: count, wrongCount: received !== count, elapsedMs: elapsed };
 }

@@ -8,14 +8,16 @@ import { now } from './clock.mjs';
  * slow consumer is `concatMap` over a 1 ms timer, as an rxjs user would write it.
  */
 export function observableAdapter(calls) {
+  const countItems = (items$) =>
+    new Promise((resolve, reject) => {
+      let received = 0;
+      items$.subscribe({ next: () => received++, error: reject, complete: () => resolve(received) });
+    });
   return {
     echo: (obj) => firstValueFrom(calls.echo(obj)),
     bin: (bytes) => firstValueFrom(calls.bin(bytes)),
-    stream: (count) =>
-      new Promise((resolve, reject) => {
-        let received = 0;
-        calls.stream(count).subscribe({ next: () => received++, error: reject, complete: () => resolve(received) });
-      }),
+    stream: (count) => countItems(calls.stream(count)),
+    streamSync: (count) => countItems(calls.streamSync(count)),
     ticks: (tag, after) =>
       new Promise((resolve, reject) => {
         let received = 0;

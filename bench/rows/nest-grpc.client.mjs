@@ -23,6 +23,7 @@ export async function connect(port) {
   const adapter = observableAdapter({
     echo: (obj) => bench.Echo(obj),
     bin: (bytes) => bench.Bin({ data: bytes }),
+    streamSync: (count) => bench.StreamSync({ count }),
     stream: (count) => bench.Stream({ count }),
     ticks: (tag) => bench.Ticks({ tag }),
     slow: (tag, limit) => bench.Slow({ tag, limit }),

@@ -1,9 +1,10 @@
 // nest-grpc server: Nest's gRPC transport (@grpc/grpc-js + @grpc/proto-loader, bench/bench.proto);
-// server-streaming methods are @GrpcMethod handlers returning Observables.
+// server-streaming methods are @GrpcMethod handlers returning Observables: a synchronous one over
+// in-memory data (StreamSync), asynchronous push sources (the others).
 import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';
 import { GrpcMethod, Transport } from '@nestjs/microservices';
-import { defer, finalize, interval, map } from 'rxjs';
+import { defer, finalize, interval, map, range } from 'rxjs';
 import { moduleFor } from '../lib/nest.mjs';
 import { chunkedSource, item, slowItem } from '../lib/fixtures.mjs';
 import { freePort, LOADER, MAX_MESSAGE, PROTO_PATH } from '../lib/grpc.mjs';
@@ -16,6 +17,10 @@ class BenchController {
 
   bin(blob) {
     return blob;
+  }
+
+  streamSync({ count }) {
+    return range(0, count).pipe(map((i) => item(i)));
   }
 
   stream({ count }) {
@@ -45,6 +50,7 @@ const AppModule = moduleFor(
   {
     echo: GrpcMethod('Bench', 'Echo'),
     bin: GrpcMethod('Bench', 'Bin'),
+    streamSync: GrpcMethod('Bench', 'StreamSync'),
     stream: GrpcMethod('Bench', 'Stream'),
     ticks: GrpcMethod('Bench', 'Ticks'),
     slow: GrpcMethod('Bench', 'Slow'),

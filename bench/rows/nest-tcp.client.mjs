@@ -8,6 +8,7 @@ export async function connect(port) {
   return observableAdapter({
     echo: (obj) => client.send('echo', obj),
     bin: (bytes) => client.send('bin', bytes), // a Buffer, as a Nest user would pass it
+    streamSync: (count) => client.send({ cmd: 'stream-sync' }, { count }),
     stream: (count) => client.send('stream', { count }),
     ticks: (tag) => client.send('ticks', { tag }),
     slow: (tag, limit) => client.send('slow', { tag, limit }),

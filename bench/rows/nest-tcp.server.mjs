@@ -1,8 +1,9 @@
-// nest-tcp server: Nest's built-in TCP transport (JSON); stream handlers return Observables.
+// nest-tcp server: Nest's built-in TCP transport (JSON); stream handlers return Observables: a
+// synchronous one over in-memory data (sync streams), an asynchronous push source (the others).
 import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';
 import { MessagePattern, Transport } from '@nestjs/microservices';
-import { defer, finalize, interval, map } from 'rxjs';
+import { defer, finalize, interval, map, range } from 'rxjs';
 import { moduleFor } from '../lib/nest.mjs';
 import { chunkedSource, item, slowItem } from '../lib/fixtures.mjs';
 import * as probe from '../lib/probe.mjs';
@@ -14,6 +15,10 @@ class BenchController {
 
   bin(bytes) {
     return bytes; // arrives as JSON's {type:'Buffer', data:[...]}, goes back as it came
+  }
+
+  streamSync({ count }) {
+    return range(0, count).pipe(map((i) => item(i)));
   }
 
   stream({ count }) {
@@ -41,6 +46,7 @@ class BenchController {
 const AppModule = moduleFor(BenchController, {
   echo: MessagePattern('echo'),
   bin: MessagePattern('bin'),
+  streamSync: MessagePattern({ cmd: 'stream-sync' }),
   stream: MessagePattern('stream'),
   ticks: MessagePattern('ticks'),
   slow: MessagePattern('slow'),

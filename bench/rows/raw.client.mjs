@@ -45,14 +45,17 @@ export async function connect(port) {
     ws.send(encoder.encode([CANCEL, id]));
   };
 
+  const countItems = async (method, count) => {
+    let received = 0;
+    await start(method, { count }, () => received++).done;
+    return received;
+  };
+
   return {
     echo: (obj) => start('echo', obj).done,
     bin: (bytes) => start('bin', bytes).done,
-    stream: async (count) => {
-      let received = 0;
-      await start('stream', { count }, () => received++).done;
-      return received;
-    },
+    stream: (count) => countItems('stream', count),
+    streamSync: (count) => countItems('stream-sync', count),
     ticks: (tag, after) =>
       new Promise((resolve, reject) => {
         let received = 0;

@@ -40,6 +40,11 @@ function onConnection(ws) {
   const handlers = {
     echo: (id, data) => send([RESULT, id, data]),
     bin: (id, data) => send([RESULT, id, data]),
+    // The sync streams: every item written in one synchronous loop, as fast as ws takes them.
+    'stream-sync': (id, { count }) => {
+      for (let i = 0; i < count; i++) send([ITEM, id, item(i)]);
+      send([END, id]);
+    },
     stream: (id, { count }) => pushStream(id, count, item),
     slow: (id, { tag, limit }) =>
       pushStream(id, limit, slowItem, { onStart: () => probe.start(tag), onItem: () => probe.tick(tag), onStop: () => probe.stop(tag) }),

@@ -10,6 +10,7 @@ export async function connect(port) {
   const adapter = observableAdapter({
     echo: (obj) => client.send('echo', obj),
     bin: (bytes) => client.send('bin', bytes),
+    streamSync: (count) => client.send({ cmd: 'stream-sync' }, { count }),
     stream: (count) => client.send('stream', { count }),
     ticks: (tag) => client.send('ticks', { tag }),
     close: () => client.close(),

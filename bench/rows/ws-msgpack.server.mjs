@@ -1,7 +1,10 @@
-// ws-msgpack server: a Nest microservice with WsMsgpackServer; stream handlers are async generators.
+// ws-msgpack server: a Nest microservice with WsMsgpackServer. The sync-stream handler is what a
+// Nest user writes (a synchronous Observable over in-memory data, an object pattern, @Payload());
+// the other stream handlers are async generators, this transport's friendliest form.
 import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';
 import { MessagePattern } from '@nestjs/microservices';
+import { map, range } from 'rxjs';
 import { setTimeout as delay } from 'node:timers/promises';
 import { WsMsgpackServer, WsSignal } from 'nestjs-ws-msgpack';
 import { moduleFor } from '../lib/nest.mjs';
@@ -15,6 +18,11 @@ class BenchController {
 
   bin(bytes) {
     return bytes;
+  }
+
+  // Everything at once: the transport buffers what the client has no credit for yet (in bytes).
+  streamSync({ count }) {
+    return range(0, count).pipe(map((i) => item(i)));
   }
 
   async *stream({ count }) {
@@ -53,6 +61,7 @@ WsSignal()(BenchController.prototype, 'ticks', 1); // @WsSignal() signal
 const AppModule = moduleFor(BenchController, {
   echo: MessagePattern('echo'),
   bin: MessagePattern('bin'),
+  streamSync: MessagePattern({ cmd: 'stream-sync' }),
   stream: MessagePattern('stream'),
   ticks: MessagePattern('ticks'),
   slow: MessagePattern('slow'),
