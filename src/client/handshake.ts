@@ -5,23 +5,26 @@ import { WsMsgpackError, WsMsgpackErrorCode } from '../protocol/errors.js';
 const ignore = (): void => {};
 
 /** One WebSocket opening handshake that can be called off. */
-export interface Handshake {
-  /** Resolves with the open socket; rejects with UNAVAILABLE when it failed or was cancelled. */
-  readonly opened: Promise<WebSocket>;
+export interface Handshake<T> {
+  /** Resolves with what `adopt` made of the open socket; rejects with UNAVAILABLE when it failed or was cancelled. */
+  readonly opened: Promise<T>;
   /** Calls the handshake off: the socket is terminated and `opened` rejects with `reason`. No effect once settled. */
   cancel(reason: string): void;
 }
 
 /**
- * Opens a WebSocket to `url` offering protocol v1. Every way the handshake can end settles
- * `opened` exactly once, and every listener it added is removed by then.
+ * Opens a WebSocket to `url` offering protocol v1. `adopt` runs synchronously in the socket's
+ * 'open' event, so that whatever binds to the socket does so before any frame the server sent
+ * right after the handshake is delivered (`ws` emits those on the next tick, before promise
+ * callbacks). Every way the handshake can end settles `opened` exactly once, and every listener
+ * it added is removed by then.
  */
-export function startHandshake(url: string, options: ClientOptions): Handshake {
+export function startHandshake<T>(url: string, options: ClientOptions, adopt: (ws: WebSocket) => T): Handshake<T> {
   const ws = new WebSocket(url, [SUBPROTOCOL_V1], options);
   let settled = false;
-  let resolveOpened!: (ws: WebSocket) => void;
+  let resolveOpened!: (value: T) => void;
   let rejectOpened!: (error: unknown) => void;
-  const opened = new Promise<WebSocket>((resolve, reject) => {
+  const opened = new Promise<T>((resolve, reject) => {
     resolveOpened = resolve;
     rejectOpened = reject;
   });
@@ -37,7 +40,16 @@ export function startHandshake(url: string, options: ClientOptions): Handshake {
     if (settled) return;
     settled = true;
     cleanup();
-    resolveOpened(ws);
+    let adopted: T;
+    try {
+      adopted = adopt(ws);
+    } catch (e) {
+      ws.on('error', ignore);
+      ws.terminate();
+      rejectOpened(e);
+      return;
+    }
+    resolveOpened(adopted);
   };
   const onError = (err: Error): void => fail(err.message, err);
   const onClose = (code: number, reason: Buffer): void => fail(`closed during handshake (code ${code}${reason.length ? `: ${reason.toString()}` : ''})`);

@@ -12,6 +12,12 @@ import { startHandshake, type Handshake } from './handshake.js';
 import type { WsMsgpackClientOptions } from './options.js';
 import { WsMsgpackRecord } from './ws-msgpack.record.js';
 
+/** A handshake under way and the promise `connect()` callers share. */
+interface Attempt {
+  handshake: Handshake<Connection>;
+  connected: Promise<Connection>;
+}
+
 /** How long close() waits for the closing handshake before cutting the socket. */
 const CLOSE_TIMEOUT_MS = 2000;
 
@@ -43,7 +49,9 @@ export type WsMsgpackClientEvents = {
 export class WsMsgpackClient extends ClientProxy<WsMsgpackClientEvents, string> {
   private connection: Connection | undefined;
   /** The handshake under way and the promise `connect()` callers share. */
-  private attempt: { handshake: Handshake; connected: Promise<Connection> } | undefined;
+  private attempt: Attempt | undefined;
+  /** Sockets `close()` is waiting for. */
+  private readonly closings = new Set<Promise<void>>();
   private readonly events = new Listeners<WsMsgpackClientEvents>((e, event) => this.onListenerError(e, event));
   private readonly logger = new Logger(WsMsgpackClient.name);
 
@@ -60,32 +68,27 @@ export class WsMsgpackClient extends ClientProxy<WsMsgpackClientEvents, string> 
     if (this.connection && !this.connection.isClosed) return Promise.resolve(this.connection);
     if (this.attempt) return this.attempt.connected;
     this._status$.next(WsMsgpackStatus.CONNECTING);
-    const handshake = startHandshake(this.options.url, {
-      ...this.options.wsOptions,
-      ...wsSocketOptions(this.options),
-      headers: this.options.headers,
-      handshakeTimeout: this.options.connectTimeout ?? 10_000,
+    const attempt = {} as Attempt;
+    attempt.handshake = startHandshake(
+      this.options.url,
+      { ...this.options.wsOptions, ...wsSocketOptions(this.options), headers: this.options.headers, handshakeTimeout: this.options.connectTimeout ?? 10_000 },
+      (ws) => this.adopt(ws, attempt),
+    );
+    attempt.connected = attempt.handshake.opened.catch((err: unknown) => {
+      if (this.attempt === attempt) {
+        this.attempt = undefined;
+        this._status$.next(WsMsgpackStatus.DISCONNECTED);
+      }
+      throw err;
     });
-    const attempt: { handshake: Handshake; connected: Promise<Connection> } = {
-      handshake,
-      connected: handshake.opened.then(
-        (ws) => this.adopt(ws, attempt),
-        (err: unknown) => {
-          if (this.attempt === attempt) {
-            this.attempt = undefined;
-            this._status$.next(WsMsgpackStatus.DISCONNECTED);
-          }
-          throw err;
-        },
-      ),
-    };
     this.attempt = attempt;
     return attempt.connected;
   }
 
   /**
    * Closes the connection: calls in flight fail with UNAVAILABLE, a handshake under way is called
-   * off (its `connect()` rejects). Resolves once the socket has closed (cut off after 2 s).
+   * off (its `connect()` rejects). Resolves once the socket has closed (cut off after 2 s); a
+   * second `close()` meanwhile waits for the same.
    */
   async close(): Promise<void> {
     const attempt = this.attempt;
@@ -94,11 +97,14 @@ export class WsMsgpackClient extends ClientProxy<WsMsgpackClientEvents, string> 
     const conn = this.connection;
     this.connection = undefined;
     if (conn) {
-      const ws = conn.socket as unknown as WebSocket;
       conn.close(1000, 'client closed');
-      await whenSocketClosed(ws, CLOSE_TIMEOUT_MS);
+      const closed = whenSocketClosed(conn.socket as unknown as WebSocket, CLOSE_TIMEOUT_MS);
+      this.closings.add(closed);
+      void closed.then(() => this.closings.delete(closed));
     }
+    // Now, not after the wait: a connect() made meanwhile owns the status from here on.
     this._status$.next(WsMsgpackStatus.DISCONNECTED);
+    await Promise.all([...this.closings]);
   }
 
   /** Registers a listener for 'error', 'connect' or 'disconnect'. */
@@ -153,10 +159,29 @@ export class WsMsgpackClient extends ClientProxy<WsMsgpackClientEvents, string> 
    * for await (const row of client.iterate<Row>('export', query)) await slowWrite(row);
    * ```
    */
-  async *iterate<TResult = unknown, TInput = unknown>(pattern: unknown, data: TInput): AsyncGenerator<TResult, void, undefined> {
+  iterate<TResult = unknown, TInput = unknown>(pattern: unknown, data: TInput): AsyncIterableIterator<TResult> {
     const { payload, options } = this.unpack(data);
-    const conn = await this.connect();
-    yield* conn.iterate(pattern, payload, options) as AsyncIterableIterator<TResult>;
+    let inner: AsyncIterableIterator<unknown> | undefined;
+    let starting: Promise<AsyncIterableIterator<unknown>> | undefined;
+    let returned = false;
+    const done: IteratorResult<TResult> = { value: undefined, done: true };
+    const iterator: AsyncIterableIterator<TResult> = {
+      next: async () => {
+        if (returned) return done;
+        starting ??= this.connect().then((conn) => (inner = conn.iterate(pattern, payload, options)));
+        const it = await starting;
+        if (returned) return done; // return() came while connecting: the call never starts
+        return (await it.next()) as IteratorResult<TResult>;
+      },
+      // Not queued behind a pending next(): it settles that next() and cancels the call at once.
+      return: async () => {
+        returned = true;
+        await inner?.return?.();
+        return done;
+      },
+      [Symbol.asyncIterator]: () => iterator,
+    };
+    return iterator;
   }
 
   /**
@@ -201,10 +226,10 @@ export class WsMsgpackClient extends ClientProxy<WsMsgpackClientEvents, string> 
     return { payload: record ? record.data : data, options };
   }
 
-  /** The handshake of `attempt` succeeded: the socket becomes this client's connection. */
-  private adopt(ws: WebSocket, attempt: { handshake: Handshake }): Connection {
+  /** The handshake of `attempt` succeeded (this runs in the socket's 'open' event): the socket becomes this client's connection. */
+  private adopt(ws: WebSocket, attempt: Attempt): Connection {
     if (this.attempt !== attempt) {
-      ws.terminate(); // close() was called after the socket opened, before this ran
+      // Cannot happen (close() cancels the handshake first); kept so a stray socket can never be adopted.
       throw new WsMsgpackError(WsMsgpackErrorCode.UNAVAILABLE, `cannot connect to ${this.options.url}: client.close() was called during the handshake`);
     }
     this.attempt = undefined;

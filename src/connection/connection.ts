@@ -96,7 +96,12 @@ export class Connection {
     };
     const host = { writer, sink, limits: this.limits, budget: this.budget };
     this.outgoing = new OutgoingCalls({ ...host, closedError: () => (this.closedInfo ? this.unavailable(this.closedInfo) : undefined) }, options.role === 'client' ? 1 : 2);
-    this.incoming = new IncomingCalls({ ...host, mapStreamError: options.mapStreamError, guard: (callback) => this.guard(callback) });
+    this.incoming = new IncomingCalls({
+      ...host,
+      mapStreamError: options.mapStreamError,
+      guard: (callback) => this.guard(callback),
+      report: (error) => this.emitError(asError(error)),
+    });
     this.ownParity = options.role === 'client' ? 1 : 0;
     bindSocket(socket, {
       onMessage: (data, isBinary) => this.onMessage(data, isBinary),

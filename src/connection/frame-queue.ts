@@ -36,8 +36,10 @@ export class BufferBudget {
 
 /**
  * A FIFO of encoded frames, copied into 64 KiB slabs: one million small frames cost their bytes
- * plus one number each, not one `Uint8Array` object each. `shift()` returns a view into a slab;
- * a slab is released once every frame in it has been shifted and the views are gone.
+ * plus one number each, not one `Uint8Array` object each. A frame that does not fit in the rest
+ * of a slab continues in the next one (so no slab space is wasted, and the memory held is the
+ * bytes charged); `shift()` returns a view into a slab, or a copy for a frame that spans two. A
+ * slab is released once every frame in it has been shifted and the views are gone.
  */
 export class FrameQueue {
   /** Slabs after the one being read; the last is the one being written. */
@@ -63,38 +65,54 @@ export class FrameQueue {
   /** Copies `frame` in at the end. */
   push(frame: Uint8Array): void {
     const n = frame.byteLength;
-    if (!this.tail || this.tail.end + n > this.tail.bytes.byteLength) {
-      // Frames never span slabs: one that does not fit in the rest of this one starts the next.
-      this.tail = { bytes: new Uint8Array(Math.max(SLAB_BYTES, n)), end: 0 };
-      if (this.head) {
-        this.slabs.push(this.tail);
-      } else {
-        this.head = this.tail;
+    let written = 0;
+    if (this.tail) {
+      written = Math.min(n, this.tail.bytes.byteLength - this.tail.end);
+      this.tail.bytes.set(frame.subarray(0, written), this.tail.end);
+      this.tail.end += written;
+    }
+    if (written < n) {
+      // The rest starts a new slab, big enough for it.
+      const slab: Slab = { bytes: new Uint8Array(Math.max(SLAB_BYTES, n - written)), end: n - written };
+      slab.bytes.set(frame.subarray(written));
+      if (this.head) this.slabs.push(slab);
+      else {
+        this.head = slab;
         this.readAt = 0;
       }
+      this.tail = slab;
     }
-    this.tail.bytes.set(frame, this.tail.end);
-    this.tail.end += n;
     this.lengths.push(n);
     this.heldBytes += n + FRAME_OVERHEAD_BYTES;
     this.budget.charge(n + FRAME_OVERHEAD_BYTES);
   }
 
-  /** Removes the oldest frame and returns a view of its bytes. */
+  /** Removes the oldest frame and returns its bytes (a view into a slab, or a copy). */
   shift(): Uint8Array | undefined {
     const n = this.lengths.shift();
     if (n === undefined) return undefined;
-    let slab = this.head!;
-    if (this.readAt + n > slab.end) {
-      slab = this.head = this.slabs.shift()!;
+    const head = this.head!;
+    let frame: Uint8Array;
+    if (this.readAt + n <= head.end) {
+      frame = head.bytes.subarray(this.readAt, this.readAt + n);
+      this.readAt += n;
+    } else {
+      // Spans into the next slab: join the two parts.
+      const first = head.end - this.readAt;
+      const next = (this.head = this.slabs.shift()!);
+      frame = new Uint8Array(n);
+      frame.set(head.bytes.subarray(this.readAt, head.end));
+      frame.set(next.bytes.subarray(0, n - first), first);
+      this.readAt = n - first;
+    }
+    if (this.readAt === this.head!.end && this.head !== this.tail) {
+      this.head = this.slabs.shift()!;
       this.readAt = 0;
     }
-    const view = slab.bytes.subarray(this.readAt, this.readAt + n);
-    this.readAt += n;
     this.heldBytes -= n + FRAME_OVERHEAD_BYTES;
     this.budget.charge(-(n + FRAME_OVERHEAD_BYTES));
     if (this.lengths.length === 0) this.reset();
-    return view;
+    return frame;
   }
 
   /** Drops every frame. */

@@ -31,6 +31,8 @@ export interface IncomingCall {
    * deadline, or cut off by the connection closing (at once if it already has).
    */
   onEnd(callback: () => void): void;
+  /** Reports an error that no caller can be told about (the connection's error listeners). */
+  report(error: unknown): void;
 }
 
 /** Produces the response of an incoming call: a value source or a promise of one. */
@@ -46,6 +48,8 @@ export interface IncomingHost {
   readonly mapStreamError: ((error: unknown) => unknown) | undefined;
   /** Runs a user callback so that what it throws is reported, never blamed on the peer. */
   guard(callback: () => void): void;
+  /** Reports an error that no caller can be told about. */
+  report(error: unknown): void;
 }
 
 interface IncomingState {
@@ -57,6 +61,11 @@ interface IncomingState {
   readonly timer: Timer | undefined;
   /** Run once when the call ends on this side, however it ends. */
   readonly onEnd: (() => void)[];
+  /**
+   * The handler: `running` (being called), `pending` (its promise has not settled), `lingering`
+   * (still pending after the call ended: counted against maxConcurrentCalls), `returned`.
+   */
+  handler: 'running' | 'pending' | 'lingering' | 'returned';
 }
 
 const EMPTY_HEADERS: Headers = Object.freeze({}) as Headers;
@@ -68,6 +77,8 @@ const EMPTY_HEADERS: Headers = Object.freeze({}) as Headers;
 export class IncomingCalls {
   private readonly calls = new Map<number, IncomingState>();
   private lastPeerId = 0;
+  /** Calls that ended (cancelled, past their deadline) while their handler's promise was still pending. */
+  private lingering = 0;
 
   constructor(private readonly host: IncomingHost) {}
 
@@ -76,13 +87,18 @@ export class IncomingCalls {
     return this.calls.size;
   }
 
+  /** What `maxConcurrentCalls` counts: running calls, and ended ones whose handler has not returned yet. */
+  get busy(): number {
+    return this.calls.size + this.lingering;
+  }
+
   /** A REQUEST from the peer (its id already checked to be in the peer's space). */
   accept(frame: RequestFrame, handler: RequestHandler | undefined): void {
     const { id } = frame;
     const { writer, limits } = this.host;
     if (id <= this.lastPeerId) throw new ProtocolViolation(`REQUEST id ${id} was already used (ids must increase)`, id, frame.type);
     this.lastPeerId = id;
-    if (this.calls.size >= limits.maxConcurrentCalls) {
+    if (this.busy >= limits.maxConcurrentCalls) {
       writer.sendError(
         id,
         new WsMsgpackError(WsMsgpackErrorCode.RESOURCE_EXHAUSTED, `too many concurrent calls on this connection (limit ${limits.maxConcurrentCalls})`),
@@ -108,7 +124,7 @@ export class IncomingCalls {
             abort.abort(err);
             response.fail(err);
           });
-    const st: IncomingState = { id, abort, response, input, deadline, timer, onEnd: [] };
+    const st: IncomingState = { id, abort, response, input, deadline, timer, onEnd: [], handler: 'running' };
     this.calls.set(id, st);
     // The requester sends no stream item before the first CREDIT; window 0 (unlimited) grants all at once.
     if (input) writer.sendControl({ type: FrameType.CREDIT, id, credit: input.window > 0 ? input.window : MAX_CALL_ID });
@@ -126,6 +142,7 @@ export class IncomingCalls {
         if (response.isFinished) this.host.guard(callback);
         else st.onEnd.push(callback);
       },
+      report: this.host.report,
     };
     let result: OutboundSource | Promise<OutboundSource>;
     try {
@@ -137,11 +154,19 @@ export class IncomingCalls {
     }
     if (result instanceof Promise) {
       // A result that arrives after the call ended is disposed of by start().
+      st.handler = 'pending';
       result.then(
-        (source) => response.start(source),
-        (e: unknown) => response.fail(e),
+        (source) => {
+          this.handlerReturned(st);
+          response.start(source);
+        },
+        (e: unknown) => {
+          this.handlerReturned(st);
+          response.fail(e);
+        },
       );
     } else {
+      st.handler = 'returned';
       response.start(result);
     }
   }
@@ -212,10 +237,19 @@ export class IncomingCalls {
     }
   }
 
+  private handlerReturned(st: IncomingState): void {
+    if (st.handler === 'lingering') this.lingering--;
+    st.handler = 'returned';
+  }
+
   private end(id: number): void {
     const st = this.calls.get(id);
     if (!st) return;
     this.calls.delete(id);
+    if (st.handler === 'pending') {
+      st.handler = 'lingering'; // a handler that ignores its abort signal still holds a slot
+      this.lingering++;
+    }
     st.timer?.cancel();
     st.input?.close(
       st.abort.reason ?? new WsMsgpackError(WsMsgpackErrorCode.CANCELLED, 'the call ended before its request stream did'),

@@ -42,17 +42,15 @@ export function isStreamIterable(v: unknown): v is Iterable<unknown> {
 /**
  * An Observable of one {@link IterationHandle} for `source` that completes when the transport has
  * pulled `source` to its end, or errors with what the iteration threw. `whenUnused`, if given,
- * is told to dispose of `source` at the end of the call if nobody ever subscribed (the call ended
- * before its result was used).
+ * receives a function that disposes of `source` unless somebody subscribed (for the end of the
+ * call: a result the call ended before using); it rejects with what the clean-up threw.
  */
 export function iterateThrough(
   source: AsyncIterable<unknown> | Iterable<unknown>,
-  whenUnused?: (dispose: () => void) => void,
+  whenUnused?: (disposeIfUnused: () => Promise<void>) => void,
 ): Observable<IterationHandle> {
   let subscribed = false;
-  whenUnused?.(() => {
-    if (!subscribed) void disposeStream(source);
-  });
+  whenUnused?.(() => (subscribed ? Promise.resolve() : disposeStream(source)));
   return new Observable<IterationHandle>((subscriber) => {
     subscribed = true;
     subscriber.next(new IterationHandle(source, (outcome) => (outcome ? subscriber.error(outcome.error) : subscriber.complete())));
@@ -68,7 +66,12 @@ export function expandIterables(source: Observable<unknown>): Observable<unknown
   return new Observable<unknown>((subscriber) => {
     let open = 0;
     let completed = false;
-    const subscription = source.subscribe({
+    // The inner subscriber joins `subscriber` before the source runs, so that unsubscribing
+    // mid-burst stops a synchronous source at once.
+    return new Observable<unknown>((inner) => {
+      subscriber.add(inner);
+      return source.subscribe(inner);
+    }).subscribe({
       next: (value) => {
         if (!isAsyncIterable(value)) return subscriber.next(value);
         open++;
@@ -86,7 +89,6 @@ export function expandIterables(source: Observable<unknown>): Observable<unknown
         if (open === 0) subscriber.complete();
       },
     });
-    return subscription;
   });
 }
 

@@ -1,4 +1,4 @@
-import { isObservable, type Subscription } from 'rxjs';
+import { isObservable, Observable, type Subscription } from 'rxjs';
 import type { WsMsgpackError } from '../protocol/errors.js';
 import { nextToCompleteInPlace } from '../protocol/codec.js';
 import { OutboundCredit } from './credit.js';
@@ -106,15 +106,17 @@ export class OutboundStream {
       }
     } else if (isObservable(source)) {
       this.phase = 'open';
-      const subscription = source.subscribe({
+      // The subscriber is kept before the source runs: a synchronous source (range, from(array))
+      // runs entirely inside subscribe(), and the stream may end mid-burst (overflow, an item that
+      // cannot be sent); unsubscribing this subscriber is what stops such a source there.
+      new Observable<unknown>((subscriber) => {
+        this.subscription = subscriber;
+        return source.subscribe(subscriber);
+      }).subscribe({
         next: (v) => this.onPushValue(v),
         error: (e: unknown) => this.endSource(e),
         complete: () => this.endSource(NONE),
       });
-      // subscribe() may have run the whole source already (a synchronous Observable).
-      const phase = this.phase as Phase;
-      if (phase === 'ended') subscription.unsubscribe();
-      else if (phase === 'open') this.subscription = subscription;
     } else {
       this.phase = 'open';
       const iterator = isAsyncIterable(source) ? source[Symbol.asyncIterator]() : source[Symbol.iterator]();
@@ -149,9 +151,13 @@ export class OutboundStream {
   // ---- push (Observable)
 
   private onPushValue(v: unknown): void {
-    if (this.phase !== 'open') return;
-    if (v instanceof IterationHandle || isAsyncIterable(v)) {
-      this.releaseHeld();
+    const iterable = v instanceof IterationHandle || isAsyncIterable(v);
+    if (this.phase === 'open' && iterable) this.releaseHeld();
+    if (this.phase !== 'open') {
+      if (iterable) this.dispose(v instanceof IterationHandle ? v.source : v); // never pulled: close it
+      return;
+    }
+    if (iterable) {
       const run = v instanceof IterationHandle ? this.handleRun(v) : this.nestedRun(v);
       if (this.pull || this.frames.length > 0 || this.waitingPulls.length > 0) this.waitingPulls.push({ at: this.frames.addedCount, run });
       else this.startPull(run);

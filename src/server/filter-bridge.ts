@@ -44,6 +44,8 @@ export function installFilterBridge(): boolean {
 
 function asIterationSource(result: unknown, ctx: WsMsgpackContext): unknown {
   if (isObservable(result)) return expandIterables(result);
-  if (isAsyncIterable(result)) return iterateThrough(result, (dispose) => ctx.onCallEnd(dispose));
+  if (isAsyncIterable(result)) {
+    return iterateThrough(result, (disposeIfUnused) => ctx.onCallEnd(() => disposeIfUnused().catch((e: unknown) => ctx.reportError(e))));
+  }
   return result;
 }

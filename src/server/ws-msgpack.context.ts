@@ -11,6 +11,8 @@ export interface WsMsgpackCallInfo {
   readonly signal: AbortSignal;
   /** Runs `callback` once when the call ends on this side (at once if it has); never for events. */
   onEnd(callback: () => void): void;
+  /** Reports an error no caller can be told about (the server's `'error'` event, or its logger). */
+  report(error: unknown): void;
 }
 
 /** The arguments held by {@link WsMsgpackContext}, in order. */
@@ -74,5 +76,10 @@ export class WsMsgpackContext extends BaseRpcContext<WsMsgpackContextArgs> {
   /** Runs `callback` once when the call has ended on this side, however it ended (at once if it has). Never for events. */
   onCallEnd(callback: () => void): void {
     this.args[2].onEnd(callback);
+  }
+
+  /** Reports an error that no caller can be told about, through the server's `'error'` event (or its logger). */
+  reportError(error: unknown): void {
+    this.args[2].report(error);
   }
 }

@@ -65,6 +65,13 @@ export class WsMsgpackServer
   /** Listeners registered with on(); events fire after this transport's own checks. */
   private readonly events = new Listeners<WsMsgpackServerEvents>((e, event) => this.onListenerError(e, event));
   private closing: Promise<void> | undefined;
+  /** The call info of every event: no call id, never aborted, no end. */
+  private readonly eventCall: WsMsgpackCallInfo = {
+    id: 0,
+    signal: new AbortController().signal,
+    onEnd: () => {},
+    report: (error) => this.emitError(asError(error)),
+  };
 
   constructor(private readonly options: WsMsgpackServerOptions = {}) {
     super();
@@ -265,7 +272,7 @@ export class WsMsgpackServer
   private handleIncomingEvent(event: IncomingEvent, ws: WebSocket, req: IncomingMessage): void {
     const pattern = patternAsString(event.pattern);
     if (pattern === undefined) return;
-    const ctx = new WsMsgpackContext([pattern, event.headers, EVENT_CALL, ws, req]);
+    const ctx = new WsMsgpackContext([pattern, event.headers, this.eventCall, ws, req]);
     this.handleEvent(pattern, { pattern: event.pattern as string, data: event.payload }, ctx).catch((err: unknown) =>
       this.logger.error(err),
     );
@@ -325,8 +332,6 @@ export class WsMsgpackServer
   }
 }
 
-/** Events have no call id and are never aborted. */
-const EVENT_CALL: WsMsgpackCallInfo = { id: 0, signal: new AbortController().signal, onEnd: () => {} };
 
 function pickProtocol(offered: Set<string>): string | false {
   for (const p of SUPPORTED_SUBPROTOCOLS) if (offered.has(p)) return p;
