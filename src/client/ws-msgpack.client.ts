@@ -3,8 +3,7 @@ import { ClientProxy, type ReadPacket, type WritePacket } from '@nestjs/microser
 import { connectable, defer, Observable, Subject, type Subscription } from 'rxjs';
 import type { WebSocket } from 'ws';
 import { Connection, type CloseInfo } from '../connection/connection.js';
-import { asError } from '../connection/frame-writer.js';
-import { Listeners } from '../connection/listeners.js';
+import { ReportingListeners } from '../connection/listeners.js';
 import { resolveLimits, wsSocketOptions, type WsMsgpackCallOptions } from '../connection/options.js';
 import { WsMsgpackStatus } from '../constants.js';
 import { WsMsgpackError, WsMsgpackErrorCode } from '../protocol/errors.js';
@@ -52,7 +51,7 @@ export class WsMsgpackClient extends ClientProxy<WsMsgpackClientEvents, string> 
   private attempt: Attempt | undefined;
   /** Sockets `close()` is waiting for. */
   private readonly closings = new Set<Promise<void>>();
-  private readonly events = new Listeners<WsMsgpackClientEvents>((e, event) => this.onListenerError(e, event));
+  private readonly events = new ReportingListeners<WsMsgpackClientEvents>((message, stack) => this.logger.error(message, stack));
   private readonly logger = new Logger(WsMsgpackClient.name);
 
   constructor(private readonly options: WsMsgpackClientOptions) {
@@ -249,14 +248,9 @@ export class WsMsgpackClient extends ClientProxy<WsMsgpackClientEvents, string> 
   }
 
   private emitError(err: Error): void {
-    if (!this.events.emit('error', err)) this.logger.error(err.message, err.stack);
+    this.events.report(err);
   }
 
-  private onListenerError(e: unknown, event: keyof WsMsgpackClientEvents): void {
-    const err = asError(e);
-    if (event === 'error') this.logger.error(`an 'error' listener threw: ${err.message}`, err.stack);
-    else this.emitError(new Error(`a '${String(event)}' listener threw: ${err.message}`, { cause: e }));
-  }
 }
 
 /** Resolves when `ws` has closed, terminating it after `ms`. */

@@ -50,3 +50,23 @@ export function rethrowLater(error: unknown): void {
     throw error;
   });
 }
+
+/**
+ * Listener lists with an `'error'` event that is never lost: {@link report} emits it, or, with
+ * no `'error'` listener, hands it to `log`. A listener that throws is reported the same way (an
+ * `'error'` listener that throws goes to `log`, so reporting cannot loop).
+ */
+export class ReportingListeners<E extends EventMap & { error: (error: Error) => void }> extends Listeners<E> {
+  constructor(private readonly log: (message: string, stack?: string) => void) {
+    super((e, event) => {
+      const err = e instanceof Error ? e : new Error(String(e));
+      if (event === 'error') this.log(`an 'error' listener threw: ${err.message}`, err.stack);
+      else this.report(new Error(`a '${String(event)}' listener threw: ${err.message}`, { cause: e }));
+    });
+  }
+
+  /** Emits `'error'`, or logs when nobody listens. */
+  report(error: Error): void {
+    if (!this.emit('error', ...([error] as unknown as Parameters<E['error']>))) this.log(error.message, error.stack);
+  }
+}

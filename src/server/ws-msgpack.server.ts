@@ -7,7 +7,7 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import { Connection, type IncomingEvent } from '../connection/connection.js';
 import { asError } from '../connection/frame-writer.js';
 import type { IncomingCall } from '../connection/incoming.js';
-import { Listeners } from '../connection/listeners.js';
+import { ReportingListeners } from '../connection/listeners.js';
 import { resolveLimits, wsSocketOptions } from '../connection/options.js';
 import { SingleValue, type OutboundSource } from '../connection/outbound-types.js';
 import { WS_MSGPACK_TRANSPORT, WsMsgpackStatus } from '../constants.js';
@@ -63,7 +63,7 @@ export class WsMsgpackServer
   /** Pattern strings (as sent) already resolved to a handler by Nest's normalisation. */
   private readonly resolved = new Map<string, MessageHandler>();
   /** Listeners registered with on(); events fire after this transport's own checks. */
-  private readonly events = new Listeners<WsMsgpackServerEvents>((e, event) => this.onListenerError(e, event));
+  private readonly events = new ReportingListeners<WsMsgpackServerEvents>((message, stack) => this.logger.error(message, stack));
   private closing: Promise<void> | undefined;
   /** The call info of every event: no call id, never aborted, no end. */
   private readonly eventCall: WsMsgpackCallInfo = {
@@ -279,15 +279,9 @@ export class WsMsgpackServer
   }
 
   private emitError(err: Error): void {
-    if (!this.events.emit('error', err)) this.logger.error(err.message, err.stack);
+    this.events.report(err);
   }
 
-  /** A listener threw: report it (an 'error' listener that throws is logged, not re-reported). */
-  private onListenerError(e: unknown, event: keyof WsMsgpackServerEvents): void {
-    const err = asError(e);
-    if (event === 'error') this.logger.error(`an 'error' listener threw: ${err.message}`, err.stack);
-    else this.emitError(new Error(`a '${String(event)}' listener threw: ${err.message}`, { cause: e }));
-  }
 
   private async doClose(): Promise<void> {
     const wss = this.wss;

@@ -7,70 +7,32 @@ import { encode } from '@msgpack/msgpack';
 import { Controller } from '@nestjs/common';
 import { MessagePattern, Payload } from '@nestjs/microservices';
 import { from, NEVER, Observable, range, Subscriber, tap } from 'rxjs';
+import type { IncomingMessage } from 'node:http';
 import { WebSocketServer, type WebSocket as WsSocket } from 'ws';
 import { BufferBudget } from '../../src/connection/frame-queue.js';
 import { expandIterables, IterationHandle, iterateThrough } from '../../src/connection/iteration.js';
 import { OutboundStream } from '../../src/connection/outbound-stream.js';
-import { type OutboundStreamOptions, type StreamSink } from '../../src/connection/outbound-types.js';
+import type { OutboundStreamOptions } from '../../src/connection/outbound-types.js';
+import { RecordingSink, recordedStream } from '../support/recording-sink.js';
 import { WsMsgpackClient, WsMsgpackRecordBuilder, WsMsgpackStatus, WsSignal } from '../../src/index.js';
-import { FrameCodec } from '../../src/protocol/codec.js';
-import { FrameType, type Frame } from '../../src/protocol/frames.js';
+import { FrameType } from '../../src/protocol/frames.js';
 import { errorOf, startService, until, within, type TestService } from '../support/helpers.js';
 import { RawPeer } from '../support/raw-peer.js';
 import { codeOf, gate } from '../support/streams.js';
 
-class RecordingSink implements StreamSink {
-  readonly frames: Frame[] = [];
-  readonly reports: unknown[] = [];
-  congestedNow = false;
-  failSends = false;
-  private readonly codec = new FrameCodec();
-  private drainWaiters = new Set<() => void>();
-
-  sendItem(id: number, value: unknown, final: boolean): void {
-    if (this.failSends) throw new Error('socket closed');
-    this.codec.encode({ type: FrameType.NEXT, id, value }); // throws for what cannot be encoded, as FrameWriter does
-    this.frames.push(final ? { type: FrameType.COMPLETE, id, hasValue: true, value } : { type: FrameType.NEXT, id, value });
-  }
-  encodeItem(id: number, value: unknown): Uint8Array {
-    return this.codec.encodeShared({ type: FrameType.NEXT, id, value });
-  }
-  sendEncoded(frame: Uint8Array): void {
-    if (this.failSends) throw new Error('socket closed');
-    this.frames.push(this.codec.decode(frame.slice()));
-  }
-  sendComplete(id: number): void {
-    this.frames.push({ type: FrameType.COMPLETE, id, hasValue: false });
-  }
-  sendError(id: number, error: unknown): void {
-    const e = error as { code?: string; message?: string };
-    this.frames.push({ type: FrameType.ERROR, id, code: e.code ?? 'APPLICATION_ERROR', message: e.message ?? String(error) });
-  }
-  congested(): boolean {
-    return this.congestedNow;
-  }
-  whenDrained(resume: () => void): void {
-    this.drainWaiters.add(resume);
-  }
-  report(error: unknown): void {
-    this.reports.push(error);
-  }
+/** A cursor-like async iterator whose release fails (e.g. its database connection is gone). */
+function unclosableCursor(): AsyncIterableIterator<number> {
+  const cursor: AsyncIterableIterator<number> = {
+    next: async () => ({ value: 1, done: false }),
+    return: async () => {
+      throw new Error('cannot close cursor');
+    },
+    [Symbol.asyncIterator]: () => cursor,
+  };
+  return cursor;
 }
 
-function stream(options: Partial<OutboundStreamOptions> = {}): { s: OutboundStream; sink: RecordingSink; budget: BufferBudget; ended: () => number } {
-  const sink = new RecordingSink();
-  const budget = options.budget ?? new BufferBudget(1 << 30);
-  let ends = 0;
-  const s = new OutboundStream(sink, 1, {
-    credit: Infinity,
-    overflow: 'error',
-    maxBytes: 1 << 30,
-    budget,
-    onEnd: () => ends++,
-    ...options,
-  });
-  return { s, sink, budget, ended: () => ends };
-}
+const stream = (options: Partial<OutboundStreamOptions> = {}): ReturnType<typeof recordedStream> => recordedStream(options);
 
 describe('a synchronous Observable is stopped when its stream ends during subscribe()', () => {
   it("overflow 'error' during a synchronous burst stops the source (an endless one would hang)", () => {
@@ -128,15 +90,7 @@ describe('a failing clean-up of an unused iterable is reported, never an unhandl
     process.on('unhandledRejection', onUnhandled);
     try {
       // A cursor-like async iterator whose release fails (e.g. its DB connection is gone).
-      const cursor = {
-        next: async () => ({ value: 1, done: false }),
-        return: async () => {
-          throw new Error('cannot close cursor');
-        },
-        [Symbol.asyncIterator]() {
-          return cursor;
-        },
-      };
+      const cursor = unclosableCursor();
       let runDispose: (() => Promise<void>) | undefined;
       iterateThrough(cursor as AsyncIterable<unknown>, (dispose) => (runDispose = dispose));
       // The call ended before anyone subscribed: the clean-up's failure reaches the caller.
@@ -150,27 +104,37 @@ describe('a failing clean-up of an unused iterable is reported, never an unhandl
   });
 });
 
-describe('client close() races', () => {
-  let wss: WebSocketServer;
-  let url: string;
-  const sockets: WsSocket[] = [];
+/**
+ * A bare `ws` server that accepts protocol v1 and hands each connection to `onConnection`: a
+ * stand-in for a server of another implementation. Registers its own beforeAll/afterAll.
+ */
+function rawServer(onConnection: (ws: WsSocket, req: IncomingMessage) => void): { url: () => string } {
+  let wss: WebSocketServer | undefined;
+  let url = '';
   beforeAll(async () => {
-    wss = new WebSocketServer({ port: 0, host: '127.0.0.1', handleProtocols: () => 'wsmp.v1' });
-    await new Promise<void>((r) => wss.once('listening', () => r()));
-    url = `ws://127.0.0.1:${(wss.address() as { port: number }).port}`;
-    wss.on('connection', (ws) => {
-      sockets.push(ws);
-      // The first peer is slow to finish the closing handshake (it stopped reading).
-      if (sockets.length === 1) (ws as unknown as { _socket: { pause(): void } })._socket.pause();
-    });
+    const server = new WebSocketServer({ port: 0, host: '127.0.0.1', handleProtocols: () => 'wsmp.v1' });
+    wss = server;
+    await new Promise<void>((r) => server.once('listening', () => r()));
+    url = `ws://127.0.0.1:${(server.address() as { port: number }).port}`;
+    server.on('connection', onConnection);
   });
   afterAll(async () => {
-    for (const s of wss.clients) s.terminate();
-    await new Promise<void>((r) => wss.close(() => r()));
+    for (const ws of wss?.clients ?? []) ws.terminate();
+    await new Promise<void>((r) => (wss ? wss.close(() => r()) : r()));
+  });
+  return { url: () => url };
+}
+
+describe('client close() races', () => {
+  const sockets: WsSocket[] = [];
+  const server = rawServer((ws) => {
+    sockets.push(ws);
+    // The first peer is slow to finish the closing handshake (it stopped reading).
+    if (sockets.length === 1) (ws as unknown as { _socket: { pause(): void } })._socket.pause();
   });
 
   it('close() then connect(): the status ends CONNECTED, not the late DISCONNECTED of the old close()', async () => {
-    const client = new WsMsgpackClient({ url, keepAliveInterval: 0 });
+    const client = new WsMsgpackClient({ url: server.url(), keepAliveInterval: 0 });
     client.on('error', () => {});
     const statuses: string[] = [];
     client.status.subscribe((s) => statuses.push(s));
@@ -185,7 +149,7 @@ describe('client close() races', () => {
   }, 10000);
 
   it('a second close() while the first waits resolves only once the socket has closed', async () => {
-    const client = new WsMsgpackClient({ url, keepAliveInterval: 0 });
+    const client = new WsMsgpackClient({ url: server.url(), keepAliveInterval: 0 });
     client.on('error', () => {});
     sockets.length = 0; // next connection is again the slow one
     await client.connect();
@@ -251,16 +215,7 @@ class LateCursorController {
   async lateCursor(@WsSignal() signal: AbortSignal) {
     lateSignal = signal;
     await lateGate.promise;
-    const cursor = {
-      next: async () => ({ value: 1, done: false }),
-      return: async () => {
-        throw new Error('cannot close cursor');
-      },
-      [Symbol.asyncIterator]() {
-        return cursor;
-      },
-    };
-    return cursor;
+    return unclosableCursor();
   }
 
   /** A synchronous push source (like from(rows) / range) much larger than the stream buffer. */
@@ -383,22 +338,11 @@ describe('an Observable emitting an async iterable right after a value that fail
 });
 
 describe('client: frames the server sends right after the handshake are not lost', () => {
-  let wss: WebSocketServer;
-  let url: string;
-  beforeAll(async () => {
-    wss = new WebSocketServer({ port: 0, host: '127.0.0.1', handleProtocols: () => 'wsmp.v1' });
-    await new Promise<void>((r) => wss.once('listening', () => r()));
-    url = `ws://127.0.0.1:${(wss.address() as { port: number }).port}`;
-    // A peer (e.g. another implementation) that reports something at once: a connection-level ERROR.
-    wss.on('connection', (ws, req) => {
-      const frame = encode([5, 0, 'PROTOCOL_ERROR', 'hello from the server']);
-      if (req.url?.includes('late')) setTimeout(() => ws.send(frame), 20);
-      else ws.send(frame);
-    });
-  });
-  afterAll(async () => {
-    for (const s of wss.clients) s.terminate();
-    await new Promise<void>((r) => wss.close(() => r()));
+  // A peer (e.g. another implementation) that reports something at once: a connection-level ERROR.
+  const server = rawServer((ws, req) => {
+    const frame = encode([5, 0, 'PROTOCOL_ERROR', 'hello from the server']);
+    if (req.url?.includes('late')) setTimeout(() => ws.send(frame), 20);
+    else ws.send(frame);
   });
 
   it.each([
@@ -408,7 +352,7 @@ describe('client: frames the server sends right after the handshake are not lost
     let seen = 0;
     let lost = 0;
     for (let i = 0; i < 20; i++) {
-      const client = new WsMsgpackClient({ url: url + path, keepAliveInterval: 0 });
+      const client = new WsMsgpackClient({ url: server.url() + path, keepAliveInterval: 0 });
       const errors: Error[] = [];
       client.on('error', (e) => errors.push(e));
       await client.connect();
@@ -445,16 +389,6 @@ describe('randomized OutboundStream invariants (credit, congestion, order, budge
     override sendEncoded(frame: Uint8Array): void {
       this.count();
       super.sendEncoded(frame);
-    }
-    private waiters = new Set<() => void>();
-    override whenDrained(resume: () => void): void {
-      this.waiters.add(resume);
-    }
-    drain(): void {
-      this.congestedNow = false;
-      const w = [...this.waiters];
-      this.waiters.clear();
-      for (const f of w) f();
     }
   }
 
@@ -588,19 +522,8 @@ describe('maxConcurrentCalls also counts handlers still running after CANCEL', (
 });
 
 describe('client: a WebSocket error right after the handshake is reported', () => {
-  let wss: WebSocketServer;
-  let url: string;
-  beforeAll(async () => {
-    wss = new WebSocketServer({ port: 0, host: '127.0.0.1', handleProtocols: () => 'wsmp.v1' });
-    await new Promise<void>((r) => wss.once('listening', () => r()));
-    url = `ws://127.0.0.1:${(wss.address() as { port: number }).port}`;
-    // A text message that is not valid UTF-8: the client's ws emits 'error' (and closes with 1007).
-    wss.on('connection', (ws) => ws.send(Buffer.from([0xff, 0xfe]), { binary: false }));
-  });
-  afterAll(async () => {
-    for (const s of wss.clients) s.terminate();
-    await new Promise<void>((r) => wss.close(() => r()));
-  });
+  // A text message that is not valid UTF-8: the client's ws emits 'error' (and closes with 1007).
+  const server = rawServer((ws) => ws.send(Buffer.from([0xff, 0xfe]), { binary: false }));
 
   it("reaches the client's 'error' event instead of being thrown from the socket", async () => {
     const uncaught: unknown[] = [];
@@ -609,7 +532,7 @@ describe('client: a WebSocket error right after the handshake is reported', () =
     };
     process.on('uncaughtException', onUncaught);
     const errors: Error[] = [];
-    const client = new WsMsgpackClient({ url, keepAliveInterval: 0 });
+    const client = new WsMsgpackClient({ url: server.url(), keepAliveInterval: 0 });
     client.on('error', (e) => errors.push(e));
     try {
       await client.connect().catch(() => {});

@@ -2,79 +2,17 @@ import { encode } from '@msgpack/msgpack';
 import { from, Observable, of, range, Subject, throwError } from 'rxjs';
 import { BufferBudget } from '../../src/connection/frame-queue.js';
 import { iterateThrough, type IterationOutcome } from '../../src/connection/iteration.js';
-import { OutboundStream } from '../../src/connection/outbound-stream.js';
-import { SingleValue, type OutboundStreamOptions, type StreamSink } from '../../src/connection/outbound-types.js';
-import { FrameCodec } from '../../src/protocol/codec.js';
+import { SingleValue, type OutboundStreamOptions } from '../../src/connection/outbound-types.js';
 import { WsMsgpackError } from '../../src/protocol/errors.js';
 import { FrameType, type Frame } from '../../src/protocol/frames.js';
-
-/** What the stream wrote, as decoded frames (the sink a connection would give it, minus the socket). */
-class RecordingSink implements StreamSink {
-  readonly frames: Frame[] = [];
-  readonly reports: unknown[] = [];
-  congestedNow = false;
-  private readonly codec = new FrameCodec();
-  private drainWaiters = new Set<() => void>();
-
-  sendItem(id: number, value: unknown, final: boolean): void {
-    this.frames.push(final ? { type: FrameType.COMPLETE, id, hasValue: true, value } : { type: FrameType.NEXT, id, value });
-  }
-  encodeItem(id: number, value: unknown): Uint8Array {
-    return this.codec.encodeShared({ type: FrameType.NEXT, id, value });
-  }
-  sendEncoded(frame: Uint8Array): void {
-    this.frames.push(this.codec.decode(frame.slice()));
-  }
-  sendComplete(id: number): void {
-    this.frames.push({ type: FrameType.COMPLETE, id, hasValue: false });
-  }
-  sendError(id: number, error: unknown): void {
-    const e = error as { code?: string; message?: string };
-    this.frames.push({ type: FrameType.ERROR, id, code: e.code ?? 'APPLICATION_ERROR', message: e.message ?? String(error) });
-  }
-  congested(): boolean {
-    return this.congestedNow;
-  }
-  whenDrained(resume: () => void): void {
-    this.drainWaiters.add(resume);
-  }
-  drain(): void {
-    this.congestedNow = false;
-    const waiters = [...this.drainWaiters];
-    this.drainWaiters.clear();
-    for (const w of waiters) w();
-  }
-  report(error: unknown): void {
-    this.reports.push(error);
-  }
-  /** Item values of NEXT and COMPLETE-with-value frames. */
-  values(): unknown[] {
-    return this.frames.flatMap((f) => (f.type === FrameType.NEXT || (f.type === FrameType.COMPLETE && f.hasValue) ? [f.value] : []));
-  }
-  last(): Frame | undefined {
-    return this.frames[this.frames.length - 1];
-  }
-}
+import { recordedStream } from '../support/recording-sink.js';
 
 /** Lets microtasks and immediates run. */
 async function settle(rounds = 20): Promise<void> {
   for (let i = 0; i < rounds; i++) await new Promise<void>((resolve) => setImmediate(resolve));
 }
 
-function stream(options: Partial<OutboundStreamOptions> = {}): { s: OutboundStream; sink: RecordingSink; budget: BufferBudget; ended: () => number } {
-  const sink = new RecordingSink();
-  const budget = options.budget ?? new BufferBudget(1 << 30);
-  let ends = 0;
-  const s = new OutboundStream(sink, 1, {
-    credit: Infinity,
-    overflow: 'error',
-    maxBytes: 1 << 30,
-    budget,
-    onEnd: () => ends++,
-    ...options,
-  });
-  return { s, sink, budget, ended: () => ends };
-}
+const stream = (options: Partial<OutboundStreamOptions> = {}): ReturnType<typeof recordedStream> => recordedStream(options);
 
 const completeNoValue: Frame = { type: FrameType.COMPLETE, id: 1, hasValue: false };
 
