@@ -95,14 +95,15 @@ export class WsMsgpackClient extends ClientProxy<WsMsgpackClientEvents, string> 
     attempt?.handshake.cancel('client.close() was called during the handshake');
     const conn = this.connection;
     this.connection = undefined;
+    // Now, before the calls and listeners below run: a connect() they (or anyone) make meanwhile
+    // owns the status from here on.
+    this._status$.next(WsMsgpackStatus.DISCONNECTED);
     if (conn) {
       conn.close(1000, 'client closed');
       const closed = whenSocketClosed(conn.socket as unknown as WebSocket, CLOSE_TIMEOUT_MS);
       this.closings.add(closed);
       void closed.then(() => this.closings.delete(closed));
     }
-    // Now, not after the wait: a connect() made meanwhile owns the status from here on.
-    this._status$.next(WsMsgpackStatus.DISCONNECTED);
     await Promise.all([...this.closings]);
   }
 
@@ -162,21 +163,36 @@ export class WsMsgpackClient extends ClientProxy<WsMsgpackClientEvents, string> 
     const { payload, options } = this.unpack(data);
     let inner: AsyncIterableIterator<unknown> | undefined;
     let starting: Promise<AsyncIterableIterator<unknown>> | undefined;
-    let returned = false;
+    /** `open` until `return()`, or until connecting failed (then later `next()` calls are done). */
+    let phase: 'open' | 'done' = 'open';
+    let onReturn!: () => void;
+    const returned = new Promise<undefined>((resolve) => (onReturn = () => resolve(undefined)));
     const done: IteratorResult<TResult> = { value: undefined, done: true };
     const iterator: AsyncIterableIterator<TResult> = {
       next: async () => {
-        if (returned) return done;
+        if (phase === 'done') return done;
         starting ??= this.connect().then((conn) => (inner = conn.iterate(pattern, payload, options)));
-        const it = await starting;
-        if (returned) return done; // return() came while connecting: the call never starts
+        let it: AsyncIterableIterator<unknown> | undefined;
+        try {
+          it = await Promise.race([starting, returned]); // return() settles a next() still connecting
+        } catch (e) {
+          if ((phase as string) === 'done') return done; // return() came first
+          phase = 'done';
+          throw e;
+        }
+        if ((phase as string) === 'done' || !it) return done; // return() came while connecting: the call never starts
         return (await it.next()) as IteratorResult<TResult>;
       },
       // Not queued behind a pending next(): it settles that next() and cancels the call at once.
       return: async () => {
-        returned = true;
+        phase = 'done';
+        onReturn();
         await inner?.return?.();
         return done;
+      },
+      throw: async (error: unknown) => {
+        await iterator.return!();
+        throw error;
       },
       [Symbol.asyncIterator]: () => iterator,
     };
@@ -231,8 +247,8 @@ export class WsMsgpackClient extends ClientProxy<WsMsgpackClientEvents, string> 
       // Cannot happen (close() cancels the handshake first); kept so a stray socket can never be adopted.
       throw new WsMsgpackError(WsMsgpackErrorCode.UNAVAILABLE, `cannot connect to ${this.options.url}: client.close() was called during the handshake`);
     }
+    const conn = new Connection(ws, { ...this.options, role: 'client' }); // if this throws, connect() rejects and reports DISCONNECTED
     this.attempt = undefined;
-    const conn = new Connection(ws, { ...this.options, role: 'client' });
     conn.onError((err) => this.emitError(err));
     conn.onClose((info) => {
       if (this.connection === conn) {

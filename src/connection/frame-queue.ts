@@ -71,7 +71,7 @@ export class FrameQueue {
       this.tail.bytes.set(frame.subarray(0, written), this.tail.end);
       this.tail.end += written;
     }
-    if (written < n) {
+    if (!this.tail || written < n) {
       // The rest starts a new slab, big enough for it.
       const slab: Slab = { bytes: new Uint8Array(Math.max(SLAB_BYTES, n - written)), end: n - written };
       slab.bytes.set(frame.subarray(written));

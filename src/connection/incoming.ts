@@ -77,7 +77,10 @@ const EMPTY_HEADERS: Headers = Object.freeze({}) as Headers;
 export class IncomingCalls {
   private readonly calls = new Map<number, IncomingState>();
   private lastPeerId = 0;
-  /** Calls that ended (cancelled, past their deadline) while their handler's promise was still pending. */
+  /**
+   * Slots still held by calls that ended (cancelled, past their deadline): one while the
+   * handler's promise is pending, one while a generator it returned is still running.
+   */
   private lingering = 0;
 
   constructor(private readonly host: IncomingHost) {}
@@ -250,6 +253,9 @@ export class IncomingCalls {
       st.handler = 'lingering'; // a handler that ignores its abort signal still holds a slot
       this.lingering++;
     }
+    // So does a generator stopped while it runs: it goes on until its next yield.
+    this.lingering++;
+    st.response.whenIdle(() => this.lingering--);
     st.timer?.cancel();
     st.input?.close(
       st.abort.reason ?? new WsMsgpackError(WsMsgpackErrorCode.CANCELLED, 'the call ended before its request stream did'),

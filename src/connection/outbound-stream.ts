@@ -60,6 +60,9 @@ export class OutboundStream {
   /** How the source ended (`draining`): NONE for completion, else the error to send. */
   private endError: unknown = NONE;
   private subscription: Subscription | undefined;
+  /** Iterator calls (`next()`) being awaited, and who waits for there to be none. */
+  private pullsInFlight = 0;
+  private idleWaiters: (() => void)[] = [];
 
   constructor(
     private readonly sink: StreamSink,
@@ -83,6 +86,16 @@ export class OutboundStream {
   /** Bytes buffered now. */
   get bufferedBytes(): number {
     return this.frames.bytes;
+  }
+
+  /**
+   * Calls `callback` once no iterator call is in flight (at once if none is). A stream stopped
+   * while its generator runs cannot interrupt it: the generator's body goes on until its next
+   * `yield`, and only then does `return()` run its `finally`.
+   */
+  whenIdle(callback: () => void): void {
+    if (this.pullsInFlight === 0) callback();
+    else this.idleWaiters.push(callback);
   }
 
   /** Starts consuming `source`. A source that arrives after the stream ended is disposed of. */
@@ -266,11 +279,14 @@ export class OutboundStream {
           if (this.pull !== run) return;
         }
         let r: IteratorResult<unknown>;
+        this.pullsInFlight++;
         try {
           r = await run.iterator.next();
         } catch (error) {
           if (this.pull === run) this.endPull(run, { error });
           return;
+        } finally {
+          if (--this.pullsInFlight === 0 && this.idleWaiters.length > 0) for (const w of this.idleWaiters.splice(0)) w();
         }
         if (this.pull !== run) return; // stopped meanwhile; finish() closed the iterator
         if (r.done) {
