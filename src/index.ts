@@ -1,12 +1,15 @@
-export { WS_MSGPACK_TRANSPORT, WsMsgpackStatus } from './constants.js';
+export { WS_MSGPACK_TRANSPORT, WsMsgpackStatus, WS_PEER_CONNECTED, WS_PEER_DISCONNECTED, type WsPeerConnected, type WsPeerDisconnected } from './constants.js';
 export { WsMsgpackServer, NO_MESSAGE_HANDLER, type WsMsgpackServerEvents } from './server/ws-msgpack.server.js';
 export type { WsMsgpackServerOptions } from './server/options.js';
 export { WsMsgpackContext, type WsMsgpackContextArgs, type WsMsgpackCallInfo } from './server/ws-msgpack.context.js';
 export { WsMsgpackClient, type WsMsgpackClientEvents } from './client/ws-msgpack.client.js';
+export { WsMsgpackClientHandlers, type WsMsgpackClientHandlersEvents } from './client/client-handlers.js';
 export type { WsMsgpackClientOptions } from './client/options.js';
-export { WsMsgpackRecord, WsMsgpackRecordBuilder, type WsMsgpackCallOptions } from './client/ws-msgpack.record.js';
+export { WsMsgpackRecord, WsMsgpackRecordBuilder, type WsMsgpackCallOptions } from './peer/record.js';
 export { WsMessagePattern, WsEventPattern } from './decorators/patterns.js';
-export { WsHeaders, WsSignal, WsSocket, WsUpgradeHeaders, type ParamPipe } from './decorators/params.js';
+export { WsHeaders, WsPeer, WsSignal, WsSocket, WsUpgradeHeaders, type ParamPipe } from './decorators/params.js';
+export type { WsMsgpackPeer, WsMsgpackHandshake } from './peer/peer.js';
+export type { WsMsgpackPeerDirectory } from './peer/directory.js';
 export { WsMsgpackError, WsMsgpackErrorCode } from './protocol/errors.js';
 export { SUBPROTOCOL_V1, CloseCode } from './protocol/constants.js';
 export type { DecoderLimits } from './protocol/codec.js';

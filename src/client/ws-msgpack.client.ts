@@ -7,9 +7,12 @@ import { ReportingListeners } from '../connection/listeners.js';
 import { resolveLimits, wsSocketOptions, type WsMsgpackCallOptions } from '../connection/options.js';
 import { WsMsgpackStatus } from '../constants.js';
 import { WsMsgpackError, WsMsgpackErrorCode } from '../protocol/errors.js';
+import { ConnectionPeer } from '../peer/peer.js';
+import { toRpcErrorPayload } from '../server/stream-errors.js';
+import { WsMsgpackClientHandlers, type ServerLink } from './client-handlers.js';
 import { startHandshake, type Handshake } from './handshake.js';
 import type { WsMsgpackClientOptions } from './options.js';
-import { WsMsgpackRecord } from './ws-msgpack.record.js';
+import { unpackCall } from '../peer/record.js';
 
 /** A handshake under way and the promise `connect()` callers share. */
 interface Attempt {
@@ -51,6 +54,11 @@ export class WsMsgpackClient extends ClientProxy<WsMsgpackClientEvents, string> 
   private attempt: Attempt | undefined;
   /** Sockets `close()` is waiting for. */
   private readonly closings = new Set<Promise<void>>();
+  /** The open connection with its peer (the server), for exposed handlers. */
+  private link: ServerLink | undefined;
+  /** The strategy exposeHandlers() made, and the one serving now (after its listen()). */
+  private exposed: WsMsgpackClientHandlers | undefined;
+  private handlers: WsMsgpackClientHandlers | undefined;
   private readonly events = new ReportingListeners<WsMsgpackClientEvents>((message, stack) => this.logger.error(message, stack));
   private readonly logger = new Logger(WsMsgpackClient.name);
 
@@ -234,12 +242,9 @@ export class WsMsgpackClient extends ClientProxy<WsMsgpackClientEvents, string> 
   }
 
   private unpack(data: unknown): { payload: unknown; options: WsMsgpackCallOptions } {
-    if (!(data instanceof WsMsgpackRecord) && this.options.timeout === undefined) return { payload: data, options: {} };
-    const record = data instanceof WsMsgpackRecord ? data : undefined;
-    const options: WsMsgpackCallOptions = { ...record?.options };
-    if (options.timeout === undefined && this.options.timeout !== undefined) options.timeout = this.options.timeout;
-    return { payload: record ? record.data : data, options };
+    return unpackCall(data, this.options.timeout);
   }
+
 
   /** The handshake of `attempt` succeeded (this runs in the socket's 'open' event): the socket becomes this client's connection. */
   private adopt(ws: WebSocket, attempt: Attempt): Connection {
@@ -247,20 +252,65 @@ export class WsMsgpackClient extends ClientProxy<WsMsgpackClientEvents, string> 
       // Cannot happen (close() cancels the handshake first); kept so a stray socket can never be adopted.
       throw new WsMsgpackError(WsMsgpackErrorCode.UNAVAILABLE, `cannot connect to ${this.options.url}: client.close() was called during the handshake`);
     }
-    const conn = new Connection(ws, { ...this.options, role: 'client' }); // if this throws, connect() rejects and reports DISCONNECTED
+    // If this throws, connect() rejects and reports DISCONNECTED.
+    const conn = new Connection(ws, { ...this.options, role: 'client', mapStreamError: toRpcErrorPayload });
     this.attempt = undefined;
+    const link: ServerLink = { connection: conn, peer: new ConnectionPeer(conn, { url: this.options.url, headers: {}, remoteAddress: undefined }, this.options.timeout), socket: ws };
     conn.onError((err) => this.emitError(err));
+    this.serveNothing(conn);
     conn.onClose((info) => {
       if (this.connection === conn) {
         this.connection = undefined;
+        this.link = undefined;
         this._status$.next(WsMsgpackStatus.DISCONNECTED);
       }
       this.events.emit('disconnect', info);
+      this.handlers?.detachFrom(link, info);
     });
     this.connection = conn;
+    this.link = link;
+    this.handlers?.attachTo(link);
     this._status$.next(WsMsgpackStatus.CONNECTED);
     this.events.emit('connect');
     return conn;
+  }
+
+  /**
+   * The handlers of this Nest app, exposed to the server over this client's connection (no second
+   * socket): pass the strategy to `app.connectMicroservice()`, and the server can call the app's
+   * `@MessagePattern` / `@EventPattern` (and `Ws…`) handlers, with guards, pipes, interceptors
+   * and exception filters, again after every reconnect.
+   *
+   * ```ts
+   * app.connectMicroservice({ strategy: app.get<WsMsgpackClient>('HUB').exposeHandlers() });
+   * await app.startAllMicroservices(); // connects the client
+   * ```
+   */
+  exposeHandlers(): WsMsgpackClientHandlers {
+    this.exposed ??= new WsMsgpackClientHandlers(this);
+    return this.exposed;
+  }
+
+  /** @internal The strategy's listen(): dispatch the server's calls into it from now on. */
+  serveWith(handlers: WsMsgpackClientHandlers | undefined): void {
+    if (this.handlers === handlers) return;
+    const link = this.link;
+    if (this.handlers && link) this.serveNothing(link.connection);
+    this.handlers = handlers;
+    if (handlers && link) handlers.attachTo(link);
+  }
+
+  /** No handlers exposed: the server's calls get UNIMPLEMENTED, its events are reported as dropped. */
+  private serveNothing(conn: Connection): void {
+    conn.onRequest(undefined);
+    conn.onEvent((event) =>
+      this.emitError(new Error(`an event from the server (pattern ${JSON.stringify(event.pattern)}) was dropped: this client exposes no handlers (see exposeHandlers())`)),
+    );
+  }
+
+  /** @internal Reports an error of the exposed handlers. */
+  reportError(error: Error): void {
+    this.emitError(error);
   }
 
   private emitError(err: Error): void {

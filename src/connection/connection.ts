@@ -50,6 +50,9 @@ type ConnectionEvents = {
 
 const EMPTY_HEADERS: Headers = Object.freeze({}) as Headers;
 
+/** Most frames {@link Connection.holdPeerWork} holds before it gives up on the peer. */
+const MAX_HELD_FRAMES = 10_000;
+
 /**
  * One multiplexed protocol peer over a WebSocket. Server and client both use it: each side can
  * start calls (its own id space: odd for the client, even for the server), answer the other's
@@ -72,6 +75,8 @@ export class Connection {
   private closedInfo: CloseInfo | undefined;
   private requestHandler: RequestHandler | undefined;
   private eventHandler: ((event: IncomingEvent) => void) | undefined;
+  /** Frames of the peer's calls and events held back by {@link holdPeerWork}. */
+  private held: Frame[] | undefined;
 
   constructor(
     /** The underlying WebSocket. */
@@ -113,13 +118,33 @@ export class Connection {
   }
 
   /** @internal Sets the handler for calls the peer starts. Without one, calls fail with UNIMPLEMENTED. */
-  onRequest(handler: RequestHandler): void {
+  onRequest(handler: RequestHandler | undefined): void {
     this.requestHandler = handler;
   }
 
   /** @internal Sets the handler for events the peer emits. */
-  onEvent(handler: (event: IncomingEvent) => void): void {
+  onEvent(handler: ((event: IncomingEvent) => void) | undefined): void {
     this.eventHandler = handler;
+  }
+
+  /**
+   * @internal Holds back the peer's REQUESTs and EVENTs (and the frames of those calls) until
+   * `until` settles; frames of this side's own calls flow meanwhile, so work behind `until` may
+   * call the peer and wait for the answer. More than {@link MAX_HELD_FRAMES} held frames close
+   * the connection (1008).
+   */
+  holdPeerWork(until: Promise<unknown>): void {
+    if (this.held) return;
+    this.held = [];
+    const release = (): void => {
+      const frames = this.held ?? [];
+      this.held = undefined;
+      for (const frame of frames) {
+        if (this.closedInfo) return;
+        this.dispatchSafely(frame);
+      }
+    };
+    until.then(release, release);
   }
 
   /** Adds a listener for the end of the connection (called once; at once if it has ended). */
@@ -205,8 +230,23 @@ export class Connection {
       this.onViolation(new ProtocolViolation('text frames are not part of the protocol: send one msgpack value per binary frame'));
       return;
     }
+    let frame: Frame;
     try {
-      this.dispatch(this.codec.decode(data as Uint8Array));
+      frame = this.codec.decode(data as Uint8Array);
+    } catch (e) {
+      this.onViolation(e instanceof ProtocolViolation ? e : new ProtocolViolation(asError(e).message));
+      return;
+    }
+    if (this.held && (frame.type === FrameType.EVENT || (frame.id !== 0 && !this.isOwn(frame.id)))) {
+      if (this.held.push(frame) > MAX_HELD_FRAMES) this.close(1008, 'too many frames while the connected hook ran');
+      return;
+    }
+    this.dispatchSafely(frame);
+  }
+
+  private dispatchSafely(frame: Frame): void {
+    try {
+      this.dispatch(frame);
     } catch (e) {
       this.onViolation(e instanceof ProtocolViolation ? e : new ProtocolViolation(asError(e).message));
     }
@@ -266,6 +306,7 @@ export class Connection {
   private terminate(info: CloseInfo): void {
     if (this.closedInfo) return;
     this.closedInfo = info;
+    this.held = undefined;
     this.stopKeepAlive();
     this.writer.stop();
     const err = this.unavailable(info);

@@ -1,5 +1,6 @@
 import { createParamDecorator, type ExecutionContext, type PipeTransform, type Type } from '@nestjs/common';
 import type { IncomingHttpHeaders } from 'node:http';
+import type { WsMsgpackPeer } from '../peer/peer.js';
 import { WsMsgpackContext } from '../server/ws-msgpack.context.js';
 
 /** A pipe instance or class, as Nest's parameter decorators accept them. */
@@ -29,6 +30,15 @@ export const WsSignal: () => ParameterDecorator = createParamDecorator(
 /** Injects the connection's `ws` WebSocket. */
 export const WsSocket: () => ParameterDecorator = createParamDecorator(
   (_data: unknown, ctx: ExecutionContext): unknown => wsContext(ctx)?.getSocket(),
+);
+
+/**
+ * Injects the other end of the connection as a {@link WsMsgpackPeer}: `peer.send()` /
+ * `peer.emit()` call it, `peer.state` holds per-connection data. Inside a call, the calls made
+ * through it are cancelled when that call ends.
+ */
+export const WsPeer: () => ParameterDecorator = createParamDecorator(
+  (_data: unknown, ctx: ExecutionContext): WsMsgpackPeer | undefined => wsContext(ctx)?.getPeer(),
 );
 
 /** Injects the HTTP upgrade request's headers, or one by name (case-insensitive); pipes may follow. */

@@ -1,6 +1,7 @@
 import { BaseRpcContext } from '@nestjs/microservices';
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import type { WebSocket } from 'ws';
+import { ConnectionPeer, type WsMsgpackPeer } from '../peer/peer.js';
 import type { Headers } from '../protocol/frames.js';
 
 /** The call a {@link WsMsgpackContext} belongs to. */
@@ -21,13 +22,16 @@ export type WsMsgpackContextArgs = [
   headers: Headers,
   call: WsMsgpackCallInfo,
   socket: WebSocket,
-  request: IncomingMessage,
+  request: IncomingMessage | undefined,
+  peer: WsMsgpackPeer,
 ];
 
 /**
- * Context of a call or event on this transport, injected with `@Ctx()`.
+ * Context of a call or event on this transport, injected with `@Ctx()`. On the server the peer is
+ * the client that made the call; in a client app that exposes handlers, it is the server.
  */
 export class WsMsgpackContext extends BaseRpcContext<WsMsgpackContextArgs> {
+  private boundPeer: WsMsgpackPeer | undefined;
 
   /** The pattern as a string (object patterns JSON-encoded, as Nest's TCP transport does). */
   getPattern(): string {
@@ -53,19 +57,37 @@ export class WsMsgpackContext extends BaseRpcContext<WsMsgpackContextArgs> {
     return this.args[3];
   }
 
-  /** The HTTP upgrade request that opened the connection. */
+  /**
+   * The HTTP upgrade request that opened the connection. Server side only: in a client app that
+   * exposes handlers there is none, and this throws (`getPeer().handshake` works on both sides).
+   */
   getRequest(): IncomingMessage {
-    return this.args[4];
+    const request = this.args[4];
+    if (!request) throw new Error('WsMsgpackContext.getRequest(): this call came from the server, over a connection this client opened; there is no upgrade request (use getPeer().handshake)');
+    return request;
   }
 
-  /** Headers of the HTTP upgrade request (cookies, `authorization`, ...). */
+  /** Headers of the HTTP upgrade request (cookies, `authorization`, ...); `{}` in a client app. */
   getUpgradeHeaders(): IncomingHttpHeaders {
-    return this.args[4].headers;
+    return this.args[4]?.headers ?? {};
   }
 
   /** Remote address of the connection (the socket's peer address; proxies are not unwrapped). */
   getRemoteAddress(): string | undefined {
-    return this.args[4].socket.remoteAddress;
+    return this.args[5].handshake.remoteAddress;
+  }
+
+  /**
+   * The other end of this connection: call it (`peer.send`, `peer.emit`), read its `id`, `user`
+   * and per-connection `state`. Inside a call, the calls made through this peer are cancelled
+   * when this call ends (cancelled, past its deadline, or the connection dropped).
+   */
+  getPeer(): WsMsgpackPeer {
+    if (this.boundPeer) return this.boundPeer;
+    const peer = this.args[5];
+    const call = this.args[2];
+    this.boundPeer = call.id !== 0 && peer instanceof ConnectionPeer ? peer.boundTo(call.signal) : peer;
+    return this.boundPeer;
   }
 
   /** The call id on the wire (0 for events). */

@@ -1,33 +1,29 @@
-import { Server, type CustomTransportStrategy, type MessageHandler } from '@nestjs/microservices';
+import type { CustomTransportStrategy } from '@nestjs/microservices';
 import { createServer, type IncomingMessage, type Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { isObservable } from 'rxjs';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { Connection, type IncomingEvent } from '../connection/connection.js';
+import { Connection } from '../connection/connection.js';
 import { asError } from '../connection/frame-writer.js';
-import type { IncomingCall } from '../connection/incoming.js';
 import { ReportingListeners } from '../connection/listeners.js';
 import { resolveLimits, wsSocketOptions } from '../connection/options.js';
-import { SingleValue, type OutboundSource } from '../connection/outbound-types.js';
-import { WS_MSGPACK_TRANSPORT, WsMsgpackStatus } from '../constants.js';
+import { WsMsgpackStatus } from '../constants.js';
+import { LocalPeerDirectory, type WsMsgpackPeerDirectory } from '../peer/directory.js';
+import { ConnectionPeer, type WsMsgpackPeer } from '../peer/peer.js';
 import { CloseCode, SUBPROTOCOL_V1, SUPPORTED_SUBPROTOCOLS } from '../protocol/constants.js';
-import { WsMsgpackError, WsMsgpackErrorCode } from '../protocol/errors.js';
-import { installFilterBridge } from './filter-bridge.js';
+import { WsMsgpackDispatcher } from './dispatcher.js';
 import type { WsMsgpackServerOptions } from './options.js';
 import { toRpcErrorPayload } from './stream-errors.js';
 import { routeUpgrades } from './upgrade-router.js';
-import { WsMsgpackContext, type WsMsgpackCallInfo } from './ws-msgpack.context.js';
 
-/** Nest's message when no handler matches (the same text as the TCP transport). */
-export const NO_MESSAGE_HANDLER = 'There is no matching message handler defined in the remote service.';
+export { NO_MESSAGE_HANDLER } from './dispatcher.js';
 
 /** Events of {@link WsMsgpackServer.on}. */
 export type WsMsgpackServerEvents = {
   /** A peer connected (after the subprotocol check and `authorize`). */
-  connection: (socket: WebSocket, request: IncomingMessage) => void;
+  connection: (socket: WebSocket, request: IncomingMessage, peer: WsMsgpackPeer) => void;
   /** A peer's connection ended. */
-  disconnect: (socket: WebSocket, code: number, reason: string) => void;
+  disconnect: (socket: WebSocket, code: number, reason: string, peer: WsMsgpackPeer) => void;
   /**
    * Something went wrong that no call can be told about: the HTTP/WebSocket server or a socket
    * failed, a peer sent an invalid frame (a WsMsgpackError with code PROTOCOL_ERROR) or a
@@ -38,8 +34,6 @@ export type WsMsgpackServerEvents = {
 };
 
 const DEFAULT_PORT = 3001;
-/** Most distinct pattern strings whose resolution is remembered. */
-const MAX_RESOLVED_PATTERNS = 1024;
 const DEFAULT_HOST = '127.0.0.1';
 
 /**
@@ -51,27 +45,15 @@ const DEFAULT_HOST = '127.0.0.1';
  * app.connectMicroservice({ strategy: new WsMsgpackServer({ httpServer: app.getHttpServer(), path: '/rpc' }) });
  * ```
  */
-export class WsMsgpackServer
-  extends Server<WsMsgpackServerEvents, WsMsgpackStatus>
-  implements CustomTransportStrategy
-{
-  override transportId = WS_MSGPACK_TRANSPORT;
+export class WsMsgpackServer extends WsMsgpackDispatcher<WsMsgpackServerEvents, WsMsgpackStatus> implements CustomTransportStrategy {
   private wss: WebSocketServer | undefined;
   private ownHttpServer: HttpServer | undefined;
   private unroute: (() => void) | undefined;
   private readonly connections = new Set<Connection>();
-  /** Pattern strings (as sent) already resolved to a handler by Nest's normalisation. */
-  private readonly resolved = new Map<string, MessageHandler>();
+  private readonly directory = new LocalPeerDirectory();
   /** Listeners registered with on(); events fire after this transport's own checks. */
   private readonly events = new ReportingListeners<WsMsgpackServerEvents>((message, stack) => this.logger.error(message, stack));
   private closing: Promise<void> | undefined;
-  /** The call info of every event: no call id, never aborted, no end. */
-  private readonly eventCall: WsMsgpackCallInfo = {
-    id: 0,
-    signal: new AbortController().signal,
-    onEnd: () => {},
-    report: (error) => this.emitError(asError(error)),
-  };
 
   constructor(private readonly options: WsMsgpackServerOptions = {}) {
     super();
@@ -79,7 +61,6 @@ export class WsMsgpackServer
       throw new Error('WsMsgpackServer: `path` is required with `httpServer` (e.g. "/rpc"), so HTTP routes and other WebSocket gateways keep theirs');
     }
     resolveLimits(options); // a bad limit fails here, not at the first connection
-    installFilterBridge();
   }
 
   /** Starts accepting connections; bind errors (EADDRINUSE) go to `callback`. */
@@ -164,6 +145,19 @@ export class WsMsgpackServer
     return this.connections.size;
   }
 
+  /** The connected peers (look up by id, iterate, count) and broadcast. */
+  get peers(): WsMsgpackPeerDirectory {
+    return this.directory;
+  }
+
+  /**
+   * Emits an event to every connected peer, or to those `filter` keeps; returns how many it was
+   * handed to. Shorthand for `server.peers.broadcast(...)`.
+   */
+  broadcast(pattern: unknown, data: unknown, filter?: (peer: WsMsgpackPeer) => boolean): number {
+    return this.directory.broadcast(pattern, data, filter);
+  }
+
   /**
    * Bytes that push streams (Observable handlers faster than their consumers) hold now, over all
    * connections: what `maxStreamBufferBytes` / `maxConnectionBufferBytes` bound. For metrics.
@@ -208,74 +202,25 @@ export class WsMsgpackServer
       return;
     }
     const conn = new Connection(ws, { ...this.options, role: 'server', mapStreamError: toRpcErrorPayload });
+    const peer = new ConnectionPeer(conn, { url: req.url ?? '/', headers: req.headers, remoteAddress: req.socket.remoteAddress });
+    const attachment = { connection: conn, peer, socket: ws, request: req };
     this.connections.add(conn);
-    conn.onRequest((call) => this.handleCall(call, ws, req));
-    conn.onEvent((event) => this.handleIncomingEvent(event, ws, req));
+    this.directory.add(peer);
     conn.onError((err) => this.emitError(err));
     // Registered before 'connection' fires, so a listener that throws or closes the socket cannot
     // leave the connection behind in the table.
-    conn.onClose(({ code, reason }) => {
+    conn.onClose((info) => {
       this.connections.delete(conn);
-      this.events.emit('disconnect', ws, code, reason);
+      this.directory.delete(peer);
+      this.events.emit('disconnect', ws, info.code, info.reason, peer);
+      this.detach(attachment, info);
     });
-    this.events.emit('connection', ws, req);
+    this.attach(attachment);
+    this.events.emit('connection', ws, req, peer);
   }
 
-  private handleCall(call: IncomingCall, ws: WebSocket, req: IncomingMessage): Promise<OutboundSource> | OutboundSource {
-    const pattern = patternAsString(call.pattern);
-    const handler = pattern === undefined ? null : this.findHandler(pattern);
-    if (!handler) throw new WsMsgpackError(WsMsgpackErrorCode.UNIMPLEMENTED, NO_MESSAGE_HANDLER);
-    const ctx = new WsMsgpackContext([pattern!, call.headers, call, ws, req]);
-    const endHook = this.onProcessingEndHook;
-    if (endHook) call.onEnd(() => endHook(this.transportId, ctx));
-    return this.runHandler(handler, call.payload, ctx);
-  }
-
-  /**
-   * `getHandlerByPattern` as Nest's TCP transport uses it, with a fast path: a registered route
-   * that equals the pattern string needs no `JSON.parse` (which throws, expensively, for every
-   * plain string pattern).
-   */
-  private findHandler(pattern: string): MessageHandler | null {
-    const direct = this.messageHandlers.get(pattern) ?? this.resolved.get(pattern);
-    if (direct) return direct;
-    // Object patterns arrive JSON-encoded in whatever key order the caller used; Nest parses and
-    // normalises them on every lookup. Remember hits (bounded: callers choose the strings).
-    const handler = this.getHandlerByPattern(pattern);
-    if (handler && this.resolved.size < MAX_RESOLVED_PATTERNS) this.resolved.set(pattern, handler);
-    return handler;
-  }
-
-  /**
-   * Runs a Nest handler after the processing start hook (Nest's instrumentation point; the end
-   * hook runs when the connection ends the call, see handleCall). A plain value or an async
-   * iterable needs no Observable.
-   */
-  private runHandler(handler: MessageHandler, data: unknown, ctx: WsMsgpackContext): Promise<OutboundSource> {
-    return new Promise<OutboundSource>((resolve, reject) => {
-      const run = async (): Promise<void> => {
-        try {
-          const result: unknown = await handler(data, ctx);
-          resolve(isObservable(result) ? result : new SingleValue(result));
-        } catch (e) {
-          reject(e);
-        }
-      };
-      try {
-        void this.onProcessingStartHook(this.transportId, ctx, run);
-      } catch (e) {
-        reject(e);
-      }
-    });
-  }
-
-  private handleIncomingEvent(event: IncomingEvent, ws: WebSocket, req: IncomingMessage): void {
-    const pattern = patternAsString(event.pattern);
-    if (pattern === undefined) return;
-    const ctx = new WsMsgpackContext([pattern, event.headers, this.eventCall, ws, req]);
-    this.handleEvent(pattern, { pattern: event.pattern as string, data: event.payload }, ctx).catch((err: unknown) =>
-      this.logger.error(err),
-    );
+  protected reportError(error: Error): void {
+    this.emitError(error);
   }
 
   private emitError(err: Error): void {
@@ -344,14 +289,4 @@ function rejectUpgrade(socket: Duplex, status: number, text: string): void {
 function normalizePath(path: string): string {
   const p = path.startsWith('/') ? path : `/${path}`;
   return p.length > 1 && p.endsWith('/') ? p.slice(0, -1) : p;
-}
-
-/** The pattern as Nest's TCP transport sees it: strings as-is, anything else JSON-encoded. */
-function patternAsString(pattern: unknown): string | undefined {
-  if (typeof pattern === 'string') return pattern;
-  try {
-    return JSON.stringify(pattern);
-  } catch {
-    return undefined;
-  }
 }

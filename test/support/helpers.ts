@@ -109,3 +109,40 @@ export async function freePort(): Promise<number> {
     });
   });
 }
+
+/** A client-side Nest app whose handlers the server can call, over its WsMsgpackClient's connection. */
+export interface TestClientApp {
+  app: INestApplication;
+  client: WsMsgpackClient;
+  close(): Promise<void>;
+}
+
+/** Name of the ClientsModule entry of {@link startClientApp}. */
+export const HUB = 'HUB';
+
+/**
+ * Boots a client app as users write one: `ClientsModule.register` of a WsMsgpackClient named
+ * {@link HUB}, ordinary controllers, and `app.connectMicroservice({ strategy: client.exposeHandlers() })`.
+ */
+export async function startClientApp(
+  metadata: ModuleMetadata,
+  clientOptions: WsMsgpackClientOptions,
+  setup?: (app: INestApplication) => void,
+): Promise<TestClientApp> {
+  const { ClientsModule } = await import('@nestjs/microservices');
+  @Module({ ...metadata, imports: [...(metadata.imports ?? []), ClientsModule.register([{ name: HUB, customClass: WsMsgpackClient, options: clientOptions }])] })
+  class ClientAppModule {}
+  const app = await NestFactory.create(ClientAppModule, { logger: false });
+  const client = app.get<WsMsgpackClient>(HUB);
+  app.connectMicroservice({ strategy: client.exposeHandlers() });
+  setup?.(app);
+  await within(app.startAllMicroservices(), WAIT_MS, 'client app microservices');
+  await within(app.init(), WAIT_MS, 'client app init');
+  return {
+    app,
+    client,
+    async close() {
+      await within(app.close(), WAIT_MS, 'client app close');
+    },
+  };
+}

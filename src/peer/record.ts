@@ -67,3 +67,14 @@ export class WsMsgpackRecordBuilder<TData = unknown> {
     return new WsMsgpackRecord(this.data as TData, this.options);
   }
 }
+
+/**
+ * What a call's `data` argument means: a {@link WsMsgpackRecord} carries the payload and per-call
+ * options; anything else is the payload itself. `defaultTimeout` applies when the record sets none.
+ */
+export function unpackCall(data: unknown, defaultTimeout?: number): { payload: unknown; options: WsMsgpackCallOptions } {
+  if (!(data instanceof WsMsgpackRecord)) return { payload: data, options: defaultTimeout === undefined ? {} : { timeout: defaultTimeout } };
+  const options: WsMsgpackCallOptions = { ...data.options };
+  if (options.timeout === undefined && defaultTimeout !== undefined) options.timeout = defaultTimeout;
+  return { payload: data.data, options };
+}

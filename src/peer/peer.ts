@@ -1,0 +1,147 @@
+import { Observable, of, throwError } from 'rxjs';
+import type { Connection } from '../connection/connection.js';
+import { WsMsgpackError, WsMsgpackErrorCode } from '../protocol/errors.js';
+import { unpackCall } from './record.js';
+
+/** What is known of a peer from its connection's opening handshake. */
+export interface WsMsgpackHandshake {
+  /** The URL: the path and query of the upgrade request (server side), or the server URL (client side). */
+  readonly url: string;
+  /** Headers of the upgrade request (server side; `{}` on the client side). */
+  readonly headers: Readonly<Record<string, string | string[] | undefined>>;
+  /** The peer's address as the socket sees it (proxies are not unwrapped), when known. */
+  readonly remoteAddress: string | undefined;
+}
+
+/**
+ * The other end of one connection, seen from this end: the server's view of a client, or the
+ * client's view of the server. Both directions have every semantic of `WsMsgpackClient.send`.
+ */
+export interface WsMsgpackPeer {
+  /** A stable, unique id of this connection (a random UUID). */
+  readonly id: string;
+  /** From the opening handshake. */
+  readonly handshake: WsMsgpackHandshake;
+  /** The authenticated identity, once authentication has set it; `undefined` until then. */
+  readonly user: unknown;
+  /** Per-connection application state: lives exactly as long as the connection (cleared after the disconnected hook). */
+  readonly state: Map<unknown, unknown>;
+  /** True while the connection is open. */
+  readonly isConnected: boolean;
+  /**
+   * Calls a handler the peer exposes. Cold: each subscription is one call; unsubscribing cancels
+   * it. `data` may be a stream (request stream) and may be a `WsMsgpackRecord` (headers, deadline,
+   * window, overflow). A peer obtained inside a handler is bound to that call: when the call is
+   * cancelled (or passes its deadline, or its connection drops), the calls it made are cancelled too.
+   */
+  send<TResult = unknown, TInput = unknown>(pattern: unknown, data: TInput): Observable<TResult>;
+  /** Emits an event to the peer, now. The Observable completes once it was handed to the socket, or errors (UNAVAILABLE). */
+  emit<TInput = unknown>(pattern: unknown, data: TInput): Observable<undefined>;
+  /** Closes the connection (default code 1000). */
+  close(code?: number, reason?: string): void;
+}
+
+/** @internal A peer over one Connection. */
+export class ConnectionPeer implements WsMsgpackPeer {
+  readonly id: string = newPeerId();
+  readonly state = new Map<unknown, unknown>();
+  /** @internal Set by authentication. */
+  user: unknown = undefined;
+
+  constructor(
+    /** @internal */
+    readonly connection: Connection,
+    readonly handshake: WsMsgpackHandshake,
+    private readonly defaultTimeout?: number,
+  ) {}
+
+  get isConnected(): boolean {
+    return !this.connection.isClosed;
+  }
+
+  send<TResult = unknown, TInput = unknown>(pattern: unknown, data: TInput): Observable<TResult> {
+    const { payload, options } = unpackCall(data, this.defaultTimeout);
+    return this.connection.call(pattern, payload, options) as Observable<TResult>;
+  }
+
+  emit<TInput = unknown>(pattern: unknown, data: TInput): Observable<undefined> {
+    const { payload, options } = unpackCall(data);
+    try {
+      this.connection.emit(pattern, payload, options.headers);
+    } catch (e) {
+      return throwError(() => e);
+    }
+    return of(undefined);
+  }
+
+  close(code = 1000, reason = ''): void {
+    this.connection.close(code, reason);
+  }
+
+  /** @internal This peer as seen from inside a call: what it sends is cancelled with the call. */
+  boundTo(signal: AbortSignal): WsMsgpackPeer {
+    return new CallBoundPeer(this, signal);
+  }
+}
+
+/** A peer as a handler sees it: its calls end when the handler's own call ends. */
+class CallBoundPeer implements WsMsgpackPeer {
+  constructor(
+    private readonly peer: ConnectionPeer,
+    private readonly signal: AbortSignal,
+  ) {}
+
+  get id(): string {
+    return this.peer.id;
+  }
+  get handshake(): WsMsgpackHandshake {
+    return this.peer.handshake;
+  }
+  get user(): unknown {
+    return this.peer.user;
+  }
+  get state(): Map<unknown, unknown> {
+    return this.peer.state;
+  }
+  get isConnected(): boolean {
+    return this.peer.isConnected;
+  }
+
+  send<TResult = unknown, TInput = unknown>(pattern: unknown, data: TInput): Observable<TResult> {
+    const calls = this.peer.send<TResult, TInput>(pattern, data);
+    const signal = this.signal;
+    return new Observable<TResult>((subscriber) => {
+      if (signal.aborted) {
+        subscriber.error(callEnded(signal.reason));
+        return;
+      }
+      const onAbort = (): void => subscriber.error(callEnded(signal.reason)); // erroring unsubscribes: CANCEL
+      signal.addEventListener('abort', onAbort, { once: true });
+      const inner = calls.subscribe(subscriber);
+      return () => {
+        signal.removeEventListener('abort', onAbort);
+        inner.unsubscribe();
+      };
+    });
+  }
+
+  emit<TInput = unknown>(pattern: unknown, data: TInput): Observable<undefined> {
+    return this.peer.emit(pattern, data);
+  }
+
+  close(code?: number, reason?: string): void {
+    this.peer.close(code, reason);
+  }
+}
+
+/** The error a nested call fails with when the call that made it ended. */
+function callEnded(reason: unknown): WsMsgpackError {
+  if (reason instanceof WsMsgpackError) return new WsMsgpackError(reason.code, `the call that made this one ended: ${reason.message}`, reason.details);
+  return new WsMsgpackError(WsMsgpackErrorCode.CANCELLED, 'the call that made this one ended');
+}
+
+function newPeerId(): string {
+  const c = (globalThis as { crypto?: { randomUUID?: () => string } }).crypto;
+  if (c?.randomUUID) return c.randomUUID();
+  return `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}-${Math.random().toString(36).slice(2)}`;
+}

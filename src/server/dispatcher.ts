@@ -1,0 +1,155 @@
+import { Server, type MessageHandler } from '@nestjs/microservices';
+import type { IncomingMessage } from 'node:http';
+import { isObservable } from 'rxjs';
+import type { WebSocket } from 'ws';
+import type { CloseInfo, Connection, IncomingEvent } from '../connection/connection.js';
+import { asError } from '../connection/frame-writer.js';
+import type { IncomingCall } from '../connection/incoming.js';
+import { SingleValue, type OutboundSource } from '../connection/outbound-types.js';
+import { WS_MSGPACK_TRANSPORT, WS_PEER_CONNECTED, WS_PEER_DISCONNECTED, type WsPeerConnected, type WsPeerDisconnected } from '../constants.js';
+import type { ConnectionPeer } from '../peer/peer.js';
+import { WsMsgpackError, WsMsgpackErrorCode } from '../protocol/errors.js';
+import { installFilterBridge } from './filter-bridge.js';
+import { WsMsgpackContext, type WsMsgpackCallInfo } from './ws-msgpack.context.js';
+
+/** Nest's message when no handler matches (the same text as the TCP transport). */
+export const NO_MESSAGE_HANDLER = 'There is no matching message handler defined in the remote service.';
+
+/** Most distinct pattern strings whose resolution is remembered. */
+const MAX_RESOLVED_PATTERNS = 1024;
+
+/** What a connection's calls and events need to reach Nest handlers. */
+export interface Attachment {
+  readonly connection: Connection;
+  readonly peer: ConnectionPeer;
+  readonly socket: WebSocket;
+  /** The upgrade request (server side). */
+  readonly request: IncomingMessage | undefined;
+}
+
+/**
+ * What the server and the client-side handler strategy share: dispatching a connection's calls and
+ * events into Nest's handlers (`@MessagePattern`, `@EventPattern`, and the `Ws…` variants), with
+ * the context, the processing hooks, the exception-filter bridge, and the connection hooks
+ * ({@link WS_PEER_CONNECTED} / {@link WS_PEER_DISCONNECTED}).
+ */
+// `Function` as in Nest's own `Server<EventsMap extends Record<string, Function>>`.
+// eslint-disable-next-line @typescript-eslint/no-unsafe-function-type
+export abstract class WsMsgpackDispatcher<EventsMap extends Record<string, Function>, Status extends string> extends Server<EventsMap, Status> {
+  override transportId = WS_MSGPACK_TRANSPORT;
+  /** Pattern strings (as sent) already resolved to a handler by Nest's normalisation. */
+  private readonly resolved = new Map<string, MessageHandler>();
+
+  constructor() {
+    super();
+    installFilterBridge();
+  }
+
+  /** Reports an error no caller can be told about. */
+  protected abstract reportError(error: Error): void;
+
+  /**
+   * Sends the connection's calls and events to Nest handlers. The connected hook is dispatched
+   * first: the peer's calls and events wait until it has returned (frames of calls this side
+   * makes meanwhile flow, so the hook may call the peer and await the answer).
+   */
+  protected attach(a: Attachment): void {
+    a.connection.onRequest((call) => this.handleCall(call, a));
+    a.connection.onEvent((event) => this.dispatchEvent(event, a));
+    if (this.findHandler(WS_PEER_CONNECTED)) {
+      const payload: WsPeerConnected = { peerId: a.peer.id };
+      a.connection.holdPeerWork(this.runHook(WS_PEER_CONNECTED, payload, a));
+    }
+  }
+
+  /** The connection of `a` ended (after its calls were torn down): the disconnected hook, then the state goes. */
+  protected detach(a: Attachment, info: CloseInfo): void {
+    const clear = (): void => a.peer.state.clear();
+    if (!this.findHandler(WS_PEER_DISCONNECTED)) return clear();
+    const payload: WsPeerDisconnected = { peerId: a.peer.id, code: info.code, reason: info.reason };
+    void this.runHook(WS_PEER_DISCONNECTED, payload, a).then(clear);
+  }
+
+  /** Runs a connection hook's handlers; resolves when they have returned (failures are reported). */
+  private runHook(pattern: string, payload: WsPeerConnected | WsPeerDisconnected, a: Attachment): Promise<void> {
+    const ctx = new WsMsgpackContext([pattern, {}, this.eventCall, a.socket, a.request, a.peer]);
+    return this.handleEvent(pattern, { pattern, data: payload }, ctx).then(
+      () => undefined,
+      (e: unknown) => this.reportError(new Error(`the ${pattern} hook failed: ${asError(e).message}`, { cause: e })),
+    );
+  }
+
+  private handleCall(call: IncomingCall, a: Attachment): Promise<OutboundSource> | OutboundSource {
+    const pattern = patternAsString(call.pattern);
+    const handler = pattern === undefined ? null : this.findHandler(pattern);
+    if (!handler) throw new WsMsgpackError(WsMsgpackErrorCode.UNIMPLEMENTED, NO_MESSAGE_HANDLER);
+    const ctx = new WsMsgpackContext([pattern!, call.headers, call, a.socket, a.request, a.peer]);
+    const endHook = this.onProcessingEndHook;
+    if (endHook) call.onEnd(() => endHook(this.transportId, ctx));
+    return this.runHandler(handler, call.payload, ctx);
+  }
+
+  /**
+   * `getHandlerByPattern` as Nest's TCP transport uses it, with a fast path: a registered route
+   * that equals the pattern string needs no `JSON.parse` (which throws, expensively, for every
+   * plain string pattern).
+   */
+  private findHandler(pattern: string): MessageHandler | null {
+    const direct = this.messageHandlers.get(pattern) ?? this.resolved.get(pattern);
+    if (direct) return direct;
+    // Object patterns arrive JSON-encoded in whatever key order the caller used; Nest parses and
+    // normalises them on every lookup. Remember hits (bounded: callers choose the strings).
+    const handler = this.getHandlerByPattern(pattern);
+    if (handler && this.resolved.size < MAX_RESOLVED_PATTERNS) this.resolved.set(pattern, handler);
+    return handler;
+  }
+
+  /**
+   * Runs a Nest handler after the processing start hook (Nest's instrumentation point; the end
+   * hook runs when the connection ends the call, see handleCall). A plain value or an async
+   * iterable needs no Observable.
+   */
+  private runHandler(handler: MessageHandler, data: unknown, ctx: WsMsgpackContext): Promise<OutboundSource> {
+    return new Promise<OutboundSource>((resolve, reject) => {
+      const run = async (): Promise<void> => {
+        try {
+          const result: unknown = await handler(data, ctx);
+          resolve(isObservable(result) ? result : new SingleValue(result));
+        } catch (e) {
+          reject(e);
+        }
+      };
+      try {
+        void this.onProcessingStartHook(this.transportId, ctx, run);
+      } catch (e) {
+        reject(e);
+      }
+    });
+  }
+
+  private dispatchEvent(event: IncomingEvent, a: Attachment): void {
+    const pattern = patternAsString(event.pattern);
+    if (pattern === undefined) return;
+    const ctx = new WsMsgpackContext([pattern, event.headers, this.eventCall, a.socket, a.request, a.peer]);
+    this.handleEvent(pattern, { pattern: event.pattern as string, data: event.payload }, ctx).catch((err: unknown) => this.logger.error(err));
+  }
+
+  /** The call info of every event: no call id, never aborted, no end. */
+  private readonly eventCall: WsMsgpackCallInfo = {
+    id: 0,
+    signal: new AbortController().signal,
+    onEnd: () => {},
+    report: (error) => this.reportError(asError(error)),
+  };
+}
+
+/** The pattern as Nest's TCP transport sees it: strings as-is, anything else JSON-encoded. */
+function patternAsString(pattern: unknown): string | undefined {
+  if (typeof pattern === 'string') return pattern;
+  try {
+    return JSON.stringify(pattern);
+  } catch {
+    return undefined;
+  }
+}
+
