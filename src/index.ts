@@ -10,6 +10,7 @@ export { WsMessagePattern, WsEventPattern } from './decorators/patterns.js';
 export { WsHeaders, WsPeer, WsSignal, WsSocket, WsUpgradeHeaders, type ParamPipe } from './decorators/params.js';
 export type { WsMsgpackPeer, WsMsgpackHandshake } from './peer/peer.js';
 export type { WsMsgpackPeerDirectory } from './peer/directory.js';
+export { WsMsgpackTopics } from './peer/topics.js';
 export { WsMsgpackError, WsMsgpackErrorCode } from './protocol/errors.js';
 export { SUBPROTOCOL_V1, CloseCode } from './protocol/constants.js';
 export type { DecoderLimits } from './protocol/codec.js';

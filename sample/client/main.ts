@@ -1,19 +1,25 @@
+import 'reflect-metadata';
+import { NestFactory } from '@nestjs/core';
 import { isDeepStrictEqual, inspect } from 'node:util';
 import { count, firstValueFrom, from, lastValueFrom, take, takeUntil, tap, timer, toArray, type Observable } from 'rxjs';
 // In your own app: import { ... } from 'nestjs-ws-msgpack';
 import { WsMsgpackClient, WsMsgpackError, WsMsgpackRecordBuilder } from '../../src/index.js';
 import type { AuditEvent, DivRequest, Price, RepeatRequest, Row, SleepRequest, Stats } from '../shared.js';
+import { agentLog, AgentModule } from './agent.controller.js';
 
 /**
- * A plain Node process (no Nest app) calling the sample server with WsMsgpackClient.
- * Every answer is checked, so the sample doubles as a smoke test: exit code 1 on any surprise.
+ * A Node process calling the sample server with WsMsgpackClient, and answering the server's calls
+ * with the handlers of a small Nest microservice (agent.controller.ts) served over the same
+ * connection. Every answer is checked, so the sample doubles as a smoke test: exit code 1 on any
+ * surprise.
  *
  * Usage: node dist-sample/sample/client/main.js [rpcUrl] [httpUrl]
  */
 const rpcUrl = process.argv[2] ?? 'ws://127.0.0.1:3000/rpc';
 const httpUrl = process.argv[3] ?? new URL(rpcUrl).origin.replace(/^ws/, 'http');
 
-const client = new WsMsgpackClient({ url: rpcUrl });
+// `?agent` tells the sample server that this client takes calls (its connected hook welcomes it).
+const client = new WsMsgpackClient({ url: `${rpcUrl}?agent` });
 
 function show(value: unknown): string {
   return inspect(value, { depth: 4, breakLength: Infinity });
@@ -40,6 +46,18 @@ async function errorOf(o: Observable<unknown>): Promise<unknown> {
   }
 }
 
+/** Resolves with what `get` returns once it returns something (bounded: events arrive a few ms later). */
+async function until<T>(what: string, get: () => T | undefined, tries = 100): Promise<T> {
+  for (let i = 0; i < tries; i++) {
+    const v = get();
+    if (v !== undefined) return v;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  throw new Error(`${what} never came`);
+}
+
+let closeAgent: () => Promise<void> = async () => {};
+
 /** Asks the server for its counters until `ok` holds (bounded: the server may lag a few ms). */
 async function statsUntil(what: string, ok: (s: Stats) => boolean, tries = 50): Promise<Stats> {
   let stats: Stats | undefined;
@@ -58,6 +76,16 @@ async function* words(): AsyncGenerator<string> {
 
 async function main(): Promise<void> {
   console.log(`connecting to ${rpcUrl}`);
+  // The handlers the server may call, served over this client's connection; listen() connects.
+  const agent = await NestFactory.createMicroservice(AgentModule, { strategy: client.exposeHandlers(), logger: false });
+  await agent.listen();
+  closeAgent = () => agent.close();
+
+  // 0. The server's connected hook called welcome() before any call of ours was dispatched.
+  //    (This call is dispatched only once that hook has returned, so the welcome is logged by now.)
+  const myId = await firstValueFrom(client.send<string>('whoami-id', {}));
+  expectEqual('welcome', agentLog[0], `welcome: hello, client ${myId.slice(0, 8)}`);
+  print('server → client welcome on connect', agentLog[0]);
 
   // 1. Unary call.
   const third = await firstValueFrom(client.send<number, DivRequest>('div', { a: 1, b: 3 }));
@@ -150,6 +178,17 @@ async function main(): Promise<void> {
   print('inventory', { items: stock, error: stockError });
   expectEqual('inventory', [stock, stockError], [['apples', 'pears'], { code: 'OUT_OF_STOCK', sku: 'plums' }]);
 
+  // 7e. Loopback (wsrpc_aiohttp): the server calls this client's multiply() inside our call.
+  const product = await firstValueFrom(client.send<number>('multiply_loopback', { a: 6, b: 7 }));
+  print('multiply_loopback(6, 7)', product);
+  expectEqual('multiply_loopback', product, 42);
+
+  // 7f. Broadcast: the server emits 'news' to every connected agent; our @EventPattern('news') gets it.
+  const reached = await firstValueFrom(client.send<number>('announce', 'the sample works'));
+  const news = await until('the broadcast', () => agentLog.find((l) => l.startsWith('news:')));
+  print(`announce → broadcast to ${reached} client(s)`, news);
+  expectEqual('broadcast', news, 'news: the sample works');
+
   // 8. Call headers, read on the server with @WsHeaders('x-tenant').
   const tenant = await firstValueFrom(
     client.send<string>('whoami', new WsMsgpackRecordBuilder({}).setHeaders({ 'x-tenant': 'acme' }).build()),
@@ -201,5 +240,6 @@ try {
   console.error('sample client failed:', e);
   process.exitCode = 1;
 } finally {
+  await closeAgent();
   await client.close();
 }

@@ -4,6 +4,7 @@ import { WsMsgpackClient } from '../../src/index.js';
 import { MATH_CLIENT } from '../shared.js';
 import { HttpController } from './http.controller.js';
 import { RpcController } from './rpc.controller.js';
+import { RpcServerRef } from './rpc-server.ref.js';
 import { StatsService } from './stats.service.js';
 
 @Module({})
@@ -22,7 +23,7 @@ export class AppModule {
         ]),
       ],
       controllers: [RpcController, HttpController],
-      providers: [StatsService],
+      providers: [StatsService, RpcServerRef],
     };
   }
 }

@@ -6,6 +6,7 @@ import type { AddressInfo } from 'node:net';
 // In your own app: import { WsMsgpackServer } from 'nestjs-ws-msgpack';
 import { WsMsgpackServer } from '../../src/index.js';
 import { AppModule } from './app.module.js';
+import { RpcServerRef } from './rpc-server.ref.js';
 
 const HOST = '127.0.0.1';
 const logger = new Logger('SampleServer');
@@ -28,6 +29,7 @@ const app = await NestFactory.create(AppModule.forRoot({ rpcUrl: `ws://${HOST}:$
 
 // Hybrid app: the WebSocket transport shares the HTTP server, on its own path.
 const rpcServer = new WsMsgpackServer({ httpServer: app.getHttpServer() as Server, path: '/rpc' });
+app.get(RpcServerRef).server = rpcServer; // handlers reach the connected peers through it (broadcast)
 app.connectMicroservice({ strategy: rpcServer });
 await app.startAllMicroservices();
 await app.listen(port, HOST);

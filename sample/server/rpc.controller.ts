@@ -1,10 +1,11 @@
 import { Controller, Logger, UseFilters } from '@nestjs/common';
 import { MessagePattern, Payload, RpcException } from '@nestjs/microservices';
-import { finalize, from, interval, map, range, reduce, type Observable } from 'rxjs';
+import { finalize, firstValueFrom, from, interval, map, range, reduce, type Observable } from 'rxjs';
 // In your own app: import { ... } from 'nestjs-ws-msgpack';
-import { WsEventPattern, WsHeaders, WsMessagePattern, WsSignal } from '../../src/index.js';
+import { WS_PEER_CONNECTED, WsEventPattern, WsHeaders, WsMessagePattern, WsPeer, WsSignal, type WsMsgpackPeer } from '../../src/index.js';
 import type { AuditEvent, DivRequest, Price, RepeatRequest, Row, SleepRequest, Stats } from '../shared.js';
 import { OutOfStockError, OutOfStockFilter } from './out-of-stock.filter.js';
+import { RpcServerRef } from './rpc-server.ref.js';
 import { StatsService } from './stats.service.js';
 
 /** Rows already in memory, as a Nest TCP handler would return them. */
@@ -15,7 +16,33 @@ const ROWS: Row[] = Array.from({ length: 100_000 }, (_, id) => ({ id, name: `row
 export class RpcController {
   private readonly logger = new Logger(RpcController.name);
 
-  constructor(private readonly stats: StatsService) {}
+  constructor(
+    private readonly stats: StatsService,
+    private readonly rpc: RpcServerRef,
+  ) {}
+
+  /**
+   * A client connected: welcome it (simplerpc's on_connect). Its own calls wait until this returns.
+   * Only agents (clients that expose handlers, marked `?agent`) take welcomes.
+   */
+  @WsEventPattern(WS_PEER_CONNECTED)
+  async onConnect(@WsPeer() peer: WsMsgpackPeer): Promise<void> {
+    if (!peer.handshake.url.includes('agent')) return;
+    const answer = await firstValueFrom(peer.send<string>('welcome', `hello, client ${peer.id.slice(0, 8)}`));
+    this.logger.log(`welcomed ${peer.id.slice(0, 8)}: ${answer}`);
+  }
+
+  /** wsrpc_aiohttp's multiply_loopback: the server asks the calling client to do the work. */
+  @WsMessagePattern('multiply_loopback')
+  multiplyLoopback(@Payload() { a, b }: { a: number; b: number }, @WsPeer() caller: WsMsgpackPeer): Observable<number> {
+    return caller.send<number>('multiply', { a, b });
+  }
+
+  /** Broadcast an event to every connected client; answers how many it reached. */
+  @WsMessagePattern('announce')
+  announce(@Payload() text: string): number {
+    return this.rpc.server.broadcast('news', text, (peer) => peer.handshake.url.includes('agent'));
+  }
 
   /** Unary: one request, one answer; a domain error travels as the RpcException's payload. */
   @WsMessagePattern('div')
@@ -99,6 +126,12 @@ export class RpcController {
     yield 'apples';
     yield 'pears';
     throw new OutOfStockError('plums');
+  }
+
+  /** The caller's peer id (the id the server knows it by). */
+  @WsMessagePattern('whoami-id')
+  whoamiId(@WsPeer() peer: WsMsgpackPeer): string {
+    return peer.id;
   }
 
   /** Reads one call header set with WsMsgpackRecordBuilder#setHeaders. */
