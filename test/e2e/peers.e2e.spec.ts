@@ -15,7 +15,8 @@ import {
   type WsPeerDisconnected,
 } from '../../src/index.js';
 import { all, errorOf, first, startClientApp, startService, until, WAIT_MS, within, type TestClientApp, type TestService } from '../support/helpers.js';
-import { codeOf, Probes } from '../support/streams.js';
+import { RawPeer } from '../support/raw-peer.js';
+import { codeOf, gate, Probes } from '../support/streams.js';
 
 /** What happened, in order, on the server side. */
 const serverLog: string[] = [];
@@ -414,5 +415,72 @@ describe('connection hooks, per-connection state, broadcast', () => {
     await first(c.send('whoami', null));
     expect(() => svc.server.broadcast('news', () => 1)).toThrow(/could not be encoded/);
     await c.close();
+  });
+});
+
+describe('the connected hook holds the peer back, within a bound', () => {
+  const hookGate = gate();
+  let echoCalls = 0;
+  let framesReceived = 0;
+  @Controller()
+  class SlowHookController {
+    @WsEventPattern(WS_PEER_CONNECTED)
+    async connected(): Promise<void> {
+      await hookGate.promise;
+    }
+
+    @MessagePattern('echo')
+    echo(@Payload() v: unknown): unknown {
+      echoCalls++;
+      return v;
+    }
+  }
+  let svc: TestService;
+  beforeAll(async () => {
+    svc = await startService({ controllers: [SlowHookController] });
+    svc.server.on('error', () => {});
+    svc.server.on('connection', (ws) => ws.on('message', () => framesReceived++));
+  });
+  afterAll(async () => {
+    hookGate.open();
+    await svc.close();
+  });
+
+  it('a call made while the hook runs is answered once it returns', async () => {
+    const peer = await RawPeer.open(svc.url);
+    try {
+      peer.send([1, 1, 'echo', 'early']);
+      peer.send([1, 3, 'echo', 'ping']);
+      await until(() => framesReceived === 2, WAIT_MS, 'both REQUESTs reached the server');
+      expect(echoCalls).toBe(0); // held while the hook runs
+      hookGate.open();
+      expect(await peer.next((f) => f[1] === 1)).toEqual([4, 1, 'early']);
+      expect(await peer.next((f) => f[1] === 3)).toEqual([4, 3, 'ping']);
+    } finally {
+      peer.close();
+    }
+  });
+
+  it('more than 10,000 frames while it runs close the connection with 1008', async () => {
+    // A server whose hook never returns.
+    const blocked = gate();
+    @Controller()
+    class NeverController {
+      @WsEventPattern(WS_PEER_CONNECTED)
+      connected(): Promise<void> {
+        return blocked.promise;
+      }
+    }
+    const svc2 = await startService({ controllers: [NeverController] });
+    svc2.server.on('error', () => {});
+    const peer = await RawPeer.open(svc2.url);
+    try {
+      for (let i = 0; i < 10_001; i++) peer.send([2, 'flood', i]);
+      expect(await peer.whenClosed()).toEqual({ code: 1008, reason: 'too many frames while the connected hook ran' });
+    } finally {
+      blocked.open();
+      peer.close();
+      await svc2.close();
+    }
   });
 });
