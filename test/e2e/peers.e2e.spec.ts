@@ -255,6 +255,8 @@ describe('the server calls the client: a client app exposes ordinary Nest handle
       expect(await within(pending)).toEqual({ value: undefined, done: true });
     }
     await until(() => probes.get(`${tag}:client:0`).finalized === 1, WAIT_MS, 'the innermost producer finalized');
+    // Meanwhile the connection carried other calls in both directions (no head-of-line blocking).
+    expect(await first(peer.send('client.add', { a: 1, b: 1 }))).toBe(2);
     for (const level of [`${tag}:server:3`, `${tag}:client:2`, `${tag}:server:1`, `${tag}:client:0`]) {
       await until(() => probes.get(level).abortReasons.length === 1, WAIT_MS, `${level} aborted`);
       expect(probes.get(level).abortCode).toBe('CANCELLED');
@@ -270,6 +272,29 @@ describe('the server calls the client: a client app exposes ordinary Nest handle
     await other.close();
     expect(codeOf(await pending)).toBe('UNAVAILABLE');
     expect(probes.get(tag).abortCode).toBe('UNAVAILABLE'); // and the client-side handler was aborted
+  });
+});
+
+describe('limits apply to the server\'s calls too', () => {
+  let svc: TestService;
+  let agent: TestClientApp;
+  beforeAll(async () => {
+    svc = await startService({ controllers: [HubController] });
+    agent = await startClientApp({ controllers: [AgentController], providers: [DenyGuard] }, { url: `${svc.url}/?client=limited`, maxConcurrentCalls: 1 });
+  });
+  afterAll(async () => {
+    await agent.close();
+    await svc.close();
+  });
+
+  it('the client refuses a second concurrent server call with RESOURCE_EXHAUSTED (maxConcurrentCalls: 1)', async () => {
+    const peer = await serverPeerOf(svc, agent.client);
+    const tag = `limit-${Math.random()}`;
+    const hanging = peer.send('client.hang', tag).subscribe({ error: () => {} });
+    await until(() => probes.get(tag).started === 1, WAIT_MS, 'first call running');
+    const err = await errorOf(peer.send('client.add', { a: 1, b: 1 }));
+    expect(codeOf(err)).toBe('RESOURCE_EXHAUSTED');
+    hanging.unsubscribe();
   });
 });
 
