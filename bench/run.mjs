@@ -7,7 +7,9 @@
 //   npm run bench -- --only=unary,cancel --rows=ws-msgpack,raw
 //
 // This process only orchestrates: every row runs its server and its client in two separate child
-// processes (lib/server-host.mjs, lib/client-host.mjs). Nothing here asserts timings.
+// processes (lib/server-host.mjs, lib/client-host.mjs). The client process makes the calls and
+// measures them, except in the server→client scenarios (s2c-*), where the server process does.
+// Nothing here asserts timings.
 import { execSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -23,13 +25,16 @@ const ALL_ROWS = ['ws-msgpack', 'nest-tcp', 'nest-grpc', 'raw'];
 const BASELINE = 'raw';
 /** Rows whose failures (errors, wrong counts, mangled bytes, a producer that never stops) fail the run. */
 const MUST_PASS = ['ws-msgpack', 'raw'];
+/** Rows whose server can call handlers its clients expose (the server→client scenarios). */
+const SERVER_CALLS = ['ws-msgpack'];
 
 // ------------------------------------------------------------------------------------ arguments
 
 const HELP = `usage: npm run bench -- [--quick] [--only=SCENARIO,...] [--rows=ROW,...] [--rounds=N] [--build] [--quiet]
 
   --quick     small sizes, 1-2 rounds, under 60 s (the CI smoke test)
-  --only=     scenarios: ${'unary,inflight,sync100k,sync1m,stream100k,stream1m,binary,cancel,slow,conns'} (or their numbers 1-10)
+  --only=     scenarios: ${'unary,inflight,sync100k,sync1m,stream100k,stream1m,binary,cancel,slow,conns,s2c-unary,s2c-inflight,s2c-sync100k'}
+              (or their numbers 1-13); an s2c-* scenario is compared with its counterpart only if both run
   --rows=     rows: ${ALL_ROWS.join(',')}
   --rounds=N  rounds for every scenario (default: 5 full, 1-2 quick)
   --build     run \`npm run build\` first (otherwise only checks that dist/ exists and is newer than src/)
@@ -97,7 +102,7 @@ function defineScenarios(q) {
         : `response stream of ${count(n)} {i, name}, async generator (TCP, gRPC: async Observable)`,
     metrics: [{ label: 'items/s', value: (r) => r.itemsPerSec, format: rate('/s'), perTimeout: n }],
   });
-  return [
+  const list = [
     {
       name: 'unary',
       kind: 'run',
@@ -173,6 +178,27 @@ function defineScenarios(q) {
       ],
     },
   ];
+  // Server→client: the same measurement as `base` (driver, parameters, rounds, timeout, metrics),
+  // but the server process makes the calls to handlers the client app exposes, and measures them.
+  // Each is measured next to `base` on the same row in every round (see main()); the ws-msgpack
+  // cell also shows the median of the per-round ratios to `base` ("× c→s"). Appended to the list,
+  // so that scenarios 1-10 keep their numbers; the table shows each right below its counterpart.
+  const serverToClient = (baseName) => {
+    const base = list.find((s) => s.name === baseName);
+    return {
+      ...base,
+      name: `s2c-${base.name}`,
+      caller: 'server',
+      counterpart: base.name,
+      supported: SERVER_CALLS,
+      na: 'no server-initiated calls',
+      title: `${base.title}, server→client`,
+      // Quick mode: one round (it is a smoke test; the ratio needs the full run's rounds anyway).
+      rounds: q ? 1 : base.rounds,
+    };
+  };
+  list.push(serverToClient('unary'), serverToClient('inflight'), serverToClient('sync100k'));
+  return list;
 }
 
 let scenarios = defineScenarios(QUICK);
@@ -278,9 +304,10 @@ async function startPair(row) {
     if (c.status === 'fulfilled') c.value.kill();
     throw s.status === 'rejected' ? s.reason : c.reason;
   }
-  const pair = { row, server: s.value, client: c.value, dirty: false };
+  const pair = { row, server: s.value, client: c.value, dirty: false, peerId: undefined };
   try {
-    await pair.client.request('connect', { port: pair.server.port }, 30_000);
+    // peerId: the server's id for the client's main connection (rows that expose client handlers).
+    ({ peerId: pair.peerId } = await pair.client.request('connect', { port: pair.server.port }, 30_000));
   } catch (e) {
     killPair(pair);
     throw e;
@@ -312,10 +339,15 @@ async function getPair(row) {
 
 // ------------------------------------------------------------------------------------ measurements
 
+/**
+ * One driver run in the process that makes the calls: the client (client→server), or for the
+ * server→client scenarios the server, calling the client's main connection (`peerId`).
+ */
 async function measureRun(sc, row) {
   const p = await getPair(row);
   try {
     await Promise.all([p.server.request('gc', {}, 10_000), p.client.request('gc', {}, 10_000)]);
+    if (sc.caller === 'server') return await p.server.request('run', { scenario: sc.driver, params: sc.params, peerId: p.peerId }, sc.timeoutMs);
     return await p.client.request('run', { scenario: sc.driver, params: sc.params }, sc.timeoutMs);
   } catch (e) {
     p.dirty = true;
@@ -402,6 +434,7 @@ const MEASURE = { run: measureRun, cancel: measureCancel, slow: measureSlow, con
 
 /** One line of progress per measurement. */
 function describe(sc, r) {
+  if (r.na) return `n/a: ${r.na}`;
   if (r.skipped) return `skipped (${r.skipped})`;
   if (r.error) return `ERROR ${r.error}`;
   if (r.neverStops) return `never stops (${num(r.producedAfter)} items produced in the ${r.waitedMs} ms after the unsubscribe)`;
@@ -418,12 +451,16 @@ function describe(sc, r) {
 
 /** A result that has a usable value for metric m (errors, skips and wrong counts have none). */
 function valueOf(r, m) {
-  if (!r || r.error || r.skipped || r.wrongCount || r.neverStops) return undefined;
+  if (!r || r.na || r.error || r.skipped || r.wrongCount || r.neverStops) return undefined;
   const v = m.value(r);
   return typeof v === 'number' && Number.isFinite(v) ? v : undefined;
 }
 
-function summarize(sc, roundsData) {
+/**
+ * Medians and ratios per metric and row. `counterpartRounds`: the rounds of the client→server
+ * scenario a server→client one is compared with (round k with round k, the same row).
+ */
+function summarize(sc, roundsData, counterpartRounds) {
   const out = {};
   for (const m of sc.metrics) {
     const perRow = {};
@@ -440,9 +477,21 @@ function summarize(sc, roundsData) {
                 return v !== undefined && b ? v / b : undefined;
               })
               .filter((v) => v !== undefined);
+      const toCounterpart =
+        m.ratio === false || !counterpartRounds
+          ? []
+          : roundsData
+              .map((rd) => {
+                const v = valueOf(rd.results[row], m);
+                const c = valueOf(counterpartRounds.find((d) => d.round === rd.round)?.results[row], m);
+                return v !== undefined && c ? v / c : undefined;
+              })
+              .filter((v) => v !== undefined);
       perRow[row] = {
         median: median(values),
         ratio: median(ratios),
+        ratioToCounterpart: median(toCounterpart),
+        na: results.length > 0 && results.every((r) => r.na) ? results[0].na : undefined,
         rounds: results.length,
         failed: results.filter((r) => r.error || r.timedOut).length,
         skipped: results.filter((r) => r.skipped && !r.timedOut).length,
@@ -468,6 +517,7 @@ function short(s, n = 60) {
 
 function cellText(sc, m, s) {
   if (!s || s.rounds === 0) return '–';
+  if (s.na) return `n/a: ${s.na}`;
   if (s.timedOut && s.median === undefined) {
     const bound = m.perTimeout ? `: < ${m.format(m.perTimeout / (s.timedOut / 1000))}` : '';
     return `timed out after ${s.timedOut / 1000} s${bound}`;
@@ -481,6 +531,7 @@ function cellText(sc, m, s) {
   if (s.wrongCount.length && s.median === undefined) return `wrong count: ${s.wrongCount[0]}`;
   let text = m.format(s.median);
   if (m.ratio !== false && rows.includes(BASELINE)) text += ratioText(s.ratio);
+  if (s.ratioToCounterpart !== undefined) text += ratioText(s.ratioToCounterpart).replace(/×\)$/, '× c→s)');
   if (sc.name === 'cancel' && s.producedAfter !== undefined) text += `, ${num(s.producedAfter)} item${s.producedAfter === 1 ? '' : 's'} after`;
   if (m.label.startsWith('items produced ahead') && s.producedAll) text += ' (all)';
   if (s.mangled) text = `mangled: ${s.received} (${text})`;
@@ -532,6 +583,10 @@ function headerLines(info, dist, done) {
 const LEGEND =
   'Median over rounds; (×) = median of the per-round ratios to `raw` (each round runs every row once, in rotated order). ' +
   '↓ = lower is better. Server and client run in separate processes on the same machine.';
+const LEGEND_S2C =
+  ' server→client: the server process makes the calls (to handlers the client app exposes) and measures them, as the client process does for ' +
+  'the client→server scenarios; (× c→s) = median of the per-round ratios to the client→server counterpart, measured on the same row right before or after it (alternately) in each round.';
+const legend = () => LEGEND + (done.some(({ sc }) => sc.counterpart) ? LEGEND_S2C : '');
 
 // ------------------------------------------------------------------------------------ main
 
@@ -554,7 +609,7 @@ function writeResults(partialNote) {
     '',
     markdownTable(lines),
     '',
-    LEGEND,
+    legend(),
     '',
   ].join('\n');
   const json = {
@@ -569,6 +624,8 @@ function writeResults(partialNote) {
     scenarios: done.map(({ sc, roundsData, summary }) => ({
       name: sc.name,
       title: sc.title,
+      caller: sc.caller ?? 'client',
+      counterpart: sc.counterpart,
       params: sc.params,
       rounds: roundsData,
       medians: summary,
@@ -576,7 +633,7 @@ function writeResults(partialNote) {
   };
   fs.writeFileSync(path.join(dir, `${name}.json`), `${JSON.stringify(json, null, 2)}\n`);
   fs.writeFileSync(path.join(dir, `${name}.md`), md);
-  console.log(`\n${head.join('\n')}${partialNote ? `\n${partialNote}` : ''}\n\n${textTable(lines)}\n\n${LEGEND}`);
+  console.log(`\n${head.join('\n')}${partialNote ? `\n${partialNote}` : ''}\n\n${textTable(lines)}\n\n${legend()}`);
   console.log(`\nwrote ${path.relative(ROOT, path.join(dir, `${name}.json`))} and ${name}.md (${(elapsedMs() / 1000).toFixed(1)} s)`);
 }
 
@@ -640,6 +697,23 @@ async function withCutoff(measurement, ms) {
   return { skipped: 'time budget' };
 }
 
+/** Recomputes an entry's summary (after every measurement, so that the watchdog writes what is known). */
+function resummarize(entry) {
+  entry.summary = summarize(entry.sc, entry.roundsData, entry.counterpart?.roundsData);
+}
+
+/**
+ * The scenarios in run order: each one followed by the server→client scenarios that are
+ * compared with it (its `counterpart`), as one group whose rounds interleave. A server→client
+ * scenario whose counterpart does not run forms a group of its own.
+ */
+function scenarioGroups(list) {
+  const names = new Set(list.map((sc) => sc.name));
+  return list
+    .filter((sc) => !sc.counterpart || !names.has(sc.counterpart))
+    .map((sc) => [sc, ...list.filter((c) => c.counterpart === sc.name)]);
+}
+
 async function main() {
   dist = ensureDist();
   info = machine();
@@ -652,40 +726,59 @@ async function main() {
     started.forEach((s, i) => s.status === 'rejected' && console.log(`  ${rows[i]}: could not start: ${s.reason?.message}`));
   }
 
-  for (const sc of scenarios) {
-    if (sc.fresh) killAllPairs(); // fresh processes per measurement; nothing else running meanwhile
-    console.log(`${sc.title} (${sc.name}, ${sc.rounds} round${sc.rounds === 1 ? '' : 's'})`);
-    const roundsData = [];
-    const entry = { sc, roundsData, summary: undefined };
-    done.push(entry);
-    for (let round = 0; round < sc.rounds; round++) {
-      const order = rows.map((_, i) => rows[(i + round) % rows.length]);
-      const rd = { round: round + 1, order, results: {} };
-      roundsData.push(rd);
-      for (const row of order) {
-        let result;
-        const earlier = roundsData.slice(0, -1).find((d) => d.results[row]?.timedOut);
-        if (elapsedMs() > SOFT_BUDGET_MS || HARD_LIMIT_MS - CUTOFF_MARGIN_MS - elapsedMs() < 1000) {
-          result = { skipped: 'time budget' };
-        } else if (earlier) {
-          // A row that timed out once is not run again in this scenario: it would only burn the budget.
-          result = { skipped: `timed out in round ${earlier.round}`, timedOut: true, timeoutMs: earlier.results[row].timeoutMs };
-        } else {
-          const t0 = performance.now();
-          try {
-            result = await withCutoff(MEASURE[sc.kind](sc, row, round), HARD_LIMIT_MS - CUTOFF_MARGIN_MS - elapsedMs());
-          } catch (e) {
-            result = e?.timeout ? { error: e.message, timedOut: true, timeoutMs: e.timeoutMs } : { error: e?.message ?? String(e) };
-            killPair(pairs.get(row));
-          }
-          result.wallMs = Math.round(performance.now() - t0);
-        }
-        rd.results[row] = result;
-        entry.summary = summarize(sc, roundsData);
-        console.log(`  round ${round + 1} ${row.padEnd(10)} ${describe(sc, result)}${result.wallMs !== undefined ? ` [${(result.wallMs / 1000).toFixed(1)} s]` : ''}`);
-      }
+  for (const group of scenarioGroups(scenarios)) {
+    if (group[0].fresh) killAllPairs(); // fresh processes per measurement; nothing else running meanwhile
+    const entries = [];
+    for (const sc of group) {
+      const counterpart = entries.find((e) => e.sc.name === sc.counterpart);
+      const entry = { sc, roundsData: [], summary: undefined, counterpart };
+      entries.push(entry);
+      done.push(entry);
+      const pairing = counterpart ? `; ${sc.supported.join(', ')} only, each measured next to ${counterpart.sc.name} on the same row and round` : '';
+      console.log(`${entry === entries[0] ? '' : 'and '}${sc.title} (${sc.name}, ${sc.rounds} round${sc.rounds === 1 ? '' : 's'}${pairing})`);
     }
-    entry.summary = summarize(sc, roundsData);
+    // Round by round, row by row. A server→client scenario is measured right after its
+    // client→server counterpart on the same row and in the same round (right before it in rounds
+    // 2, 4, …), so that the two see the machine in the same state and neither always goes first.
+    for (let round = 0; round < Math.max(...group.map((sc) => sc.rounds)); round++) {
+      const order = rows.map((_, i) => rows[(i + round) % rows.length]);
+      const active = entries.filter((e) => round < e.sc.rounds);
+      const rds = new Map(active.map((e) => [e, { round: round + 1, order, results: {} }]));
+      for (const [e, rd] of rds) e.roundsData.push(rd);
+      const sequence = round % 2 === 0 ? active : [...active].reverse();
+      for (const row of order) {
+        for (const entry of sequence) {
+          const { sc, roundsData } = entry;
+          const rd = rds.get(entry);
+          if (sc.supported && !sc.supported.includes(row)) {
+            rd.results[row] = { na: sc.na }; // not measured, and not printed
+            continue;
+          }
+          let result;
+          const earlier = roundsData.slice(0, -1).find((d) => d.results[row]?.timedOut);
+          if (elapsedMs() > SOFT_BUDGET_MS || HARD_LIMIT_MS - CUTOFF_MARGIN_MS - elapsedMs() < 1000) {
+            result = { skipped: 'time budget' };
+          } else if (earlier) {
+            // A row that timed out once is not run again in this scenario: it would only burn the budget.
+            result = { skipped: `timed out in round ${earlier.round}`, timedOut: true, timeoutMs: earlier.results[row].timeoutMs };
+          } else {
+            const t0 = performance.now();
+            try {
+              result = await withCutoff(MEASURE[sc.kind](sc, row, round), HARD_LIMIT_MS - CUTOFF_MARGIN_MS - elapsedMs());
+            } catch (e) {
+              result = e?.timeout ? { error: e.message, timedOut: true, timeoutMs: e.timeoutMs } : { error: e?.message ?? String(e) };
+              killPair(pairs.get(row));
+            }
+            result.wallMs = Math.round(performance.now() - t0);
+          }
+          rd.results[row] = result;
+          for (const e of entries) resummarize(e); // a companion's ratios depend on its counterpart's results
+          const label = entry === entries[0] ? '' : `${sc.name} `;
+          console.log(`  round ${round + 1} ${label}${row.padEnd(10)} ${describe(sc, result)}${result.wallMs !== undefined ? ` [${(result.wallMs / 1000).toFixed(1)} s]` : ''}`);
+        }
+      }
+      for (const e of entries) resummarize(e); // the n/a cells recorded after the last measurement too
+    }
   }
   killAllPairs();
   await allExited(3000);

@@ -1,6 +1,8 @@
 // Child process driving one row's client: `node --expose-gc bench/lib/client-host.mjs <row>`.
 // Loads ../rows/<row>.client.mjs (which exports `connect(port)` returning the row's adapter, see
-// bench/README.md) and runs the scenario drivers of drivers.mjs on request.
+// bench/README.md) and runs the scenario drivers of drivers.mjs on request. The main connection
+// asks the row to expose the client app's handlers to the server (only ws-msgpack can); its
+// `peerId` (the server's id for it) goes back to the orchestrator for the server→client scenarios.
 import { serveIpc } from './ipc-child.mjs';
 import * as drivers from './drivers.mjs';
 import { fullGc } from './mem.mjs';
@@ -15,8 +17,8 @@ let many = [];
 serveIpc({
   connect: async (args) => {
     port = args.port;
-    adapter = await rowModule.connect(port);
-    return true;
+    adapter = await rowModule.connect(port, { exposeHandlers: true });
+    return { peerId: adapter.peerId };
   },
   run: async ({ scenario, params }) => {
     const driver = drivers[scenario];

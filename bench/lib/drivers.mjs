@@ -1,4 +1,6 @@
-// Scenario drivers, run in the client process. They only use the row adapter's methods:
+// Scenario drivers, run in the process that makes the calls: the client process, or for the
+// server→client scenarios the server process (over the row's callPeer() adapter, which has echo
+// and streamSync). They only use the row adapter's methods:
 //   echo(obj) → Promise<obj>          bin(buffer) → Promise<bytes>
 //   stream(count), streamSync(count) → Promise<received>  ticks(tag, after) → Promise<{ tUnsub, received }>
 //   slow(tag, limit, durationMs) → Promise<{ consumed }>   close() → Promise

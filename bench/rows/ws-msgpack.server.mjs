@@ -1,13 +1,16 @@
 // ws-msgpack server: a Nest microservice with WsMsgpackServer. The sync-stream handler is what a
 // Nest user writes (a synchronous Observable over in-memory data, an object pattern, @Payload());
 // the other stream handlers are async generators, this transport's friendliest form.
+// `callPeer(id)` is the server→client side: an adapter over `server.peers.get(id).send()`, the
+// mirror of the client's, calling the handlers the client app exposes (rows/ws-msgpack.client.mjs).
 import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';
 import { MessagePattern } from '@nestjs/microservices';
 import { map, range } from 'rxjs';
 import { setTimeout as delay } from 'node:timers/promises';
-import { WsMsgpackServer, WsSignal } from 'nestjs-ws-msgpack';
+import { WsMsgpackServer, WsPeer, WsSignal } from 'nestjs-ws-msgpack';
 import { moduleFor } from '../lib/nest.mjs';
+import { observableAdapter } from '../lib/observable-adapter.mjs';
 import { item, slowItem } from '../lib/fixtures.mjs';
 import * as probe from '../lib/probe.mjs';
 
@@ -18,6 +21,11 @@ class BenchController {
 
   bin(bytes) {
     return bytes;
+  }
+
+  // The caller's id in server.peers (the client reads it once, when it connects).
+  whoami(_data, peer) {
+    return peer.id;
   }
 
   // Everything at once: the transport buffers what the client has no credit for yet (in bytes).
@@ -58,9 +66,11 @@ class BenchController {
 }
 
 WsSignal()(BenchController.prototype, 'ticks', 1); // @WsSignal() signal
+WsPeer()(BenchController.prototype, 'whoami', 1); // @WsPeer() peer
 const AppModule = moduleFor(BenchController, {
   echo: MessagePattern('echo'),
   bin: MessagePattern('bin'),
+  whoami: MessagePattern('whoami'),
   streamSync: MessagePattern({ cmd: 'stream-sync' }),
   stream: MessagePattern('stream'),
   ticks: MessagePattern('ticks'),
@@ -71,5 +81,18 @@ export async function start() {
   const server = new WsMsgpackServer({ port: 0, host: '127.0.0.1' });
   const app = await NestFactory.createMicroservice(AppModule, { strategy: server, logger: false });
   await app.listen();
-  return { port: server.address().port, close: () => app.close() };
+  return {
+    port: server.address().port,
+    close: () => app.close(),
+    /** The server→client adapter for the connected client `id`: the same calls as the client's adapter, made with peer.send(). */
+    callPeer(id) {
+      const peer = server.peers.get(id);
+      if (!peer) throw new Error(`no connected peer ${id} (${server.peers.size} connected)`);
+      return observableAdapter({
+        echo: (obj) => peer.send('echo', obj),
+        streamSync: (count) => peer.send({ cmd: 'stream-sync' }, { count }),
+        close: async () => {},
+      });
+    },
+  };
 }
