@@ -44,11 +44,15 @@ export class WsMsgpackClientHandlers extends WsMsgpackDispatcher<WsMsgpackClient
     );
   }
 
-  /** Stops serving: the server's calls get UNIMPLEMENTED from now on. The client stays connected. */
-  close(): void {
+  /**
+   * Stops serving: the disconnected hook runs for the handlers (code 1001), and the server's calls
+   * get UNIMPLEMENTED from now on. The client stays connected. Resolves once the hook returned (2 s at most).
+   */
+  async close(): Promise<void> {
     this.client.serveWith(undefined);
     this.statusLink?.unsubscribe();
     this.statusLink = undefined;
+    await this.hooksSettled(2000);
   }
 
   /** Registers a listener: 'error' forwards to the client's own 'error' event. */

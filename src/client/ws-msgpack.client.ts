@@ -259,9 +259,9 @@ export class WsMsgpackClient extends ClientProxy<WsMsgpackClientEvents, string> 
     conn.onError((err) => this.emitError(err));
     this.serveNothing(conn);
     conn.onClose((info) => {
+      if (this.link === link) this.link = undefined;
       if (this.connection === conn) {
         this.connection = undefined;
-        this.link = undefined;
         this._status$.next(WsMsgpackStatus.DISCONNECTED);
       }
       this.events.emit('disconnect', info);
@@ -294,9 +294,14 @@ export class WsMsgpackClient extends ClientProxy<WsMsgpackClientEvents, string> 
   /** @internal The strategy's listen(): dispatch the server's calls into it from now on. */
   serveWith(handlers: WsMsgpackClientHandlers | undefined): void {
     if (this.handlers === handlers) return;
-    const link = this.link;
-    if (this.handlers && link) this.serveNothing(link.connection);
+    const link = this.link && !this.link.connection.isClosed ? this.link : undefined;
+    const previous = this.handlers;
     this.handlers = handlers;
+    if (previous && link) {
+      // For the handlers going away, this is the end of the connection: their disconnected hook runs.
+      this.serveNothing(link.connection);
+      previous.detachFrom(link, { code: 1001, reason: 'client handlers closed' });
+    }
     if (handlers && link) handlers.attachTo(link);
   }
 

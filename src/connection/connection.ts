@@ -75,8 +75,9 @@ export class Connection {
   private closedInfo: CloseInfo | undefined;
   private requestHandler: RequestHandler | undefined;
   private eventHandler: ((event: IncomingEvent) => void) | undefined;
-  /** Frames of the peer's calls and events held back by {@link holdPeerWork}. */
-  private held: Frame[] | undefined;
+  /** Frames of the peer's calls and events held back by {@link holdPeerWork}, with when they came. */
+  private held: { frame: Frame; at: number }[] | undefined;
+  private heldBytes = 0;
 
   constructor(
     /** The underlying WebSocket. */
@@ -130,17 +131,22 @@ export class Connection {
   /**
    * @internal Holds back the peer's REQUESTs and EVENTs (and the frames of those calls) until
    * `until` settles; frames of this side's own calls flow meanwhile, so work behind `until` may
-   * call the peer and wait for the answer. More than {@link MAX_HELD_FRAMES} held frames close
-   * the connection (1008).
+   * call the peer and wait for the answer. More than {@link MAX_HELD_FRAMES} held frames, or
+   * more than `maxConnectionBufferBytes` of them, close the connection (1008). A held REQUEST's
+   * deadline counts from when it arrived.
    */
   holdPeerWork(until: Promise<unknown>): void {
     if (this.held) return;
     this.held = [];
+    this.heldBytes = 0;
     const release = (): void => {
-      const frames = this.held ?? [];
+      const held = this.held ?? [];
       this.held = undefined;
-      for (const frame of frames) {
+      this.heldBytes = 0;
+      const now = Date.now();
+      for (const { frame, at } of held) {
         if (this.closedInfo) return;
+        if (frame.type === FrameType.REQUEST && frame.timeout !== undefined) frame.timeout = Math.max(1, frame.timeout - (now - at));
         this.dispatchSafely(frame);
       }
     };
@@ -238,7 +244,10 @@ export class Connection {
       return;
     }
     if (this.held && (frame.type === FrameType.EVENT || (frame.id !== 0 && !this.isOwn(frame.id)))) {
-      if (this.held.push(frame) > MAX_HELD_FRAMES) this.close(1008, 'too many frames while the connected hook ran');
+      this.heldBytes += (data as Uint8Array).byteLength;
+      if (this.held.push({ frame, at: Date.now() }) > MAX_HELD_FRAMES || this.heldBytes > this.limits.maxConnectionBufferBytes) {
+        this.close(1008, 'too many frames while the connected hook ran');
+      }
       return;
     }
     this.dispatchSafely(frame);

@@ -1,4 +1,4 @@
-import { Observable, of, throwError } from 'rxjs';
+import { Observable, of, throwError, type Subscriber } from 'rxjs';
 import type { Connection } from '../connection/connection.js';
 import { WsMsgpackError, WsMsgpackErrorCode } from '../protocol/errors.js';
 import { unpackCall } from './record.js';
@@ -84,8 +84,16 @@ export class ConnectionPeer implements WsMsgpackPeer {
   }
 }
 
-/** A peer as a handler sees it: its calls end when the handler's own call ends. */
+/**
+ * A peer as a handler sees it: the calls it makes are cancelled if the handler's own call ends
+ * early (cancelled, past its deadline, connection lost). A call that completes normally does not
+ * cancel the nested calls it started and left running.
+ */
 class CallBoundPeer implements WsMsgpackPeer {
+  /** The nested calls under way, all failed at once when the signal aborts (one listener for all). */
+  private readonly running = new Set<Subscriber<unknown>>();
+  private listening = false;
+
   constructor(
     private readonly peer: ConnectionPeer,
     private readonly signal: AbortSignal,
@@ -109,17 +117,15 @@ class CallBoundPeer implements WsMsgpackPeer {
 
   send<TResult = unknown, TInput = unknown>(pattern: unknown, data: TInput): Observable<TResult> {
     const calls = this.peer.send<TResult, TInput>(pattern, data);
-    const signal = this.signal;
     return new Observable<TResult>((subscriber) => {
-      if (signal.aborted) {
-        subscriber.error(callEnded(signal.reason));
+      if (this.signal.aborted) {
+        subscriber.error(callEnded(this.signal.reason));
         return;
       }
-      const onAbort = (): void => subscriber.error(callEnded(signal.reason)); // erroring unsubscribes: CANCEL
-      signal.addEventListener('abort', onAbort, { once: true });
+      this.watch(subscriber as Subscriber<unknown>);
       const inner = calls.subscribe(subscriber);
       return () => {
-        signal.removeEventListener('abort', onAbort);
+        this.running.delete(subscriber as Subscriber<unknown>);
         inner.unsubscribe();
       };
     });
@@ -131,6 +137,20 @@ class CallBoundPeer implements WsMsgpackPeer {
 
   close(code?: number, reason?: string): void {
     this.peer.close(code, reason);
+  }
+
+  private watch(subscriber: Subscriber<unknown>): void {
+    this.running.add(subscriber);
+    if (this.listening) return;
+    this.listening = true;
+    this.signal.addEventListener(
+      'abort',
+      () => {
+        const error = callEnded(this.signal.reason);
+        for (const s of [...this.running]) s.error(error); // erroring unsubscribes: CANCEL
+      },
+      { once: true },
+    );
   }
 }
 

@@ -1,6 +1,6 @@
 import { Server, type MessageHandler } from '@nestjs/microservices';
 import type { IncomingMessage } from 'node:http';
-import { isObservable } from 'rxjs';
+import { isObservable, lastValueFrom } from 'rxjs';
 import type { WebSocket } from 'ws';
 import type { CloseInfo, Connection, IncomingEvent } from '../connection/connection.js';
 import { asError } from '../connection/frame-writer.js';
@@ -39,6 +39,10 @@ export abstract class WsMsgpackDispatcher<EventsMap extends Record<string, Funct
   override transportId = WS_MSGPACK_TRANSPORT;
   /** Pattern strings (as sent) already resolved to a handler by Nest's normalisation. */
   private readonly resolved = new Map<string, MessageHandler>();
+  /** The connected hook of each attached connection, until it is detached. */
+  private readonly connectedHooks = new WeakMap<Connection, Promise<void>>();
+  /** Disconnected hooks under way (close() waits for them). */
+  private readonly pendingHooks = new Set<Promise<void>>();
 
   constructor() {
     super();
@@ -58,30 +62,75 @@ export abstract class WsMsgpackDispatcher<EventsMap extends Record<string, Funct
     a.connection.onEvent((event) => this.dispatchEvent(event, a));
     if (this.findHandler(WS_PEER_CONNECTED)) {
       const payload: WsPeerConnected = { peerId: a.peer.id };
-      a.connection.holdPeerWork(this.runHook(WS_PEER_CONNECTED, payload, a));
+      const connected = this.runHook(WS_PEER_CONNECTED, payload, a);
+      this.connectedHooks.set(a.connection, connected);
+      a.connection.holdPeerWork(connected);
     }
   }
 
-  /** The connection of `a` ended (after its calls were torn down): the disconnected hook, then the state goes. */
+  /**
+   * The connection of `a` ended (after its calls were torn down): once the connected hook has
+   * returned, the disconnected hook runs, then the peer's state goes.
+   */
   protected detach(a: Attachment, info: CloseInfo): void {
-    const clear = (): void => a.peer.state.clear();
-    if (!this.findHandler(WS_PEER_DISCONNECTED)) return clear();
+    const connected = this.connectedHooks.get(a.connection) ?? Promise.resolve();
+    this.connectedHooks.delete(a.connection);
     const payload: WsPeerDisconnected = { peerId: a.peer.id, code: info.code, reason: info.reason };
-    void this.runHook(WS_PEER_DISCONNECTED, payload, a).then(clear);
+    const done = connected
+      .then(() => (this.findHandler(WS_PEER_DISCONNECTED) ? this.runHook(WS_PEER_DISCONNECTED, payload, a) : undefined))
+      .then(() => a.peer.state.clear());
+    this.pendingHooks.add(done);
+    void done.then(() => this.pendingHooks.delete(done));
   }
 
-  /** Runs a connection hook's handlers; resolves when they have returned (failures are reported). */
+  /** Resolves once every disconnected hook under way has returned, or after `ms`. */
+  protected hooksSettled(ms: number): Promise<void> {
+    if (this.pendingHooks.size === 0) return Promise.resolve();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    return Promise.race([
+      Promise.all([...this.pendingHooks]).then(() => undefined),
+      new Promise<void>((resolve) => (timer = setTimeout(resolve, ms))),
+    ]).finally(() => clearTimeout(timer));
+  }
+
+  /**
+   * Runs a connection hook's handlers (all of them, when several controllers have one) between
+   * the processing hooks, and resolves once they have returned: a returned Promise settled, a
+   * returned Observable (an interceptor's, several handlers') completed. A failure is reported.
+   */
   private runHook(pattern: string, payload: WsPeerConnected | WsPeerDisconnected, a: Attachment): Promise<void> {
+    const handler = this.findHandler(pattern);
+    if (!handler) return Promise.resolve();
     const ctx = new WsMsgpackContext([pattern, {}, this.eventCall, a.socket, a.request, a.peer]);
-    return this.handleEvent(pattern, { pattern, data: payload }, ctx).then(
-      () => undefined,
-      (e: unknown) => this.reportError(new Error(`the ${pattern} hook failed: ${asError(e).message}`, { cause: e })),
-    );
+    const fail = (e: unknown): void => this.reportError(new Error(`the ${pattern} hook failed: ${describe(e)}`, { cause: e }));
+    return new Promise<void>((resolve) => {
+      const run = async (): Promise<void> => {
+        try {
+          const result: unknown = await handler(payload, ctx);
+          if (isObservable(result)) await lastValueFrom(result, { defaultValue: undefined });
+        } catch (e) {
+          fail(e);
+        } finally {
+          try {
+            this.onProcessingEndHook?.(this.transportId, ctx);
+          } finally {
+            resolve();
+          }
+        }
+      };
+      try {
+        void this.onProcessingStartHook(this.transportId, ctx, run);
+      } catch (e) {
+        fail(e);
+        resolve();
+      }
+    });
   }
 
   private handleCall(call: IncomingCall, a: Attachment): Promise<OutboundSource> | OutboundSource {
     const pattern = patternAsString(call.pattern);
-    const handler = pattern === undefined ? null : this.findHandler(pattern);
+    // The connection hooks' patterns are this side's own: a peer cannot call them.
+    const handler = pattern === undefined || isReserved(pattern) ? null : this.findHandler(pattern);
     if (!handler) throw new WsMsgpackError(WsMsgpackErrorCode.UNIMPLEMENTED, NO_MESSAGE_HANDLER);
     const ctx = new WsMsgpackContext([pattern!, call.headers, call, a.socket, a.request, a.peer]);
     const endHook = this.onProcessingEndHook;
@@ -130,6 +179,10 @@ export abstract class WsMsgpackDispatcher<EventsMap extends Record<string, Funct
   private dispatchEvent(event: IncomingEvent, a: Attachment): void {
     const pattern = patternAsString(event.pattern);
     if (pattern === undefined) return;
+    if (isReserved(pattern)) {
+      this.reportError(new Error(`the peer ${a.peer.id} emitted an event with the reserved pattern ${pattern}; it was dropped`));
+      return;
+    }
     const ctx = new WsMsgpackContext([pattern, event.headers, this.eventCall, a.socket, a.request, a.peer]);
     this.handleEvent(pattern, { pattern: event.pattern as string, data: event.payload }, ctx).catch((err: unknown) => this.logger.error(err));
   }
@@ -141,6 +194,23 @@ export abstract class WsMsgpackDispatcher<EventsMap extends Record<string, Funct
     onEnd: () => {},
     report: (error) => this.reportError(asError(error)),
   };
+}
+
+/** Patterns of this transport's own events (the connection hooks): `wsmp:` and a name. */
+const RESERVED_PREFIX = 'wsmp:';
+
+function isReserved(pattern: string): boolean {
+  return pattern.startsWith(RESERVED_PREFIX);
+}
+
+/** An error for a message: its message, or the value as JSON (a Nest error payload). */
+function describe(e: unknown): string {
+  if (e instanceof Error) return e.message;
+  try {
+    return JSON.stringify(e);
+  } catch {
+    return String(e);
+  }
 }
 
 /** The pattern as Nest's TCP transport sees it: strings as-is, anything else JSON-encoded. */

@@ -252,6 +252,7 @@ export class WsMsgpackServer extends WsMsgpackDispatcher<WsMsgpackServerEvents, 
       }),
     ]);
     clearTimeout(timer);
+    await this.hooksSettled(timeout); // disconnected hooks still use the app's providers
     await this.cleanup();
     this._status$.next(WsMsgpackStatus.DISCONNECTED);
   }
