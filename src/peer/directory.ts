@@ -23,7 +23,7 @@ export interface WsMsgpackPeerDirectory {
   broadcast(pattern: unknown, data: unknown, filter?: (peer: WsMsgpackPeer) => boolean): number;
 }
 
-/** @internal The peers of one server process. */
+/** The peers of one server process (what `server.peers` is, as {@link WsMsgpackPeerDirectory}). */
 export class LocalPeerDirectory implements WsMsgpackPeerDirectory {
   private readonly peers = new Map<string, WsMsgpackPeer>();
 

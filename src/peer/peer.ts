@@ -41,11 +41,11 @@ export interface WsMsgpackPeer {
   close(code?: number, reason?: string): void;
 }
 
-/** @internal A peer over one Connection. */
+/** A peer over one Connection (what `ctx.getPeer()` and `server.peers` hand out, as {@link WsMsgpackPeer}). */
 export class ConnectionPeer implements WsMsgpackPeer {
   readonly id: string = newPeerId();
   readonly state = new Map<unknown, unknown>();
-  /** @internal Set by authentication. */
+  /** The authenticated identity: set by authentication, `undefined` until then. */
   user: unknown = undefined;
 
   constructor(
