@@ -14,6 +14,12 @@ import {
   WsMsgpackError,
   WsMsgpackRecordBuilder,
   WsMsgpackServer,
+  WsMsgpackTopics,
+  WS_PEER_CONNECTED,
+  type WsMsgpackClientHandlers,
+  type WsMsgpackPeer,
+  type WsMsgpackPeerDirectory,
+  type WsPeerDisconnected,
   DEFAULT_LIMITS,
 } from 'nestjs-ws-msgpack';
 
@@ -35,5 +41,15 @@ export async function use(): Promise<number> {
   void code;
   void callOptions;
   void connectionOptions;
+  const handlers: WsMsgpackClientHandlers = client.exposeHandlers();
+  const peers: WsMsgpackPeerDirectory = server.peers;
+  const reached: number = server.broadcast('news', { a: 1 }, (p: WsMsgpackPeer) => p.state.has('x'));
+  const peer: WsMsgpackPeer | undefined = peers.get('id') ?? ctx?.getPeer();
+  const topics = new WsMsgpackTopics<number>();
+  const gone: WsPeerDisconnected = { peerId: peer?.id ?? '', code: 1000, reason: '' };
+  void handlers;
+  void gone;
+  void WS_PEER_CONNECTED;
+  topics.publish('t', reached);
   return n + (await firstValueFrom(client.send<number>('sum', [1, 2])));
 }
