@@ -11,8 +11,6 @@ export interface WsMsgpackClientOptions extends ConnectionLimits {
   timeout?: number;
   /** How long `connect()` may take. Default 10,000 ms. */
   connectTimeout?: number;
-  /** Interval of WebSocket pings; a server that does not answer one ping by the next is dropped. Default 30,000 ms; 0 disables. */
-  keepAliveInterval?: number;
   /** Further options for the `ws` WebSocket (TLS settings, agent, ...). */
   wsOptions?: Omit<WsClientOptions, 'maxPayload' | 'headers' | 'handshakeTimeout'>;
 }

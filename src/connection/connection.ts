@@ -115,7 +115,7 @@ export class Connection {
       onSocketError: (err) => this.emitError(err),
     });
     const pingable = pingableOf(socket);
-    this.stopKeepAlive = pingable ? startKeepAlive(pingable, this.limits.keepAliveInterval) : () => {};
+    this.stopKeepAlive = pingable ? startKeepAlive(pingable, this.limits.keepAliveInterval, this.limits.keepAliveTimeout) : () => {};
   }
 
   /** @internal Sets the handler for calls the peer starts. Without one, calls fail with UNIMPLEMENTED. */

@@ -33,6 +33,12 @@ export interface ConnectionLimits extends FrameCodecOptions {
    * A peer that has not answered one ping by the next is dropped. Default 30,000 ms; 0 disables.
    */
   keepAliveInterval?: number;
+  /**
+   * How long a ping may wait for its pong before the peer is presumed dead and the connection is
+   * cut (its calls fail with UNAVAILABLE). A dead peer is found within interval + timeout.
+   * Default 10,000 ms.
+   */
+  keepAliveTimeout?: number;
 }
 
 /** Default of {@link ConnectionLimits.maxPayload}, also used for `ws`'s own limit. */
@@ -40,6 +46,9 @@ export const DEFAULT_MAX_PAYLOAD = 16 * 1024 * 1024;
 
 /** Default of {@link ConnectionLimits.keepAliveInterval}. */
 export const DEFAULT_KEEPALIVE_INTERVAL = 30_000;
+
+/** Default of {@link ConnectionLimits.keepAliveTimeout}. */
+export const DEFAULT_KEEPALIVE_TIMEOUT = 10_000;
 
 /** Every limit with its default. */
 export const DEFAULT_LIMITS = Object.freeze({
@@ -51,6 +60,7 @@ export const DEFAULT_LIMITS = Object.freeze({
   maxConcurrentCalls: 1000,
   maxPayload: DEFAULT_MAX_PAYLOAD,
   keepAliveInterval: DEFAULT_KEEPALIVE_INTERVAL,
+  keepAliveTimeout: DEFAULT_KEEPALIVE_TIMEOUT,
 });
 
 /** The limits in force: every option set. */
@@ -70,7 +80,7 @@ export function resolveLimits(options: ConnectionLimits): ResolvedLimits {
     if ((options as Record<string, unknown>)[key] !== undefined) throw new TypeError(`nestjs-ws-msgpack: ${REPLACED[key]}`);
   }
   const limits: ResolvedLimits = { ...DEFAULT_LIMITS };
-  const numeric = ['window', 'maxStreamBufferBytes', 'maxConnectionBufferBytes', 'maxBufferedBytes', 'maxConcurrentCalls', 'maxPayload', 'keepAliveInterval'] as const;
+  const numeric = ['window', 'maxStreamBufferBytes', 'maxConnectionBufferBytes', 'maxBufferedBytes', 'maxConcurrentCalls', 'maxPayload', 'keepAliveInterval', 'keepAliveTimeout'] as const;
   for (const key of numeric) {
     const v = options[key];
     if (v === undefined) continue;

@@ -1,0 +1,94 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { Controller } from '@nestjs/common';
+import { MessagePattern } from '@nestjs/microservices';
+import { WsMsgpackClient, WS_PEER_CONNECTED, WsEventPattern, WsPeer, type WsMsgpackPeer } from '../../src/index.js';
+import { errorOf, startService, until, WAIT_MS, within, type TestService } from '../support/helpers.js';
+import { codeOf } from '../support/streams.js';
+
+/**
+ * Keep-alive against a peer whose process is frozen with SIGSTOP: the TCP connection stays open
+ * (the kernel keeps it), but no pong comes. Each side must find out within interval + timeout and
+ * fail every call on the connection with UNAVAILABLE.
+ */
+
+const script = fileURLToPath(new URL('../support/frozen-peer.mjs', import.meta.url));
+
+/** Starts the helper process and resolves with it and the rest of its "ready" line. */
+async function startPeer(args: string[]): Promise<{ child: ChildProcess; ready: string }> {
+  const child = spawn(process.execPath, [script, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const lines = createInterface({ input: child.stdout! });
+  const ready = await within(
+    new Promise<string>((resolve, reject) => {
+      lines.on('line', (line) => line.startsWith('ready') && resolve(line.slice(5).trim()));
+      child.once('exit', (code) => reject(new Error(`frozen-peer exited with ${code}`)));
+    }),
+    WAIT_MS,
+    'frozen-peer ready',
+  );
+  return { child, ready };
+}
+
+function kill(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    child.once('exit', () => resolve());
+    child.kill('SIGCONT');
+    child.kill('SIGKILL');
+  });
+}
+
+const peers: WsMsgpackPeer[] = [];
+
+@Controller()
+class KeepAliveController {
+  @WsEventPattern(WS_PEER_CONNECTED)
+  connected(@WsPeer() peer: WsMsgpackPeer): void {
+    peers.push(peer);
+  }
+
+  @MessagePattern('ping')
+  ping(): string {
+    return 'pong';
+  }
+}
+
+describe('keep-alive finds a frozen peer within interval + timeout', () => {
+  it('the server cuts a client whose process is stopped; its calls to that client fail with UNAVAILABLE', async () => {
+    const svc: TestService = await startService({ controllers: [KeepAliveController] }, { keepAliveInterval: 100, keepAliveTimeout: 150 });
+    const { child } = await startPeer(['client', svc.url]);
+    try {
+      await until(() => peers.length === 1, WAIT_MS, 'the child connected');
+      const peer = peers[0]!;
+      const disconnected = new Promise<number>((resolve) => svc.server.on('disconnect', (_ws, code) => resolve(code)));
+      const call = errorOf(peer.send('anything', null), WAIT_MS); // the child never answers it
+      child.kill('SIGSTOP');
+      expect(await within(disconnected, WAIT_MS, 'the server cutting the frozen client')).toBe(1006);
+      expect(codeOf(await call)).toBe('UNAVAILABLE');
+      expect(peer.isConnected).toBe(false);
+      // The server is fine: other clients are served.
+      const other = svc.client();
+      expect(await within(new Promise((resolve, reject) => other.send('ping', null).subscribe({ next: resolve, error: reject })))).toBe('pong');
+    } finally {
+      await kill(child);
+      await svc.close();
+    }
+  });
+
+  it('the client cuts a server whose process is stopped; its calls fail with UNAVAILABLE', async () => {
+    const { child, ready } = await startPeer(['server']);
+    const client = new WsMsgpackClient({ url: `ws://127.0.0.1:${ready}`, keepAliveInterval: 100, keepAliveTimeout: 150 });
+    try {
+      const conn = await client.connect();
+      const closed = new Promise<number>((resolve) => conn.onClose((info) => resolve(info.code)));
+      const call = errorOf(client.send('anything', null), WAIT_MS); // the bare server never answers
+      child.kill('SIGSTOP');
+      expect(await within(closed, WAIT_MS, 'the client cutting the frozen server')).toBe(1006);
+      expect(codeOf(await call)).toBe('UNAVAILABLE');
+    } finally {
+      await client.close();
+      await kill(child);
+    }
+  });
+});
