@@ -6,12 +6,16 @@ export const WS_MSGPACK_TRANSPORT: unique symbol = Symbol.for('nestjs-ws-msgpack
 
 /** Status values of {@link WsMsgpackServer.status} and {@link WsMsgpackClient.status}. */
 export const WsMsgpackStatus = {
-  /** Client: a connection attempt is under way. */
+  /** Client: the first connection attempt is under way. */
   CONNECTING: 'connecting',
   /** Server: listening. Client: connected. */
   CONNECTED: 'connected',
-  /** Server: closed or failed to listen. Client: not connected. */
+  /** Client: the connection dropped (or the server went away); reconnecting with backoff. */
+  RECONNECTING: 'reconnecting',
+  /** Server: closed or failed to listen. Client: gave up (no reconnect, attempts ran out, or a refusal such as 401). */
   DISCONNECTED: 'disconnected',
+  /** Client: `close()` was called (a later call or `connect()` opens it again). */
+  CLOSED: 'closed',
 } as const;
 
 /** One of the {@link WsMsgpackStatus} values. */

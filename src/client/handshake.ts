@@ -28,13 +28,13 @@ export function startHandshake<T>(url: string, options: ClientOptions, adopt: (w
     resolveOpened = resolve;
     rejectOpened = reject;
   });
-  const fail = (reason: string, cause?: unknown): void => {
+  const fail = (reason: string, details?: Record<string, unknown>): void => {
     if (settled) return;
     settled = true;
     cleanup();
     ws.on('error', ignore); // terminate() during the handshake reports an error nobody needs
     ws.terminate();
-    rejectOpened(new WsMsgpackError(WsMsgpackErrorCode.UNAVAILABLE, `cannot connect to ${url}: ${reason}`, cause === undefined ? undefined : { cause: String(cause) }));
+    rejectOpened(new WsMsgpackError(WsMsgpackErrorCode.UNAVAILABLE, `cannot connect to ${url}: ${reason}`, details));
   };
   const onOpen = (): void => {
     if (settled) return;
@@ -51,10 +51,11 @@ export function startHandshake<T>(url: string, options: ClientOptions, adopt: (w
     }
     resolveOpened(adopted);
   };
-  const onError = (err: Error): void => fail(err.message, err);
-  const onClose = (code: number, reason: Buffer): void => fail(`closed during handshake (code ${code}${reason.length ? `: ${reason.toString()}` : ''})`);
+  const onError = (err: Error): void => fail(err.message, { cause: String(err), code: (err as NodeJS.ErrnoException).code });
+  const onClose = (code: number, reason: Buffer): void =>
+    fail(`closed during handshake (code ${code}${reason.length ? `: ${reason.toString()}` : ''})`, { closeCode: code });
   const onUnexpected = (_req: unknown, res: { statusCode?: number; statusMessage?: string }): void =>
-    fail(`HTTP ${res.statusCode ?? '?'} ${res.statusMessage ?? ''}`.trim());
+    fail(`HTTP ${res.statusCode ?? '?'} ${res.statusMessage ?? ''}`.trim(), { httpStatus: res.statusCode });
   function cleanup(): void {
     ws.off('open', onOpen);
     ws.off('error', onError);

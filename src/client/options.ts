@@ -1,16 +1,48 @@
 import type { ClientOptions as WsClientOptions } from 'ws';
 import type { ConnectionLimits } from '../connection/options.js';
+import type { ReconnectOptions } from '../connection/session.js';
+
+export type { ReconnectOptions } from '../connection/session.js';
+
+/** Upgrade request headers, or a function that gives them (called before every connection attempt). */
+export type WsMsgpackHeaders = Record<string, string> | (() => Record<string, string> | Promise<Record<string, string>>);
 
 /** Options of {@link WsMsgpackClient} (the `options` of a `ClientsModule` entry). */
 export interface WsMsgpackClientOptions extends ConnectionLimits {
-  /** Server URL, e.g. 'ws://127.0.0.1:3001' or 'wss://api.example.com/rpc'. */
-  url: string;
-  /** Extra HTTP headers on the upgrade request (e.g. `authorization`). */
-  headers?: Record<string, string>;
+  /**
+   * Server URL, e.g. 'ws://127.0.0.1:3001' or 'wss://api.example.com/rpc'; or several (replicas):
+   * the client starts with the first and, when a connection drops or an attempt fails, tries the next.
+   */
+  url: string | readonly string[];
+  /**
+   * Extra HTTP headers on the upgrade request (e.g. `authorization`), or a function returning
+   * them (may be async), called before every (re)connect: a token refreshed in time.
+   */
+  headers?: WsMsgpackHeaders;
   /** Default deadline for every `send()` in milliseconds (a record's `setTimeout` wins). Off by default. */
   timeout?: number;
-  /** How long `connect()` may take. Default 10,000 ms. */
+  /** How long one connection attempt (the WebSocket handshake) may take. Default 10,000 ms. */
   connectTimeout?: number;
-  /** Further options for the `ws` WebSocket (TLS settings, agent, ...). */
+  /**
+   * Reconnect automatically when the connection drops (no call needed to trigger it), with
+   * exponential backoff and full jitter. `true` (the default) uses {@link DEFAULT_RECONNECT}; an
+   * object changes parts of it; `false` makes one attempt per connect. Refusals that retrying cannot
+   * fix (HTTP 4xx such as 401/403, an unsupported protocol version) stop it.
+   */
+  reconnect?: boolean | ReconnectOptions;
+  /**
+   * Whether calls and events made while not connected wait for the connection (gRPC's
+   * wait-for-ready: up to their deadline, or `readyTimeout`), or fail at once with UNAVAILABLE
+   * while the connection is down. Per call: `WsMsgpackRecordBuilder.setWaitForReady()`. Default true.
+   */
+  waitForReady?: boolean;
+  /**
+   * How long `connect()`, and a call or event without a deadline, wait for a connection before
+   * failing with UNAVAILABLE. Default 10,000 ms.
+   */
+  readyTimeout?: number;
+  /** Most events waiting for a connection; more fail at once with UNAVAILABLE. Default 1,000. */
+  maxPendingEvents?: number;
+  /** Further options for the `ws` WebSocket (TLS: `ca`, `cert`, `key`, `rejectUnauthorized`; agent, ...). */
   wsOptions?: Omit<WsClientOptions, 'maxPayload' | 'headers' | 'handshakeTimeout'>;
 }

@@ -46,6 +46,7 @@ export interface CloseInfo {
 type ConnectionEvents = {
   close: (info: CloseInfo) => void;
   error: (error: Error) => void;
+  goingAway: (notice: WsMsgpackError) => void;
 };
 
 const EMPTY_HEADERS: Headers = Object.freeze({}) as Headers;
@@ -73,6 +74,8 @@ export class Connection {
   private readonly listeners: Listeners<ConnectionEvents>;
   private readonly stopKeepAlive: () => void;
   private closedInfo: CloseInfo | undefined;
+  /** Set once either side announced GOING_AWAY: what new calls fail with. */
+  private goingAway: WsMsgpackError | undefined;
   private requestHandler: RequestHandler | undefined;
   private eventHandler: ((event: IncomingEvent) => void) | undefined;
   /** Frames of the peer's calls and events held back by {@link holdPeerWork}, with when they came. */
@@ -101,7 +104,10 @@ export class Connection {
       report: (error) => this.emitError(asError(error)),
     };
     const host = { writer, sink, limits: this.limits, budget: this.budget };
-    this.outgoing = new OutgoingCalls({ ...host, closedError: () => (this.closedInfo ? this.unavailable(this.closedInfo) : undefined) }, options.role === 'client' ? 1 : 2);
+    this.outgoing = new OutgoingCalls(
+      { ...host, closedError: () => (this.closedInfo ? this.unavailable(this.closedInfo) : this.goingAway) },
+      options.role === 'client' ? 1 : 2,
+    );
     this.incoming = new IncomingCalls({
       ...host,
       mapStreamError: options.mapStreamError,
@@ -171,6 +177,37 @@ export class Connection {
   /** True once the connection has ended. */
   get isClosed(): boolean {
     return this.closedInfo !== undefined;
+  }
+
+  /**
+   * True once either side announced it is going away (GOING_AWAY): no new calls start on this
+   * connection (they fail with UNAVAILABLE); the calls under way go on until it closes.
+   */
+  get isGoingAway(): boolean {
+    return this.goingAway !== undefined;
+  }
+
+  /**
+   * @internal Adds a listener for the peer's GOING_AWAY notice (it is shutting down: open a new
+   * connection for new calls, let these finish).
+   */
+  onGoingAway(listener: (notice: WsMsgpackError) => void): void {
+    this.listeners.on('goingAway', listener);
+  }
+
+  /**
+   * @internal This side is shutting down: tells the peer (a connection-level ERROR with code
+   * GOING_AWAY, `data` as its details), answers the peer's new REQUESTs with UNAVAILABLE, and
+   * starts no new calls of its own. Calls under way go on; close() ends them.
+   */
+  goAway(message: string, data?: unknown): void {
+    if (this.goingAway || this.closedInfo) return;
+    this.goingAway = new WsMsgpackError(WsMsgpackErrorCode.UNAVAILABLE, `the connection is going away: ${message}`);
+    this.incoming.refuseNew(this.goingAway);
+    const frame: Frame = { type: FrameType.ERROR, id: 0, code: WsMsgpackErrorCode.GOING_AWAY, message };
+    if (data !== undefined) frame.data = data;
+    this.writer.sendControl(frame);
+    this.writer.flush();
   }
 
   /** Calls the peer started that are still running here. */
@@ -273,6 +310,7 @@ export class Connection {
       case FrameType.COMPLETE:
         return this.isOwn(frame.id) ? this.outgoing.onComplete(frame) : this.incoming.onComplete(frame);
       case FrameType.ERROR:
+        if (frame.id === 0 && frame.code === WsMsgpackErrorCode.GOING_AWAY) return this.onPeerGoingAway(frame.message, frame.data);
         if (frame.id === 0) return this.emitError(new WsMsgpackError(frame.code, frame.message, frame.data));
         return this.isOwn(frame.id) ? this.outgoing.onError(frame) : this.incoming.onError(frame);
       case FrameType.CANCEL:
@@ -285,6 +323,12 @@ export class Connection {
 
   private isOwn(id: number): boolean {
     return id % 2 === this.ownParity;
+  }
+
+  private onPeerGoingAway(message: string, data: unknown): void {
+    if (this.goingAway) return;
+    this.goingAway = new WsMsgpackError(WsMsgpackErrorCode.UNAVAILABLE, `the peer is going away: ${message}`, data);
+    this.listeners.emit('goingAway', new WsMsgpackError(WsMsgpackErrorCode.GOING_AWAY, message, data));
   }
 
   private onEventFrame(pattern: unknown, payload: unknown, headers: Headers | undefined): void {

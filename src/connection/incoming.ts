@@ -85,6 +85,14 @@ export class IncomingCalls {
 
   constructor(private readonly host: IncomingHost) {}
 
+  /** Set while draining: new REQUESTs are answered with this error. */
+  private refusing: WsMsgpackError | undefined;
+
+  /** From now on, new REQUESTs are answered with `error` (a draining server); running calls go on. */
+  refuseNew(error: WsMsgpackError): void {
+    this.refusing = error;
+  }
+
   /** Calls still running here. */
   get size(): number {
     return this.calls.size;
@@ -101,6 +109,10 @@ export class IncomingCalls {
     const { writer, limits } = this.host;
     if (id <= this.lastPeerId) throw new ProtocolViolation(`REQUEST id ${id} was already used (ids must increase)`, id, frame.type);
     this.lastPeerId = id;
+    if (this.refusing) {
+      writer.sendError(id, this.refusing);
+      return;
+    }
     if (this.busy >= limits.maxConcurrentCalls) {
       writer.sendError(
         id,

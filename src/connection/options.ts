@@ -121,4 +121,13 @@ export interface WsMsgpackCallOptions {
    * meta `o`) the response stream the peer sends. Default: each side's own `overflow` option.
    */
   overflow?: OverflowStrategy;
+  /**
+   * While the client is not connected: `true` (the client's default) waits for the connection up
+   * to the call's deadline (or the client's `readyTimeout`); `false` fails at once with
+   * UNAVAILABLE when the connection is down (the first connection of a lazy client is still
+   * waited for).
+   */
+  waitForReady?: boolean;
+  /** @internal The deadline as the caller set it, when `timeout` is what is left of it (for messages). */
+  declaredTimeout?: number;
 }

@@ -98,7 +98,8 @@ export class OutgoingCalls {
     this.calls.set(id, call);
     if (frame.timeout !== undefined) {
       const ms = frame.timeout;
-      call.timer = startTimer(ms, () => this.abandon(call, new WsMsgpackError(WsMsgpackErrorCode.DEADLINE_EXCEEDED, `deadline of ${ms} ms exceeded`)));
+      const declared = options.declaredTimeout ?? ms;
+      call.timer = startTimer(ms, () => this.abandon(call, new WsMsgpackError(WsMsgpackErrorCode.DEADLINE_EXCEEDED, `deadline of ${declared} ms exceeded`)));
     }
     if (isStream) {
       // The request stream starts with no credit: the responder's first CREDIT opens it.

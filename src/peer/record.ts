@@ -62,6 +62,15 @@ export class WsMsgpackRecordBuilder<TData = unknown> {
     return this;
   }
 
+  /**
+   * Whether this call, made while the client is not connected, waits for the connection (up to
+   * its deadline) or fails at once with UNAVAILABLE. Default: the client's `waitForReady` (true).
+   */
+  setWaitForReady(wait: boolean): this {
+    this.options = { ...this.options, waitForReady: wait };
+    return this;
+  }
+
   /** Returns the record. */
   build(): WsMsgpackRecord<TData> {
     return new WsMsgpackRecord(this.data as TData, this.options);

@@ -20,6 +20,11 @@ export const WsMsgpackErrorCode = {
   PROTOCOL_ERROR: 'PROTOCOL_ERROR',
   /** A value could not be encoded, or another local failure. */
   INTERNAL: 'INTERNAL',
+  /**
+   * Not an error of a call: sent as a connection-level ERROR (id 0) by a peer that is shutting
+   * down. Start no new calls on this connection; those under way may finish (docs/PROTOCOL.md §15.1).
+   */
+  GOING_AWAY: 'GOING_AWAY',
 } as const;
 
 /** One of the {@link WsMsgpackErrorCode} values. */

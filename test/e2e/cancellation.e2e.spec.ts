@@ -370,8 +370,9 @@ describe('connection loss fails every call and tears every handler down', () => 
       expect(errors.map((e) => ((e as WsMsgpackError).details as { closeCode: number }).closeCode)).toEqual([1001, 1001, 1001]);
       await until(() => clientSource.finalized === 1, WAIT_MS, 'client request source torn down');
       await expectAllTornDown(tags, WsMsgpackErrorCode.UNAVAILABLE);
-      // a new call on the closed server fails fast with UNAVAILABLE, it does not hang
-      expectUnavailable(await errorOf(client.send('ticks', newTag('late'))));
+      // a new call on the closed server does not hang: it waits for the reconnect up to its deadline
+      // (or readyTimeout), or fails at once when it does not wait for ready
+      expectUnavailable(await errorOf(client.send('ticks', new WsMsgpackRecordBuilder(newTag('late')).setWaitForReady(false).build())));
     } finally {
       await client.close();
     }

@@ -186,6 +186,7 @@ describe('error codes', () => {
       RESOURCE_EXHAUSTED: 'RESOURCE_EXHAUSTED',
       PROTOCOL_ERROR: 'PROTOCOL_ERROR',
       INTERNAL: 'INTERNAL',
+      GOING_AWAY: 'GOING_AWAY',
     });
   });
 
@@ -200,7 +201,7 @@ describe('error codes', () => {
       const unimplemented = await errorOf(c.send('no-such-pattern', {}));
       expect(unimplemented).toBeInstanceOf(WsMsgpackError);
       expect((unimplemented as WsMsgpackError).code).toBe(WsMsgpackErrorCode.UNIMPLEMENTED);
-      const unreachable = await errorOf(svc.client({ url: 'ws://127.0.0.1:1' }).send('never', {}));
+      const unreachable = await errorOf(svc.client({ url: 'ws://127.0.0.1:1', reconnect: false }).send('never', {}));
       expect(unreachable).toBeInstanceOf(WsMsgpackError);
       expect((unreachable as WsMsgpackError).code).toBe(WsMsgpackErrorCode.UNAVAILABLE);
     } finally {

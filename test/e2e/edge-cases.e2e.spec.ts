@@ -133,7 +133,7 @@ describe('close() while authorize() is still deciding', () => {
           }),
       },
     );
-    const c = svc.client();
+    const c = svc.client({ reconnect: false }); // one attempt: its refusal is the outcome
     const pending = errorOf(c.send('echo', 1));
     await until(() => asked, undefined, 'authorize called');
     const closing = svc.server.close(); // the transport alone, with the client still open

@@ -119,7 +119,7 @@ describe('WsMsgpackClient lifecycle', () => {
       expect(svc.server.connectionCount).toBe(1);
       expect(c.unwrap<{ protocol: string }>().protocol).toBe('wsmp.v1');
       await c.close();
-      expect(statuses).toEqual(['connecting', 'connected', 'disconnected']);
+      expect(statuses).toEqual(['connecting', 'connected', 'closed']);
     } finally {
       await svc.close();
     }
@@ -142,10 +142,18 @@ describe('WsMsgpackClient lifecycle', () => {
     const svc = await startService({ controllers: [PingController] });
     const url = svc.url;
     await svc.close();
-    const c = new WsMsgpackClient({ url, connectTimeout: 2000 });
-    const err = await errorOf(c.send('ping', 1));
+    const once = new WsMsgpackClient({ url, connectTimeout: 2000, reconnect: false });
+    const err = await errorOf(once.send('ping', 1));
     expect(err).toBeInstanceOf(WsMsgpackError);
     expect(err).toMatchObject({ code: 'UNAVAILABLE', message: expect.stringMatching(/cannot connect/) });
+    // Reconnecting (the default), the call waits readyTimeout, then fails naming the last failure.
+    const retrying = new WsMsgpackClient({ url, connectTimeout: 2000, readyTimeout: 300 });
+    try {
+      const err2 = await errorOf(retrying.send('ping', 1));
+      expect(err2).toMatchObject({ code: 'UNAVAILABLE', message: expect.stringMatching(/not connected within 300 ms; last failure: cannot connect/) });
+    } finally {
+      await retrying.close();
+    }
   });
 
   it('reconnects on the next call after the connection dropped', async () => {

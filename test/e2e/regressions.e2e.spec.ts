@@ -180,13 +180,13 @@ describe('regressions', () => {
       expect(log).toEqual([
         'status connecting',
         '-- close()',
-        'status disconnected',
+        'status closed',
         'status connecting',
         'status connected',
         'connect event',
         '-- A authorized',
         '-- final close()',
-        'status disconnected',
+        'status closed',
       ]);
     } finally {
       for (const resolve of held) resolve(false);

@@ -1,0 +1,239 @@
+import { WsMsgpackError, WsMsgpackErrorCode } from '../protocol/errors.js';
+import type { CloseInfo, Connection } from './connection.js';
+import { startTimer, type Timer } from './timers.js';
+
+/**
+ * Where a client's connection stands:
+ * - `idle`: never connected (the first call or `connect()` starts it);
+ * - `connecting`: the first attempt is under way;
+ * - `connected`: open;
+ * - `reconnecting`: the connection dropped (or an attempt failed); the next attempt waits for its backoff or is under way;
+ * - `disconnected`: gave up (no reconnect, the attempts ran out, or a refusal that retrying cannot fix);
+ * - `closed`: `close()` was called.
+ */
+export type SessionPhase = 'idle' | 'connecting' | 'connected' | 'reconnecting' | 'disconnected' | 'closed';
+
+/** Reconnect settings: exponential backoff with full jitter. */
+export interface ReconnectOptions {
+  /** Base of the first delay, in ms. Default 100. */
+  initialDelay?: number;
+  /** Largest delay, in ms. Default 2,000: a server back within 10 s is reached within about 2 s of it. */
+  maxDelay?: number;
+  /** Growth per attempt. Default 2. */
+  factor?: number;
+  /** Consecutive failed attempts before giving up (status `disconnected`). Default unlimited. */
+  maxAttempts?: number;
+}
+
+/** Reconnect defaults. */
+export const DEFAULT_RECONNECT: Readonly<Required<ReconnectOptions>> = Object.freeze({ initialDelay: 100, maxDelay: 2000, factor: 2, maxAttempts: Infinity });
+
+/** Opens one socket and makes it a Connection (synchronously in its open event). */
+export interface Dialer {
+  dial(url: string): { opened: Promise<Connection>; cancel(reason: string): void };
+}
+
+/** What a session reports. */
+export interface SessionEvents {
+  /** The phase changed. */
+  phase(phase: SessionPhase): void;
+  /** A connection opened and is now the current one. */
+  connected(connection: Connection): void;
+  /** The current connection ended (or was replaced after the peer went away). */
+  disconnected(connection: Connection, info: CloseInfo): void;
+}
+
+interface Waiter {
+  resolve(connection: Connection): void;
+  reject(error: unknown): void;
+  timer: Timer | undefined;
+  /** Fail at the first failed attempt instead of waiting for a later one. */
+  failFast: boolean;
+}
+
+/** Reasons retrying cannot fix: an HTTP 4xx refusal (but 408, 429) or a version mismatch (4000). */
+function isPermanent(error: unknown): boolean {
+  const d = (error as { details?: { httpStatus?: unknown; closeCode?: unknown } } | null)?.details;
+  const status = typeof d?.httpStatus === 'number' ? d.httpStatus : undefined;
+  if (status !== undefined && status >= 400 && status < 500 && status !== 408 && status !== 429) return true;
+  return d?.closeCode === 4000;
+}
+
+/**
+ * A client's connection over time: connecting on demand, reconnecting with exponential backoff
+ * and full jitter after a drop (also without any call), failing over to the next URL, replacing a
+ * connection whose peer is going away, and holding callers until a connection is ready. No Nest,
+ * no Node built-ins: the Node client and the browser client share it.
+ */
+export class Session {
+  private phase: SessionPhase = 'idle';
+  private current: Connection | undefined;
+  private attempt: { cancel(reason: string): void } | undefined;
+  private retry: Timer | undefined;
+  private failures = 0;
+  private urlIndex = 0;
+  private lastError: unknown;
+  private readonly waiters = new Set<Waiter>();
+
+  constructor(
+    private readonly urls: readonly string[],
+    private readonly dialer: Dialer,
+    private readonly reconnect: Required<ReconnectOptions> | false,
+    private readonly events: SessionEvents,
+  ) {
+    if (urls.length === 0) throw new TypeError('nestjs-ws-msgpack: at least one server URL is needed');
+  }
+
+  /** The open connection new calls should use, if there is one. */
+  get connection(): Connection | undefined {
+    const c = this.current;
+    return c && !c.isClosed && !c.isGoingAway ? c : undefined;
+  }
+
+  /** Where the session stands. */
+  get state(): SessionPhase {
+    return this.phase;
+  }
+
+  /**
+   * Resolves with an open connection, starting to connect if nobody is. Waits up to `timeoutMs`
+   * through reconnect attempts; rejects with UNAVAILABLE (naming the last failure) then, when the
+   * session gives up, or when it is closed. `failFast`: reject at the first failed attempt.
+   */
+  ready(timeoutMs: number, failFast = false): Promise<Connection> {
+    const open = this.connection;
+    if (open) return Promise.resolve(open);
+    if (this.phase === 'reconnecting' && failFast) return Promise.reject(this.unavailable('the connection is down (the caller asked not to wait)'));
+    if (this.phase === 'idle' || this.phase === 'disconnected' || this.phase === 'closed') {
+      this.failures = 0;
+      this.dial();
+    }
+    return new Promise<Connection>((resolve, reject) => {
+      const w: Waiter = { resolve, reject, timer: undefined, failFast };
+      if (Number.isFinite(timeoutMs)) {
+        w.timer = startTimer(Math.max(0, timeoutMs), () => {
+          this.waiters.delete(w);
+          reject(this.unavailable(`not connected within ${timeoutMs} ms`));
+        });
+      }
+      this.waiters.add(w);
+    });
+  }
+
+  /** Stops: no more attempts; waiting callers fail with UNAVAILABLE. The current connection is the caller's to close. */
+  close(): void {
+    this.setPhase('closed');
+    this.retry?.cancel();
+    this.retry = undefined;
+    const attempt = this.attempt;
+    this.attempt = undefined;
+    attempt?.cancel('client.close() was called during the handshake');
+    // `current` stays until it has closed (the caller closes it): its end is still reported.
+    this.rejectWaiters(new WsMsgpackError(WsMsgpackErrorCode.UNAVAILABLE, 'the client was closed'), false);
+  }
+
+  private dial(): void {
+    if (this.attempt || this.retry) return;
+    this.setPhase(this.failures === 0 && this.phase !== 'reconnecting' ? 'connecting' : 'reconnecting');
+    const url = this.urls[this.urlIndex % this.urls.length]!;
+    const attempt = this.dialer.dial(url);
+    this.attempt = attempt;
+    attempt.opened.then(
+      (conn) => {
+        if (this.attempt !== attempt) return conn.close(1000, 'client closed');
+        this.attempt = undefined;
+        this.adopt(conn);
+      },
+      (error: unknown) => {
+        if (this.attempt !== attempt) return;
+        this.attempt = undefined;
+        this.failed(error);
+      },
+    );
+  }
+
+  private adopt(conn: Connection): void {
+    this.current = conn;
+    this.failures = 0;
+    conn.onClose((info) => this.dropped(conn, info));
+    conn.onGoingAway(() => {
+      // Let its calls finish on it; new calls go to a new connection, to the next URL, at once.
+      if (this.current !== conn) return;
+      this.current = undefined;
+      this.events.disconnected(conn, { code: 1001, reason: 'the server is going away' });
+      this.urlIndex++;
+      this.setPhase('reconnecting');
+      this.dial();
+    });
+    this.setPhase('connected');
+    this.events.connected(conn);
+    for (const w of [...this.waiters]) {
+      this.waiters.delete(w);
+      w.timer?.cancel();
+      w.resolve(conn);
+    }
+  }
+
+  private dropped(conn: Connection, info: CloseInfo): void {
+    if (this.current !== conn) return;
+    this.current = undefined;
+    if (this.phase !== 'closed') {
+      this.lastError = new WsMsgpackError(WsMsgpackErrorCode.UNAVAILABLE, `connection closed (code ${info.code}${info.reason ? `: ${info.reason}` : ''})`, { closeCode: info.code });
+      if (!this.reconnect || info.code === 4000) {
+        this.giveUp();
+      } else {
+        this.urlIndex++; // failover: the next replica first
+        this.setPhase('reconnecting');
+        this.schedule();
+      }
+    }
+    // Last, so that a listener that connects (or closes) finds the session settled.
+    this.events.disconnected(conn, info);
+  }
+
+  private failed(error: unknown): void {
+    this.lastError = error;
+    this.failures++;
+    this.rejectWaiters(error, true);
+    if (!this.reconnect || isPermanent(error) || this.failures >= this.reconnect.maxAttempts) return this.giveUp();
+    this.urlIndex++;
+    this.setPhase('reconnecting');
+    this.schedule();
+  }
+
+  /** The next attempt after a full-jitter backoff: random in [0, min(maxDelay, initialDelay × factor^failures)]. */
+  private schedule(): void {
+    const r = this.reconnect as Required<ReconnectOptions>;
+    const ceiling = Math.min(r.maxDelay, r.initialDelay * r.factor ** this.failures);
+    // Unref'd: reconnecting alone does not keep a process alive (a caller waiting does).
+    this.retry = startTimer(Math.random() * ceiling, () => {
+      this.retry = undefined;
+      this.dial();
+    }, false);
+  }
+
+  private giveUp(): void {
+    this.setPhase('disconnected');
+    this.rejectWaiters(this.lastError ?? this.unavailable('gave up'), false);
+  }
+
+  private rejectWaiters(error: unknown, onlyFailFast: boolean): void {
+    for (const w of [...this.waiters]) {
+      if (onlyFailFast && !w.failFast) continue;
+      this.waiters.delete(w);
+      w.timer?.cancel();
+      w.reject(error);
+    }
+  }
+
+  private unavailable(message: string): WsMsgpackError {
+    const last = this.lastError instanceof Error ? `; last failure: ${this.lastError.message}` : '';
+    return new WsMsgpackError(WsMsgpackErrorCode.UNAVAILABLE, `${message}${last}`, this.lastError instanceof WsMsgpackError ? this.lastError.details : undefined);
+  }
+
+  private setPhase(phase: SessionPhase): void {
+    if (this.phase === phase) return;
+    this.phase = phase;
+    this.events.phase(phase);
+  }
+}

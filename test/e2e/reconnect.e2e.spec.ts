@@ -1,0 +1,209 @@
+import { Controller } from '@nestjs/common';
+import { EventPattern, MessagePattern, Payload } from '@nestjs/microservices';
+import { interval, type Observable } from 'rxjs';
+import { WsMsgpackClient, WsMsgpackRecordBuilder, WsMsgpackStatus, type WsMsgpackServerOptions } from '../../src/index.js';
+import { errorOf, first, freePort, startService, until, WAIT_MS, within, type TestService } from '../support/helpers.js';
+import { codeOf } from '../support/streams.js';
+
+/** What the servers saw, across restarts. */
+const seen = { calls: 0, events: [] as unknown[] };
+
+@Controller()
+class EchoController {
+  @MessagePattern('echo')
+  echo(@Payload() v: unknown): unknown {
+    seen.calls++;
+    return v;
+  }
+
+  @MessagePattern('ticks')
+  ticks(): Observable<number> {
+    seen.calls++;
+    return interval(5);
+  }
+
+  @EventPattern('log')
+  log(@Payload() v: unknown): void {
+    seen.events.push(v);
+  }
+}
+
+/** A service on a fixed port, so that it can go away and come back at the same address. */
+async function serviceOn(port: number, options: WsMsgpackServerOptions = {}): Promise<TestService> {
+  return startService({ controllers: [EchoController] }, { port, ...options });
+}
+
+/** A client that records its status values. */
+function watched(options: ConstructorParameters<typeof WsMsgpackClient>[0]): { client: WsMsgpackClient; statuses: string[] } {
+  const client = new WsMsgpackClient(options);
+  const statuses: string[] = [];
+  client.status.subscribe((s) => statuses.push(s));
+  client.on('error', () => {});
+  return { client, statuses };
+}
+
+const fast = { initialDelay: 10, maxDelay: 50 };
+
+describe('reconnect (on by default)', () => {
+  it('after a server restart the client reconnects by itself (no call needed); the call in flight failed UNAVAILABLE and was not re-sent', async () => {
+    const port = await freePort();
+    let svc = await serviceOn(port);
+    const { client, statuses } = watched({ url: `ws://127.0.0.1:${port}`, reconnect: fast });
+    try {
+      await client.connect();
+      seen.calls = 0;
+      const inFlight = errorOf(client.send('ticks', null));
+      await until(() => seen.calls === 1, WAIT_MS, 'the stream started');
+      await svc.close();
+      expect(codeOf(await inFlight)).toBe('UNAVAILABLE');
+      await until(() => statuses.includes(WsMsgpackStatus.RECONNECTING), WAIT_MS, 'reconnecting');
+      svc = await serviceOn(port);
+      await until(() => svc.server.connectionCount === 1, WAIT_MS, 'the client came back by itself');
+      expect(statuses.slice(-1)).toEqual([WsMsgpackStatus.CONNECTED]);
+      expect(await first(client.send('echo', 'again'))).toBe('again');
+      expect(seen.calls).toBe(2); // the stream was not re-sent: one ticks, one echo
+    } finally {
+      await client.close();
+      await svc.close();
+    }
+    expect(statuses[0]).toBe(WsMsgpackStatus.CONNECTING);
+    expect(statuses.slice(-1)).toEqual([WsMsgpackStatus.CLOSED]);
+  });
+
+  it('calls made while disconnected wait for the connection (wait-for-ready), up to their deadline; fail fast when asked', async () => {
+    const port = await freePort();
+    let svc = await serviceOn(port);
+    const { client } = watched({ url: `ws://127.0.0.1:${port}`, reconnect: fast });
+    try {
+      await client.connect();
+      await svc.close();
+      await until(() => !connected(client), WAIT_MS, 'disconnected');
+      const waiting = first(client.send('echo', 'waited'), WAIT_MS);
+      const tooShort = errorOf(client.send('echo', new WsMsgpackRecordBuilder('x').setTimeout(50).build()));
+      const failFast = errorOf(client.send('echo', new WsMsgpackRecordBuilder('x').setWaitForReady(false).build()));
+      expect(await failFast).toMatchObject({ code: 'UNAVAILABLE', message: expect.stringMatching(/asked not to wait/) });
+      expect(await tooShort).toMatchObject({ code: 'DEADLINE_EXCEEDED', message: 'deadline of 50 ms exceeded while waiting for a connection' });
+      svc = await serviceOn(port);
+      expect(await waiting).toBe('waited');
+    } finally {
+      await client.close();
+      await svc.close();
+    }
+  });
+
+  it('events emitted while disconnected are sent, in order, once connected; past maxPendingEvents they fail', async () => {
+    const port = await freePort();
+    let svc = await serviceOn(port);
+    const { client } = watched({ url: `ws://127.0.0.1:${port}`, reconnect: fast, maxPendingEvents: 3 });
+    try {
+      await client.connect();
+      await svc.close();
+      await until(() => !connected(client), WAIT_MS, 'disconnected');
+      seen.events = [];
+      const sent = [1, 2, 3].map((n) => errorOrDone(client.emit('log', n)));
+      expect(codeOf(await errorOrDone(client.emit('log', 4)))).toBe('UNAVAILABLE'); // the fourth does not fit
+      svc = await serviceOn(port);
+      expect(await within(Promise.all(sent))).toEqual(['done', 'done', 'done']);
+      await until(() => seen.events.length === 3, WAIT_MS, 'events delivered');
+      expect(seen.events).toEqual([1, 2, 3]);
+    } finally {
+      await client.close();
+      await svc.close();
+    }
+  });
+
+  it('a list of URLs: when a replica goes away, the client continues on the next one', async () => {
+    const a = await startService({ controllers: [EchoController] });
+    const b = await startService({ controllers: [EchoController] });
+    const { client } = watched({ url: [a.url, b.url], reconnect: fast });
+    try {
+      await client.connect();
+      expect([a.server.connectionCount, b.server.connectionCount]).toEqual([1, 0]);
+      await a.close();
+      await until(() => b.server.connectionCount === 1, WAIT_MS, 'failed over to b');
+      expect(await first(client.send('echo', 'b'))).toBe('b');
+    } finally {
+      await client.close();
+      await b.close();
+    }
+  });
+
+  it('headers from a function are re-evaluated on every (re)connect (a refreshed token)', async () => {
+    const port = await freePort();
+    const tokens: unknown[] = [];
+    const opts: WsMsgpackServerOptions = {
+      authorize: (req) => {
+        tokens.push(req.headers.authorization);
+        return true;
+      },
+    };
+    let svc = await serviceOn(port, opts);
+    let n = 0;
+    const { client } = watched({ url: `ws://127.0.0.1:${port}`, reconnect: fast, headers: async () => ({ authorization: `Bearer t${++n}` }) });
+    try {
+      await client.connect();
+      await svc.close();
+      svc = await serviceOn(port, opts);
+      await until(() => svc.server.connectionCount === 1, WAIT_MS, 'reconnected');
+      expect(tokens[0]).toBe('Bearer t1');
+      expect(tokens[tokens.length - 1]).toBe(`Bearer t${n}`);
+      expect(n).toBeGreaterThanOrEqual(2);
+    } finally {
+      await client.close();
+      await svc.close();
+    }
+  });
+
+  it('maxAttempts: after that many failed attempts the client gives up (disconnected); the waiting call fails naming the failure', async () => {
+    const port = await freePort(); // nobody listens
+    const { client, statuses } = watched({ url: `ws://127.0.0.1:${port}`, reconnect: { ...fast, maxAttempts: 3 } });
+    try {
+      const err = await errorOf(client.send('echo', 1));
+      expect(err).toMatchObject({ code: 'UNAVAILABLE', message: expect.stringMatching(/cannot connect/) });
+      expect(statuses).toEqual([WsMsgpackStatus.CONNECTING, WsMsgpackStatus.RECONNECTING, WsMsgpackStatus.DISCONNECTED]);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('a refusal retrying cannot fix (HTTP 401) stops at once: disconnected, no retry', async () => {
+    let asked = 0;
+    const svc = await startService({ controllers: [EchoController] }, { authorize: () => (asked++, false) });
+    const { client, statuses } = watched({ url: svc.url, reconnect: fast });
+    try {
+      const err = await errorOf(client.send('echo', 1));
+      expect(err).toMatchObject({ code: 'UNAVAILABLE', message: expect.stringMatching(/HTTP 401/) });
+      expect(statuses).toEqual([WsMsgpackStatus.CONNECTING, WsMsgpackStatus.DISCONNECTED]);
+      expect(asked).toBe(1);
+    } finally {
+      await client.close();
+      await svc.close();
+    }
+  });
+
+  it('reconnect: false makes one attempt per connect()', async () => {
+    const port = await freePort();
+    const { client, statuses } = watched({ url: `ws://127.0.0.1:${port}`, reconnect: false });
+    try {
+      expect(codeOf(await errorOf(client.send('echo', 1)))).toBe('UNAVAILABLE');
+      expect(statuses).toEqual([WsMsgpackStatus.CONNECTING, WsMsgpackStatus.DISCONNECTED]);
+    } finally {
+      await client.close();
+    }
+  });
+});
+
+/** 'done' when the Observable completes, else its error. */
+function errorOrDone(o: Observable<unknown>): Promise<unknown> {
+  return new Promise((resolve) => o.subscribe({ error: resolve, complete: () => resolve('done') }));
+}
+
+/** True while the client has an open connection. */
+function connected(client: WsMsgpackClient): boolean {
+  try {
+    client.unwrap();
+    return true;
+  } catch {
+    return false;
+  }
+}
