@@ -1,13 +1,14 @@
 export { WS_MSGPACK_TRANSPORT, WsMsgpackStatus, WS_PEER_CONNECTED, WS_PEER_DISCONNECTED, type WsPeerConnected, type WsPeerDisconnected } from './constants.js';
 export { WsMsgpackServer, NO_MESSAGE_HANDLER, type WsMsgpackServerEvents } from './server/ws-msgpack.server.js';
-export type { WsMsgpackServerOptions } from './server/options.js';
+export type { WsMsgpackServerOptions, WsMsgpackAllowedOrigins } from './server/options.js';
+export { WsMsgpackUpgradeError } from './server/upgrade-gate.js';
 export { WsMsgpackContext, type WsMsgpackContextArgs, type WsMsgpackCallInfo } from './server/ws-msgpack.context.js';
 export { WsMsgpackClient, type WsMsgpackClientEvents } from './client/ws-msgpack.client.js';
 export { WsMsgpackClientHandlers, type WsMsgpackClientHandlersEvents } from './client/client-handlers.js';
 export type { WsMsgpackClientOptions } from './client/options.js';
 export { WsMsgpackRecord, WsMsgpackRecordBuilder, type WsMsgpackCallOptions } from './peer/record.js';
 export { WsMessagePattern, WsEventPattern } from './decorators/patterns.js';
-export { WsHeaders, WsPeer, WsSignal, WsSocket, WsUpgradeHeaders, type ParamPipe } from './decorators/params.js';
+export { WsHeaders, WsPeer, WsSignal, WsSocket, WsUpgradeHeaders, WsUser, type ParamPipe } from './decorators/params.js';
 export type { WsMsgpackPeer, WsMsgpackHandshake } from './peer/peer.js';
 export type { WsMsgpackPeerDirectory } from './peer/directory.js';
 export { WsMsgpackTopics } from './peer/topics.js';

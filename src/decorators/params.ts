@@ -41,6 +41,18 @@ export const WsPeer: () => ParameterDecorator = createParamDecorator(
   (_data: unknown, ctx: ExecutionContext): WsMsgpackPeer | undefined => wsContext(ctx)?.getPeer(),
 );
 
+/**
+ * Injects the connection's authenticated identity (what the server's `authenticate` returned;
+ * `ctx.getUser()`), or one of its properties: `@WsUser() user`, `@WsUser('id') userId`; pipes may follow.
+ */
+export const WsUser: (key?: string, ...pipes: ParamPipe[]) => ParameterDecorator = createParamDecorator(
+  (key: string | undefined, ctx: ExecutionContext): unknown => {
+    const user = wsContext(ctx)?.getUser();
+    if (key === undefined) return user;
+    return user !== null && typeof user === 'object' ? (user as Record<string, unknown>)[key] : undefined;
+  },
+);
+
 /** Injects the HTTP upgrade request's headers, or one by name (case-insensitive); pipes may follow. */
 export const WsUpgradeHeaders: (name?: string, ...pipes: ParamPipe[]) => ParameterDecorator = createParamDecorator(
   (name: string | undefined, ctx: ExecutionContext): IncomingHttpHeaders | string | string[] | undefined => {

@@ -1,6 +1,16 @@
 import type { IncomingMessage, Server as HttpServer } from 'node:http';
-import type { Server as HttpsServer } from 'node:https';
+import type { Server as HttpsServer, ServerOptions as HttpsServerOptions } from 'node:https';
 import type { ConnectionLimits } from '../connection/options.js';
+
+/**
+ * Which browser origins may open a connection (`allowedOrigins`): a list of origins
+ * (`'https://app.example.com'`; an upgrade without an `Origin` header, i.e. not from a browser,
+ * is let through), or a function deciding for each upgrade (it gets `undefined` when there is no
+ * `Origin`). Refused upgrades get HTTP 403.
+ */
+export type WsMsgpackAllowedOrigins =
+  | readonly string[]
+  | ((origin: string | undefined, request: IncomingMessage) => boolean | Promise<boolean>);
 
 /** Options of {@link WsMsgpackServer}. */
 export interface WsMsgpackServerOptions extends ConnectionLimits {
@@ -19,10 +29,53 @@ export interface WsMsgpackServerOptions extends ConnectionLimits {
    */
   httpServer?: HttpServer | HttpsServer;
   /**
-   * Decides whether an upgrade request may connect (e.g. check a token in
-   * `request.headers.authorization`). Refused requests get HTTP 401 and no connection.
+   * TLS for the standalone server: `https.createServer` options (`key`, `cert`, `ca`,
+   * `requestCert`, `rejectUnauthorized`, ...). The server then listens for `wss://`. With
+   * `httpServer`, pass an `https` server instead (this option is refused there).
+   */
+  tls?: HttpsServerOptions;
+  /**
+   * Identifies the peer of an upgrade request before the WebSocket is accepted (check a token in
+   * `request.headers.authorization`, a client certificate, a cookie). May be async.
+   * - returns an identity (any value but `undefined`, `null`, `false`): the connection opens and
+   *   its peer carries it (`peer.user`, `ctx.getUser()`, `@WsUser()`);
+   * - returns `undefined`, `null` or `false`: HTTP 401, no connection;
+   * - throws a `WsMsgpackUpgradeError` (or anything with a numeric `status` 400-599, such as
+   *   Nest's `ForbiddenException`): that status;
+   * - throws anything else: HTTP 500, and the error is reported (`server.on('error')`, or Nest's
+   *   `Logger` when nobody listens).
+   */
+  authenticate?: (request: IncomingMessage) => unknown;
+  /**
+   * @deprecated Use `authenticate`, which also sets the connection's identity. Return/resolve
+   * `false` to refuse an upgrade with HTTP 401 (a throw is reported and also answered with 401).
    */
   authorize?: (request: IncomingMessage) => boolean | Promise<boolean>;
+  /**
+   * Browser origins allowed to connect; others get HTTP 403. Off by default: server-to-server
+   * clients send no `Origin`. Turn it on when browsers connect, above all when they
+   * authenticate with cookies (cross-site WebSocket hijacking). See {@link WsMsgpackAllowedOrigins}.
+   */
+  allowedOrigins?: WsMsgpackAllowedOrigins;
+  /**
+   * Most connections this server holds at once, counting upgrades still being checked
+   * (`allowedOrigins`, `authenticate`); an upgrade beyond it gets HTTP 503 before any check runs.
+   * Default 10,000; `Infinity` for none.
+   */
+  maxConnections?: number;
+  /**
+   * Time allowed to complete an upgrade on the server, in ms: the checks (`allowedOrigins`,
+   * `authenticate`) must answer within it, or the upgrade gets HTTP 503 (reported) and the socket
+   * is closed. The standalone server also uses it for receiving the upgrade request's headers
+   * (then HTTP 408) and for the TLS handshake. Default 10,000; 0 disables.
+   */
+  handshakeTimeout?: number;
+  /**
+   * Largest HTTP header block of an upgrade request the standalone server accepts, in bytes
+   * (larger: HTTP 431). Default: Node's (16 KiB, `--max-http-header-size`). With `httpServer`
+   * this is that server's own setting, and this option is refused.
+   */
+  maxHeaderSize?: number;
   /** Interval of WebSocket pings; a peer that does not answer one ping by the next is dropped. Default 30,000 ms; 0 disables. */
   keepAliveInterval?: number;
   /** How long `close()` waits for peers to finish the closing handshake before cutting them off. Default 2,000 ms. */

@@ -90,6 +90,15 @@ export class WsMsgpackContext extends BaseRpcContext<WsMsgpackContextArgs> {
     return this.boundPeer;
   }
 
+  /**
+   * The identity the server's `authenticate` option returned for this connection (also in the
+   * connection hooks and event handlers); `undefined` without `authenticate`, and in a client app
+   * (there the peer is the server). The type parameter is a cast, for convenience.
+   */
+  getUser<TUser = unknown>(): TUser {
+    return this.args[5].user as TUser;
+  }
+
   /** The call id on the wire (0 for events). */
   getCallId(): number {
     return this.args[2].id;

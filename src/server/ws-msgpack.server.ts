@@ -1,5 +1,6 @@
 import type { CustomTransportStrategy } from '@nestjs/microservices';
-import { createServer, type IncomingMessage, type Server as HttpServer } from 'node:http';
+import type { IncomingMessage, Server as HttpServer } from 'node:http';
+import type { Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
@@ -13,22 +14,25 @@ import { ConnectionPeer, type WsMsgpackPeer } from '../peer/peer.js';
 import { CloseCode, SUBPROTOCOL_V1, SUPPORTED_SUBPROTOCOLS } from '../protocol/constants.js';
 import { WsMsgpackDispatcher } from './dispatcher.js';
 import type { WsMsgpackServerOptions } from './options.js';
+import { checkStandaloneOptions, createStandaloneServer } from './standalone-server.js';
 import { toRpcErrorPayload } from './stream-errors.js';
+import { refuseUpgrade, UpgradeGate } from './upgrade-gate.js';
 import { routeUpgrades } from './upgrade-router.js';
 
 export { NO_MESSAGE_HANDLER } from './dispatcher.js';
 
 /** Events of {@link WsMsgpackServer.on}. */
 export type WsMsgpackServerEvents = {
-  /** A peer connected (after the subprotocol check and `authorize`). */
+  /** A peer connected (after the upgrade checks and the subprotocol check); `peer.user` is set. */
   connection: (socket: WebSocket, request: IncomingMessage, peer: WsMsgpackPeer) => void;
   /** A peer's connection ended. */
   disconnect: (socket: WebSocket, code: number, reason: string, peer: WsMsgpackPeer) => void;
   /**
    * Something went wrong that no call can be told about: the HTTP/WebSocket server or a socket
    * failed, a peer sent an invalid frame (a WsMsgpackError with code PROTOCOL_ERROR) or a
-   * connection-level ERROR, `authorize` threw, a listener or end hook threw, or a late handler
-   * result could not be released. Without a listener these are logged with Nest's `Logger`.
+   * connection-level ERROR, `authenticate` (or `allowedOrigins`) threw or did not answer within
+   * `handshakeTimeout`, a listener or end hook threw, or a late handler result could not be
+   * released. Without a listener these are logged with Nest's `Logger`.
    */
   error: (error: Error) => void;
 };
@@ -47,7 +51,9 @@ const DEFAULT_HOST = '127.0.0.1';
  */
 export class WsMsgpackServer extends WsMsgpackDispatcher<WsMsgpackServerEvents, WsMsgpackStatus> implements CustomTransportStrategy {
   private wss: WebSocketServer | undefined;
-  private ownHttpServer: HttpServer | undefined;
+  private ownHttpServer: HttpServer | HttpsServer | undefined;
+  /** The checks of every upgrade: connection limit, Origin, authentication, handshake timeout. */
+  private readonly gate: UpgradeGate;
   private unroute: (() => void) | undefined;
   private readonly connections = new Set<Connection>();
   private readonly directory = new LocalPeerDirectory();
@@ -61,6 +67,8 @@ export class WsMsgpackServer extends WsMsgpackDispatcher<WsMsgpackServerEvents, 
       throw new Error('WsMsgpackServer: `path` is required with `httpServer` (e.g. "/rpc"), so HTTP routes and other WebSocket gateways keep theirs');
     }
     resolveLimits(options); // a bad limit fails here, not at the first connection
+    checkStandaloneOptions(options);
+    this.gate = new UpgradeGate(options, (err) => this.emitError(err));
   }
 
   /** Starts accepting connections; bind errors (EADDRINUSE) go to `callback`. */
@@ -74,7 +82,7 @@ export class WsMsgpackServer extends WsMsgpackDispatcher<WsMsgpackServerEvents, 
       handleProtocols: (offered) => pickProtocol(offered),
     });
     this.wss.on('error', (err: Error) => this.emitError(err));
-    this.wss.on('connection', (ws: WebSocket, req: IncomingMessage) => this.onConnection(ws, req));
+    this.wss.on('connection', (ws: WebSocket, req: IncomingMessage, user?: unknown) => this.onConnection(ws, req, user));
     const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
       this.handleUpgrade(req, socket, head).catch((e: unknown) => {
         socket.destroy();
@@ -88,12 +96,12 @@ export class WsMsgpackServer extends WsMsgpackDispatcher<WsMsgpackServerEvents, 
       callback();
       return;
     }
-    const http = createServer((_req, res) => {
+    const http = createStandaloneServer(this.options, (_req, res) => {
       res.writeHead(426, { 'content-type': 'text/plain', upgrade: 'websocket' });
       res.end(`This endpoint speaks WebSocket (subprotocol ${SUBPROTOCOL_V1}).\n`);
     });
     this.ownHttpServer = http;
-    this.unroute = routeUpgrades(http, path, onUpgrade);
+    this.unroute = routeUpgrades(http as HttpServer, path, onUpgrade);
     const onListenError = (err: NodeJS.ErrnoException): void => {
       this._status$.next(WsMsgpackStatus.DISCONNECTED);
       this.cleanup();
@@ -170,32 +178,31 @@ export class WsMsgpackServer extends WsMsgpackDispatcher<WsMsgpackServerEvents, 
 
   // ------------------------------------------------------------------
 
+  /**
+   * Admits an upgrade through the gate (maxConnections, allowedOrigins, authenticate, all within
+   * handshakeTimeout; each refusal is an HTTP answer), then hands it to `ws` with the identity.
+   */
   private async handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     const wss = this.wss;
     if (!wss || this.closing) {
-      rejectUpgrade(socket, 503, 'Service Unavailable');
+      refuseUpgrade(socket, { status: 503, body: 'the server is shutting down' });
       return;
     }
-    if (this.options.authorize) {
-      let ok = false;
-      try {
-        ok = await this.options.authorize(req);
-      } catch (e) {
-        this.emitError(new Error(`authorize() threw; the upgrade was refused with 401: ${asError(e).message}`, { cause: e }));
-      }
-      if (!ok) {
-        rejectUpgrade(socket, 401, 'Unauthorized');
-        return;
-      }
+    const admitted = await this.gate.admit(req, socket, wss.clients.size);
+    if (!admitted) return; // answered by the gate
+    try {
       if (this.closing || this.wss !== wss) {
-        rejectUpgrade(socket, 503, 'Service Unavailable'); // closed while authorize() ran
+        refuseUpgrade(socket, { status: 503, body: 'the server is shutting down' }); // closed while the checks ran
         return;
       }
+      // Synchronous: the connection is open (and counted in wss.clients) when this returns.
+      wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req, admitted.user));
+    } finally {
+      admitted.release();
     }
-    wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req));
   }
 
-  private onConnection(ws: WebSocket, req: IncomingMessage): void {
+  private onConnection(ws: WebSocket, req: IncomingMessage, user: unknown): void {
     if (ws.protocol !== SUBPROTOCOL_V1) {
       const offered = String(req.headers['sec-websocket-protocol'] ?? '(none)');
       ws.close(CloseCode.UNSUPPORTED_VERSION, `unsupported protocol version: offered ${offered}; this server speaks ${SUBPROTOCOL_V1}`.slice(0, 123));
@@ -203,6 +210,7 @@ export class WsMsgpackServer extends WsMsgpackDispatcher<WsMsgpackServerEvents, 
     }
     const conn = new Connection(ws, { ...this.options, role: 'server', mapStreamError: toRpcErrorPayload });
     const peer = new ConnectionPeer(conn, { url: req.url ?? '/', headers: req.headers, remoteAddress: req.socket.remoteAddress });
+    peer.user = user; // from authenticate(), before any hook or handler can look
     const attachment = { connection: conn, peer, socket: ws, request: req };
     this.connections.add(conn);
     this.directory.add(peer);
@@ -278,13 +286,6 @@ function pickProtocol(offered: Set<string>): string | false {
   // Accept with the peer's own first offer only to tell it, in the close reason, why it is refused.
   const first = offered.values().next();
   return first.done ? false : first.value;
-}
-
-function rejectUpgrade(socket: Duplex, status: number, text: string): void {
-  if (socket.writable) {
-    socket.write(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${text.length}\r\n\r\n${text}`);
-  }
-  socket.destroy();
 }
 
 function normalizePath(path: string): string {

@@ -1,0 +1,46 @@
+import { createServer, type RequestListener, type Server as HttpServer, type ServerOptions as HttpServerOptions } from 'node:http';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
+import type { WsMsgpackServerOptions } from './options.js';
+import { DEFAULT_HANDSHAKE_TIMEOUT } from './upgrade-gate.js';
+
+/** Node's default `requestTimeout` (`headersTimeout` may not exceed it). */
+const NODE_REQUEST_TIMEOUT = 300_000;
+
+/** Throws a `TypeError` for options of the standalone server set with `httpServer`, or a `tls` that is not an object. */
+export function checkStandaloneOptions(options: WsMsgpackServerOptions): void {
+  for (const key of ['tls', 'maxHeaderSize'] as const) {
+    if (options.httpServer && options[key] !== undefined) {
+      throw new TypeError(`nestjs-ws-msgpack: option ${key} is for the standalone server; with \`httpServer\` it is that server's own setting (create it with https.createServer / its own options)`);
+    }
+  }
+  if (options.tls !== undefined && (typeof options.tls !== 'object' || options.tls === null)) {
+    throw new TypeError('nestjs-ws-msgpack: option tls must be an https.ServerOptions object ({ key, cert, ... })');
+  }
+}
+
+/**
+ * The HTTP (or, with `tls`, HTTPS) server of a standalone WsMsgpackServer. `handshakeTimeout`
+ * also bounds how long a client may take to send its upgrade request's headers (Node then
+ * answers 408) and the TLS handshake, so a slow client cannot hold a socket for Node's minutes.
+ */
+export function createStandaloneServer(options: WsMsgpackServerOptions, onRequest: RequestListener): HttpServer | HttpsServer {
+  const timeout = options.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT;
+  const http: HttpServerOptions = {};
+  if (timeout > 0) {
+    http.headersTimeout = timeout;
+    http.requestTimeout = Math.max(NODE_REQUEST_TIMEOUT, timeout);
+    // Node checks headersTimeout every connectionsCheckingInterval (30 s by default).
+    http.connectionsCheckingInterval = Math.min(30_000, Math.max(100, Math.round(timeout / 4)));
+  }
+  if (options.maxHeaderSize !== undefined) http.maxHeaderSize = options.maxHeaderSize;
+  if (!options.tls) return createServer(http, onRequest);
+  return createHttpsServer(
+    {
+      ...(timeout > 0 ? { handshakeTimeout: timeout } : {}),
+      ...http,
+      ...options.tls,
+      ...(options.maxHeaderSize !== undefined ? { maxHeaderSize: options.maxHeaderSize } : {}),
+    },
+    onRequest,
+  );
+}
