@@ -195,6 +195,11 @@ export class Connection {
     this.listeners.on('goingAway', listener);
   }
 
+  /** @internal Resolves once none of the peer's calls is running here (or the connection closed). */
+  whenNoIncomingCalls(): Promise<void> {
+    return this.incoming.whenNone();
+  }
+
   /**
    * @internal This side is shutting down: tells the peer (a connection-level ERROR with code
    * GOING_AWAY, `data` as its details), answers the peer's new REQUESTs with UNAVAILABLE, and

@@ -98,6 +98,14 @@ export class IncomingCalls {
     return this.calls.size;
   }
 
+  /** Resolves once no call of the peer is running here (at once if none is). */
+  whenNone(): Promise<void> {
+    if (this.calls.size === 0) return Promise.resolve();
+    return new Promise<void>((resolve) => this.noneWaiters.push(resolve));
+  }
+
+  private noneWaiters: (() => void)[] = [];
+
   /** What `maxConcurrentCalls` counts: running calls, and ended ones whose handler has not returned yet. */
   get busy(): number {
     return this.calls.size + this.lingering;
@@ -261,6 +269,7 @@ export class IncomingCalls {
     const st = this.calls.get(id);
     if (!st) return;
     this.calls.delete(id);
+    if (this.calls.size === 0 && this.noneWaiters.length > 0) for (const w of this.noneWaiters.splice(0)) w();
     if (st.handler === 'pending') {
       st.handler = 'lingering'; // a handler that ignores its abort signal still holds a slot
       this.lingering++;

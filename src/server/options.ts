@@ -80,4 +80,10 @@ export interface WsMsgpackServerOptions extends ConnectionLimits {
   keepAliveInterval?: number;
   /** How long `close()` waits for peers to finish the closing handshake before cutting them off. Default 2,000 ms. */
   closeTimeout?: number;
+  /**
+   * How long `close()` (and `app.close()`) lets the calls under way finish after telling every
+   * client the server is going away; what still runs then is cancelled (its `finalize` runs,
+   * the caller gets UNAVAILABLE). Default 1,000 ms; 0 cancels at once.
+   */
+  drainTimeout?: number;
 }

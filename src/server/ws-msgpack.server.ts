@@ -247,6 +247,7 @@ export class WsMsgpackServer extends WsMsgpackDispatcher<WsMsgpackServerEvents, 
           ws.once('close', () => resolve());
         }),
     );
+    await this.drain(this.options.drainTimeout ?? 1000);
     for (const conn of [...this.connections]) conn.close(CloseCode.GOING_AWAY, 'server shutting down');
     for (const ws of sockets) if (ws.readyState === ws.CONNECTING || ws.readyState === ws.OPEN) ws.close(CloseCode.GOING_AWAY, 'server shutting down');
     let timer: ReturnType<typeof setTimeout> | undefined;
@@ -263,6 +264,24 @@ export class WsMsgpackServer extends WsMsgpackDispatcher<WsMsgpackServerEvents, 
     await this.hooksSettled(timeout); // disconnected hooks still use the app's providers
     await this.cleanup();
     this._status$.next(WsMsgpackStatus.DISCONNECTED);
+  }
+
+  /**
+   * Graceful part of close(): every client is told the server is going away (GOING_AWAY: it
+   * starts new calls elsewhere; new REQUESTs here are refused with UNAVAILABLE), and the calls
+   * under way get up to `ms` to finish. What is still running after that is cancelled by close.
+   */
+  private async drain(ms: number): Promise<void> {
+    const conns = [...this.connections];
+    if (conns.length === 0) return;
+    for (const conn of conns) conn.goAway('server shutting down', { drainTimeout: ms });
+    if (!(ms > 0)) return;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      Promise.all(conns.map((conn) => conn.whenNoIncomingCalls())),
+      new Promise<void>((resolve) => (timer = setTimeout(resolve, ms))),
+    ]);
+    clearTimeout(timer);
   }
 
   private async cleanup(): Promise<void> {
