@@ -36,7 +36,7 @@ const wss = (svc: TestService): string => svc.url.replace(/^ws:/, 'wss:');
  * A client that makes one connection attempt: WsMsgpackClient retries failures other than HTTP
  * 4xx refusals (with backoff, until `readyTimeout`), and these tests look at the first failure.
  */
-const once = (options: WsMsgpackClientOptions): WsMsgpackClient => new WsMsgpackClient({ ...options, ...({ reconnect: false } as object) });
+const once = (options: WsMsgpackClientOptions): WsMsgpackClient => new WsMsgpackClient({ ...options, reconnect: false });
 
 /** connect() of a client must fail; returns the error. */
 async function connectError(client: WsMsgpackClient): Promise<{ code: string; message: string }> {
