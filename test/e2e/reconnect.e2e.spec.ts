@@ -58,8 +58,8 @@ describe('reconnect (on by default)', () => {
       expect(codeOf(await inFlight)).toBe('UNAVAILABLE');
       await until(() => statuses.includes(WsMsgpackStatus.RECONNECTING), WAIT_MS, 'reconnecting');
       svc = await serviceOn(port);
-      await until(() => svc.server.connectionCount === 1, WAIT_MS, 'the client came back by itself');
-      expect(statuses.slice(-1)).toEqual([WsMsgpackStatus.CONNECTED]);
+      await until(() => statuses[statuses.length - 1] === WsMsgpackStatus.CONNECTED, WAIT_MS, 'the client came back by itself');
+      expect(svc.server.connectionCount).toBe(1);
       expect(await first(client.send('echo', 'again'))).toBe('again');
       expect(seen.calls).toBe(2); // the stream was not re-sent: one ticks, one echo
     } finally {
