@@ -1,4 +1,4 @@
-import { Decoder, Encoder } from '@msgpack/msgpack';
+import { DecodeError, Decoder, EXT_TIMESTAMP, Encoder, ExtData, ExtensionCodec, decodeTimestampExtension, encodeTimestampExtension } from '@msgpack/msgpack';
 import { ProtocolViolation } from './errors.js';
 import { FrameType, toWire, type Frame } from './frames.js';
 import { parseFrame, peekHeader } from './validate.js';
@@ -6,6 +6,12 @@ import { parseFrame, peekHeader } from './validate.js';
 /**
  * Decoder limits. A msgpack header can claim a length far larger than the frame; these caps make
  * such frames fail fast instead of allocating (docs/PROTOCOL.md, "Limits").
+ *
+ * Beyond these, an array or map header of more than 64 elements may not declare more than the rest
+ * of the frame can hold (each element takes at least one byte, each map entry two, counting the
+ * elements still due in the arrays and maps around it): the decoder allocates an array's slots
+ * when it reads the header, so without this check a 5 KB frame of nested `array 32` headers each
+ * claiming 1,000,000 elements allocated 8 MB per level and exhausted the heap.
  */
 export interface DecoderLimits {
   /** Longest string, in bytes. Default 16 MiB. */
@@ -18,6 +24,17 @@ export interface DecoderLimits {
   maxMapLength: number;
   /** Longest extension payload, in bytes. Default 1 MiB. */
   maxExtLength: number;
+  /**
+   * Deepest nesting in a frame, counted as the msgpack encoder counts it: the frame array is at
+   * depth 1, its elements (a payload, the meta map) at depth 2, and each array or map puts its
+   * elements one deeper. A frame with a value deeper than this fails to decode (a protocol error
+   * for its call), before the deeper arrays and maps are allocated. Default 100, the encoder's own
+   * `maxDepth`: a value this side accepts can be sent back in the same place of a frame (an echo
+   * handler), and code that walks decoded values recursively (`JSON.stringify` of a pattern, user
+   * code, the encoder) cannot overflow the stack. At least 2 (a frame's own elements are at depth
+   * 2); `Infinity` disables the limit.
+   */
+  maxDepth: number;
 }
 
 /** Defaults for {@link DecoderLimits}. */
@@ -27,6 +44,7 @@ export const DEFAULT_DECODER_LIMITS: Readonly<DecoderLimits> = Object.freeze({
   maxArrayLength: 1_000_000,
   maxMapLength: 100_000,
   maxExtLength: 1024 * 1024,
+  maxDepth: 100,
 });
 
 /** Options of {@link FrameCodec}. */
@@ -38,6 +56,22 @@ export interface FrameCodecOptions extends Partial<DecoderLimits> {
   binaryAsBuffer?: boolean;
 }
 
+/**
+ * The default extensions (the timestamp, type -1), except that an Invalid Date throws: the library
+ * writes it as a timestamp of NaN seconds, which goes out as 1970-01-01T00:00:00Z (data loss with
+ * no error; the call then fails with INTERNAL instead). A received timestamp outside the range of a
+ * JavaScript Date still decodes, as an Invalid Date.
+ */
+const EXTENSIONS = new ExtensionCodec();
+EXTENSIONS.register({
+  type: EXT_TIMESTAMP,
+  encode: (object: unknown): Uint8Array | null => {
+    if (object instanceof Date && Number.isNaN(object.getTime())) throw new RangeError('an Invalid Date cannot be encoded as a msgpack timestamp');
+    return encodeTimestampExtension(object);
+  },
+  decode: decodeTimestampExtension,
+});
+
 type BufferCtor = { from(ab: ArrayBufferLike, offset: number, length: number): Uint8Array };
 const NodeBuffer: BufferCtor | undefined = (globalThis as { Buffer?: BufferCtor }).Buffer;
 
@@ -46,8 +80,10 @@ const NodeBuffer: BufferCtor | undefined = (globalThis as { Buffer?: BufferCtor 
  * One instance per connection: it reuses its encoder and decoder buffers.
  */
 export class FrameCodec {
-  private readonly encoder = new Encoder({ useBigInt64: true, ignoreUndefined: true });
+  private readonly encoder = new Encoder({ useBigInt64: true, ignoreUndefined: true, extensionCodec: EXTENSIONS });
   private readonly decoder: Decoder;
+  /** The depth check, when {@link guardDecoder} could not build it into the decoder. */
+  private readonly checkDecoded: ((value: unknown) => void) | undefined;
 
   constructor(options: FrameCodecOptions = {}) {
     const limits = { ...DEFAULT_DECODER_LIMITS };
@@ -55,7 +91,12 @@ export class FrameCodec {
       const v = options[key];
       if (v !== undefined) limits[key] = v;
     }
-    this.decoder = new Decoder({ useBigInt64: true, ...limits });
+    const { maxDepth, ...lengths } = limits;
+    this.decoder = new Decoder({ useBigInt64: true, ...lengths });
+    if (!guardDecoder(this.decoder, maxDepth)) {
+      // Library internals changed: check the depth of each decoded value instead (after the fact).
+      this.checkDecoded = (value) => checkDepth(value, maxDepth);
+    }
     extendEncoder(this.encoder);
     if ((options.binaryAsBuffer ?? NodeBuffer !== undefined) && NodeBuffer) {
       wrapBinaryAsBuffer(this.decoder, NodeBuffer);
@@ -100,13 +141,212 @@ export class FrameCodec {
     let value: unknown;
     try {
       value = this.decoder.decode(bytes);
+      this.checkDecoded?.(value);
     } catch (err) {
+      this.releaseFailedFrame();
       const header = peekHeader(bytes);
       const reason = err instanceof Error ? err.message : String(err);
       throw new ProtocolViolation(`frame is not valid msgpack: ${reason}`, header?.id ?? 0, header?.type);
     }
     return parseFrame(value);
   }
+
+  /**
+   * A decode that fails leaves the decoder holding the frame and the arrays and maps it had begun;
+   * decoding one byte resets it, so an idle connection does not keep a bad frame's memory.
+   */
+  private releaseFailedFrame(): void {
+    try {
+      this.decoder.decode(NIL);
+    } catch {
+      // cannot fail; the next decode resets the decoder anyway
+    }
+  }
+}
+
+const NIL = Uint8Array.of(0xc0);
+
+/** The message of a frame deeper than `maxDepth`; `depth` is the depth of its deepest value. */
+function depthMessage(depth: number, maxDepth: number): string {
+  return `Max depth exceeded: nesting depth (${depth}) > maxDepth (${maxDepth})`;
+}
+
+/** What guardDecoder needs of `@msgpack/msgpack` 3.x's Decoder (not public API). */
+interface DecoderInternals {
+  pushArrayState?: (size: number) => void;
+  pushMapState?: (size: number) => void;
+  /** The StackPool of arrays and maps being decoded. */
+  stack?: { stack?: unknown; stackHeadPosition?: unknown };
+  view?: unknown;
+  pos?: unknown;
+  maxArrayLength?: unknown;
+  maxMapLength?: unknown;
+}
+
+/** One entry of the StackPool: an array or map being decoded. */
+interface StackState {
+  type?: unknown;
+  size?: unknown;
+  position?: unknown;
+  readCount?: unknown;
+}
+
+type GuardedDecoder = Required<DecoderInternals> & {
+  stack: { stack: StackState[]; stackHeadPosition: number };
+  view: DataView;
+  pos: number;
+  maxArrayLength: number;
+  maxMapLength: number;
+};
+
+/**
+ * Declared sizes up to this are not checked against the bytes left (the decoder would allocate at
+ * most this many slots per level, maxDepth levels at most): the check costs nothing on the arrays
+ * and maps of ordinary frames, and such a frame still fails, later, as truncated.
+ */
+const SMALL_CONTAINER = 64;
+/** Enclosing containers looked at, at most, when checking a declared size (more only makes the check weaker, never wrong). */
+const MAX_WALK = 256;
+
+/**
+ * Builds the `maxDepth` limit and the declared-size check (see {@link DecoderLimits}) into a
+ * `@msgpack/msgpack` Decoder, so that both fail a frame when its header is read, before anything is
+ * allocated: the decoder calls `pushArrayState` / `pushMapState` for every non-empty array and map
+ * it meets (after checking `maxArrayLength` / `maxMapLength`), with its stack of open containers in
+ * `stack`. Returns false, changing nothing, when the library internals are not as expected (or
+ * do not behave as expected on a sample frame); the caller then checks depth after decoding.
+ */
+export function guardDecoder(decoder: object, maxDepth: number): boolean {
+  if (!internalsLookRight(decoder) || !guardWorks()) return false;
+  install(decoder, maxDepth);
+  return true;
+}
+
+function internalsLookRight(decoder: object): decoder is GuardedDecoder {
+  const d = decoder as DecoderInternals;
+  const pool = d.stack;
+  return (
+    typeof d.pushArrayState === 'function' &&
+    typeof d.pushMapState === 'function' &&
+    typeof pool === 'object' &&
+    pool !== null &&
+    Array.isArray(pool.stack) &&
+    typeof pool.stackHeadPosition === 'number' &&
+    d.view instanceof DataView &&
+    typeof d.pos === 'number' &&
+    typeof d.maxArrayLength === 'number' &&
+    typeof d.maxMapLength === 'number'
+  );
+}
+
+function install(d: GuardedDecoder, maxDepth: number): void {
+  const { pushArrayState, pushMapState } = d;
+  // Hot path: one comparison per array or map. The new container is at depth stackHeadPosition + 2
+  // (stackHeadPosition is -1 for an empty stack), its elements one deeper.
+  d.pushArrayState = function (this: GuardedDecoder, size: number): void {
+    if (this.stack.stackHeadPosition + 3 > maxDepth) throw new DecodeError(depthMessage(this.stack.stackHeadPosition + 3, maxDepth));
+    if (size > SMALL_CONTAINER && size <= this.maxArrayLength) checkDeclaredSize(this, size, 1, 'array');
+    pushArrayState.call(this, size);
+  };
+  d.pushMapState = function (this: GuardedDecoder, size: number): void {
+    if (this.stack.stackHeadPosition + 3 > maxDepth) throw new DecodeError(depthMessage(this.stack.stackHeadPosition + 3, maxDepth));
+    if (size > SMALL_CONTAINER && size <= this.maxMapLength) checkDeclaredSize(this, size, 2, 'map');
+    pushMapState.call(this, size);
+  };
+}
+
+/**
+ * Throws when the bytes left cannot hold the `size` elements of a new array or map (at least
+ * `bytesPerElement` each) and what the open containers around it still need.
+ */
+function checkDeclaredSize(d: GuardedDecoder, size: number, bytesPerElement: number, kind: string): void {
+  const left = d.view.byteLength - d.pos;
+  let need = size * bytesPerElement;
+  const states = d.stack.stack;
+  for (let i = d.stack.stackHeadPosition, n = 0; i >= 0 && n < MAX_WALK && need <= left; i--, n++) need += stillDue(states[i]);
+  if (need > left) {
+    throw new DecodeError(`Insufficient data: ${kind} length (${size}) and the values still due around it need at least ${need} bytes, ${left} left`);
+  }
+}
+
+/**
+ * Bytes an open container still needs after the value being decoded in it (at least one per
+ * element, two per map entry). A state of an unknown shape counts 0: the check gets weaker, not wrong.
+ */
+function stillDue(state: StackState | undefined): number {
+  if (state === undefined || typeof state.size !== 'number') return 0;
+  if (state.type === 'array' && typeof state.position === 'number') return Math.max(0, state.size - state.position - 1);
+  if (typeof state.readCount !== 'number') return 0;
+  if (state.type === 'map_key') return Math.max(0, 2 * (state.size - state.readCount) - 1);
+  if (state.type === 'map_value') return Math.max(0, 2 * (state.size - state.readCount - 1));
+  return 0;
+}
+
+let guardWorksCache: boolean | undefined;
+
+/**
+ * Once per process: do the guards behave as they should on a probe decoder (maxDepth 3)? A valid
+ * sample decodes unchanged; a value at depth 4, in arrays or maps, and a declared size that only
+ * the enclosing array's due element makes too large are refused with the guards' messages.
+ */
+function guardWorks(): boolean {
+  if (guardWorksCache !== undefined) return guardWorksCache;
+  const probe = new Decoder();
+  const decode = (hex: string): unknown => probe.decode(hexBytes(hex));
+  const fails = (hex: string, message: string): boolean => {
+    try {
+      decode(hex);
+      return false;
+    } catch (e) {
+      return e instanceof Error && e.message.startsWith(message);
+    }
+  };
+  let works = false;
+  if (internalsLookRight(probe)) {
+    install(probe, 3);
+    try {
+      const due = '01'.repeat(SMALL_CONTAINER + 1);
+      works =
+        JSON.stringify(decode('929180' + '81a16201')) === '[[{}],{"b":1}]' &&
+        fails('91919101', depthMessage(4, 3)) &&
+        fails('81a16181a16181a16101', depthMessage(4, 3)) &&
+        fails(`92dc00${(SMALL_CONTAINER + 1).toString(16)}${due}`, 'Insufficient data: array length') &&
+        Array.isArray(decode(`92dc00${(SMALL_CONTAINER + 1).toString(16)}${due}01`));
+    } catch {
+      works = false;
+    }
+  }
+  guardWorksCache = works;
+  return works;
+}
+
+function hexBytes(hex: string): Uint8Array {
+  const out = new Uint8Array(hex.length / 2);
+  for (let i = 0; i < out.length; i++) out[i] = parseInt(hex.slice(2 * i, 2 * i + 2), 16);
+  return out;
+}
+
+/**
+ * The depth limit checked on a decoded value (the fallback of {@link guardDecoder}): throws the
+ * same error the guard throws while decoding. Iterative, so any depth is safe to check.
+ */
+export function checkDepth(value: unknown, maxDepth: number): void {
+  if (!(maxDepth < Infinity)) return;
+  const stack: { v: unknown; depth: number }[] = [{ v: value, depth: 1 }];
+  for (let top = stack.pop(); top !== undefined; top = stack.pop()) {
+    const children = containerChildren(top.v);
+    if (children === undefined || children.length === 0) continue;
+    const depth = top.depth + 1;
+    if (depth > maxDepth) throw new DecodeError(depthMessage(depth, maxDepth));
+    for (const v of children) stack.push({ v, depth });
+  }
+}
+
+/** The elements of a decoded array or map; undefined for any other value. */
+function containerChildren(v: unknown): unknown[] | undefined {
+  if (Array.isArray(v)) return v;
+  if (typeof v !== 'object' || v === null || ArrayBuffer.isView(v) || v instanceof Date || v instanceof ExtData) return undefined;
+  return Object.values(v);
 }
 
 /**

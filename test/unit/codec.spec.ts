@@ -18,6 +18,7 @@ describe('FrameCodec decoder limits', () => {
       maxArrayLength: 1_000_000,
       maxMapLength: 100_000,
       maxExtLength: 1024 * 1024,
+      maxDepth: 100,
     });
   });
 
