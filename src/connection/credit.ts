@@ -60,9 +60,9 @@ export class OutboundCredit {
     return this.available;
   }
 
-  /** Adds credit granted by the receiver. */
+  /** Adds credit granted by the receiver (capped at 2^53 − 1, which is as good as unlimited, so the count stays exact). */
   add(n: number): void {
-    this.available += n;
+    this.available = Math.min(this.available + n, Number.MAX_SAFE_INTEGER);
   }
 
   /** Takes one unit; returns false when none is left. */

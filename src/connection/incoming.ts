@@ -137,6 +137,9 @@ export class IncomingCalls {
       budget: this.host.budget,
       onEnd: () => this.end(id),
       mapPullError: this.host.mapStreamError,
+      // The response failed here (the socket went away, overflow, an unsendable item): the
+      // handler's signal says so, as for a cancel or a deadline.
+      beforeFail: (error) => abort.abort(error),
     });
     const deadline = frame.timeout === undefined ? undefined : Date.now() + frame.timeout;
     const timer =

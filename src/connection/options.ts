@@ -87,6 +87,18 @@ export function resolveLimits(options: ConnectionLimits): ResolvedLimits {
     if (typeof v !== 'number' || Number.isNaN(v) || v < 0) throw new TypeError(`nestjs-ws-msgpack: option ${key} must be a number >= 0, got ${String(v)}`);
     (limits as Record<typeof key, number>)[key] = v;
   }
+  for (const key of ['window', 'maxConcurrentCalls'] as const) {
+    const v = limits[key];
+    if (!Number.isSafeInteger(v)) throw new TypeError(`nestjs-ws-msgpack: option ${key} must be a whole number up to 2^53-1, got ${String(v)}`);
+  }
+  for (const key of ['maxStrLength', 'maxBinLength', 'maxArrayLength', 'maxMapLength', 'maxExtLength', 'maxDepth'] as const) {
+    const v = options[key];
+    if (v === undefined) continue;
+    const min = key === 'maxDepth' ? 2 : 0; // a frame is an array: depth 1 alone rejects every frame
+    if (typeof v !== 'number' || !(v === Infinity || (Number.isInteger(v) && v >= min))) {
+      throw new TypeError(`nestjs-ws-msgpack: option ${key} must be a whole number >= ${min} (or Infinity), got ${String(v)}`);
+    }
+  }
   if (options.overflow !== undefined) limits.overflow = checkOverflow(options.overflow, 'option overflow');
   return limits;
 }

@@ -155,7 +155,8 @@ export class OutboundStream {
    */
   fail(error: unknown): void {
     if (this.phase === 'ended') return;
-    const { onFail } = this.options;
+    const { onFail, beforeFail } = this.options;
+    beforeFail?.(error);
     if (!onFail) this.sink.sendError(this.id, error);
     this.finish();
     onFail?.(error);

@@ -49,4 +49,6 @@ export interface OutboundStreamOptions {
    * cannot be encoded or is too big): a request stream fails its whole call instead.
    */
   onFail?: (error: unknown) => void;
+  /** Told first when the stream fails on this side, before anything is sent or stopped (a response aborts its call with it). */
+  beforeFail?: (error: unknown) => void;
 }

@@ -1,0 +1,37 @@
+import { resolveLimits, DEFAULT_LIMITS } from '../../src/connection/options.js';
+import { OutboundCredit } from '../../src/connection/credit.js';
+
+describe('resolveLimits: options that cannot work are refused with the option named', () => {
+  it('defaults', () => {
+    expect(resolveLimits({})).toEqual(DEFAULT_LIMITS);
+  });
+
+  it.each([
+    [{ window: -1 }, /window must be a number >= 0/],
+    [{ window: 1.5 }, /window must be a whole number/],
+    [{ window: 2 ** 53 }, /window must be a whole number up to 2\^53-1/],
+    [{ maxConcurrentCalls: NaN }, /maxConcurrentCalls must be a number >= 0/],
+    [{ maxDepth: 1 }, /maxDepth must be a whole number >= 2/],
+    [{ maxDepth: NaN }, /maxDepth must be a whole number >= 2/],
+    [{ maxArrayLength: -5 }, /maxArrayLength must be a whole number >= 0/],
+    [{ overflow: 'sometimes' }, /overflow must be one of/],
+    [{ highWaterMark: 100 }, /highWaterMark. \(items\) was replaced by .maxStreamBufferBytes./],
+  ])('%j', (options, message) => {
+    expect(() => resolveLimits(options as never)).toThrow(message);
+  });
+
+  it('Infinity is accepted for decoder limits', () => {
+    expect(() => resolveLimits({ maxDepth: Infinity, maxStrLength: Infinity })).not.toThrow();
+  });
+});
+
+describe('OutboundCredit', () => {
+  it('adds up exactly up to 2^53-1 and no further (so the count never goes inexact)', () => {
+    const c = new OutboundCredit(0);
+    c.add(Number.MAX_SAFE_INTEGER);
+    c.add(Number.MAX_SAFE_INTEGER);
+    expect(c.value).toBe(Number.MAX_SAFE_INTEGER);
+    expect(c.take()).toBe(true);
+    expect(c.value).toBe(Number.MAX_SAFE_INTEGER - 1);
+  });
+});
