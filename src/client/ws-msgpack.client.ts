@@ -1,32 +1,19 @@
 import { Logger } from '@nestjs/common';
 import { ClientProxy, type ReadPacket, type WritePacket } from '@nestjs/microservices';
-import { connectable, defer, Observable, Subject, type Subscription } from 'rxjs';
+import { connectable, defer, Observable, Subject } from 'rxjs';
 import type { WebSocket } from 'ws';
-import { Connection, type CloseInfo } from '../connection/connection.js';
+import { ClientCore } from '../connection/client-core.js';
+import type { CloseInfo, Connection } from '../connection/connection.js';
 import { ReportingListeners } from '../connection/listeners.js';
-import { resolveLimits, wsSocketOptions, type WsMsgpackCallOptions } from '../connection/options.js';
-import { DEFAULT_RECONNECT, Session, type Dialer, type SessionPhase } from '../connection/session.js';
-import { WsMsgpackStatus } from '../constants.js';
+import { wsSocketOptions, type WsMsgpackCallOptions } from '../connection/options.js';
+import { WsMsgpackError, WsMsgpackErrorCode } from '../protocol/errors.js';
+import type { WsMsgpackStatus } from '../constants.js';
 import { ConnectionPeer } from '../peer/peer.js';
 import { unpackCall } from '../peer/record.js';
-import { WsMsgpackError, WsMsgpackErrorCode } from '../protocol/errors.js';
 import { toRpcErrorPayload } from '../server/stream-errors.js';
-import { clientIterator } from './client-iterator.js';
 import { WsMsgpackClientHandlers, type ServerLink } from './client-handlers.js';
 import { startHandshake, type Handshake } from './handshake.js';
 import type { WsMsgpackClientOptions } from './options.js';
-
-/** How long close() waits for the closing handshake before cutting the socket. */
-const CLOSE_TIMEOUT_MS = 2000;
-
-const STATUS_OF: Record<SessionPhase, WsMsgpackStatus | undefined> = {
-  idle: undefined,
-  connecting: WsMsgpackStatus.CONNECTING,
-  connected: WsMsgpackStatus.CONNECTED,
-  reconnecting: WsMsgpackStatus.RECONNECTING,
-  disconnected: WsMsgpackStatus.DISCONNECTED,
-  closed: WsMsgpackStatus.CLOSED,
-};
 
 /** Events of {@link WsMsgpackClient.on}. */
 export type WsMsgpackClientEvents = {
@@ -56,35 +43,30 @@ export type WsMsgpackClientEvents = {
 // The base's Status parameter stays `string`, so the class fits `ClientsModule`'s `customClass: Type<ClientProxy>`;
 // `status` itself is typed below.
 export class WsMsgpackClient extends ClientProxy<WsMsgpackClientEvents, string> {
-  private readonly session: Session;
+  private readonly core: ClientCore;
   /** Every connection not closed yet (one, or more while an old one drains), with its server peer. */
   private readonly links = new Map<Connection, ServerLink>();
-  /** Sockets `close()` is waiting for. */
-  private readonly closings = new Set<Promise<void>>();
   private readonly events = new ReportingListeners<WsMsgpackClientEvents>((message, stack) => this.logger.error(message, stack));
   private readonly logger = new Logger(WsMsgpackClient.name);
-  /** Events waiting for a connection. */
-  private pendingEvents = 0;
   /** The strategy exposeHandlers() made, and the one serving now (after its listen()). */
   private exposed: WsMsgpackClientHandlers | undefined;
   private handlers: WsMsgpackClientHandlers | undefined;
 
   constructor(private readonly options: WsMsgpackClientOptions) {
     super();
-    const urls = typeof options?.url === 'string' ? [options.url] : options?.url;
-    if (!Array.isArray(urls) || urls.length === 0 || !urls.every((u) => typeof u === 'string')) {
-      throw new Error('WsMsgpackClient: options.url is required (e.g. "ws://127.0.0.1:3001", or a list of replicas)');
-    }
-    resolveLimits(options); // a bad limit fails here, not at the first call
-    const reconnect = options.reconnect === false ? false : { ...DEFAULT_RECONNECT, ...(typeof options.reconnect === 'object' ? options.reconnect : {}) };
-    this.session = new Session(urls, this.dialer, reconnect, {
-      phase: (phase) => {
-        const status = STATUS_OF[phase];
-        if (status) this._status$.next(status);
+    this.core = new ClientCore(
+      options,
+      { mapStreamError: toRpcErrorPayload },
+      {
+        open: (url, adopt) => this.openSocket(url, adopt),
+        attach: (conn) => this.attach(conn),
+        status: (status) => this._status$.next(status),
+        connected: () => this.events.emit('connect'),
+        disconnected: (_conn, info) => this.events.emit('disconnect', info),
+        report: (error) => this.events.report(error),
       },
-      connected: () => this.events.emit('connect'),
-      disconnected: (_conn, info) => this.events.emit('disconnect', info),
-    });
+      'WsMsgpackClient',
+    );
   }
 
   /** Where the client's connection stands: connecting, connected, reconnecting, disconnected (gave up), closed. */
@@ -97,7 +79,7 @@ export class WsMsgpackClient extends ClientProxy<WsMsgpackClientEvents, string> 
    * reconnect attempts), then rejects with UNAVAILABLE naming the last failure. Idempotent.
    */
   connect(): Promise<Connection> {
-    return this.session.ready(this.readyTimeout);
+    return this.core.connect();
   }
 
   /**
@@ -105,15 +87,8 @@ export class WsMsgpackClient extends ClientProxy<WsMsgpackClientEvents, string> 
    * off, reconnecting stops, and calls waiting for a connection fail. Resolves once the sockets
    * have closed (cut off after 2 s). A later call or `connect()` opens a new connection.
    */
-  async close(): Promise<void> {
-    this.session.close(); // status CLOSED now: a connect() made from here on owns the status
-    for (const conn of [...this.links.keys()]) {
-      conn.close(1000, 'client closed');
-      const closed = whenSocketClosed(conn.socket as unknown as WebSocket, CLOSE_TIMEOUT_MS);
-      this.closings.add(closed);
-      void closed.then(() => this.closings.delete(closed));
-    }
-    await Promise.all([...this.closings]);
+  close(): Promise<void> {
+    return this.core.close(); // status CLOSED at once: a connect() made from here on owns the status
   }
 
   /** Registers a listener for 'error', 'connect' or 'disconnect'. */
@@ -126,7 +101,7 @@ export class WsMsgpackClient extends ClientProxy<WsMsgpackClientEvents, string> 
 
   /** The `ws` WebSocket of the current connection. Throws when not connected. */
   unwrap<T = WebSocket>(): T {
-    const conn = this.session.connection;
+    const conn = this.core.connection;
     if (!conn) throw new Error('Not initialized. Please call the "connect" method first.');
     return conn.socket as unknown as T;
   }
@@ -137,24 +112,8 @@ export class WsMsgpackClient extends ClientProxy<WsMsgpackClientEvents, string> 
    * (Observable, async iterable, or a non-array iterable) and may be a {@link WsMsgpackRecord}.
    */
   override send<TResult = unknown, TInput = unknown>(pattern: unknown, data: TInput): Observable<TResult> {
-    return new Observable<TResult>((subscriber) => {
-      const { payload, options } = this.unpack(data);
-      const open = this.session.connection;
-      // Connected: start the call now (no promise hop per call).
-      if (open) return (open.call(pattern, payload, options) as Observable<TResult>).subscribe(subscriber);
-      let inner: Subscription | undefined;
-      let done = false;
-      this.whenReady(options).then(
-        ({ conn, options: remaining }) => {
-          if (!done) inner = (conn.call(pattern, payload, remaining) as Observable<TResult>).subscribe(subscriber);
-        },
-        (err: unknown) => subscriber.error(err),
-      );
-      return () => {
-        done = true;
-        inner?.unsubscribe();
-      };
-    });
+    const { payload, options } = this.unpack(data);
+    return this.core.call(pattern, payload, options) as Observable<TResult>;
   }
 
   /**
@@ -168,7 +127,7 @@ export class WsMsgpackClient extends ClientProxy<WsMsgpackClientEvents, string> 
    */
   iterate<TResult = unknown, TInput = unknown>(pattern: unknown, data: TInput): AsyncIterableIterator<TResult> {
     const { payload, options } = this.unpack(data);
-    return clientIterator<TResult>(() => this.whenReady(options), pattern, payload);
+    return this.core.iterate<TResult>(pattern, payload, options);
   }
 
   /**
@@ -179,7 +138,7 @@ export class WsMsgpackClient extends ClientProxy<WsMsgpackClientEvents, string> 
   override emit<TResult = undefined, TInput = unknown>(pattern: unknown, data: TInput): Observable<TResult> {
     const { payload, options } = this.unpack(data);
     const source = defer(async () => {
-      (await this.eventConnection(options)).emit(pattern, payload, options.headers);
+      await this.core.emit(pattern, payload, options);
       return undefined as TResult;
     });
     const hot = connectable(source, { connector: () => new Subject<TResult>(), resetOnDisconnect: false });
@@ -237,94 +196,48 @@ export class WsMsgpackClient extends ClientProxy<WsMsgpackClientEvents, string> 
   /** Nest's promise-style event dispatch, kept for code that calls it directly. */
   protected async dispatchEvent<T = unknown>(packet: ReadPacket): Promise<T> {
     const { payload, options } = this.unpack(packet.data);
-    (await this.eventConnection(options)).emit(packet.pattern, payload, options.headers);
+    await this.core.emit(packet.pattern, payload, options);
     return undefined as T;
-  }
-
-  private get readyTimeout(): number {
-    return this.options.readyTimeout ?? 10_000;
   }
 
   private unpack(data: unknown): { payload: unknown; options: WsMsgpackCallOptions } {
     return unpackCall(data, this.options.timeout);
   }
 
-  /**
-   * Waits for a connection on behalf of a call: up to its deadline (which then fails it with
-   * DEADLINE_EXCEEDED), else `readyTimeout`; at once when it does not wait for ready. Resolves with
-   * the connection and the options with what is left of the deadline.
-   */
-  private async whenReady(options: WsMsgpackCallOptions): Promise<{ conn: Connection; options: WsMsgpackCallOptions }> {
-    const open = this.session.connection;
-    if (open) return { conn: open, options };
-    const failFast = (options.waitForReady ?? this.options.waitForReady ?? true) === false;
-    const deadline = options.timeout !== undefined && options.timeout > 0 && Number.isFinite(options.timeout) ? options.timeout : undefined;
-    const started = Date.now();
-    try {
-      const conn = await this.session.ready(deadline ?? this.readyTimeout, failFast);
-      if (deadline === undefined) return { conn, options };
-      return { conn, options: { ...options, timeout: Math.max(1, deadline - (Date.now() - started)), declaredTimeout: deadline } };
-    } catch (e) {
-      if (deadline !== undefined && Date.now() - started >= deadline) {
-        throw new WsMsgpackError(WsMsgpackErrorCode.DEADLINE_EXCEEDED, `deadline of ${deadline} ms exceeded while waiting for a connection`, (e as WsMsgpackError).details);
-      }
-      throw e;
-    }
+  /** Opens one `ws` socket (headers evaluated first); `adopt` makes the Connection in its 'open' event. */
+  private openSocket(url: string, adopt: (ws: WebSocket) => Connection): { opened: Promise<Connection>; cancel(reason: string): void } {
+    let handshake: Handshake<Connection> | undefined;
+    let cancelled: string | undefined;
+    const opened = (async (): Promise<Connection> => {
+      const h = this.options.headers;
+      const headers = typeof h === 'function' ? await h() : h;
+      if (cancelled !== undefined) throw new WsMsgpackError(WsMsgpackErrorCode.UNAVAILABLE, `cannot connect to ${url}: ${cancelled}`);
+      handshake = startHandshake(
+        url,
+        { ...this.options.wsOptions, ...wsSocketOptions(this.options), headers, handshakeTimeout: this.options.connectTimeout ?? 10_000 },
+        adopt,
+      );
+      return handshake.opened;
+    })();
+    return {
+      opened,
+      cancel: (reason) => {
+        cancelled = reason;
+        handshake?.cancel(reason);
+      },
+    };
   }
 
-  /** The connection for an event: now, or after waiting (bounded in count). */
-  private async eventConnection(options: WsMsgpackCallOptions): Promise<Connection> {
-    const open = this.session.connection;
-    if (open) return open;
-    const max = this.options.maxPendingEvents ?? 1000;
-    if (this.pendingEvents >= max) throw new WsMsgpackError(WsMsgpackErrorCode.UNAVAILABLE, `not connected, and ${max} events already wait for the connection (maxPendingEvents)`);
-    this.pendingEvents++;
-    try {
-      return (await this.whenReady(options)).conn;
-    } finally {
-      this.pendingEvents--;
-    }
-  }
-
-  /** Opens one socket; the Connection is made in its 'open' event (see adopt). */
-  private readonly dialer: Dialer = {
-    dial: (url) => {
-      let handshake: Handshake<Connection> | undefined;
-      let cancelled: string | undefined;
-      const opened = (async (): Promise<Connection> => {
-        const h = this.options.headers;
-        const headers = typeof h === 'function' ? await h() : h;
-        if (cancelled !== undefined) throw new WsMsgpackError(WsMsgpackErrorCode.UNAVAILABLE, `cannot connect to ${url}: ${cancelled}`);
-        handshake = startHandshake(
-          url,
-          { ...this.options.wsOptions, ...wsSocketOptions(this.options), headers, handshakeTimeout: this.options.connectTimeout ?? 10_000 },
-          (ws) => this.adopt(ws, url),
-        );
-        return handshake.opened;
-      })();
-      return {
-        opened,
-        cancel: (reason) => {
-          cancelled = reason;
-          handshake?.cancel(reason);
-        },
-      };
-    },
-  };
-
-  /** A handshake succeeded (this runs in the socket's 'open' event, before any frame is handled). */
-  private adopt(ws: WebSocket, url: string): Connection {
-    const conn = new Connection(ws, { ...this.options, role: 'client', mapStreamError: toRpcErrorPayload });
-    const link: ServerLink = { connection: conn, peer: new ConnectionPeer(conn, { url, headers: {}, remoteAddress: undefined }, this.options.timeout), socket: ws };
+  /** A connection was made (in the socket's 'open' event, before any frame is handled). */
+  private attach(conn: Connection): void {
+    const link: ServerLink = { connection: conn, peer: new ConnectionPeer(conn, { url: urlOf(conn), headers: {}, remoteAddress: undefined }, this.options.timeout), socket: conn.socket as unknown as WebSocket };
     this.links.set(conn, link);
-    conn.onError((err) => this.events.report(err));
     conn.onClose((info) => {
       this.links.delete(conn);
       this.handlers?.detachFrom(link, info);
     });
     if (this.handlers) this.handlers.attachTo(link);
     else this.serveNothing(conn);
-    return conn;
   }
 
   /** No handlers exposed: the server's calls get UNIMPLEMENTED, its events are reported as dropped. */
@@ -336,14 +249,8 @@ export class WsMsgpackClient extends ClientProxy<WsMsgpackClientEvents, string> 
   }
 }
 
-/** Resolves when `ws` has closed, terminating it after `ms`. */
-function whenSocketClosed(ws: WebSocket, ms: number): Promise<void> {
-  if (ws.readyState === ws.CLOSED) return Promise.resolve();
-  return new Promise<void>((resolve) => {
-    const timer = setTimeout(() => ws.terminate(), ms);
-    ws.once('close', () => {
-      clearTimeout(timer);
-      resolve();
-    });
-  });
+/** The URL a `ws` client socket was opened to. */
+function urlOf(conn: Connection): string {
+  return (conn.socket as unknown as { url?: string }).url ?? '';
 }
+

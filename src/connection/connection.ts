@@ -1,12 +1,13 @@
 import { Observable } from 'rxjs';
 import { FrameCodec } from '../protocol/codec.js';
+import { CloseCode, PING_PATTERN } from '../protocol/constants.js';
 import { ProtocolViolation, WsMsgpackError, WsMsgpackErrorCode } from '../protocol/errors.js';
 import { FrameType, type Frame, type Headers } from '../protocol/frames.js';
 import { callIterator } from './call-iterator.js';
 import { BufferBudget } from './frame-queue.js';
 import { asError, FrameWriter } from './frame-writer.js';
 import { IncomingCalls, type RequestHandler } from './incoming.js';
-import { startKeepAlive } from './keepalive.js';
+import { startCallKeepAlive, startKeepAlive } from './keepalive.js';
 import { Listeners, rethrowLater } from './listeners.js';
 import { resolveLimits, type ConnectionLimits, type ResolvedLimits, type WsMsgpackCallOptions } from './options.js';
 import { OutgoingCalls } from './outgoing.js';
@@ -48,6 +49,11 @@ type ConnectionEvents = {
   error: (error: Error) => void;
   goingAway: (notice: WsMsgpackError) => void;
 };
+
+/** A keep-alive call (answered by the core itself, never held). */
+function isPing(frame: Frame): boolean {
+  return frame.type === FrameType.REQUEST && frame.pattern === PING_PATTERN && !frame.stream;
+}
 
 const EMPTY_HEADERS: Headers = Object.freeze({}) as Headers;
 
@@ -120,8 +126,17 @@ export class Connection {
       onClose: (code, reason) => this.terminate({ code, reason }),
       onSocketError: (err) => this.emitError(err),
     });
+    // Node `ws` sockets ping; a socket that cannot (a browser's) makes keep-alive calls instead.
     const pingable = pingableOf(socket);
-    this.stopKeepAlive = pingable ? startKeepAlive(pingable, this.limits.keepAliveInterval, this.limits.keepAliveTimeout) : () => {};
+    const { keepAliveInterval, keepAliveTimeout } = this.limits;
+    this.stopKeepAlive = pingable
+      ? startKeepAlive(pingable, keepAliveInterval, keepAliveTimeout)
+      : startCallKeepAlive(
+          () => this.call(PING_PATTERN, null),
+          (reason) => this.close(CloseCode.KEEPALIVE_TIMEOUT, reason),
+          keepAliveInterval,
+          keepAliveTimeout,
+        );
   }
 
   /** @internal Sets the handler for calls the peer starts. Without one, calls fail with UNIMPLEMENTED. */
@@ -285,7 +300,7 @@ export class Connection {
       this.onViolation(e instanceof ProtocolViolation ? e : new ProtocolViolation(asError(e).message));
       return;
     }
-    if (this.held && (frame.type === FrameType.EVENT || (frame.id !== 0 && !this.isOwn(frame.id)))) {
+    if (this.held && !isPing(frame) && (frame.type === FrameType.EVENT || (frame.id !== 0 && !this.isOwn(frame.id)))) {
       this.heldBytes += (data as Uint8Array).byteLength;
       if (this.held.push({ frame, at: Date.now() }) > MAX_HELD_FRAMES || this.heldBytes > this.limits.maxConnectionBufferBytes) {
         this.close(1008, 'too many frames while the connected hook ran');
@@ -307,6 +322,7 @@ export class Connection {
     switch (frame.type) {
       case FrameType.REQUEST:
         if (this.isOwn(frame.id)) throw new ProtocolViolation(`REQUEST id ${frame.id} is in this side's id space`, frame.id, frame.type);
+        if (isPing(frame)) return this.incoming.answerPing(frame);
         return this.incoming.accept(frame, this.requestHandler);
       case FrameType.EVENT:
         return this.onEventFrame(frame.pattern, frame.payload, frame.headers);
@@ -365,8 +381,8 @@ export class Connection {
     if (this.closedInfo) return;
     this.closedInfo = info;
     this.held = undefined;
-    this.stopKeepAlive();
     this.writer.stop();
+    this.stopKeepAlive();
     const err = this.unavailable(info);
     this.incoming.abortAll(err);
     this.outgoing.failAll(err);

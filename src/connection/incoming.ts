@@ -112,6 +112,16 @@ export class IncomingCalls {
   }
 
   /** A REQUEST from the peer (its id already checked to be in the peer's space). */
+  /**
+   * Answers a keep-alive call (`wsmp:ping`) at once with COMPLETE, also while refusing calls:
+   * it is not a call of the application's, only proof that this side is alive.
+   */
+  answerPing(frame: RequestFrame): void {
+    if (frame.id <= this.lastPeerId) throw new ProtocolViolation(`REQUEST id ${frame.id} was already used (ids must increase)`, frame.id, frame.type);
+    this.lastPeerId = frame.id;
+    this.host.writer.sendControl({ type: FrameType.COMPLETE, id: frame.id, hasValue: false });
+  }
+
   accept(frame: RequestFrame, handler: RequestHandler | undefined): void {
     const { id } = frame;
     const { writer, limits } = this.host;

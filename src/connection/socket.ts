@@ -108,3 +108,28 @@ export interface PingableSocket {
 
 /** Names of the WebSocket `readyState` values, for messages. */
 export const READY_STATE_NAMES = ['CONNECTING', 'OPEN', 'CLOSING', 'CLOSED'] as const;
+
+/**
+ * Resolves once `ws` has closed. After `ms` a Node `ws` socket is terminated (no closing
+ * handshake) and a browser socket, which cannot be, is given up on: either way the promise
+ * resolves, so `close()` never hangs on a peer that does not answer.
+ */
+export function whenSocketClosed(ws: WebSocketLike, ms: number): Promise<void> {
+  if (ws.readyState === 3) return Promise.resolve();
+  return new Promise<void>((resolve) => {
+    const node = ws as unknown as Partial<{ once(event: 'close', cb: () => void): unknown; terminate(): void }>;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const done = (): void => {
+      if (timer !== undefined) clearTimeout(timer);
+      timer = undefined;
+      resolve();
+    };
+    if (typeof node.once === 'function') {
+      node.once('close', done);
+      timer = setTimeout(() => (typeof node.terminate === 'function' ? node.terminate() : done()), ms);
+    } else {
+      (ws as unknown as DomWebSocket).addEventListener('close', done as (event: never) => void);
+      timer = setTimeout(done, ms);
+    }
+  });
+}

@@ -9,11 +9,12 @@ import { SingleValue, type OutboundSource } from '../connection/outbound-types.j
 import { WS_MSGPACK_TRANSPORT, WS_PEER_CONNECTED, WS_PEER_DISCONNECTED, type WsPeerConnected, type WsPeerDisconnected } from '../constants.js';
 import type { ConnectionPeer } from '../peer/peer.js';
 import { WsMsgpackError, WsMsgpackErrorCode } from '../protocol/errors.js';
+import { NO_MESSAGE_HANDLER } from '../protocol/constants.js';
 import { installFilterBridge } from './filter-bridge.js';
 import { WsMsgpackContext, type WsMsgpackCallInfo } from './ws-msgpack.context.js';
 
 /** Nest's message when no handler matches (the same text as the TCP transport). */
-export const NO_MESSAGE_HANDLER = 'There is no matching message handler defined in the remote service.';
+export { NO_MESSAGE_HANDLER };
 
 /** Most distinct pattern strings whose resolution is remembered. */
 const MAX_RESOLVED_PATTERNS = 1024;

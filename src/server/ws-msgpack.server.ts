@@ -11,7 +11,7 @@ import { resolveLimits, wsSocketOptions } from '../connection/options.js';
 import { WsMsgpackStatus } from '../constants.js';
 import { LocalPeerDirectory, type WsMsgpackPeerDirectory } from '../peer/directory.js';
 import { ConnectionPeer, type WsMsgpackPeer } from '../peer/peer.js';
-import { CloseCode, SUBPROTOCOL_V1, SUPPORTED_SUBPROTOCOLS } from '../protocol/constants.js';
+import { BEARER_PROTOCOL_PREFIX, CloseCode, SUBPROTOCOL_V1, SUPPORTED_SUBPROTOCOLS } from '../protocol/constants.js';
 import { WsMsgpackDispatcher } from './dispatcher.js';
 import type { WsMsgpackServerOptions } from './options.js';
 import { checkStandaloneOptions, createStandaloneServer } from './standalone-server.js';
@@ -204,7 +204,8 @@ export class WsMsgpackServer extends WsMsgpackDispatcher<WsMsgpackServerEvents, 
 
   private onConnection(ws: WebSocket, req: IncomingMessage, user: unknown): void {
     if (ws.protocol !== SUBPROTOCOL_V1) {
-      const offered = String(req.headers['sec-websocket-protocol'] ?? '(none)');
+      // A bearer-token entry is named, never echoed.
+      const offered = String(req.headers['sec-websocket-protocol'] ?? '(none)').replace(/wsmp\.bearer\.[A-Za-z0-9_-]*/g, 'wsmp.bearer.(token)');
       ws.close(CloseCode.UNSUPPORTED_VERSION, `unsupported protocol version: offered ${offered}; this server speaks ${SUBPROTOCOL_V1}`.slice(0, 123));
       return;
     }
@@ -302,9 +303,10 @@ export class WsMsgpackServer extends WsMsgpackDispatcher<WsMsgpackServerEvents, 
 
 function pickProtocol(offered: Set<string>): string | false {
   for (const p of SUPPORTED_SUBPROTOCOLS) if (offered.has(p)) return p;
-  // Accept with the peer's own first offer only to tell it, in the close reason, why it is refused.
-  const first = offered.values().next();
-  return first.done ? false : first.value;
+  // Accept with the peer's own first offer only to tell it, in the close reason, why it is refused
+  // (never a bearer-token entry: a token is not echoed back).
+  for (const p of offered) if (!p.startsWith(BEARER_PROTOCOL_PREFIX)) return p;
+  return false;
 }
 
 function normalizePath(path: string): string {

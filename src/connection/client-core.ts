@@ -1,0 +1,265 @@
+import { Observable, type Subscription } from 'rxjs';
+import { WsMsgpackStatus } from '../constants.js';
+import { WsMsgpackError, WsMsgpackErrorCode } from '../protocol/errors.js';
+import { Connection, type CloseInfo, type ConnectionOptions } from './connection.js';
+import type { ConnectionLimits, WsMsgpackCallOptions } from './options.js';
+import { resolveLimits } from './options.js';
+import { DEFAULT_RECONNECT, Session, type ReconnectOptions, type SessionPhase } from './session.js';
+import { whenSocketClosed, type WebSocketLike } from './socket.js';
+
+/** How long close() waits for a socket's closing handshake before cutting it. */
+const CLOSE_TIMEOUT_MS = 2000;
+
+const STATUS_OF: Record<SessionPhase, WsMsgpackStatus | undefined> = {
+  idle: undefined,
+  connecting: WsMsgpackStatus.CONNECTING,
+  connected: WsMsgpackStatus.CONNECTED,
+  reconnecting: WsMsgpackStatus.RECONNECTING,
+  disconnected: WsMsgpackStatus.DISCONNECTED,
+  closed: WsMsgpackStatus.CLOSED,
+};
+
+/** What both clients (Nest's and the browser's) configure the same way. */
+export interface ClientCoreOptions extends ConnectionLimits {
+  /** Server URL, or several (replicas, tried in turn). */
+  url: string | readonly string[];
+  /** Reconnect with backoff (default), an object changing parts of {@link DEFAULT_RECONNECT}, or `false`. */
+  reconnect?: boolean | ReconnectOptions;
+  /** Default deadline of every call, in ms. Off by default. */
+  timeout?: number;
+  /** Whether calls made while not connected wait for the connection. Default true. */
+  waitForReady?: boolean;
+  /** How long `connect()` and a call without a deadline wait for a connection. Default 10,000 ms. */
+  readyTimeout?: number;
+  /** Most events waiting for a connection. Default 1,000. */
+  maxPendingEvents?: number;
+}
+
+/** One socket being opened: `opened` settles once; `cancel` calls it off. */
+export interface SocketAttempt {
+  /** Resolves with the Connection that `adopt` made in the socket's open event. */
+  readonly opened: Promise<Connection>;
+  /** Calls the attempt off (`opened` rejects with UNAVAILABLE naming `reason`). */
+  cancel(reason: string): void;
+}
+
+/** What differs between the Node client and the browser client. */
+export interface ClientCoreHooks {
+  /**
+   * Opens one WebSocket to `url` and calls `adopt` with it synchronously in its open event (so the
+   * Connection binds before any frame is delivered).
+   */
+  open(url: string, adopt: (socket: WebSocketLike) => Connection): SocketAttempt;
+  /** A connection was made, before any frame was handled: serve the server's calls on it. */
+  attach(connection: Connection): void;
+  /** The client's status changed. */
+  status(status: WsMsgpackStatus): void;
+  /** A connection opened and is now the current one. */
+  connected(connection: Connection): void;
+  /** The current connection ended (or was left because the server is going away). */
+  disconnected(connection: Connection, info: CloseInfo): void;
+  /** Something no call can be told about (socket errors, invalid frames from the server). */
+  report(error: Error): void;
+}
+
+/** The URL list of the options, validated. */
+export function clientUrls(options: { url?: unknown } | undefined, owner: string): readonly string[] {
+  const url = options?.url;
+  const urls = typeof url === 'string' ? [url] : url;
+  if (!Array.isArray(urls) || urls.length === 0 || !urls.every((u) => typeof u === 'string')) {
+    throw new Error(`${owner}: options.url is required (e.g. "ws://127.0.0.1:3001", or a list of replicas)`);
+  }
+  return urls as readonly string[];
+}
+
+/**
+ * The part of a client that does not depend on Nest or on a WebSocket implementation: one
+ * {@link Session} (connect on demand, reconnect with backoff, fail over, wait for ready), the
+ * connections it made, and calls, streams and events that wait for a connection when there is
+ * none. `WsMsgpackClient` (Nest) and `WsMsgpackWebClient` (browser) are thin shells over it.
+ */
+export class ClientCore {
+  private readonly session: Session;
+  /** Every connection not closed yet (one, or more while an old one drains). */
+  private readonly open = new Set<Connection>();
+  /** Sockets `close()` is waiting for. */
+  private readonly closings = new Set<Promise<void>>();
+  private pendingEvents = 0;
+
+  constructor(
+    private readonly options: ClientCoreOptions,
+    private readonly connectionOptions: Omit<ConnectionOptions, 'role'>,
+    private readonly hooks: ClientCoreHooks,
+    owner: string,
+  ) {
+    const urls = clientUrls(options, owner);
+    resolveLimits(options); // a bad limit fails here, not at the first call
+    const reconnect = options.reconnect === false ? false : { ...DEFAULT_RECONNECT, ...(typeof options.reconnect === 'object' ? options.reconnect : {}) };
+    this.session = new Session(urls, { dial: (url) => this.hooks.open(url, (socket) => this.adopt(socket)) }, reconnect, {
+      phase: (phase) => {
+        const status = STATUS_OF[phase];
+        if (status) this.hooks.status(status);
+      },
+      connected: (conn) => this.hooks.connected(conn),
+      disconnected: (conn, info) => this.hooks.disconnected(conn, info),
+    });
+  }
+
+  /** The connection new calls use, when there is one. */
+  get connection(): Connection | undefined {
+    return this.session.connection;
+  }
+
+  /** Every connection not closed yet. */
+  get connections(): readonly Connection[] {
+    return [...this.open];
+  }
+
+  /** Resolves with the open connection, connecting if needed; rejects with UNAVAILABLE after `readyTimeout`. */
+  connect(): Promise<Connection> {
+    return this.session.ready(this.readyTimeout);
+  }
+
+  /** Stops reconnecting, fails waiting calls, closes every connection; resolves once the sockets closed (cut after 2 s). */
+  async close(): Promise<void> {
+    this.session.close();
+    for (const conn of [...this.open]) {
+      conn.close(1000, 'client closed');
+      const closed = whenSocketClosed(conn.socket, CLOSE_TIMEOUT_MS);
+      this.closings.add(closed);
+      void closed.then(() => this.closings.delete(closed));
+    }
+    await Promise.all([...this.closings]);
+  }
+
+  /** A call (cold): starts on subscription, waiting for the connection if needed; unsubscribing cancels it. */
+  call(pattern: unknown, payload: unknown, options: WsMsgpackCallOptions): Observable<unknown> {
+    return new Observable<unknown>((subscriber) => {
+      const open = this.session.connection;
+      // Connected: start the call now (no promise hop per call).
+      if (open) return open.call(pattern, payload, options).subscribe(subscriber);
+      let inner: Subscription | undefined;
+      let done = false;
+      this.whenReady(options).then(
+        ({ conn, options: remaining }) => {
+          if (!done) inner = conn.call(pattern, payload, remaining).subscribe(subscriber);
+        },
+        (err: unknown) => subscriber.error(err),
+      );
+      return () => {
+        done = true;
+        inner?.unsubscribe();
+      };
+    });
+  }
+
+  /** A call whose response is pulled (credit-window backpressure); `return()` cancels it. */
+  iterate<T>(pattern: unknown, payload: unknown, options: WsMsgpackCallOptions): AsyncIterableIterator<T> {
+    return callIteratorWhenReady<T>(() => this.whenReady(options), pattern, payload);
+  }
+
+  /** Sends an event now, or once connected (at most `maxPendingEvents` wait). */
+  async emit(pattern: unknown, payload: unknown, options: WsMsgpackCallOptions): Promise<void> {
+    (await this.eventConnection(options)).emit(pattern, payload, options.headers);
+  }
+
+  private get readyTimeout(): number {
+    return this.options.readyTimeout ?? 10_000;
+  }
+
+  /**
+   * Waits for a connection on behalf of a call: up to its deadline (which then fails it with
+   * DEADLINE_EXCEEDED), else `readyTimeout`; at once when it does not wait for ready. Resolves with
+   * the connection and the options with what is left of the deadline.
+   */
+  private async whenReady(options: WsMsgpackCallOptions): Promise<{ conn: Connection; options: WsMsgpackCallOptions }> {
+    const open = this.session.connection;
+    if (open) return { conn: open, options };
+    const failFast = (options.waitForReady ?? this.options.waitForReady ?? true) === false;
+    const deadline = options.timeout !== undefined && options.timeout > 0 && Number.isFinite(options.timeout) ? options.timeout : undefined;
+    const started = Date.now();
+    try {
+      const conn = await this.session.ready(deadline ?? this.readyTimeout, failFast);
+      if (deadline === undefined) return { conn, options };
+      return { conn, options: { ...options, timeout: Math.max(1, deadline - (Date.now() - started)), declaredTimeout: deadline } };
+    } catch (e) {
+      if (deadline !== undefined && Date.now() - started >= deadline) {
+        throw new WsMsgpackError(WsMsgpackErrorCode.DEADLINE_EXCEEDED, `deadline of ${deadline} ms exceeded while waiting for a connection`, (e as WsMsgpackError).details);
+      }
+      throw e;
+    }
+  }
+
+  /** The connection for an event: now, or after waiting (bounded in count). */
+  private async eventConnection(options: WsMsgpackCallOptions): Promise<Connection> {
+    const open = this.session.connection;
+    if (open) return open;
+    const max = this.options.maxPendingEvents ?? 1000;
+    if (this.pendingEvents >= max) throw new WsMsgpackError(WsMsgpackErrorCode.UNAVAILABLE, `not connected, and ${max} events already wait for the connection (maxPendingEvents)`);
+    this.pendingEvents++;
+    try {
+      return (await this.whenReady(options)).conn;
+    } finally {
+      this.pendingEvents--;
+    }
+  }
+
+  /** A handshake succeeded (in the socket's open event, before any frame is handled). */
+  private adopt(socket: WebSocketLike): Connection {
+    const conn = new Connection(socket, { ...this.options, ...this.connectionOptions, role: 'client' });
+    this.open.add(conn);
+    conn.onError((err) => this.hooks.report(err));
+    conn.onClose(() => this.open.delete(conn));
+    this.hooks.attach(conn);
+    return conn;
+  }
+}
+
+/**
+ * An async iterator over a call that needs a connection first: it connects on the first `next()`
+ * (through `connect`, which may wait and gives the options with what is left of the deadline),
+ * then pulls the call's response. `return()` settles a `next()` still waiting and cancels the call
+ * at once; after a failed connect, later `next()` calls are done.
+ */
+function callIteratorWhenReady<T>(
+  connect: () => Promise<{ conn: Connection; options: WsMsgpackCallOptions }>,
+  pattern: unknown,
+  payload: unknown,
+): AsyncIterableIterator<T> {
+  let inner: AsyncIterableIterator<unknown> | undefined;
+  let starting: Promise<AsyncIterableIterator<unknown>> | undefined;
+  /** `open` until `return()`, or until connecting failed. */
+  let phase: 'open' | 'done' = 'open';
+  let onReturn!: () => void;
+  const returned = new Promise<undefined>((resolve) => (onReturn = () => resolve(undefined)));
+  const done: IteratorResult<T> = { value: undefined, done: true };
+  const iterator: AsyncIterableIterator<T> = {
+    next: async () => {
+      if (phase === 'done') return done;
+      starting ??= connect().then(({ conn, options }) => (inner = conn.iterate(pattern, payload, options)));
+      let it: AsyncIterableIterator<unknown> | undefined;
+      try {
+        it = await Promise.race([starting, returned]); // return() settles a next() still connecting
+      } catch (e) {
+        if ((phase as string) === 'done') return done; // return() came first
+        phase = 'done';
+        throw e;
+      }
+      if ((phase as string) === 'done' || !it) return done; // return() came while connecting: the call never starts
+      return (await it.next()) as IteratorResult<T>;
+    },
+    // Not queued behind a pending next(): it settles that next() and cancels the call at once.
+    return: async () => {
+      phase = 'done';
+      onReturn();
+      await inner?.return?.();
+      return done;
+    },
+    throw: async (error: unknown) => {
+      await iterator.return!();
+      throw error;
+    },
+    [Symbol.asyncIterator]: () => iterator,
+  };
+  return iterator;
+}

@@ -1,0 +1,123 @@
+import { isObservable, type Observable } from 'rxjs';
+import type { Connection, IncomingEvent } from '../connection/connection.js';
+import type { IncomingCall } from '../connection/incoming.js';
+import { SingleValue, type OutboundSource } from '../connection/outbound-types.js';
+import { NO_MESSAGE_HANDLER } from '../protocol/constants.js';
+import { WsMsgpackError, WsMsgpackErrorCode } from '../protocol/errors.js';
+import type { Headers } from '../protocol/frames.js';
+
+/** What a handler registered with `client.handle()` is told about the call. */
+export interface WsMsgpackWebCallContext {
+  /** The pattern as the server sent it. */
+  readonly pattern: unknown;
+  /** Headers the server sent with the call (`{}` when none). */
+  readonly headers: Headers;
+  /**
+   * Aborted when the call ends early: the server cancelled it (unsubscribed), its deadline
+   * passed, or the connection closed. Stop the work then (`fetch(url, { signal })`).
+   */
+  readonly signal: AbortSignal;
+  /** Absolute deadline (ms since epoch) when the server set one. */
+  readonly deadline: number | undefined;
+  /** False for an event (`peer.emit()`, `server.broadcast()`): nobody waits for the result. */
+  readonly isCall: boolean;
+}
+
+/**
+ * A handler for the server's calls and events with one pattern. `data` is the payload, or, when
+ * the server sends a request stream, an Observable of its items. Return a value, a Promise, an
+ * Observable or an async iterable (a response stream, pulled with backpressure); throw (or
+ * reject) to fail the call: a {@link WsMsgpackError} keeps its code, any other error reaches the
+ * server as APPLICATION_ERROR with its message.
+ */
+export type WsMsgpackWebHandler<TData = unknown, TResult = unknown> = (
+  data: TData,
+  context: WsMsgpackWebCallContext,
+) => TResult | Promise<TResult> | Observable<TResult> | AsyncIterable<TResult>;
+
+/**
+ * The route key of a pattern, as Nest computes it: a string as is, anything else as JSON with
+ * object keys sorted (so `{ cmd: 'x', v: 1 }` and `{ v: 1, cmd: 'x' }` are one route).
+ */
+export function patternKey(pattern: unknown): string {
+  if (typeof pattern === 'string') return pattern;
+  if (typeof pattern === 'number') return String(pattern);
+  return JSON.stringify(sortKeys(pattern));
+}
+
+function sortKeys(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(sortKeys);
+  if (value === null || typeof value !== 'object') return value;
+  const out: Record<string, unknown> = {};
+  for (const key of Object.keys(value).sort()) out[key] = sortKeys((value as Record<string, unknown>)[key]);
+  return out;
+}
+
+/**
+ * The handlers a browser client exposes to the server: one map for calls and events, attached
+ * to every connection the client makes (so they keep working after a reconnect).
+ */
+export class WebHandlers {
+  private readonly routes = new Map<string, WsMsgpackWebHandler<never, unknown>>();
+
+  constructor(private readonly report: (error: Error) => void) {}
+
+  /** Registers `fn` for `pattern`, replacing an earlier one; returns a function that removes it. */
+  add(pattern: unknown, fn: WsMsgpackWebHandler<never, unknown>): () => void {
+    if (typeof fn !== 'function') throw new TypeError('client.handle(pattern, fn): fn must be a function');
+    const key = patternKey(pattern);
+    if (key.startsWith('wsmp:')) throw new TypeError(`client.handle(): patterns starting with "wsmp:" are reserved for the protocol (got ${key})`);
+    this.routes.set(key, fn);
+    return () => {
+      if (this.routes.get(key) === fn) this.routes.delete(key);
+    };
+  }
+
+  /** Serves the server's calls and events on `connection`. */
+  attach(connection: Connection): void {
+    connection.onRequest((call) => this.onCall(call));
+    connection.onEvent((event) => this.onEvent(event));
+  }
+
+  private onCall(call: IncomingCall): OutboundSource | Promise<OutboundSource> {
+    const fn = this.routes.get(patternKey(call.pattern));
+    if (!fn) throw new WsMsgpackError(WsMsgpackErrorCode.UNIMPLEMENTED, NO_MESSAGE_HANDLER);
+    const context: WsMsgpackWebCallContext = { pattern: call.pattern, headers: call.headers, signal: call.signal, deadline: call.deadline, isCall: true };
+    const result = fn(call.payload as never, context);
+    return toSource(result);
+  }
+
+  private onEvent(event: IncomingEvent): void {
+    const fn = this.routes.get(patternKey(event.pattern));
+    const name = JSON.stringify(event.pattern);
+    if (!fn) {
+      this.report(new Error(`an event from the server (pattern ${name}) was dropped: no handler (client.handle())`));
+      return;
+    }
+    const context: WsMsgpackWebCallContext = { pattern: event.pattern, headers: event.headers, signal: new AbortController().signal, deadline: undefined, isCall: false };
+    const failed = (e: unknown): void => this.report(new Error(`the handler of event ${name} failed: ${e instanceof Error ? e.message : String(e)}`, { cause: e }));
+    try {
+      const result = fn(event.payload as never, context);
+      if (isObservable(result)) result.subscribe({ error: failed });
+      else if (isPromiseLike(result)) result.then(undefined, failed);
+    } catch (e) {
+      failed(e);
+    }
+  }
+}
+
+function isPromiseLike(v: unknown): v is PromiseLike<unknown> {
+  return v !== null && (typeof v === 'object' || typeof v === 'function') && typeof (v as { then?: unknown }).then === 'function';
+}
+
+/** What a handler returned, as the connection core sends it: streams as streams, anything else as one value. */
+function toSource(result: unknown): OutboundSource | Promise<OutboundSource> {
+  if (isObservable(result)) return result;
+  if (isPromiseLike(result)) return Promise.resolve(result).then((v) => (isObservable(v) || isAsyncIterable(v) ? v : new SingleValue(v)));
+  if (isAsyncIterable(result)) return result;
+  return new SingleValue(result);
+}
+
+function isAsyncIterable(v: unknown): v is AsyncIterable<unknown> {
+  return v !== null && typeof v === 'object' && typeof (v as { [Symbol.asyncIterator]?: unknown })[Symbol.asyncIterator] === 'function';
+}
