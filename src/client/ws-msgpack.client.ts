@@ -209,8 +209,7 @@ export class WsMsgpackClient extends ClientProxy<WsMsgpackClientEvents, string> 
     let handshake: Handshake<Connection> | undefined;
     let cancelled: string | undefined;
     const opened = (async (): Promise<Connection> => {
-      const h = this.options.headers;
-      const headers = typeof h === 'function' ? await h() : h;
+      const headers = await this.upgradeHeaders(url);
       if (cancelled !== undefined) throw new WsMsgpackError(WsMsgpackErrorCode.UNAVAILABLE, `cannot connect to ${url}: ${cancelled}`);
       handshake = startHandshake(
         url,
@@ -226,6 +225,19 @@ export class WsMsgpackClient extends ClientProxy<WsMsgpackClientEvents, string> 
         handshake?.cancel(reason);
       },
     };
+  }
+
+  /** The upgrade headers: the option, or what its function gives. A function that throws is reported, and the attempt fails (retried with backoff). */
+  private async upgradeHeaders(url: string): Promise<Record<string, string> | undefined> {
+    const h = this.options.headers;
+    if (typeof h !== 'function') return h;
+    try {
+      return await h();
+    } catch (e) {
+      const message = `the headers function threw: ${e instanceof Error ? e.message : String(e)}`;
+      this.events.report(new Error(message, { cause: e }));
+      throw new WsMsgpackError(WsMsgpackErrorCode.UNAVAILABLE, `cannot connect to ${url}: ${message}`);
+    }
   }
 
   /** A connection was made (in the socket's 'open' event, before any frame is handled). */

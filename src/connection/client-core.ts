@@ -33,6 +33,44 @@ export interface ClientCoreOptions extends ConnectionLimits {
   readyTimeout?: number;
   /** Most events waiting for a connection. Default 1,000. */
   maxPendingEvents?: number;
+  /** How long one connection attempt (the WebSocket handshake) may take. Default 10,000 ms. */
+  connectTimeout?: number;
+}
+
+/** An event waiting to be sent: events go out in the order they were emitted. */
+interface QueuedEvent {
+  readonly pattern: unknown;
+  readonly payload: unknown;
+  readonly options: WsMsgpackCallOptions;
+  /** Set once a connection is ready for it. */
+  conn: Connection | undefined;
+  resolve(): void;
+  reject(error: unknown): void;
+}
+
+/** Checks the client's own time and count options (the connection limits are checked by resolveLimits). */
+function checkClientOptions(options: ClientCoreOptions, owner: string): void {
+  const check = (name: string, value: unknown, ok: (n: number) => boolean, what: string): void => {
+    if (value === undefined) return;
+    if (typeof value !== 'number' || Number.isNaN(value) || !ok(value)) {
+      throw new TypeError(`${owner}: options.${name} must be ${what} (got ${typeof value === 'number' ? value : JSON.stringify(value)})`);
+    }
+  };
+  const nonNegative = (n: number): boolean => n >= 0;
+  const count = (n: number): boolean => n === Infinity || (Number.isInteger(n) && n >= 0);
+  check('connectTimeout', options.connectTimeout, (n) => n > 0 && Number.isFinite(n), 'a finite number of milliseconds > 0');
+  check('readyTimeout', options.readyTimeout, nonNegative, 'a number of milliseconds >= 0 (Infinity: wait without limit)');
+  check('timeout', options.timeout, nonNegative, 'a number of milliseconds >= 0 (Infinity or 0: no deadline)');
+  check('maxPendingEvents', options.maxPendingEvents, count, 'a whole number >= 0 or Infinity');
+  const r = typeof options.reconnect === 'object' && options.reconnect !== null ? options.reconnect : undefined;
+  if (options.reconnect !== undefined && typeof options.reconnect !== 'boolean' && !r) throw new TypeError(`${owner}: options.reconnect must be true, false or an object`);
+  if (r) {
+    const finite = (n: number): boolean => n >= 0 && Number.isFinite(n);
+    check('reconnect.initialDelay', r.initialDelay, finite, 'a finite number of milliseconds >= 0');
+    check('reconnect.maxDelay', r.maxDelay, finite, 'a finite number of milliseconds >= 0');
+    check('reconnect.factor', r.factor, (n) => n >= 1 && Number.isFinite(n), 'a finite number >= 1');
+    check('reconnect.maxAttempts', r.maxAttempts, (n) => n >= 1 && count(n), 'a whole number >= 1 or Infinity');
+  }
 }
 
 /** One socket being opened: `opened` settles once; `cancel` calls it off. */
@@ -84,7 +122,8 @@ export class ClientCore {
   private readonly open = new Set<Connection>();
   /** Sockets `close()` is waiting for. */
   private readonly closings = new Set<Promise<void>>();
-  private pendingEvents = 0;
+  /** Events waiting to go out, oldest first. */
+  private readonly queued: QueuedEvent[] = [];
 
   constructor(
     private readonly options: ClientCoreOptions,
@@ -94,6 +133,7 @@ export class ClientCore {
   ) {
     const urls = clientUrls(options, owner);
     resolveLimits(options); // a bad limit fails here, not at the first call
+    checkClientOptions(options, owner);
     const reconnect = options.reconnect === false ? false : { ...DEFAULT_RECONNECT, ...(typeof options.reconnect === 'object' ? options.reconnect : {}) };
     this.session = new Session(urls, { dial: (url) => this.hooks.open(url, (socket) => this.adopt(socket)) }, reconnect, {
       phase: (phase) => {
@@ -102,6 +142,7 @@ export class ClientCore {
       },
       connected: (conn) => this.hooks.connected(conn),
       disconnected: (conn, info) => this.hooks.disconnected(conn, info),
+      gaveUp: (error) => this.hooks.report(new Error(`stopped reconnecting: ${error instanceof Error ? error.message : String(error)}`, { cause: error })),
     });
   }
 
@@ -158,9 +199,53 @@ export class ClientCore {
     return callIteratorWhenReady<T>(() => this.whenReady(options), pattern, payload);
   }
 
-  /** Sends an event now, or once connected (at most `maxPendingEvents` wait). */
-  async emit(pattern: unknown, payload: unknown, options: WsMsgpackCallOptions): Promise<void> {
-    (await this.eventConnection(options)).emit(pattern, payload, options.headers);
+  /**
+   * Sends an event now, or once connected (at most `maxPendingEvents` wait). Events go out in the
+   * order they were emitted: while some wait, a new one waits behind them even when connected.
+   */
+  emit(pattern: unknown, payload: unknown, options: WsMsgpackCallOptions): Promise<void> {
+    const open = this.session.connection;
+    if (open && this.queued.length === 0) {
+      try {
+        open.emit(pattern, payload, options.headers);
+        return Promise.resolve();
+      } catch (e) {
+        return Promise.reject(e);
+      }
+    }
+    const max = this.options.maxPendingEvents ?? 1000;
+    if (this.queued.length >= max) {
+      return Promise.reject(new WsMsgpackError(WsMsgpackErrorCode.UNAVAILABLE, `not connected, and ${max} events already wait for the connection (maxPendingEvents)`));
+    }
+    return new Promise<void>((resolve, reject) => {
+      const entry: QueuedEvent = { pattern, payload, options, conn: undefined, resolve, reject };
+      this.queued.push(entry);
+      this.whenReady(options).then(
+        ({ conn }) => {
+          entry.conn = conn;
+          this.flushEvents();
+        },
+        (error: unknown) => {
+          const i = this.queued.indexOf(entry);
+          if (i >= 0) this.queued.splice(i, 1);
+          reject(error);
+          this.flushEvents();
+        },
+      );
+    });
+  }
+
+  /** Sends the waiting events that have a connection, oldest first, up to the first that has none yet. */
+  private flushEvents(): void {
+    while (this.queued.length > 0 && this.queued[0]!.conn) {
+      const e = this.queued.shift()!;
+      try {
+        e.conn!.emit(e.pattern, e.payload, e.options.headers);
+        e.resolve();
+      } catch (err) {
+        e.reject(err);
+      }
+    }
   }
 
   private get readyTimeout(): number {
@@ -187,20 +272,6 @@ export class ClientCore {
         throw new WsMsgpackError(WsMsgpackErrorCode.DEADLINE_EXCEEDED, `deadline of ${deadline} ms exceeded while waiting for a connection`, (e as WsMsgpackError).details);
       }
       throw e;
-    }
-  }
-
-  /** The connection for an event: now, or after waiting (bounded in count). */
-  private async eventConnection(options: WsMsgpackCallOptions): Promise<Connection> {
-    const open = this.session.connection;
-    if (open) return open;
-    const max = this.options.maxPendingEvents ?? 1000;
-    if (this.pendingEvents >= max) throw new WsMsgpackError(WsMsgpackErrorCode.UNAVAILABLE, `not connected, and ${max} events already wait for the connection (maxPendingEvents)`);
-    this.pendingEvents++;
-    try {
-      return (await this.whenReady(options)).conn;
-    } finally {
-      this.pendingEvents--;
     }
   }
 

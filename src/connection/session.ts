@@ -21,7 +21,10 @@ export interface ReconnectOptions {
   maxDelay?: number;
   /** Growth per attempt. Default 2. */
   factor?: number;
-  /** Consecutive failed attempts before giving up (status `disconnected`). Default unlimited. */
+  /**
+   * Consecutive failed attempts before giving up (status `disconnected`). A connection that
+   * closes within a second of opening counts as a failed attempt. Default unlimited.
+   */
   maxAttempts?: number;
 }
 
@@ -41,7 +44,16 @@ export interface SessionEvents {
   connected(connection: Connection): void;
   /** The current connection ended (or was replaced after the peer went away). */
   disconnected(connection: Connection, info: CloseInfo): void;
+  /** The session gave up (status `disconnected`) and no caller was waiting to be told why. */
+  gaveUp(error: unknown): void;
 }
+
+/**
+ * A connection that closes sooner than this after it opened counts as a failed attempt, so a
+ * server that accepts and at once drops (a crash loop, a proxy without a backend) gets the growing
+ * backoff rather than a reconnect every ~100 ms.
+ */
+export const STABLE_CONNECTION_MS = 1000;
 
 interface Waiter {
   resolve(connection: Connection): void;
@@ -71,6 +83,9 @@ export class Session {
   private attempt: { cancel(reason: string): void } | undefined;
   private retry: Timer | undefined;
   private failures = 0;
+  /** Consecutive refusals that retrying cannot fix; the session gives up once every URL gave one. */
+  private permanentRefusals = 0;
+  private connectedAt = 0;
   private urlIndex = 0;
   private lastError: unknown;
   private readonly waiters = new Set<Waiter>();
@@ -106,6 +121,7 @@ export class Session {
     if (this.phase === 'reconnecting' && failFast) return Promise.reject(this.unavailable('the connection is down (the caller asked not to wait)'));
     if (this.phase === 'idle' || this.phase === 'disconnected' || this.phase === 'closed') {
       this.failures = 0;
+      this.permanentRefusals = 0;
       this.dial();
     }
     return new Promise<Connection>((resolve, reject) => {
@@ -154,7 +170,8 @@ export class Session {
 
   private adopt(conn: Connection): void {
     this.current = conn;
-    this.failures = 0;
+    this.permanentRefusals = 0;
+    this.connectedAt = Date.now(); // `failures` is reset when it proves stable (see dropped)
     conn.onClose((info) => this.dropped(conn, info));
     conn.onGoingAway(() => {
       // Let its calls finish on it; new calls go to a new connection, to the next URL, at once.
@@ -179,7 +196,9 @@ export class Session {
     this.current = undefined;
     if (this.phase !== 'closed') {
       this.lastError = new WsMsgpackError(WsMsgpackErrorCode.UNAVAILABLE, `connection closed (code ${info.code}${info.reason ? `: ${info.reason}` : ''})`, { closeCode: info.code });
-      if (!this.reconnect || info.code === 4000) {
+      if (Date.now() - this.connectedAt >= STABLE_CONNECTION_MS) this.failures = 0;
+      else this.failures++;
+      if (!this.reconnect || info.code === 4000 || this.failures >= this.reconnect.maxAttempts) {
         this.giveUp();
       } else {
         this.urlIndex++; // failover: the next replica first
@@ -194,8 +213,10 @@ export class Session {
   private failed(error: unknown): void {
     this.lastError = error;
     this.failures++;
+    // With replicas, one refusing (a 404 on one of them) does not stop the others being tried.
+    this.permanentRefusals = isPermanent(error) ? this.permanentRefusals + 1 : 0;
     this.rejectWaiters(error, true);
-    if (!this.reconnect || isPermanent(error) || this.failures >= this.reconnect.maxAttempts) return this.giveUp();
+    if (!this.reconnect || this.permanentRefusals >= this.urls.length || this.failures >= this.reconnect.maxAttempts) return this.giveUp();
     this.urlIndex++;
     this.setPhase('reconnecting');
     this.schedule();
@@ -214,7 +235,10 @@ export class Session {
 
   private giveUp(): void {
     this.setPhase('disconnected');
-    this.rejectWaiters(this.lastError ?? this.unavailable('gave up'), false);
+    const error = this.lastError ?? this.unavailable('gave up');
+    // Nobody waiting (an automatic reconnect gave up): the error is reported, never only a status.
+    if (this.waiters.size === 0) this.events.gaveUp(error);
+    this.rejectWaiters(error, false);
   }
 
   private rejectWaiters(error: unknown, onlyFailFast: boolean): void {

@@ -31,8 +31,6 @@ export interface WsMsgpackWebClientOptions extends ClientCoreOptions {
    * on Node 20 pass `ws`'s (`import { WebSocket } from 'ws'`).
    */
   WebSocket?: WebSocketConstructor;
-  /** How long one connection attempt may take. Default 10,000 ms. */
-  connectTimeout?: number;
 }
 
 /** Per-call options of {@link WsMsgpackWebClient}: the Node client's record options, and an AbortSignal. */
@@ -212,13 +210,25 @@ export class WsMsgpackWebClient {
     return options.timeout === undefined && this.options.timeout !== undefined ? { ...options, timeout: this.options.timeout } : options;
   }
 
+  /** The token: the option, or what its function gives. A function that throws is reported, and the attempt fails (retried with backoff). */
+  private async currentToken(url: string): Promise<string | undefined> {
+    const t = this.options.token;
+    if (typeof t !== 'function') return t;
+    try {
+      return await t();
+    } catch (e) {
+      const message = `the token function threw: ${e instanceof Error ? e.message : String(e)}`;
+      this.events.report(new Error(message, { cause: e }));
+      throw new WsMsgpackError(WsMsgpackErrorCode.UNAVAILABLE, `cannot connect to ${url}: ${message}`);
+    }
+  }
+
   /** One socket: the token (if any) is fetched first and offered as a subprotocol entry. */
   private openSocket(Ctor: WebSocketConstructor, url: string, adopt: Parameters<typeof openWebSocket>[4]): { opened: Promise<Connection>; cancel(reason: string): void } {
     let attempt: { cancel(reason: string): void } | undefined;
     let cancelled: string | undefined;
     const opened = (async (): Promise<Connection> => {
-      const t = this.options.token;
-      const token = typeof t === 'function' ? await t() : t;
+      const token = await this.currentToken(url);
       if (cancelled !== undefined) throw new WsMsgpackError(WsMsgpackErrorCode.UNAVAILABLE, `cannot connect to ${url}: ${cancelled}`);
       const protocols = token === undefined || token === '' ? [SUBPROTOCOL_V1] : [SUBPROTOCOL_V1, bearerProtocol(token)];
       const a = openWebSocket(Ctor, url, protocols, this.options.connectTimeout ?? 10_000, adopt);
