@@ -1,0 +1,43 @@
+#!/usr/bin/env node
+// The browser client's size budget: bundles the client entry as a browser app would (esbuild,
+// platform browser, ESM, minified, everything bundled: @msgpack/msgpack and the parts of rxjs in
+// use), gzips it (level 9) and fails above 25 KB gzipped. Also fails when the bundle pulls in a
+// Node built-in, @nestjs/* or ws (see scripts/browser-bundle.mjs).
+//
+//   npm run size                    # src/web/index.ts
+//   npm run size -- path/to/entry.ts   # another entry (e.g. a throwaway one outside src/)
+import { gzipSync } from 'node:zlib';
+import { relative, resolve } from 'node:path';
+import { bundleForBrowser, DEFAULT_ENTRY, ROOT } from './browser-bundle.mjs';
+
+const BUDGET = 25 * 1024;
+const entry = process.argv[2] ? resolve(process.argv[2]) : DEFAULT_ENTRY;
+
+let bundle;
+try {
+  bundle = await bundleForBrowser({ entry, format: 'esm', minify: true });
+} catch (e) {
+  console.error(`size: ${e.message}`);
+  process.exit(1);
+}
+
+const bytes = Buffer.byteLength(bundle.text);
+const gzipped = gzipSync(bundle.text, { level: 9 }).length;
+
+// What takes the room (bytes each input leaves in the minified output), largest first.
+const [output] = Object.values(bundle.metafile.outputs);
+const byPackage = new Map();
+for (const [input, { bytesInOutput }] of Object.entries(output.inputs)) {
+  const m = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(input);
+  const key = m ? m[1] : relative(ROOT, input.startsWith('/') ? input : `${ROOT}/${input}`);
+  byPackage.set(key, (byPackage.get(key) ?? 0) + bytesInOutput);
+}
+for (const [key, n] of [...byPackage].sort((a, b) => b[1] - a[1]).slice(0, 12)) {
+  console.log(`  ${String(n).padStart(7)}  ${key}`);
+}
+
+console.log(`client bundle: ${bytes} bytes minified, ${gzipped} bytes gzipped (budget ${BUDGET})`);
+if (gzipped > BUDGET) {
+  console.error(`size: the client bundle is ${gzipped - BUDGET} bytes over the budget of ${BUDGET} bytes gzipped`);
+  process.exit(1);
+}
