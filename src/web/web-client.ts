@@ -132,10 +132,8 @@ export class WsMsgpackWebClient {
         subscriber.error(aborted(signal));
         return;
       }
-      const onAbort = (): void => {
-        inner.unsubscribe();
-        subscriber.error(aborted(signal));
-      };
+      // Erroring the subscriber runs the teardown below, which cancels the call.
+      const onAbort = (): void => subscriber.error(aborted(signal));
       signal.addEventListener('abort', onAbort, { once: true });
       const inner: Subscription = call.subscribe(subscriber);
       return () => {
