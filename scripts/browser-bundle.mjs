@@ -73,6 +73,10 @@ export async function bundleForBrowser({ entry = DEFAULT_ENTRY, format = 'esm', 
       nodePaths: [join(ROOT, 'node_modules')],
       bundle: true,
       platform: 'browser',
+      // The ES2015+ builds of dependencies that ship one (rxjs: dist/esm rather than the esm5 build
+      // with tslib), as Angular CLI, Vite and webpack 5 configurations pick them.
+      conditions: ['es2015'],
+      mainFields: ['es2015', 'browser', 'module', 'main'],
       target: 'es2020',
       format,
       ...(globalName ? { globalName } : {}),

@@ -1,4 +1,4 @@
-import { Observable, ReplaySubject, type Subscription } from 'rxjs';
+import { Observable, type Subscriber, type Subscription } from 'rxjs';
 import { ClientCore, type ClientCoreOptions } from '../connection/client-core.js';
 import type { CloseInfo, Connection } from '../connection/connection.js';
 import { ReportingListeners } from '../connection/listeners.js';
@@ -65,7 +65,8 @@ export class WsMsgpackWebClient {
   private readonly core: ClientCore;
   private readonly handlers: WebHandlers;
   private readonly events = new ReportingListeners<WsMsgpackWebClientEvents>((message, stack) => console.error(`[WsMsgpackWebClient] ${message}`, stack ?? ''));
-  private readonly status$ = new ReplaySubject<WsMsgpackStatus>(1);
+  /** Subscribers of {@link status} (a small replay-the-latest subject, without rxjs's Subject in the bundle). */
+  private readonly watchers = new Set<Subscriber<WsMsgpackStatus>>();
   private current: WsMsgpackStatus | 'idle' = 'idle';
 
   constructor(private readonly options: WsMsgpackWebClientOptions) {
@@ -82,7 +83,7 @@ export class WsMsgpackWebClient {
         attach: (conn) => this.handlers.attach(conn),
         status: (status) => {
           this.current = status;
-          this.status$.next(status);
+          for (const w of [...this.watchers]) w.next(status);
         },
         connected: () => this.events.emit('connect'),
         disconnected: (_conn, info) => this.events.emit('disconnect', info),
@@ -94,7 +95,11 @@ export class WsMsgpackWebClient {
 
   /** Status changes (connecting, connected, reconnecting, disconnected, closed); replays the latest to a new subscriber. */
   get status(): Observable<WsMsgpackStatus> {
-    return this.status$.asObservable();
+    return new Observable<WsMsgpackStatus>((subscriber) => {
+      if (this.current !== 'idle') subscriber.next(this.current);
+      this.watchers.add(subscriber);
+      return () => this.watchers.delete(subscriber);
+    });
   }
 
   /** The current status; `'idle'` before the first connection attempt. */
