@@ -2,7 +2,7 @@ import { Observable } from 'rxjs';
 import { FrameCodec } from '../protocol/codec.js';
 import { CloseCode, PING_PATTERN } from '../protocol/constants.js';
 import { ProtocolViolation, WsMsgpackError, WsMsgpackErrorCode } from '../protocol/errors.js';
-import { FrameType, type Frame, type Headers } from '../protocol/frames.js';
+import { FrameType, type Frame, type Headers, type RequestFrame } from '../protocol/frames.js';
 import { callIterator } from './call-iterator.js';
 import { BufferBudget } from './frame-queue.js';
 import { asError, FrameWriter } from './frame-writer.js';
@@ -300,7 +300,8 @@ export class Connection {
       this.onViolation(e instanceof ProtocolViolation ? e : new ProtocolViolation(asError(e).message));
       return;
     }
-    if (this.held && !isPing(frame) && (frame.type === FrameType.EVENT || (frame.id !== 0 && !this.isOwn(frame.id)))) {
+    if (this.held && isPing(frame)) return this.guardedPing(frame as RequestFrame);
+    if (this.held && (frame.type === FrameType.EVENT || (frame.id !== 0 && !this.isOwn(frame.id)))) {
       this.heldBytes += (data as Uint8Array).byteLength;
       if (this.held.push({ frame, at: Date.now() }) > MAX_HELD_FRAMES || this.heldBytes > this.limits.maxConnectionBufferBytes) {
         this.close(1008, 'too many frames while the connected hook ran');
@@ -308,6 +309,15 @@ export class Connection {
       return;
     }
     this.dispatchSafely(frame);
+  }
+
+  /** A keep-alive call that arrived while the peer's calls are held: answered now, ahead of them. */
+  private guardedPing(frame: RequestFrame): void {
+    try {
+      this.incoming.answerPing(frame, true);
+    } catch (e) {
+      this.onViolation(e instanceof ProtocolViolation ? e : new ProtocolViolation(asError(e).message));
+    }
   }
 
   private dispatchSafely(frame: Frame): void {

@@ -115,10 +115,12 @@ export class IncomingCalls {
   /**
    * Answers a keep-alive call (`wsmp:ping`) at once with COMPLETE, also while refusing calls:
    * it is not a call of the application's, only proof that this side is alive.
+   * `overtaking`: the peer's earlier calls are still held (the connected hook runs).
    */
-  answerPing(frame: RequestFrame): void {
+  answerPing(frame: RequestFrame, overtaking = false): void {
     if (frame.id <= this.lastPeerId) throw new ProtocolViolation(`REQUEST id ${frame.id} was already used (ids must increase)`, frame.id, frame.type);
-    this.lastPeerId = frame.id;
+    // Answered ahead of held calls with lower ids (`overtaking`), it must not make those look reused.
+    if (!overtaking) this.lastPeerId = frame.id;
     this.host.writer.sendControl({ type: FrameType.COMPLETE, id: frame.id, hasValue: false });
   }
 
