@@ -29,7 +29,16 @@ async function main() {
     `'nestjs-ws-msgpack' resolved to ${resolved}, expected .../dist/cjs/index.js (run \`npm run build\`)`,
   );
 
+  // The browser entry first: it must load without any @nestjs/* package (and without ws).
+  const clientEntry = require.resolve('nestjs-ws-msgpack/client');
+  check(clientEntry.endsWith(`${path.sep}dist${path.sep}cjs${path.sep}web${path.sep}index.js`), `'nestjs-ws-msgpack/client' resolved to ${clientEntry}`);
+  const web = require('nestjs-ws-msgpack/client');
+  const loadedNest = Object.keys(require.cache).filter((f) => /[\\/]node_modules[\\/](@nestjs|ws)[\\/]/.test(f));
+  check(loadedNest.length === 0, `requiring nestjs-ws-msgpack/client loaded ${loadedNest.join(', ')}`);
+  check(typeof web.WsMsgpackWebClient === 'function', 'nestjs-ws-msgpack/client has no WsMsgpackWebClient');
+
   const lib = require('nestjs-ws-msgpack');
+  const { WebSocket: WsWebSocket } = require('ws');
   // The module really is CommonJS (loaded by the CJS loader, not through require(esm)).
   check(require.cache[resolved] && require.cache[resolved].exports === lib, 'dist/cjs/index.js was not loaded as a CommonJS module');
   check(!(Symbol.toStringTag in lib) || lib[Symbol.toStringTag] !== 'Module', 'require() returned an ES module namespace');
@@ -61,6 +70,7 @@ async function main() {
   const server = new WsMsgpackServer({ port: 0, host: '127.0.0.1' });
   const app = await NestFactory.createMicroservice(AppModule, { strategy: server, logger: false });
   let client;
+  let webClient;
   try {
     await app.listen();
     const addr = server.address();
@@ -68,9 +78,14 @@ async function main() {
     client = new WsMsgpackClient({ url: `ws://127.0.0.1:${addr.port}` });
     const result = await firstValueFrom(client.send('sum', [1, 2, 3]).pipe(timeout(5000)));
     check(result === 6, `sum([1,2,3]) answered ${JSON.stringify(result)}, expected 6`);
+    // The browser client from the same package (over ws's WebSocket: Node 20 has no global one).
+    webClient = new web.WsMsgpackWebClient({ url: `ws://127.0.0.1:${addr.port}`, WebSocket: WsWebSocket });
+    const webResult = await webClient.call('sum', [4, 5]);
+    check(webResult === 9, `web client sum([4,5]) answered ${JSON.stringify(webResult)}, expected 9`);
     console.log(`smoke.cjs: OK (CommonJS, ${resolved}, @nestjs/core ${nestVersion}): sum([1,2,3]) = ${result}`);
   } finally {
     if (client) await client.close();
+    if (webClient) await webClient.close();
     await app.close();
   }
 }

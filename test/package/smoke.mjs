@@ -29,6 +29,11 @@ async function main() {
     `'nestjs-ws-msgpack' resolved to ${resolved}, expected .../dist/esm/index.js (run \`npm run build\`)`,
   );
 
+  const clientEntry = fileURLToPath(import.meta.resolve('nestjs-ws-msgpack/client'));
+  check(clientEntry.endsWith(`${sep}dist${sep}esm${sep}web${sep}index.js`), `'nestjs-ws-msgpack/client' resolved to ${clientEntry}`);
+  const web = await import('nestjs-ws-msgpack/client');
+  check(typeof web.WsMsgpackWebClient === 'function', 'nestjs-ws-msgpack/client has no WsMsgpackWebClient');
+  const { WebSocket: WsWebSocket } = await import('ws');
   const lib = await import('nestjs-ws-msgpack');
   const { Controller, Module } = await import('@nestjs/common');
   const { NestFactory } = await import('@nestjs/core');
@@ -57,6 +62,7 @@ async function main() {
   const server = new WsMsgpackServer({ port: 0, host: '127.0.0.1' });
   const app = await NestFactory.createMicroservice(AppModule, { strategy: server, logger: false });
   let client;
+  let webClient;
   try {
     await app.listen();
     const addr = server.address();
@@ -64,9 +70,14 @@ async function main() {
     client = new WsMsgpackClient({ url: `ws://127.0.0.1:${addr.port}` });
     const result = await firstValueFrom(client.send('sum', [1, 2, 3]).pipe(timeout(5000)));
     check(result === 6, `sum([1,2,3]) answered ${JSON.stringify(result)}, expected 6`);
+    // The browser client from the same package (over ws's WebSocket: Node 20 has no global one).
+    webClient = new web.WsMsgpackWebClient({ url: `ws://127.0.0.1:${addr.port}`, WebSocket: WsWebSocket });
+    const webResult = await webClient.call('sum', [4, 5]);
+    check(webResult === 9, `web client sum([4,5]) answered ${JSON.stringify(webResult)}, expected 9`);
     console.log(`smoke.mjs: OK (ESM, ${resolved}, @nestjs/core ${nestVersion}): sum([1,2,3]) = ${result}`);
   } finally {
     await client?.close();
+    await webClient?.close();
     await app.close();
   }
 }

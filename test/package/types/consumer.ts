@@ -53,3 +53,19 @@ export async function use(): Promise<number> {
   topics.publish('t', reached);
   return n + (await firstValueFrom(client.send<number>('sum', [1, 2])));
 }
+
+// The browser entry's published types.
+import { WsMsgpackWebClient, WsMsgpackStatus as WebStatus, type WsMsgpackWebClientOptions, type WsMsgpackWebHandler } from 'nestjs-ws-msgpack/client';
+
+const webOptions: WsMsgpackWebClientOptions = { url: ['wss://a.example', 'wss://b.example'], token: async () => 'jwt', reconnect: { maxAttempts: 5 }, keepAliveInterval: 15_000 };
+const web = new WsMsgpackWebClient(webOptions);
+const confirm: WsMsgpackWebHandler<string, boolean> = async (question, { signal }) => !signal.aborted && question.length > 0;
+const removeConfirm: () => void = web.handle('confirm', confirm);
+export async function webUsage(): Promise<number> {
+  const sum: number = await web.call<number>('sum', [1, 2], { timeout: 1000, signal: new AbortController().signal });
+  for await (const row of web.iterate<{ id: number }>('rows', null)) if (row.id > sum) break;
+  const state: WebStatus | 'idle' = web.state;
+  const connected: boolean = state === WebStatus.CONNECTED;
+  removeConfirm();
+  return connected ? sum : 0;
+}
