@@ -130,7 +130,8 @@ async function flush(rounds = 5): Promise<void> {
 /** A connection whose peer is the test: frames go in via `deliver`, come out in `frames()`. */
 function rawPeer(options: ConnectionOptions): { conn: Connection; deliver: (f: Frame) => void; frames: () => Frame[] } {
   const socket = new MemorySocket();
-  const conn = new Connection(socket, options);
+  // No keep-alive: a memory socket cannot ping, and the test is the peer (it would not answer keep-alive calls).
+  const conn = new Connection(socket, { keepAliveInterval: 0, ...options });
   let read = 0;
   return {
     conn,
@@ -260,8 +261,8 @@ describe('credit on the wire (Connection)', () => {
     const server = new MemorySocket();
     client.peer = server;
     server.peer = client;
-    const c = new Connection(client, { role: 'client' });
-    const s = new Connection(server, { role: 'server', window: 0 });
+    const c = new Connection(client, { role: 'client', keepAliveInterval: 0 });
+    const s = new Connection(server, { role: 'server', window: 0, keepAliveInterval: 0 });
     s.onRequest((call) => (call.payload as Observable<unknown>).pipe(toArray()));
     const got: unknown[] = [];
     c.call('up', from([1, 2, 3])).subscribe({ next: (v) => got.push(v) });
