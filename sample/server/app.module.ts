@@ -2,6 +2,7 @@ import { Module, type DynamicModule } from '@nestjs/common';
 import { ClientsModule } from '@nestjs/microservices';
 import { WsMsgpackClient } from '../../src/index.js';
 import { MATH_CLIENT } from '../shared.js';
+import { BrowserController } from './browser.controller.js';
 import { HttpController } from './http.controller.js';
 import { RpcController } from './rpc.controller.js';
 import { RpcServerRef } from './rpc-server.ref.js';
@@ -22,7 +23,7 @@ export class AppModule {
           },
         ]),
       ],
-      controllers: [RpcController, HttpController],
+      controllers: [RpcController, HttpController, BrowserController],
       providers: [StatsService, RpcServerRef],
     };
   }

@@ -1,15 +1,18 @@
 import { Controller, Logger, UseFilters } from '@nestjs/common';
 import { MessagePattern, Payload, RpcException } from '@nestjs/microservices';
-import { finalize, firstValueFrom, from, interval, map, range, reduce, type Observable } from 'rxjs';
+import { finalize, firstValueFrom, from, interval, map, range, reduce, throwError, timeout, type Observable } from 'rxjs';
 // In your own app: import { ... } from 'nestjs-ws-msgpack';
 import { WS_PEER_CONNECTED, WsEventPattern, WsHeaders, WsMessagePattern, WsPeer, WsSignal, type WsMsgpackPeer } from '../../src/index.js';
-import type { AuditEvent, DivRequest, Price, RepeatRequest, Row, SleepRequest, Stats } from '../shared.js';
+import type { AuditEvent, DivRequest, PageAnswer, Price, Quote, QuotesRequest, RepeatRequest, Row, SleepRequest, Stats } from '../shared.js';
 import { OutOfStockError, OutOfStockFilter } from './out-of-stock.filter.js';
 import { RpcServerRef } from './rpc-server.ref.js';
 import { StatsService } from './stats.service.js';
 
 /** Rows already in memory, as a Nest TCP handler would return them. */
 const ROWS: Row[] = Array.from({ length: 100_000 }, (_, id) => ({ id, name: `row-${id}` }));
+
+/** How long `ask-page` waits for the page (a human clicking Yes or No). */
+const PAGE_ANSWER_MS = 60_000;
 
 /** The RPC handlers: unary, cancellable, request/response/bidirectional streams, headers, events. */
 @Controller()
@@ -100,6 +103,55 @@ export class RpcController {
       finalize(() => {
         this.stats.intervalTeardowns++;
         this.logger.log('interval producer torn down');
+      }),
+    );
+  }
+
+  /**
+   * The browser page's live stream: an endless Observable, one quote every `everyMs`. When the
+   * page unsubscribes (its Cancel button), the transport unsubscribes here and `finalize` runs:
+   * the timer is gone, nothing more is produced.
+   */
+  @MessagePattern('quotes')
+  quotes(@Payload() { symbol, everyMs }: QuotesRequest, @WsPeer() peer: WsMsgpackPeer): Observable<Quote> {
+    const every = Number.isFinite(everyMs) ? Math.min(5000, Math.max(20, everyMs!)) : 300;
+    const who = `quotes ${symbol} for ${peer.id.slice(0, 8)}`;
+    this.stats.quoteStreams++;
+    this.logger.log(`${who}: streaming one every ${every} ms`);
+    let price = 100;
+    let produced = 0;
+    return interval(every).pipe(
+      map((): Quote => {
+        price = Math.max(1, price + Math.random() - 0.5);
+        return { symbol, tick: ++produced, price: Math.round(price * 100) / 100, at: new Date() };
+      }),
+      finalize(() => {
+        this.stats.quoteStops++;
+        this.logger.log(`${who}: producer stopped after ${produced} quotes (the caller cancelled or left)`);
+      }),
+    );
+  }
+
+  /**
+   * Server → browser: calls the calling page's `browser.confirm` handler (`client.handle()` in
+   * the page) over the page's own connection, and answers with what it said. If the page does not
+   * answer in time, `timeout` unsubscribes, which cancels the call to the page (its handler's
+   * AbortSignal fires).
+   */
+  @MessagePattern('ask-page')
+  askPage(@Payload() { question }: { question: string }, @WsPeer() page: WsMsgpackPeer): Observable<PageAnswer> {
+    const started = Date.now();
+    const who = `page ${page.id.slice(0, 8)}`;
+    this.logger.log(`asking ${who}: ${question}`);
+    return page.send<boolean>('browser.confirm', question).pipe(
+      timeout({
+        first: PAGE_ANSWER_MS,
+        with: () => throwError(() => new RpcException({ code: 'NO_ANSWER', message: `the page did not answer within ${PAGE_ANSWER_MS / 1000} s` })),
+      }),
+      map((answer) => {
+        const ms = Date.now() - started;
+        this.logger.log(`${who} answered ${answer ? 'yes' : 'no'} after ${ms} ms`);
+        return { question, answer, ms };
       }),
     );
   }

@@ -6,6 +6,8 @@ import type { AuditEvent, Stats } from '../shared.js';
 export class StatsService {
   sleepAborts = 0;
   intervalTeardowns = 0;
+  quoteStreams = 0;
+  quoteStops = 0;
   audits = 0;
   lastAudit: AuditEvent | null = null;
 
@@ -13,6 +15,8 @@ export class StatsService {
     return {
       sleepAborts: this.sleepAborts,
       intervalTeardowns: this.intervalTeardowns,
+      quoteStreams: this.quoteStreams,
+      quoteStops: this.quoteStops,
       audits: this.audits,
       lastAudit: this.lastAudit,
     };
