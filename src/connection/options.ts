@@ -29,14 +29,16 @@ export interface ConnectionLimits extends FrameCodecOptions {
   /** Largest frame this side sends or accepts, in bytes. Default 16 MiB. */
   maxPayload?: number;
   /**
-   * Interval of WebSocket pings (Node `ws` sockets; browsers answer pings but cannot send them).
-   * A peer that has not answered one ping by the next is dropped. Default 30,000 ms; 0 disables.
+   * Interval of keep-alive pings: WebSocket pings from Node `ws` sockets, keep-alive calls from
+   * sockets that cannot ping (a browser's). A peer that does not answer is dropped after
+   * `keepAliveTimeout`, not at the next ping. Default 30,000 ms; 0 or `Infinity` disables it.
    */
   keepAliveInterval?: number;
   /**
    * How long a ping may wait for its pong before the peer is presumed dead and the connection is
    * cut (its calls fail with UNAVAILABLE). A dead peer is found within interval + timeout.
-   * Default 10,000 ms.
+   * Default 10,000 ms; 0 means `keepAliveInterval`; `Infinity` never cuts (pings still go out
+   * every interval, which keeps proxies and NATs from dropping an idle connection).
    */
   keepAliveTimeout?: number;
 }
@@ -80,7 +82,11 @@ export function resolveLimits(options: ConnectionLimits): ResolvedLimits {
     if ((options as Record<string, unknown>)[key] !== undefined) throw new TypeError(`nestjs-ws-msgpack: ${REPLACED[key]}`);
   }
   const limits: ResolvedLimits = { ...DEFAULT_LIMITS };
-  const numeric = ['window', 'maxStreamBufferBytes', 'maxConnectionBufferBytes', 'maxBufferedBytes', 'maxConcurrentCalls', 'maxPayload', 'keepAliveInterval', 'keepAliveTimeout'] as const;
+  for (const key of ['keepAliveInterval', 'keepAliveTimeout'] as const) {
+    const v = options[key];
+    if (v !== undefined) (limits as Record<typeof key, number>)[key] = checkDuration(key, v);
+  }
+  const numeric = ['window', 'maxStreamBufferBytes', 'maxConnectionBufferBytes', 'maxBufferedBytes', 'maxConcurrentCalls', 'maxPayload'] as const;
   for (const key of numeric) {
     const v = options[key];
     if (v === undefined) continue;
@@ -101,6 +107,17 @@ export function resolveLimits(options: ConnectionLimits): ResolvedLimits {
   }
   if (options.overflow !== undefined) limits.overflow = checkOverflow(options.overflow, 'option overflow');
   return limits;
+}
+
+/**
+ * Returns `value` when it is a time option's value: a number of ms >= 0, or `Infinity` (no limit,
+ * or off: each option says which). Throws a `TypeError` naming `option` otherwise (negative, NaN,
+ * a string), so a typo fails at construction instead of acting as a 1 ms timer.
+ */
+export function checkDuration(option: string, value: unknown): number {
+  if (typeof value === 'number' && value >= 0) return value; // NaN fails the comparison
+  const shown = typeof value === 'string' ? JSON.stringify(value) : String(value);
+  throw new TypeError(`nestjs-ws-msgpack: option ${option} must be a number of ms >= 0 or Infinity, got ${shown}`);
 }
 
 /** Returns `value` when it is an {@link OverflowStrategy}; throws a `TypeError` otherwise. */

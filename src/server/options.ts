@@ -67,7 +67,8 @@ export interface WsMsgpackServerOptions extends ConnectionLimits {
    * Time allowed to complete an upgrade on the server, in ms: the checks (`allowedOrigins`,
    * `authenticate`) must answer within it, or the upgrade gets HTTP 503 (reported) and the socket
    * is closed. The standalone server also uses it for receiving the upgrade request's headers
-   * (then HTTP 408) and for the TLS handshake. Default 10,000; 0 disables.
+   * (then HTTP 408) and for the TLS handshake. Default 10,000; 0 or `Infinity` disables it.
+   * `close()` answers the upgrades still being checked at once (HTTP 503), whatever this is.
    */
   handshakeTimeout?: number;
   /**
@@ -76,14 +77,25 @@ export interface WsMsgpackServerOptions extends ConnectionLimits {
    * this is that server's own setting, and this option is refused.
    */
   maxHeaderSize?: number;
-  /** Interval of WebSocket pings; a peer that does not answer one ping by the next is dropped. Default 30,000 ms; 0 disables. */
+  /**
+   * Interval of WebSocket pings. A peer that has not answered a ping within `keepAliveTimeout`
+   * is dropped (so within interval + timeout). Default 30,000 ms; 0 or `Infinity` disables it.
+   */
   keepAliveInterval?: number;
-  /** How long `close()` waits for peers to finish the closing handshake before cutting them off. Default 2,000 ms. */
+  /**
+   * How long `close()` waits for peers to finish the closing handshake before cutting them off,
+   * and then, as long again at most, for disconnected hooks still running. Default 2,000 ms;
+   * `Infinity`: `close()` cuts no one off itself (`ws` still drops a socket whose peer has not
+   * answered the closing handshake after 30 s) and waits for the hooks.
+   */
   closeTimeout?: number;
   /**
-   * How long `close()` (and `app.close()`) lets the calls under way finish after telling every
-   * client the server is going away; what still runs then is cancelled (its `finalize` runs,
-   * the caller gets UNAVAILABLE). Default 1,000 ms; 0 cancels at once.
+   * How long `close()` (and `app.close()`) lets the calls under way, both ways (the clients'
+   * calls to the server, and the server's own calls to clients, `peer.send()`), finish after
+   * telling every client the server is going away. New calls are refused meanwhile: a client's
+   * with UNAVAILABLE, and the server's own `peer.send()` fails at once with UNAVAILABLE. What
+   * still runs then is cancelled (its `finalize` runs, the caller gets UNAVAILABLE). Default
+   * 1,000 ms; 0 cancels at once; `Infinity` waits for the calls however long they take.
    */
   drainTimeout?: number;
 }

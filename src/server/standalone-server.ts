@@ -5,6 +5,8 @@ import { DEFAULT_HANDSHAKE_TIMEOUT } from './upgrade-gate.js';
 
 /** Node's default `requestTimeout` (`headersTimeout` may not exceed it). */
 const NODE_REQUEST_TIMEOUT = 300_000;
+/** Longest delay `setTimeout` honours: the TLS handshake timer is one (a longer one fires at once). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** Throws a `TypeError` for options of the standalone server set with `httpServer`, or a `tls` that is not an object. */
 export function checkStandaloneOptions(options: WsMsgpackServerOptions): void {
@@ -24,7 +26,9 @@ export function checkStandaloneOptions(options: WsMsgpackServerOptions): void {
  * answers 408) and the TLS handshake, so a slow client cannot hold a socket for Node's minutes.
  */
 export function createStandaloneServer(options: WsMsgpackServerOptions, onRequest: RequestListener): HttpServer | HttpsServer {
-  const timeout = options.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT;
+  // Node wants whole ms here; 0 and Infinity both mean no limit (the option is checked by the gate).
+  const given = options.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT;
+  const timeout = Number.isFinite(given) ? Math.ceil(given) : 0;
   const http: HttpServerOptions = {};
   if (timeout > 0) {
     http.headersTimeout = timeout;
@@ -36,7 +40,7 @@ export function createStandaloneServer(options: WsMsgpackServerOptions, onReques
   if (!options.tls) return createServer(http, onRequest);
   return createHttpsServer(
     {
-      ...(timeout > 0 ? { handshakeTimeout: timeout } : {}),
+      ...(timeout > 0 ? { handshakeTimeout: Math.min(timeout, MAX_TIMER_MS) } : {}),
       ...http,
       ...options.tls,
       ...(options.maxHeaderSize !== undefined ? { maxHeaderSize: options.maxHeaderSize } : {}),

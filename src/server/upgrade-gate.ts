@@ -1,6 +1,8 @@
 import { STATUS_CODES, validateHeaderName, validateHeaderValue, type IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { asError } from '../connection/frame-writer.js';
+import { checkDuration } from '../connection/options.js';
+import { startTimer, type Timer } from '../connection/timers.js';
 import type { WsMsgpackAllowedOrigins, WsMsgpackServerOptions } from './options.js';
 
 /** Default of {@link WsMsgpackServerOptions.maxConnections}. */
@@ -71,13 +73,15 @@ export class UpgradeGate {
   /** `authorize` (deprecated) answers booleans and a throw means 401, as it always did. */
   private readonly legacy: boolean;
   private pending = 0;
+  /** How to answer each upgrade still being checked right away (see {@link refuseWaiting}). */
+  private readonly waiting = new Set<(refusal: Refusal) => void>();
 
   constructor(
     options: WsMsgpackServerOptions,
     private readonly report: (error: Error) => void,
   ) {
     this.maxConnections = checkCount('maxConnections', options.maxConnections, DEFAULT_MAX_CONNECTIONS);
-    this.handshakeTimeout = checkMs('handshakeTimeout', options.handshakeTimeout, DEFAULT_HANDSHAKE_TIMEOUT);
+    this.handshakeTimeout = options.handshakeTimeout === undefined ? DEFAULT_HANDSHAKE_TIMEOUT : checkDuration('handshakeTimeout', options.handshakeTimeout);
     if (options.maxHeaderSize !== undefined && !(Number.isInteger(options.maxHeaderSize) && options.maxHeaderSize > 0)) {
       throw new TypeError(`nestjs-ws-msgpack: option maxHeaderSize must be a positive integer (bytes), got ${String(options.maxHeaderSize)}`);
     }
@@ -95,6 +99,15 @@ export class UpgradeGate {
   /** Upgrades admitted to the checks and not answered yet (they count against `maxConnections`). */
   get pendingCount(): number {
     return this.pending;
+  }
+
+  /**
+   * Answers every upgrade still being checked with `refusal` now (the server is closing: its
+   * sockets must not hold `close()` until the checks end, or forever). What their checks
+   * answer later is ignored.
+   */
+  refuseWaiting(refusal: Refusal): void {
+    for (const answer of [...this.waiting]) answer(refusal);
   }
 
   /**
@@ -120,21 +133,30 @@ export class UpgradeGate {
       this.pending--;
       socket.off('error', onSocketError);
     };
-    let timer: ReturnType<typeof setTimeout> | undefined;
+    let timer: Timer | undefined;
+    let answerNow: ((refusal: Refusal) => void) | undefined;
     try {
       const checks = this.check(request);
-      const outcome = this.handshakeTimeout === 0
-        ? await checks
-        : await Promise.race([
-          checks,
-          new Promise<'timeout'>((resolve) => {
-            timer = setTimeout(() => resolve('timeout'), this.handshakeTimeout);
-          }),
-        ]);
+      const cutShort = new Promise<{ now: Refusal }>((resolve) => {
+        answerNow = (refusal) => resolve({ now: refusal });
+        this.waiting.add(answerNow);
+      });
+      const limited = this.handshakeTimeout > 0 && this.handshakeTimeout !== Infinity;
+      const outcome = await Promise.race([
+        checks,
+        cutShort,
+        ...(limited ? [new Promise<'timeout'>((resolve) => (timer = startTimer(this.handshakeTimeout, () => resolve('timeout'))))] : []),
+      ]);
       if (outcome === 'timeout') {
         checks.catch(() => {}); // settles later, if ever: nobody is waiting for it any more
         this.report(new Error(`the checks of an upgrade (allowedOrigins, authenticate) did not finish within handshakeTimeout (${this.handshakeTimeout} ms); it was refused with 503`));
         refuseUpgrade(socket, { status: 503, body: `the upgrade was not completed within ${this.handshakeTimeout} ms` });
+        release();
+        return undefined;
+      }
+      if ('now' in outcome) {
+        checks.catch(() => {}); // settles later, if ever: the socket has its answer, what it says is ignored
+        refuseUpgrade(socket, outcome.now);
         release();
         return undefined;
       }
@@ -148,7 +170,8 @@ export class UpgradeGate {
       release();
       throw e;
     } finally {
-      clearTimeout(timer);
+      timer?.cancel();
+      if (answerNow) this.waiting.delete(answerNow);
     }
   }
 
@@ -247,10 +270,4 @@ function checkCount(name: string, value: number | undefined, fallback: number): 
   if (value === undefined) return fallback;
   if (value === Infinity || (Number.isInteger(value) && value > 0)) return value;
   throw new TypeError(`nestjs-ws-msgpack: option ${name} must be a positive integer or Infinity, got ${String(value)}`);
-}
-
-function checkMs(name: string, value: number | undefined, fallback: number): number {
-  if (value === undefined) return fallback;
-  if (typeof value === 'number' && Number.isFinite(value) && value >= 0) return value;
-  throw new TypeError(`nestjs-ws-msgpack: option ${name} must be a number of ms >= 0 (0: off), got ${String(value)}`);
 }

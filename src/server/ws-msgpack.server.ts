@@ -3,11 +3,13 @@ import type { IncomingMessage, Server as HttpServer } from 'node:http';
 import type { Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
+import { finalize, type Observable } from 'rxjs';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { Connection } from '../connection/connection.js';
 import { asError } from '../connection/frame-writer.js';
 import { ReportingListeners } from '../connection/listeners.js';
-import { resolveLimits, wsSocketOptions } from '../connection/options.js';
+import { checkDuration, resolveLimits, wsSocketOptions } from '../connection/options.js';
+import { startTimer, type Timer } from '../connection/timers.js';
 import { WsMsgpackStatus } from '../constants.js';
 import { LocalPeerDirectory, type WsMsgpackPeerDirectory } from '../peer/directory.js';
 import { ConnectionPeer, type WsMsgpackPeer } from '../peer/peer.js';
@@ -39,6 +41,12 @@ export type WsMsgpackServerEvents = {
 
 const DEFAULT_PORT = 3001;
 const DEFAULT_HOST = '127.0.0.1';
+/** Default of {@link WsMsgpackServerOptions.drainTimeout}. */
+const DEFAULT_DRAIN_TIMEOUT = 1000;
+/** Default of {@link WsMsgpackServerOptions.closeTimeout}. */
+const DEFAULT_CLOSE_TIMEOUT = 2000;
+/** Longest delay `setTimeout` honours (~24.8 days): what "no limit" becomes where a timer needs a number. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /**
  * NestJS microservice transport over WebSocket + MessagePack.
@@ -55,11 +63,16 @@ export class WsMsgpackServer extends WsMsgpackDispatcher<WsMsgpackServerEvents, 
   /** The checks of every upgrade: connection limit, Origin, authentication, handshake timeout. */
   private readonly gate: UpgradeGate;
   private unroute: (() => void) | undefined;
-  private readonly connections = new Set<Connection>();
+  /** Open connections, each with its peer. */
+  private readonly connections = new Map<Connection, ServerPeer>();
   private readonly directory = new LocalPeerDirectory();
   /** Listeners registered with on(); events fire after this transport's own checks. */
   private readonly events = new ReportingListeners<WsMsgpackServerEvents>((message, stack) => this.logger.error(message, stack));
   private closing: Promise<void> | undefined;
+  /** Ends a standalone listen() that close() overtook while it was still binding (its callback is still due). */
+  private pendingListen: (() => void) | undefined;
+  private readonly drainTimeout: number;
+  private readonly closeTimeout: number;
 
   constructor(private readonly options: WsMsgpackServerOptions = {}) {
     super();
@@ -68,10 +81,16 @@ export class WsMsgpackServer extends WsMsgpackDispatcher<WsMsgpackServerEvents, 
     }
     resolveLimits(options); // a bad limit fails here, not at the first connection
     checkStandaloneOptions(options);
+    this.drainTimeout = options.drainTimeout === undefined ? DEFAULT_DRAIN_TIMEOUT : checkDuration('drainTimeout', options.drainTimeout);
+    this.closeTimeout = options.closeTimeout === undefined ? DEFAULT_CLOSE_TIMEOUT : checkDuration('closeTimeout', options.closeTimeout);
     this.gate = new UpgradeGate(options, (err) => this.emitError(err));
   }
 
-  /** Starts accepting connections; bind errors (EADDRINUSE) go to `callback`. */
+  /**
+   * Starts accepting connections; bind errors (EADDRINUSE) go to `callback`. A `close()` while
+   * the standalone server is still binding (e.g. looking `host` up) calls the bind off: nothing
+   * is left listening, and `callback` is called without an error once the close is done.
+   */
   listen(callback: (error?: unknown, ...info: unknown[]) => void): void {
     this.closing = undefined;
     const path = this.options.path ? normalizePath(this.options.path) : null;
@@ -102,21 +121,41 @@ export class WsMsgpackServer extends WsMsgpackDispatcher<WsMsgpackServerEvents, 
     });
     this.ownHttpServer = http;
     this.unroute = routeUpgrades(http as HttpServer, path, onUpgrade);
+    let answered = false;
+    const answer = (error?: Error): void => {
+      if (answered) return;
+      answered = true;
+      if (this.pendingListen === pending) this.pendingListen = undefined;
+      if (error) callback(error);
+      else callback();
+    };
+    const pending = (): void => answer();
+    this.pendingListen = pending;
+    /** True once close() (or a newer listen()) took over from this listen(). */
+    const superseded = (): boolean => this.closing !== undefined || this.ownHttpServer !== http;
     const onListenError = (err: NodeJS.ErrnoException): void => {
-      this._status$.next(WsMsgpackStatus.DISCONNECTED);
-      this.cleanup();
+      if (!superseded()) {
+        this._status$.next(WsMsgpackStatus.DISCONNECTED);
+        void this.cleanup();
+      }
       const message = err.code === 'EADDRINUSE'
         ? `WsMsgpackServer: port ${this.options.port ?? DEFAULT_PORT} on ${this.options.host ?? DEFAULT_HOST} is already in use (EADDRINUSE)`
         : `WsMsgpackServer: cannot listen: ${err.message}`;
-      callback(Object.assign(new Error(message, { cause: err }), { code: err.code }));
+      answer(Object.assign(new Error(message, { cause: err }), { code: err.code }));
     };
     http.once('error', onListenError);
     http.listen(this.options.port ?? DEFAULT_PORT, this.options.host ?? DEFAULT_HOST, () => {
       // Bound: later server errors (e.g. EMFILE on accept) are reported, not taken for bind errors.
       http.off('error', onListenError);
       http.on('error', (err: Error) => this.emitError(err));
+      if (superseded()) {
+        // close() came first (Node calls such a bind off; this is in case it could not): never 'connected' after it.
+        http.close();
+        answer();
+        return;
+      }
       this._status$.next(WsMsgpackStatus.CONNECTED);
-      callback();
+      answer();
     });
   }
 
@@ -172,7 +211,7 @@ export class WsMsgpackServer extends WsMsgpackDispatcher<WsMsgpackServerEvents, 
    */
   get bufferedBytes(): number {
     let n = 0;
-    for (const conn of this.connections) n += conn.bufferedBytes;
+    for (const conn of this.connections.keys()) n += conn.bufferedBytes;
     return n;
   }
 
@@ -210,15 +249,16 @@ export class WsMsgpackServer extends WsMsgpackDispatcher<WsMsgpackServerEvents, 
       return;
     }
     const conn = new Connection(ws, { ...this.options, role: 'server', mapStreamError: toRpcErrorPayload });
-    const peer = new ConnectionPeer(conn, { url: req.url ?? '/', headers: req.headers, remoteAddress: req.socket.remoteAddress });
+    const peer = new ServerPeer(conn, { url: req.url ?? '/', headers: req.headers, remoteAddress: req.socket.remoteAddress });
     peer.user = user; // from authenticate(), before any hook or handler can look
     const attachment = { connection: conn, peer, socket: ws, request: req };
-    this.connections.add(conn);
+    this.connections.set(conn, peer);
     this.directory.add(peer);
     conn.onError((err) => this.emitError(err));
     // Registered before 'connection' fires, so a listener that throws or closes the socket cannot
     // leave the connection behind in the table.
     conn.onClose((info) => {
+      peer.checkIdle();
       this.connections.delete(conn);
       this.directory.delete(peer);
       this.events.emit('disconnect', ws, info.code, info.reason, peer);
@@ -238,8 +278,12 @@ export class WsMsgpackServer extends WsMsgpackDispatcher<WsMsgpackServerEvents, 
 
 
   private async doClose(): Promise<void> {
+    // Upgrades still in allowedOrigins/authenticate are answered now, not when their checks end
+    // (at handshakeTimeout, or never): they would hold the HTTP server's close.
+    this.gate.refuseWaiting({ status: 503, body: 'the server is shutting down' });
+    const overtaken = this.pendingListen; // a standalone listen() still binding: this close calls it off
     const wss = this.wss;
-    const timeout = this.options.closeTimeout ?? 2000;
+    const timeout = this.closeTimeout;
     const sockets = wss ? [...wss.clients] : [];
     const closed = sockets.map(
       (ws) =>
@@ -248,41 +292,52 @@ export class WsMsgpackServer extends WsMsgpackDispatcher<WsMsgpackServerEvents, 
           ws.once('close', () => resolve());
         }),
     );
-    await this.drain(this.options.drainTimeout ?? 1000);
-    for (const conn of [...this.connections]) conn.close(CloseCode.GOING_AWAY, 'server shutting down');
+    await this.drain(this.drainTimeout);
+    for (const conn of [...this.connections.keys()]) conn.close(CloseCode.GOING_AWAY, 'server shutting down');
     for (const ws of sockets) if (ws.readyState === ws.CONNECTING || ws.readyState === ws.OPEN) ws.close(CloseCode.GOING_AWAY, 'server shutting down');
-    let timer: ReturnType<typeof setTimeout> | undefined;
+    let timer: Timer | undefined;
     await Promise.race([
       Promise.all(closed),
-      new Promise<void>((resolve) => {
-        timer = setTimeout(() => {
-          for (const ws of sockets) ws.terminate();
-          resolve();
-        }, timeout);
-      }),
+      // closeTimeout Infinity: nobody is cut off here (ws's own 30 s close timer still applies).
+      ...(timeout === Infinity
+        ? []
+        : [
+          new Promise<void>((resolve) => {
+            timer = startTimer(timeout, () => {
+              for (const ws of sockets) ws.terminate();
+              resolve();
+            });
+          }),
+        ]),
     ]);
-    clearTimeout(timer);
-    await this.hooksSettled(timeout); // disconnected hooks still use the app's providers
+    timer?.cancel();
+    await this.hooksSettled(Math.min(timeout, MAX_TIMER_MS)); // disconnected hooks still use the app's providers
     await this.cleanup();
+    overtaken?.(); // its callback, without an error (idempotent: a bind that won the race answered already)
     this._status$.next(WsMsgpackStatus.DISCONNECTED);
   }
 
   /**
    * Graceful part of close(): every client is told the server is going away (GOING_AWAY: it
-   * starts new calls elsewhere; new REQUESTs here are refused with UNAVAILABLE), and the calls
-   * under way get up to `ms` to finish. What is still running after that is cancelled by close.
+   * starts new calls elsewhere; new REQUESTs here are refused with UNAVAILABLE, and the server's
+   * own new calls to it fail at once with UNAVAILABLE), and the calls under way, both ways, get
+   * up to `ms` to finish (Infinity: however long they take). What is still running after that is
+   * cancelled by close.
    */
   private async drain(ms: number): Promise<void> {
     const conns = [...this.connections];
     if (conns.length === 0) return;
-    for (const conn of conns) conn.goAway('server shutting down', { drainTimeout: ms });
+    for (const [conn] of conns) conn.goAway('server shutting down', { drainTimeout: ms });
     if (!(ms > 0)) return;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    await Promise.race([
-      Promise.all(conns.map((conn) => conn.whenNoIncomingCalls())),
-      new Promise<void>((resolve) => (timer = setTimeout(resolve, ms))),
-    ]);
-    clearTimeout(timer);
+    // Neither count can grow from here: both sides refuse new calls on a connection going away.
+    const idle = Promise.all(conns.map(([conn, peer]) => Promise.all([conn.whenNoIncomingCalls(), peer.whenNoOutgoingCalls()])));
+    if (ms === Infinity) {
+      await idle;
+      return;
+    }
+    let timer: Timer | undefined;
+    await Promise.race([idle, new Promise<void>((resolve) => (timer = startTimer(ms, resolve)))]);
+    timer?.cancel();
   }
 
   private async cleanup(): Promise<void> {
@@ -293,13 +348,42 @@ export class WsMsgpackServer extends WsMsgpackDispatcher<WsMsgpackServerEvents, 
     if (wss) await new Promise<void>((resolve) => wss.close(() => resolve()));
     const http = this.ownHttpServer;
     this.ownHttpServer = undefined;
-    if (http?.listening) {
+    if (http) {
+      // Also when it is not listening yet: close() then calls a bind still under way (the host's
+      // DNS lookup) off, and its callback runs once the server is closed either way.
       http.closeAllConnections?.();
       await new Promise<void>((resolve) => http.close(() => resolve()));
     }
   }
 }
 
+/**
+ * The server's peer on one connection. It also tells the server when one of the server's own
+ * calls to the client (`send()`) has settled, so that the drain can wait for those calls too.
+ */
+class ServerPeer extends ConnectionPeer {
+  private idleWaiters: (() => void)[] = [];
+
+  override send<TResult = unknown, TInput = unknown>(pattern: unknown, data: TInput): Observable<TResult> {
+    // After the call has left the connection's table (answer, error, cancel, deadline, close).
+    return super.send<TResult, TInput>(pattern, data).pipe(finalize(() => queueMicrotask(() => this.checkIdle())));
+  }
+
+  /** Resolves once none of the server's calls to this peer is waiting (or the connection closed). */
+  whenNoOutgoingCalls(): Promise<void> {
+    if (this.idle) return Promise.resolve();
+    return new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  /** Wakes the waiters of {@link whenNoOutgoingCalls} when the time has come. */
+  checkIdle(): void {
+    if (this.idleWaiters.length > 0 && this.idle) for (const wake of this.idleWaiters.splice(0)) wake();
+  }
+
+  private get idle(): boolean {
+    return this.connection.isClosed || this.connection.outgoingCalls === 0;
+  }
+}
 
 function pickProtocol(offered: Set<string>): string | false {
   for (const p of SUPPORTED_SUBPROTOCOLS) if (offered.has(p)) return p;

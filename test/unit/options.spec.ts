@@ -1,5 +1,6 @@
 import { resolveLimits, DEFAULT_LIMITS } from '../../src/connection/options.js';
 import { OutboundCredit } from '../../src/connection/credit.js';
+import { WsMsgpackServer } from '../../src/server/ws-msgpack.server.js';
 
 describe('resolveLimits: options that cannot work are refused with the option named', () => {
   it('defaults', () => {
@@ -22,6 +23,40 @@ describe('resolveLimits: options that cannot work are refused with the option na
 
   it('Infinity is accepted for decoder limits', () => {
     expect(() => resolveLimits({ maxDepth: Infinity, maxStrLength: Infinity })).not.toThrow();
+  });
+});
+
+describe('time options: a number of ms >= 0, or Infinity (no limit / off); anything else is refused at construction', () => {
+  it.each([
+    ['keepAliveInterval', -5],
+    ['keepAliveInterval', NaN],
+    ['keepAliveTimeout', '10'],
+    ['keepAliveTimeout', -Infinity],
+  ])('resolveLimits({ %s: %p }) throws a TypeError naming the option', (key, value) => {
+    expect(() => resolveLimits({ [key]: value } as never)).toThrow(new TypeError(`nestjs-ws-msgpack: option ${key} must be a number of ms >= 0 or Infinity, got ${typeof value === 'string' ? JSON.stringify(value) : String(value)}`));
+  });
+
+  it.each([
+    ['drainTimeout', -1],
+    ['drainTimeout', NaN],
+    ['drainTimeout', '1000'],
+    ['closeTimeout', '2000'],
+    ['closeTimeout', -Infinity],
+    ['closeTimeout', null],
+    ['handshakeTimeout', NaN],
+    ['handshakeTimeout', -1],
+    ['keepAliveInterval', -5],
+    ['keepAliveTimeout', '10'],
+  ])('new WsMsgpackServer({ %s: %p }) throws a TypeError naming the option', (key, value) => {
+    expect(() => new WsMsgpackServer({ [key]: value } as never)).toThrow(TypeError);
+    expect(() => new WsMsgpackServer({ [key]: value } as never)).toThrow(new RegExp(`option ${key} must be a number of ms >= 0 or Infinity, got `));
+  });
+
+  it('Infinity and 0 are accepted for every time option', () => {
+    expect(() => resolveLimits({ keepAliveInterval: Infinity, keepAliveTimeout: Infinity })).not.toThrow();
+    for (const v of [0, Infinity, 1.5, 2 ** 40]) {
+      expect(() => new WsMsgpackServer({ drainTimeout: v, closeTimeout: v, handshakeTimeout: v, keepAliveInterval: v, keepAliveTimeout: v })).not.toThrow();
+    }
   });
 });
 
