@@ -216,6 +216,14 @@ export class Connection {
   }
 
   /**
+   * @internal Resolves once no call runs in either direction: neither the peer's calls here nor
+   * this side's calls to the peer (closing ends them all). What a drain waits for.
+   */
+  whenNoCalls(): Promise<void> {
+    return Promise.all([this.incoming.whenNone(), this.outgoing.whenNone()]).then(() => undefined);
+  }
+
+  /**
    * @internal This side is shutting down: tells the peer (a connection-level ERROR with code
    * GOING_AWAY, `data` as its details), answers the peer's new REQUESTs with UNAVAILABLE, and
    * starts no new calls of its own. Calls under way go on; close() ends them.

@@ -66,6 +66,14 @@ export class OutgoingCalls {
     return this.calls.size;
   }
 
+  /** Resolves once none of this side's calls is waiting on the peer (at once if none is). */
+  whenNone(): Promise<void> {
+    if (this.calls.size === 0) return Promise.resolve();
+    return new Promise<void>((resolve) => this.noneWaiters.push(resolve));
+  }
+
+  private noneWaiters: (() => void)[] = [];
+
   /**
    * Sends REQUEST and tracks the call; `undefined` when it could not start (the observer has
    * then been told why). `autoCredit`: grant credit as items reach the observer (an Observable)
@@ -191,6 +199,7 @@ export class OutgoingCalls {
   private end(call: OutgoingCall): void {
     call.phase = 'ended';
     this.calls.delete(call.id);
+    if (this.calls.size === 0 && this.noneWaiters.length > 0) for (const w of this.noneWaiters.splice(0)) w();
     call.timer?.cancel();
     call.request?.stop();
   }

@@ -3,7 +3,6 @@ import type { IncomingMessage, Server as HttpServer } from 'node:http';
 import type { Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { finalize, type Observable } from 'rxjs';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { Connection } from '../connection/connection.js';
 import { asError } from '../connection/frame-writer.js';
@@ -64,7 +63,7 @@ export class WsMsgpackServer extends WsMsgpackDispatcher<WsMsgpackServerEvents, 
   private readonly gate: UpgradeGate;
   private unroute: (() => void) | undefined;
   /** Open connections, each with its peer. */
-  private readonly connections = new Map<Connection, ServerPeer>();
+  private readonly connections = new Map<Connection, ConnectionPeer>();
   private readonly directory = new LocalPeerDirectory();
   /** Listeners registered with on(); events fire after this transport's own checks. */
   private readonly events = new ReportingListeners<WsMsgpackServerEvents>((message, stack) => this.logger.error(message, stack));
@@ -249,7 +248,7 @@ export class WsMsgpackServer extends WsMsgpackDispatcher<WsMsgpackServerEvents, 
       return;
     }
     const conn = new Connection(ws, { ...this.options, role: 'server', mapStreamError: toRpcErrorPayload });
-    const peer = new ServerPeer(conn, { url: req.url ?? '/', headers: req.headers, remoteAddress: req.socket.remoteAddress });
+    const peer = new ConnectionPeer(conn, { url: req.url ?? '/', headers: req.headers, remoteAddress: req.socket.remoteAddress });
     peer.user = user; // from authenticate(), before any hook or handler can look
     const attachment = { connection: conn, peer, socket: ws, request: req };
     this.connections.set(conn, peer);
@@ -258,7 +257,6 @@ export class WsMsgpackServer extends WsMsgpackDispatcher<WsMsgpackServerEvents, 
     // Registered before 'connection' fires, so a listener that throws or closes the socket cannot
     // leave the connection behind in the table.
     conn.onClose((info) => {
-      peer.checkIdle();
       this.connections.delete(conn);
       this.directory.delete(peer);
       this.events.emit('disconnect', ws, info.code, info.reason, peer);
@@ -330,7 +328,7 @@ export class WsMsgpackServer extends WsMsgpackDispatcher<WsMsgpackServerEvents, 
     for (const [conn] of conns) conn.goAway('server shutting down', { drainTimeout: ms });
     if (!(ms > 0)) return;
     // Neither count can grow from here: both sides refuse new calls on a connection going away.
-    const idle = Promise.all(conns.map(([conn, peer]) => Promise.all([conn.whenNoIncomingCalls(), peer.whenNoOutgoingCalls()])));
+    const idle = Promise.all(conns.map(([conn]) => conn.whenNoCalls()));
     if (ms === Infinity) {
       await idle;
       return;
@@ -354,34 +352,6 @@ export class WsMsgpackServer extends WsMsgpackDispatcher<WsMsgpackServerEvents, 
       http.closeAllConnections?.();
       await new Promise<void>((resolve) => http.close(() => resolve()));
     }
-  }
-}
-
-/**
- * The server's peer on one connection. It also tells the server when one of the server's own
- * calls to the client (`send()`) has settled, so that the drain can wait for those calls too.
- */
-class ServerPeer extends ConnectionPeer {
-  private idleWaiters: (() => void)[] = [];
-
-  override send<TResult = unknown, TInput = unknown>(pattern: unknown, data: TInput): Observable<TResult> {
-    // After the call has left the connection's table (answer, error, cancel, deadline, close).
-    return super.send<TResult, TInput>(pattern, data).pipe(finalize(() => queueMicrotask(() => this.checkIdle())));
-  }
-
-  /** Resolves once none of the server's calls to this peer is waiting (or the connection closed). */
-  whenNoOutgoingCalls(): Promise<void> {
-    if (this.idle) return Promise.resolve();
-    return new Promise<void>((resolve) => this.idleWaiters.push(resolve));
-  }
-
-  /** Wakes the waiters of {@link whenNoOutgoingCalls} when the time has come. */
-  checkIdle(): void {
-    if (this.idleWaiters.length > 0 && this.idle) for (const wake of this.idleWaiters.splice(0)) wake();
-  }
-
-  private get idle(): boolean {
-    return this.connection.isClosed || this.connection.outgoingCalls === 0;
   }
 }
 
