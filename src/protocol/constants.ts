@@ -20,8 +20,9 @@ export const CloseCode = {
   /** The peer did not offer a subprotocol this side speaks. */
   UNSUPPORTED_VERSION: 4000,
   /**
-   * Reserved for keep-alive. A peer that misses a ping is cut off without a closing handshake
-   * (`terminate()`), so the other side observes 1006.
+   * Keep-alive timeout: a peer that cannot ping (a browser) closes with it when its keep-alive
+   * call (`wsmp:ping`) went unanswered. A `ws` peer that misses a pong is cut off without a closing
+   * handshake (`terminate()`) instead, so the other side observes 1006.
    */
   KEEPALIVE_TIMEOUT: 4001,
 } as const;
