@@ -26,8 +26,10 @@ export interface WsMsgpackClientOptions extends ConnectionLimits {
   /**
    * Reconnect automatically when the connection drops (no call needed to trigger it), with
    * exponential backoff and full jitter. `true` (the default) uses {@link DEFAULT_RECONNECT}; an
-   * object changes parts of it; `false` makes one attempt per connect. Refusals that retrying cannot
-   * fix (HTTP 4xx such as 401/403, an unsupported protocol version) stop it.
+   * object changes parts of it; `false` makes one attempt per connect and none after a drop (a
+   * server announcing GOING_AWAY is still failed over at once: one attempt to the next URL).
+   * Refusals that retrying cannot fix (HTTP 4xx such as 401/403, an unsupported protocol version)
+   * stop it, once every URL has refused.
    */
   reconnect?: boolean | ReconnectOptions;
   /**
