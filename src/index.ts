@@ -18,6 +18,7 @@ export { WsMsgpackError, WsMsgpackErrorCode } from './protocol/errors.js';
 export { SUBPROTOCOL_V1, CloseCode, PING_PATTERN, BEARER_PROTOCOL_PREFIX, bearerProtocol } from './protocol/constants.js';
 export { bearerToken } from './server/bearer.js';
 export type { DecoderLimits } from './protocol/codec.js';
+export { ExtData, type WsMsgpackExtension, type ExtensionOptions } from './protocol/extensions.js';
 export type { Connection, ConnectionOptions, CloseInfo } from './connection/connection.js';
 export type { ConnectionLimits } from './connection/options.js';
 export { DEFAULT_LIMITS } from './connection/options.js';

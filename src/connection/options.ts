@@ -1,4 +1,5 @@
 import type { FrameCodecOptions } from '../protocol/codec.js';
+import { extensionCodecOf } from '../protocol/extensions.js';
 import { OVERFLOW_STRATEGIES, type Headers, type OverflowStrategy } from '../protocol/frames.js';
 
 export type { OverflowStrategy } from '../protocol/frames.js';
@@ -69,8 +70,15 @@ export const DEFAULT_LIMITS = Object.freeze({
 export type ResolvedLimits = { -readonly [K in keyof typeof DEFAULT_LIMITS]: (typeof DEFAULT_LIMITS)[K] };
 
 /** Options that earlier versions had and that now mean something else: refused with a hint. */
+const NO_SERIALIZERS =
+  'is not supported: this transport encodes frames and payloads with MessagePack in one pass, so there is no separate payload (de)serialization step to replace. ' +
+  'For your own classes on the wire (Decimal, ObjectId, money), use the `extensions` option (README, "Custom types on the wire")';
+
+/** Options that are refused, with why (never silently ignored). */
 const REPLACED: Record<string, string> = {
   highWaterMark: '`highWaterMark` (items) was replaced by `maxStreamBufferBytes` / `maxConnectionBufferBytes` (bytes) and `overflow`',
+  serializer: `the \`serializer\` option of Nest's transports ${NO_SERIALIZERS}`,
+  deserializer: `the \`deserializer\` option of Nest's transports ${NO_SERIALIZERS}`,
 };
 
 /**
@@ -81,6 +89,7 @@ export function resolveLimits(options: ConnectionLimits): ResolvedLimits {
   for (const key of Object.keys(REPLACED)) {
     if ((options as Record<string, unknown>)[key] !== undefined) throw new TypeError(`nestjs-ws-msgpack: ${REPLACED[key]}`);
   }
+  extensionCodecOf(options); // bad extensions fail here too
   const limits: ResolvedLimits = { ...DEFAULT_LIMITS };
   for (const key of ['keepAliveInterval', 'keepAliveTimeout'] as const) {
     const v = options[key];

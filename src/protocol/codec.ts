@@ -1,4 +1,5 @@
-import { DecodeError, Decoder, EXT_TIMESTAMP, Encoder, ExtData, ExtensionCodec, decodeTimestampExtension, encodeTimestampExtension } from '@msgpack/msgpack';
+import { DecodeError, Decoder, Encoder, ExtData } from '@msgpack/msgpack';
+import { extensionCodecOf, type ExtensionOptions } from './extensions.js';
 import { ProtocolViolation } from './errors.js';
 import { FrameType, toWire, type Frame } from './frames.js';
 import { parseFrame, peekHeader } from './validate.js';
@@ -48,29 +49,13 @@ export const DEFAULT_DECODER_LIMITS: Readonly<DecoderLimits> = Object.freeze({
 });
 
 /** Options of {@link FrameCodec}. */
-export interface FrameCodecOptions extends Partial<DecoderLimits> {
+export interface FrameCodecOptions extends Partial<DecoderLimits>, ExtensionOptions {
   /**
    * Deliver msgpack `bin` as Node `Buffer` (a zero-copy view of the received frame) instead of a
    * plain `Uint8Array`. Default: true where `Buffer` exists (Node), false elsewhere.
    */
   binaryAsBuffer?: boolean;
 }
-
-/**
- * The default extensions (the timestamp, type -1), except that an Invalid Date throws: the library
- * writes it as a timestamp of NaN seconds, which goes out as 1970-01-01T00:00:00Z (data loss with
- * no error; the call then fails with INTERNAL instead). A received timestamp outside the range of a
- * JavaScript Date still decodes, as an Invalid Date.
- */
-const EXTENSIONS = new ExtensionCodec();
-EXTENSIONS.register({
-  type: EXT_TIMESTAMP,
-  encode: (object: unknown): Uint8Array | null => {
-    if (object instanceof Date && Number.isNaN(object.getTime())) throw new RangeError('an Invalid Date cannot be encoded as a msgpack timestamp');
-    return encodeTimestampExtension(object);
-  },
-  decode: decodeTimestampExtension,
-});
 
 type BufferCtor = { from(ab: ArrayBufferLike, offset: number, length: number): Uint8Array };
 const NodeBuffer: BufferCtor | undefined = (globalThis as { Buffer?: BufferCtor }).Buffer;
@@ -80,7 +65,7 @@ const NodeBuffer: BufferCtor | undefined = (globalThis as { Buffer?: BufferCtor 
  * One instance per connection: it reuses its encoder and decoder buffers.
  */
 export class FrameCodec {
-  private readonly encoder = new Encoder({ useBigInt64: true, ignoreUndefined: true, extensionCodec: EXTENSIONS });
+  private readonly encoder: Encoder;
   private readonly decoder: Decoder;
   /** The depth check, when {@link guardDecoder} could not build it into the decoder. */
   private readonly checkDecoded: ((value: unknown) => void) | undefined;
@@ -92,7 +77,9 @@ export class FrameCodec {
       if (v !== undefined) limits[key] = v;
     }
     const { maxDepth, ...lengths } = limits;
-    this.decoder = new Decoder({ useBigInt64: true, ...lengths });
+    const extensionCodec = extensionCodecOf(options);
+    this.encoder = new Encoder({ useBigInt64: true, ignoreUndefined: true, extensionCodec });
+    this.decoder = new Decoder({ useBigInt64: true, extensionCodec, ...lengths });
     if (!guardDecoder(this.decoder, maxDepth)) {
       // Library internals changed: check the depth of each decoded value instead (after the fact).
       this.checkDecoded = (value) => checkDepth(value, maxDepth);

@@ -13,3 +13,4 @@ export { DEFAULT_LIMITS, type ConnectionLimits, type OverflowStrategy } from '..
 export type { CloseInfo } from '../connection/connection.js';
 export type { WebSocketLike } from '../connection/socket.js';
 export type { Headers } from '../protocol/frames.js';
+export { ExtData, type WsMsgpackExtension, type ExtensionOptions } from '../protocol/extensions.js';
