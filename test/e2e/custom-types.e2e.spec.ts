@@ -109,7 +109,7 @@ describe('extension types (Nest client)', () => {
     const v = await first(plain.send<ExtData>('echo', new ExtData(1, new TextEncoder().encode('EUR:7'))));
     expect(v).toBeInstanceOf(ExtData);
     expect(v.type).toBe(1);
-    expect(new TextDecoder().decode(v.data)).toBe('EUR:7');
+    expect(new TextDecoder().decode(v.data as Uint8Array)).toBe('EUR:7');
     // The server decoded it as Money and encoded it back as type 1: the same bytes.
   });
 });
