@@ -164,7 +164,14 @@ export class WsMsgpackServer extends WsMsgpackDispatcher<WsMsgpackServerEvents, 
     return this.closing;
   }
 
-  /** The `ws` WebSocketServer. Throws before `listen()`. */
+  /**
+   * The `ws` WebSocketServer. Throws before `listen()`.
+   *
+   * It runs in `noServer` mode (this transport hands it the upgrades it admitted, from its own
+   * HTTP server or the shared one), so its own `address()` throws
+   * (`The server is operating in "noServer" mode`). For the port, use {@link WsMsgpackServer.address}:
+   * `server.address()?.port` (standalone), or the shared HTTP server's `address()`.
+   */
   unwrap<T = WebSocketServer>(): T {
     if (!this.wss) {
       throw new Error('Not initialized. Please call the "listen"/"startAllMicroservices" method before accessing the server.');
