@@ -3,6 +3,7 @@ import { ClientProxy, type ReadPacket, type WritePacket } from '@nestjs/microser
 import { connectable, defer, Observable, Subject } from 'rxjs';
 import type { WebSocket } from 'ws';
 import { ClientCore } from '../connection/client-core.js';
+import { WS_SOCKET_SUPPORT } from '../connection/ws-socket.js';
 import type { CloseInfo, Connection } from '../connection/connection.js';
 import { ReportingListeners } from '../connection/listeners.js';
 import { wsSocketOptions, type WsMsgpackCallOptions } from '../connection/options.js';
@@ -56,9 +57,10 @@ export class WsMsgpackClient extends ClientProxy<WsMsgpackClientEvents, string> 
     super();
     this.core = new ClientCore(
       options,
-      { mapStreamError: toRpcErrorPayload },
+      { mapStreamError: toRpcErrorPayload, socketSupport: WS_SOCKET_SUPPORT },
       {
-        open: (url, adopt) => this.openSocket(url, adopt),
+        prepare: (url) => this.upgradeHeaders(url),
+        open: (url, headers, adopt) => this.openSocket(url, headers as Record<string, string> | undefined, adopt),
         attach: (conn) => this.attach(conn),
         status: (status) => this._status$.next(status),
         connected: () => this.events.emit('connect'),
@@ -204,27 +206,13 @@ export class WsMsgpackClient extends ClientProxy<WsMsgpackClientEvents, string> 
     return unpackCall(data, this.options.timeout);
   }
 
-  /** Opens one `ws` socket (headers evaluated first); `adopt` makes the Connection in its 'open' event. */
-  private openSocket(url: string, adopt: (ws: WebSocket) => Connection): { opened: Promise<Connection>; cancel(reason: string): void } {
-    let handshake: Handshake<Connection> | undefined;
-    let cancelled: string | undefined;
-    const opened = (async (): Promise<Connection> => {
-      const headers = await this.upgradeHeaders(url);
-      if (cancelled !== undefined) throw new WsMsgpackError(WsMsgpackErrorCode.UNAVAILABLE, `cannot connect to ${url}: ${cancelled}`);
-      handshake = startHandshake(
-        url,
-        { ...this.options.wsOptions, ...wsSocketOptions(this.options), headers, handshakeTimeout: this.options.connectTimeout ?? 10_000 },
-        adopt,
-      );
-      return handshake.opened;
-    })();
-    return {
-      opened,
-      cancel: (reason) => {
-        cancelled = reason;
-        handshake?.cancel(reason);
-      },
-    };
+  /** Opens one `ws` socket with the headers `prepare` gave; `adopt` makes the Connection in its 'open' event. */
+  private openSocket(url: string, headers: Record<string, string> | undefined, adopt: (ws: WebSocket) => Connection): Handshake<Connection> {
+    return startHandshake(
+      url,
+      { ...this.options.wsOptions, ...wsSocketOptions(this.options), headers, handshakeTimeout: this.options.connectTimeout ?? 10_000 },
+      adopt,
+    );
   }
 
   /** The upgrade headers: the option, or what its function gives. A function that throws is reported, and the attempt fails (retried with backoff). */

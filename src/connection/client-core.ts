@@ -5,6 +5,7 @@ import { Connection, type CloseInfo, type ConnectionOptions } from './connection
 import type { ConnectionLimits, WsMsgpackCallOptions } from './options.js';
 import { resolveLimits } from './options.js';
 import { DEFAULT_RECONNECT, Session, type ReconnectOptions, type SessionPhase } from './session.js';
+import { startTimer } from './timers.js';
 import { whenSocketClosed, type WebSocketLike } from './socket.js';
 
 /** How long close() waits for a socket's closing handshake before cutting it. */
@@ -84,10 +85,15 @@ export interface SocketAttempt {
 /** What differs between the Node client and the browser client. */
 export interface ClientCoreHooks {
   /**
-   * Opens one WebSocket to `url` and calls `adopt` with it synchronously in its open event (so the
-   * Connection binds before any frame is delivered).
+   * What an attempt needs first (the upgrade headers, a token), which may take time: its time
+   * counts against `connectTimeout`, and `close()` calls it off. Throwing fails the attempt.
    */
-  open(url: string, adopt: (socket: WebSocketLike) => Connection): SocketAttempt;
+  prepare?(url: string): unknown;
+  /**
+   * Opens one WebSocket to `url` with what `prepare` gave and calls `adopt` with it synchronously
+   * in its open event (so the Connection binds before any frame is delivered).
+   */
+  open(url: string, prepared: unknown, adopt: (socket: WebSocketLike) => Connection): SocketAttempt;
   /** A connection was made, before any frame was handled: serve the server's calls on it. */
   attach(connection: Connection): void;
   /** The client's status changed. */
@@ -106,6 +112,15 @@ export function clientUrls(options: { url?: unknown } | undefined, owner: string
   const urls = typeof url === 'string' ? [url] : url;
   if (!Array.isArray(urls) || urls.length === 0 || !urls.every((u) => typeof u === 'string')) {
     throw new Error(`${owner}: options.url is required (e.g. "ws://127.0.0.1:3001", or a list of replicas)`);
+  }
+  for (const u of urls as string[]) {
+    let protocol = '';
+    try {
+      protocol = new URL(u).protocol;
+    } catch {
+      /* not a URL */
+    }
+    if (!['ws:', 'wss:', 'http:', 'https:'].includes(protocol)) throw new TypeError(`${owner}: options.url ${JSON.stringify(u)} is not a ws:// or wss:// URL`);
   }
   return urls as readonly string[];
 }
@@ -135,7 +150,7 @@ export class ClientCore {
     resolveLimits(options); // a bad limit fails here, not at the first call
     checkClientOptions(options, owner);
     const reconnect = options.reconnect === false ? false : { ...DEFAULT_RECONNECT, ...(typeof options.reconnect === 'object' ? options.reconnect : {}) };
-    this.session = new Session(urls, { dial: (url) => this.hooks.open(url, (socket) => this.adopt(socket)) }, reconnect, {
+    this.session = new Session(urls, { dial: (url) => this.attempt(url) }, reconnect, {
       phase: (phase) => {
         const status = STATUS_OF[phase];
         if (status) this.hooks.status(status);
@@ -166,7 +181,7 @@ export class ClientCore {
     this.session.close();
     for (const conn of [...this.open]) {
       conn.close(1000, 'client closed');
-      const closed = whenSocketClosed(conn.socket, CLOSE_TIMEOUT_MS);
+      const closed = whenSocketClosed(conn.socket, CLOSE_TIMEOUT_MS, this.connectionOptions.socketSupport);
       this.closings.add(closed);
       void closed.then(() => this.closings.delete(closed));
     }
@@ -275,6 +290,41 @@ export class ClientCore {
     }
   }
 
+  /**
+   * One connection attempt: `prepare` (headers, token), then the socket, all within
+   * `connectTimeout`; `cancel` (close(), a newer attempt) settles it at once, even while `prepare`
+   * has not answered. A socket that opens after the attempt was called off is closed.
+   */
+  private attempt(url: string): SocketAttempt {
+    const ms = this.options.connectTimeout ?? 10_000;
+    let inner: SocketAttempt | undefined;
+    let offReason: string | undefined;
+    let callOff!: (error: WsMsgpackError) => void;
+    const off = new Promise<never>((_, reject) => (callOff = reject));
+    off.catch(() => {}); // also when nothing races it any more
+    const cancel = (reason: string): void => {
+      if (offReason !== undefined) return;
+      offReason = reason;
+      inner?.cancel(reason);
+      callOff(new WsMsgpackError(WsMsgpackErrorCode.UNAVAILABLE, `cannot connect to ${url}: ${reason}`));
+    };
+    const timer = startTimer(ms, () => cancel(`no connection within ${ms} ms (connectTimeout)`), false);
+    const opened = (async (): Promise<Connection> => {
+      const prepared: unknown = this.hooks.prepare ? await Promise.race([this.hooks.prepare(url), off]) : undefined;
+      if (offReason !== undefined) await off;
+      const attempt = this.hooks.open(url, prepared, (socket) => this.adopt(socket));
+      inner = attempt;
+      // Opened just as it was called off: nobody will use it.
+      attempt.opened.then((conn) => offReason !== undefined && conn.close(1000, 'client closed'), () => {});
+      return Promise.race([attempt.opened, off]);
+    })();
+    opened.then(
+      () => timer.cancel(),
+      () => timer.cancel(),
+    );
+    return { opened, cancel };
+  }
+
   /** A handshake succeeded (in the socket's open event, before any frame is handled). */
   private adopt(socket: WebSocketLike): Connection {
     const conn = new Connection(socket, { ...this.options, ...this.connectionOptions, role: 'client' });
@@ -307,6 +357,9 @@ function callIteratorWhenReady<T>(
   const iterator: AsyncIterableIterator<T> = {
     next: async () => {
       if (phase === 'done') return done;
+      // Connected: pull directly (racing `returned` on every item would pile reactions on it; the
+      // call's own iterator already settles a pending next() on return()).
+      if (inner) return (await inner.next()) as IteratorResult<T>;
       starting ??= connect().then(({ conn, options }) => (inner = conn.iterate(pattern, payload, options)));
       let it: AsyncIterableIterator<unknown> | undefined;
       try {

@@ -7,12 +7,12 @@ import { callIterator } from './call-iterator.js';
 import { BufferBudget } from './frame-queue.js';
 import { asError, FrameWriter } from './frame-writer.js';
 import { IncomingCalls, type RequestHandler } from './incoming.js';
-import { startCallKeepAlive, startKeepAlive } from './keepalive.js';
+import { startCallKeepAlive } from './keepalive.js';
 import { Listeners, rethrowLater } from './listeners.js';
 import { resolveLimits, type ConnectionLimits, type ResolvedLimits, type WsMsgpackCallOptions } from './options.js';
 import { OutgoingCalls } from './outgoing.js';
 import type { StreamSink } from './outbound-types.js';
-import { bindSocket, pingableOf, type WebSocketLike } from './socket.js';
+import { bindSocket, type SocketSupport, type WebSocketLike } from './socket.js';
 
 /** Options of a {@link Connection}. */
 export interface ConnectionOptions extends ConnectionLimits {
@@ -23,6 +23,11 @@ export interface ConnectionOptions extends ConnectionLimits {
    * returned (the Nest server applies the default exception filter's mapping).
    */
   mapStreamError?: (error: unknown) => unknown;
+  /**
+   * @internal A Node `ws` socket's extras (events, pings, corking): `WS_SOCKET_SUPPORT` from the
+   * server and the Nest client. Without it the socket is used through the standard WebSocket API.
+   */
+  socketSupport?: SocketSupport;
 }
 
 /** An event the peer emitted. */
@@ -97,7 +102,7 @@ export class Connection {
     this.limits = resolveLimits(options);
     this.budget = new BufferBudget(this.limits.maxConnectionBufferBytes);
     this.listeners = new Listeners<ConnectionEvents>((e, event) => (event === 'error' ? rethrowLater(e) : this.emitError(asError(e))));
-    this.writer = new FrameWriter(socket, this.codec, this.limits, (e) => this.emitError(e));
+    this.writer = new FrameWriter(socket, this.codec, this.limits, (e) => this.emitError(e), options.socketSupport);
     const writer = this.writer;
     const sink: StreamSink = {
       sendItem: (id, value, final) => writer.sendItem(id, value, final),
@@ -111,7 +116,8 @@ export class Connection {
     };
     const host = { writer, sink, limits: this.limits, budget: this.budget };
     this.outgoing = new OutgoingCalls(
-      { ...host, closedError: () => (this.closedInfo ? this.unavailable(this.closedInfo) : this.goingAway) },
+      // A keep-alive call still goes out while going away: the calls draining on it need a live peer.
+      { ...host, closedError: (keepAlive) => (this.closedInfo ? this.unavailable(this.closedInfo) : keepAlive ? undefined : this.goingAway) },
       options.role === 'client' ? 1 : 2,
     );
     this.incoming = new IncomingCalls({
@@ -121,18 +127,22 @@ export class Connection {
       report: (error) => this.emitError(asError(error)),
     });
     this.ownParity = options.role === 'client' ? 1 : 0;
-    bindSocket(socket, {
-      onMessage: (data, isBinary) => this.onMessage(data, isBinary),
-      onClose: (code, reason) => this.terminate({ code, reason }),
-      onSocketError: (err) => this.emitError(err),
-    });
+    const support = options.socketSupport;
+    bindSocket(
+      socket,
+      {
+        onMessage: (data, isBinary) => this.onMessage(data, isBinary),
+        onClose: (code, reason) => this.terminate({ code, reason }),
+        onSocketError: (err) => this.emitError(err),
+      },
+      support,
+    );
     // Node `ws` sockets ping; a socket that cannot (a browser's) makes keep-alive calls instead.
-    const pingable = pingableOf(socket);
     const { keepAliveInterval, keepAliveTimeout } = this.limits;
-    this.stopKeepAlive = pingable
-      ? startKeepAlive(pingable, keepAliveInterval, keepAliveTimeout)
-      : startCallKeepAlive(
-          () => this.call(PING_PATTERN, null),
+    this.stopKeepAlive =
+      support?.keepAlive(socket, keepAliveInterval, keepAliveTimeout) ??
+      startCallKeepAlive(
+          () => this.call(PING_PATTERN, null, { window: 0, keepAlive: true }),
           (reason) => this.close(CloseCode.KEEPALIVE_TIMEOUT, reason),
           keepAliveInterval,
           keepAliveTimeout,

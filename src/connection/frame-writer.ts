@@ -2,7 +2,7 @@ import type { FrameCodec } from '../protocol/codec.js';
 import { WsMsgpackError, WsMsgpackErrorCode } from '../protocol/errors.js';
 import { FrameType, type ErrorFrame, type Frame } from '../protocol/frames.js';
 import { describeError } from './errors.js';
-import { asFragmenting, READY_STATE_NAMES, tcpSocketOf, type CorkableSocket, type WebSocketLike } from './socket.js';
+import { READY_STATE_NAMES, type CorkableSocket, type SocketSupport, type WebSocketLike } from './socket.js';
 
 /** Most frames written together in one corked batch. */
 const MAX_BATCH_FRAMES = 32;
@@ -38,6 +38,8 @@ export class FrameWriter {
     private readonly limits: { readonly maxPayload: number; readonly maxBufferedBytes: number },
     /** Where failures go that no caller can be told about. */
     private readonly report: (error: Error) => void,
+    /** A Node `ws` socket's extras (corking, fragmented sends); none for a standard socket. */
+    private readonly support?: SocketSupport,
   ) {}
 
   /** Encodes and sends `frame`; throws a WsMsgpackError when it cannot. */
@@ -157,15 +159,13 @@ export class FrameWriter {
    */
   private sendBinaryValue(type: typeof FrameType.NEXT | typeof FrameType.COMPLETE, id: number, value: unknown): boolean {
     if (!(value instanceof Uint8Array) || value.byteLength < ZERO_COPY_BYTES) return false;
-    if (this.tcp === undefined) this.tcp = tcpSocketOf(this.socket);
+    if (this.tcp === undefined) this.tcp = this.support?.tcpSocket(this.socket) ?? null;
     if (this.tcp === null) return false;
     this.assertOpen();
     const head = this.codec.valueFrameHead(type, id, value.byteLength);
     if (head.byteLength + value.byteLength > this.limits.maxPayload) throw this.tooBig(head.byteLength + value.byteLength);
-    const ws = asFragmenting(this.socket);
     this.uncork(); // what waited goes first; the value's bytes are too big to batch
-    ws.send(head, { binary: true, fin: false });
-    ws.send(value, { binary: true, fin: true });
+    this.support!.sendFragmented(this.socket, head, value);
     return true;
   }
 
@@ -176,7 +176,7 @@ export class FrameWriter {
    */
   private corkForTick(): void {
     if (this.corked) return;
-    if (this.tcp === undefined) this.tcp = tcpSocketOf(this.socket);
+    if (this.tcp === undefined) this.tcp = this.support?.tcpSocket(this.socket) ?? null;
     if (this.tcp === null) return;
     this.corked = true;
     this.tcp.cork();

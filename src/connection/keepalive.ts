@@ -1,5 +1,5 @@
 import type { Observable, Subscription } from 'rxjs';
-import type { PingableSocket } from './socket.js';
+import type { PingableSocket } from './ws-socket.js';
 import { startTimer, type Timer } from './timers.js';
 
 /** Longest delay `setInterval` honours (larger ones fire every 1 ms). */
@@ -78,7 +78,7 @@ export function startCallKeepAlive(
       }, false);
     }
     inFlight = entry;
-    // Any outcome is an answer; a local failure (the connection closing) ends the keep-alive too.
+    // Any outcome is an answer (a local failure means the connection is closing, which stops this too).
     entry.sub = ping().subscribe({ error: () => inFlight === entry && settle(), complete: () => inFlight === entry && settle() });
   });
   const stop = (): void => {

@@ -168,4 +168,6 @@ export interface WsMsgpackCallOptions {
   waitForReady?: boolean;
   /** @internal The deadline as the caller set it, when `timeout` is what is left of it (for messages). */
   declaredTimeout?: number;
+  /** @internal A keep-alive call: also sent while the connection is going away (PROTOCOL.md 16.1). */
+  keepAlive?: boolean;
 }

@@ -33,7 +33,7 @@ export interface OutgoingHost {
   readonly limits: ResolvedLimits;
   readonly budget: BufferBudget;
   /** The error calls fail with once the connection has closed; undefined while it is open. */
-  closedError(): WsMsgpackError | undefined;
+  closedError(keepAlive: boolean): WsMsgpackError | undefined;
 }
 
 interface OutgoingCall {
@@ -80,7 +80,7 @@ export class OutgoingCalls {
    * instead of when the starter reports them consumed (an iterator).
    */
   start(pattern: unknown, payload: unknown, options: WsMsgpackCallOptions, observer: CallObserver, autoCredit: boolean): StartedCall | undefined {
-    const closed = this.host.closedError();
+    const closed = this.host.closedError(options.keepAlive === true);
     if (closed) {
       observer.error(closed);
       return undefined;

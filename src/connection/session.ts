@@ -102,7 +102,8 @@ export class Session {
   /** The open connection new calls should use, if there is one. */
   get connection(): Connection | undefined {
     const c = this.current;
-    return c && !c.isClosed && !c.isGoingAway ? c : undefined;
+    // A socket already closing (the peer's close frame came, its close event not yet) takes no new call: they wait.
+    return c && !c.isClosed && !c.isGoingAway && c.socket.readyState === 1 ? c : undefined;
   }
 
   /** Where the session stands. */

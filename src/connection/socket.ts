@@ -22,13 +22,6 @@ interface DomWebSocket {
   addEventListener(type: string, listener: (event: never) => void): void;
 }
 
-/** `ws`'s EventEmitter interface (faster than its DOM-style one), used when present. */
-interface NodeWebSocket {
-  on(event: 'message', cb: (data: Buffer | ArrayBuffer | Buffer[], isBinary: boolean) => void): unknown;
-  on(event: 'close', cb: (code: number, reason: Buffer) => void): unknown;
-  on(event: 'error', cb: (err: Error) => void): unknown;
-}
-
 /** Callbacks the socket binding feeds. */
 export interface SocketListener {
   /** A binary message (`isBinary` false: a text message, which the protocol does not allow). */
@@ -39,21 +32,29 @@ export interface SocketListener {
   onSocketError(error: Error): void;
 }
 
-/** Wires a WebSocket's events into `listener`. */
-export function bindSocket(ws: WebSocketLike, listener: SocketListener): void {
-  const node = ws as unknown as Partial<NodeWebSocket>;
-  if (typeof node.on === 'function') {
-    ws.binaryType = 'nodebuffer';
-    const n = node as NodeWebSocket;
-    n.on('message', (data, isBinary) => {
-      // binaryType 'nodebuffer': ws delivers one Buffer per message.
-      if (!isBinary) return listener.onMessage(String(data), false);
-      listener.onMessage(data as Buffer, true);
-    });
-    n.on('close', (code, reason) => listener.onClose(code, reason.toString()));
-    n.on('error', (err) => listener.onSocketError(err));
-    return;
-  }
+/**
+ * What a Node `ws` socket offers beyond the standard WebSocket: its EventEmitter events (faster
+ * than its DOM-style ones), pings, corking of its TCP socket, fragmented sends, `terminate()`.
+ * The server and the Nest client pass `WS_SOCKET_SUPPORT` (ws-socket.ts); the browser client
+ * passes nothing, so none of it is in the browser bundle, and any socket then works through
+ * the standard API alone (keep-alive calls instead of pings).
+ */
+export interface SocketSupport {
+  /** Binds `ws`'s events when it is a `ws` socket; false: not one (the standard API is used). */
+  bind(ws: WebSocketLike, listener: SocketListener): boolean;
+  /** Starts ping keep-alive when `ws` can ping; returns its stop function, or undefined when it cannot. */
+  keepAlive(ws: WebSocketLike, intervalMs: number, timeoutMs: number): (() => void) | undefined;
+  /** The TCP socket under `ws`, when its writes can be corked; null otherwise. */
+  tcpSocket(ws: WebSocketLike): CorkableSocket | null;
+  /** Sends `head` then `value` as the fragments of one binary message (a socket `tcpSocket` found). */
+  sendFragmented(ws: WebSocketLike, head: Uint8Array, value: Uint8Array): void;
+  /** Resolves once `ws` closed, terminating it after `ms`; undefined when `ws` is not a `ws` socket. */
+  whenClosed(ws: WebSocketLike, ms: number): Promise<void> | undefined;
+}
+
+/** Wires a WebSocket's events into `listener`: through `support` for a `ws` socket, else the standard API. */
+export function bindSocket(ws: WebSocketLike, listener: SocketListener, support?: SocketSupport): void {
+  if (support?.bind(ws, listener)) return;
   ws.binaryType = 'arraybuffer';
   const dom = ws as unknown as DomWebSocket;
   dom.addEventListener('message', ((ev: { data: unknown }) => {
@@ -74,62 +75,23 @@ export interface CorkableSocket {
   uncork(): void;
 }
 
-/** `ws`'s send with fragmentation options (Node only). */
-export interface FragmentingSocket {
-  send(data: Uint8Array, options: { binary: boolean; fin: boolean }): void;
-}
-
-/**
- * The TCP socket of a Node `ws` WebSocket (its `_socket`), when it can be corked; null for any
- * other socket (a browser's). The only place the core looks under the WebSocket.
- */
-export function tcpSocketOf(ws: WebSocketLike): CorkableSocket | null {
-  const raw = (ws as unknown as { _socket?: Partial<CorkableSocket> })._socket;
-  return raw && typeof raw.cork === 'function' && typeof raw.uncork === 'function' ? (raw as CorkableSocket) : null;
-}
-
-/** `ws` (Node) sends fragments; a browser WebSocket cannot. */
-export function asFragmenting(ws: WebSocketLike): FragmentingSocket {
-  return ws as unknown as FragmentingSocket;
-}
-
-/** The ping side of a Node `ws` WebSocket (keep-alive); undefined for a browser socket. */
-export function pingableOf(ws: WebSocketLike): PingableSocket | undefined {
-  const p = ws as unknown as Partial<PingableSocket>;
-  return typeof p.ping === 'function' && typeof p.terminate === 'function' && typeof p.on === 'function' ? (p as PingableSocket) : undefined;
-}
-
-/** The part of a Node `ws` WebSocket that keep-alive uses. */
-export interface PingableSocket {
-  ping(): void;
-  terminate(): void;
-  on(event: 'pong' | 'close', cb: () => void): unknown;
-}
-
 /** Names of the WebSocket `readyState` values, for messages. */
 export const READY_STATE_NAMES = ['CONNECTING', 'OPEN', 'CLOSING', 'CLOSED'] as const;
 
 /**
- * Resolves once `ws` has closed. After `ms` a Node `ws` socket is terminated (no closing
- * handshake) and a browser socket, which cannot be, is given up on: either way the promise
+ * Resolves once `ws` has closed. After `ms` a `ws` socket is terminated (no closing handshake,
+ * through `support`) and a standard one, which cannot be, is given up on: either way the promise
  * resolves, so `close()` never hangs on a peer that does not answer.
  */
-export function whenSocketClosed(ws: WebSocketLike, ms: number): Promise<void> {
+export function whenSocketClosed(ws: WebSocketLike, ms: number, support?: SocketSupport): Promise<void> {
   if (ws.readyState === 3) return Promise.resolve();
+  const viaWs = support?.whenClosed(ws, ms);
+  if (viaWs) return viaWs;
   return new Promise<void>((resolve) => {
-    const node = ws as unknown as Partial<{ once(event: 'close', cb: () => void): unknown; terminate(): void }>;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const done = (): void => {
-      if (timer !== undefined) clearTimeout(timer);
-      timer = undefined;
+    const timer = setTimeout(resolve, ms);
+    (ws as unknown as DomWebSocket).addEventListener('close', (() => {
+      clearTimeout(timer);
       resolve();
-    };
-    if (typeof node.once === 'function') {
-      node.once('close', done);
-      timer = setTimeout(() => (typeof node.terminate === 'function' ? node.terminate() : done()), ms);
-    } else {
-      (ws as unknown as DomWebSocket).addEventListener('close', done as (event: never) => void);
-      timer = setTimeout(done, ms);
-    }
+    }) as (event: never) => void);
   });
 }

@@ -4,6 +4,7 @@ import type { Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
+import { WS_SOCKET_SUPPORT } from '../connection/ws-socket.js';
 import { Connection } from '../connection/connection.js';
 import { asError } from '../connection/frame-writer.js';
 import { ReportingListeners } from '../connection/listeners.js';
@@ -254,7 +255,7 @@ export class WsMsgpackServer extends WsMsgpackDispatcher<WsMsgpackServerEvents, 
       ws.close(CloseCode.UNSUPPORTED_VERSION, `unsupported protocol version: offered ${offered}; this server speaks ${SUBPROTOCOL_V1}`.slice(0, 123));
       return;
     }
-    const conn = new Connection(ws, { ...this.options, role: 'server', mapStreamError: toRpcErrorPayload });
+    const conn = new Connection(ws, { ...this.options, role: 'server', mapStreamError: toRpcErrorPayload, socketSupport: WS_SOCKET_SUPPORT });
     const peer = new ConnectionPeer(conn, { url: req.url ?? '/', headers: req.headers, remoteAddress: req.socket.remoteAddress });
     peer.user = user; // from authenticate(), before any hook or handler can look
     const attachment = { connection: conn, peer, socket: ws, request: req };

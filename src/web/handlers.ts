@@ -65,6 +65,9 @@ export class WebHandlers {
   /** Registers `fn` for `pattern`, replacing an earlier one; returns a function that removes it. */
   add(pattern: unknown, fn: WsMsgpackWebHandler<never, unknown>): () => void {
     if (typeof fn !== 'function') throw new TypeError('client.handle(pattern, fn): fn must be a function');
+    if (typeof pattern !== 'string' && typeof pattern !== 'number' && (pattern === null || typeof pattern !== 'object')) {
+      throw new TypeError('client.handle(pattern, fn): the pattern must be a string, a number or an object, as Nest patterns are');
+    }
     const key = patternKey(pattern);
     if (key.startsWith('wsmp:')) throw new TypeError(`client.handle(): patterns starting with "wsmp:" are reserved for the protocol (got ${key})`);
     this.routes.set(key, fn);
@@ -100,6 +103,7 @@ export class WebHandlers {
       const result = fn(event.payload as never, context);
       if (isObservable(result)) result.subscribe({ error: failed });
       else if (isPromiseLike(result)) result.then(undefined, failed);
+      else if (isAsyncIterable(result)) void drain(result).catch(failed); // an async generator runs to its end
     } catch (e) {
       failed(e);
     }
@@ -116,6 +120,13 @@ function toSource(result: unknown): OutboundSource | Promise<OutboundSource> {
   if (isPromiseLike(result)) return Promise.resolve(result).then((v) => (isObservable(v) || isAsyncIterable(v) ? v : new SingleValue(v)));
   if (isAsyncIterable(result)) return result;
   return new SingleValue(result);
+}
+
+/** Runs an async iterable to its end, dropping its items (an event has nobody to send them to). */
+async function drain(source: AsyncIterable<unknown>): Promise<void> {
+  for await (const _ of source) {
+    /* dropped */
+  }
 }
 
 function isAsyncIterable(v: unknown): v is AsyncIterable<unknown> {

@@ -1,6 +1,6 @@
 import { Observable, type Subscriber, type Subscription } from 'rxjs';
-import { ClientCore, type ClientCoreOptions } from '../connection/client-core.js';
-import type { CloseInfo, Connection } from '../connection/connection.js';
+import { ClientCore, type ClientCoreOptions, type SocketAttempt } from '../connection/client-core.js';
+import type { CloseInfo } from '../connection/connection.js';
 import { ReportingListeners } from '../connection/listeners.js';
 import type { WsMsgpackCallOptions } from '../connection/options.js';
 import type { WsMsgpackStatus } from '../constants.js';
@@ -79,7 +79,8 @@ export class WsMsgpackWebClient {
       options,
       {},
       {
-        open: (url, adopt) => this.openSocket(Ctor, url, adopt),
+        prepare: (url) => this.currentToken(url),
+        open: (url, token, adopt) => this.openSocket(Ctor, url, token as string | undefined, adopt),
         attach: (conn) => this.handlers.attach(conn),
         status: (status) => {
           this.current = status;
@@ -172,21 +173,42 @@ export class WsMsgpackWebClient {
     const { signal, ...callOptions } = options;
     const it = this.core.iterate<TResult>(pattern, data, this.withDefaults(callOptions));
     if (!signal) return it;
+    // The abort listener lives from the first next() until the iteration ends, however it ends.
+    let listening = false;
+    let finished = false;
     const onAbort = (): void => void it.return?.();
-    signal.addEventListener('abort', onAbort, { once: true });
+    const finish = (): void => {
+      finished = true;
+      if (listening) signal.removeEventListener('abort', onAbort);
+      listening = false;
+    };
     const wrapped: AsyncIterableIterator<TResult> = {
       next: async () => {
+        if (finished) return { value: undefined, done: true };
         if (signal.aborted) {
+          finish();
           await it.return?.();
           throw aborted(signal);
         }
-        const r = await it.next();
-        if (r.done) signal.removeEventListener('abort', onAbort);
-        if (r.done && signal.aborted) throw aborted(signal);
+        if (!listening) {
+          listening = true;
+          signal.addEventListener('abort', onAbort, { once: true });
+        }
+        let r: IteratorResult<TResult>;
+        try {
+          r = await it.next();
+        } catch (e) {
+          finish();
+          throw e;
+        }
+        if (r.done) {
+          finish();
+          if (signal.aborted) throw aborted(signal);
+        }
         return r;
       },
       return: async () => {
-        signal.removeEventListener('abort', onAbort);
+        finish();
         return (await it.return?.()) ?? { value: undefined, done: true };
       },
       [Symbol.asyncIterator]: () => wrapped,
@@ -226,25 +248,10 @@ export class WsMsgpackWebClient {
     }
   }
 
-  /** One socket: the token (if any) is fetched first and offered as a subprotocol entry. */
-  private openSocket(Ctor: WebSocketConstructor, url: string, adopt: Parameters<typeof openWebSocket>[4]): { opened: Promise<Connection>; cancel(reason: string): void } {
-    let attempt: { cancel(reason: string): void } | undefined;
-    let cancelled: string | undefined;
-    const opened = (async (): Promise<Connection> => {
-      const token = await this.currentToken(url);
-      if (cancelled !== undefined) throw new WsMsgpackError(WsMsgpackErrorCode.UNAVAILABLE, `cannot connect to ${url}: ${cancelled}`);
-      const protocols = token === undefined || token === '' ? [SUBPROTOCOL_V1] : [SUBPROTOCOL_V1, bearerProtocol(token)];
-      const a = openWebSocket(Ctor, url, protocols, this.options.connectTimeout ?? 10_000, adopt);
-      attempt = a;
-      return a.opened;
-    })();
-    return {
-      opened,
-      cancel: (reason) => {
-        cancelled = reason;
-        attempt?.cancel(reason);
-      },
-    };
+  /** One socket, offering the token `prepare` gave as a subprotocol entry. */
+  private openSocket(Ctor: WebSocketConstructor, url: string, token: string | undefined, adopt: Parameters<typeof openWebSocket>[4]): SocketAttempt {
+    const protocols = token === undefined || token === '' ? [SUBPROTOCOL_V1] : [SUBPROTOCOL_V1, bearerProtocol(token)];
+    return openWebSocket(Ctor, url, protocols, this.options.connectTimeout ?? 10_000, adopt);
   }
 }
 

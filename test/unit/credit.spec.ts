@@ -1,5 +1,6 @@
 import { from, Subject, toArray, type Observable } from 'rxjs';
 import { Connection, type ConnectionOptions } from '../../src/connection/connection.js';
+import { WS_SOCKET_SUPPORT } from '../../src/connection/ws-socket.js';
 import { InboundCredit, OutboundCredit } from '../../src/connection/credit.js';
 import { FrameCodec } from '../../src/protocol/codec.js';
 import { FrameType, type Frame } from '../../src/protocol/frames.js';
@@ -131,7 +132,7 @@ async function flush(rounds = 5): Promise<void> {
 function rawPeer(options: ConnectionOptions): { conn: Connection; deliver: (f: Frame) => void; frames: () => Frame[] } {
   const socket = new MemorySocket();
   // No keep-alive: a memory socket cannot ping, and the test is the peer (it would not answer keep-alive calls).
-  const conn = new Connection(socket, { keepAliveInterval: 0, ...options });
+  const conn = new Connection(socket, { keepAliveInterval: 0, socketSupport: WS_SOCKET_SUPPORT, ...options });
   let read = 0;
   return {
     conn,
@@ -261,8 +262,8 @@ describe('credit on the wire (Connection)', () => {
     const server = new MemorySocket();
     client.peer = server;
     server.peer = client;
-    const c = new Connection(client, { role: 'client', keepAliveInterval: 0 });
-    const s = new Connection(server, { role: 'server', window: 0, keepAliveInterval: 0 });
+    const c = new Connection(client, { role: 'client', keepAliveInterval: 0, socketSupport: WS_SOCKET_SUPPORT });
+    const s = new Connection(server, { role: 'server', window: 0, keepAliveInterval: 0, socketSupport: WS_SOCKET_SUPPORT });
     s.onRequest((call) => (call.payload as Observable<unknown>).pipe(toArray()));
     const got: unknown[] = [];
     c.call('up', from([1, 2, 3])).subscribe({ next: (v) => got.push(v) });
