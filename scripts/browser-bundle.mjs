@@ -77,7 +77,8 @@ export async function bundleForBrowser({ entry = DEFAULT_ENTRY, format = 'esm', 
       // with tslib), as Angular CLI, Vite and webpack 5 configurations pick them.
       conditions: ['es2015'],
       mainFields: ['es2015', 'browser', 'module', 'main'],
-      target: 'es2020',
+      // What every browser of the last few years runs (native class fields): Angular CLI's default target too.
+      target: 'es2022',
       format,
       ...(globalName ? { globalName } : {}),
       minify,

@@ -1,7 +1,8 @@
 import type { CustomTransportStrategy } from '@nestjs/microservices';
 import type { Subscription } from 'rxjs';
 import type { WebSocket } from 'ws';
-import type { CloseInfo, Connection } from '../connection/connection.js';
+import type { CloseInfo } from '../connection/connection.js';
+import type { ServingConnection } from '../connection/serving-connection.js';
 import type { WsMsgpackStatus } from '../constants.js';
 import type { ConnectionPeer } from '../peer/peer.js';
 import { WsMsgpackDispatcher } from '../server/dispatcher.js';
@@ -9,7 +10,7 @@ import type { WsMsgpackClient } from './ws-msgpack.client.js';
 
 /** A client's open connection and its peer, the server. */
 export interface ServerLink {
-  readonly connection: Connection;
+  readonly connection: ServingConnection;
   readonly peer: ConnectionPeer;
   readonly socket: WebSocket;
 }

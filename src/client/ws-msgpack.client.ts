@@ -3,6 +3,7 @@ import { ClientProxy, type ReadPacket, type WritePacket } from '@nestjs/microser
 import { connectable, defer, Observable, Subject } from 'rxjs';
 import type { WebSocket } from 'ws';
 import { ClientCore } from '../connection/client-core.js';
+import { ServingConnection } from '../connection/serving-connection.js';
 import { WS_SOCKET_SUPPORT } from '../connection/ws-socket.js';
 import type { CloseInfo, Connection } from '../connection/connection.js';
 import { ReportingListeners } from '../connection/listeners.js';
@@ -61,7 +62,8 @@ export class WsMsgpackClient extends ClientProxy<WsMsgpackClientEvents, string> 
       {
         prepare: (url) => this.upgradeHeaders(url),
         open: (url, headers, adopt) => this.openSocket(url, headers as Record<string, string> | undefined, adopt),
-        attach: (conn) => this.attach(conn),
+        connection: (socket, options) => new ServingConnection(socket, options),
+        attach: (conn) => this.attach(conn as ServingConnection),
         status: (status) => this._status$.next(status),
         connected: () => this.events.emit('connect'),
         disconnected: (_conn, info) => this.events.emit('disconnect', info),
@@ -229,7 +231,7 @@ export class WsMsgpackClient extends ClientProxy<WsMsgpackClientEvents, string> 
   }
 
   /** A connection was made (in the socket's 'open' event, before any frame is handled). */
-  private attach(conn: Connection): void {
+  private attach(conn: ServingConnection): void {
     const link: ServerLink = { connection: conn, peer: new ConnectionPeer(conn, { url: urlOf(conn), headers: {}, remoteAddress: undefined }, this.options.timeout), socket: conn.socket as unknown as WebSocket };
     this.links.set(conn, link);
     conn.onClose((info) => {

@@ -94,6 +94,8 @@ export interface ClientCoreHooks {
    * in its open event (so the Connection binds before any frame is delivered).
    */
   open(url: string, prepared: unknown, adopt: (socket: WebSocketLike) => Connection): SocketAttempt;
+  /** Makes the Connection for an open socket (default: a plain {@link Connection}). */
+  connection?(socket: WebSocketLike, options: ConnectionOptions): Connection;
   /** A connection was made, before any frame was handled: serve the server's calls on it. */
   attach(connection: Connection): void;
   /** The client's status changed. */
@@ -327,7 +329,8 @@ export class ClientCore {
 
   /** A handshake succeeded (in the socket's open event, before any frame is handled). */
   private adopt(socket: WebSocketLike): Connection {
-    const conn = new Connection(socket, { ...this.options, ...this.connectionOptions, role: 'client' });
+    const options: ConnectionOptions = { ...this.options, ...this.connectionOptions, role: 'client' };
+    const conn = this.hooks.connection ? this.hooks.connection(socket, options) : new Connection(socket, options);
     this.open.add(conn);
     conn.onError((err) => this.hooks.report(err));
     conn.onClose(() => this.open.delete(conn));

@@ -78,20 +78,26 @@ export class Connection {
   private readonly codec: FrameCodec;
   private readonly limits: ResolvedLimits;
   private readonly budget: BufferBudget;
-  private readonly writer: FrameWriter;
+  /** @internal */
+  protected readonly writer: FrameWriter;
   private readonly outgoing: OutgoingCalls;
-  private readonly incoming: IncomingCalls;
+  /** @internal */
+  protected readonly incoming: IncomingCalls;
   private readonly ownParity: number;
   private readonly listeners: Listeners<ConnectionEvents>;
   private readonly stopKeepAlive: () => void;
-  private closedInfo: CloseInfo | undefined;
+  /** @internal */
+  protected closedInfo: CloseInfo | undefined;
   /** Set once either side announced GOING_AWAY: what new calls fail with. */
-  private goingAway: WsMsgpackError | undefined;
+  /** @internal */
+  protected goingAway: WsMsgpackError | undefined;
   private requestHandler: RequestHandler | undefined;
   private eventHandler: ((event: IncomingEvent) => void) | undefined;
   /** Frames of the peer's calls and events held back by {@link holdPeerWork}, with when they came. */
-  private held: { frame: Frame; at: number }[] | undefined;
-  private heldBytes = 0;
+  /** @internal */
+  protected held: { frame: Frame; at: number }[] | undefined;
+  /** @internal */
+  protected heldBytes = 0;
 
   constructor(
     /** The underlying WebSocket. */
@@ -159,31 +165,6 @@ export class Connection {
     this.eventHandler = handler;
   }
 
-  /**
-   * @internal Holds back the peer's REQUESTs and EVENTs (and the frames of those calls) until
-   * `until` settles; frames of this side's own calls flow meanwhile, so work behind `until` may
-   * call the peer and wait for the answer. More than {@link MAX_HELD_FRAMES} held frames, or
-   * more than `maxConnectionBufferBytes` of them, close the connection (1008). A held REQUEST's
-   * deadline counts from when it arrived.
-   */
-  holdPeerWork(until: Promise<unknown>): void {
-    if (this.held) return;
-    this.held = [];
-    this.heldBytes = 0;
-    const release = (): void => {
-      const held = this.held ?? [];
-      this.held = undefined;
-      this.heldBytes = 0;
-      const now = Date.now();
-      for (const { frame, at } of held) {
-        if (this.closedInfo) return;
-        if (frame.type === FrameType.REQUEST && frame.timeout !== undefined) frame.timeout = Math.max(1, frame.timeout - (now - at));
-        this.dispatchSafely(frame);
-      }
-    };
-    until.then(release, release);
-  }
-
   /** Adds a listener for the end of the connection (called once; at once if it has ended). */
   onClose(listener: (info: CloseInfo) => void): void {
     if (this.closedInfo) this.guard(() => listener(this.closedInfo!));
@@ -233,20 +214,6 @@ export class Connection {
     return Promise.all([this.incoming.whenNone(), this.outgoing.whenNone()]).then(() => undefined);
   }
 
-  /**
-   * @internal This side is shutting down: tells the peer (a connection-level ERROR with code
-   * GOING_AWAY, `data` as its details), answers the peer's new REQUESTs with UNAVAILABLE, and
-   * starts no new calls of its own. Calls under way go on; close() ends them.
-   */
-  goAway(message: string, data?: unknown): void {
-    if (this.goingAway || this.closedInfo) return;
-    this.goingAway = new WsMsgpackError(WsMsgpackErrorCode.UNAVAILABLE, `the connection is going away: ${message}`);
-    this.incoming.refuseNew(this.goingAway);
-    const frame: Frame = { type: FrameType.ERROR, id: 0, code: WsMsgpackErrorCode.GOING_AWAY, message };
-    if (data !== undefined) frame.data = data;
-    this.writer.sendControl(frame);
-    this.writer.flush();
-  }
 
   /** Calls the peer started that are still running here. */
   get incomingCalls(): number {
@@ -338,7 +305,8 @@ export class Connection {
     }
   }
 
-  private dispatchSafely(frame: Frame): void {
+  /** @internal */
+  protected dispatchSafely(frame: Frame): void {
     try {
       this.dispatch(frame);
     } catch (e) {

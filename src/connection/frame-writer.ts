@@ -2,17 +2,7 @@ import type { FrameCodec } from '../protocol/codec.js';
 import { WsMsgpackError, WsMsgpackErrorCode } from '../protocol/errors.js';
 import { FrameType, type ErrorFrame, type Frame } from '../protocol/frames.js';
 import { describeError } from './errors.js';
-import { READY_STATE_NAMES, type CorkableSocket, type SocketSupport, type WebSocketLike } from './socket.js';
-
-/** Most frames written together in one corked batch. */
-const MAX_BATCH_FRAMES = 32;
-
-/** Binary values at least this big are sent without a copy (Node `ws` only). */
-const ZERO_COPY_BYTES = 64 * 1024;
-
-/** Runs `fn` once the current tick's synchronous work and promise jobs are done. */
-const scheduleFlush: (fn: () => void) => void =
-  typeof process !== 'undefined' && typeof process.nextTick === 'function' ? (fn) => process.nextTick(fn) : (fn) => queueMicrotask(fn);
+import { READY_STATE_NAMES, type SocketSupport, type WebSocketLike, type WriteBatching } from './socket.js';
 
 /**
  * Turns frames into socket writes: encoding, the size limit, per-tick write batching (corking),
@@ -24,10 +14,8 @@ const scheduleFlush: (fn: () => void) => void =
  * CANCEL, the end of a call the peer has gone from): it never throws.
  */
 export class FrameWriter {
-  /** The TCP socket under a Node `ws` WebSocket; null: none (a browser socket); undefined: not looked up yet. */
-  private tcp: CorkableSocket | null | undefined;
-  private corked = false;
-  private batched = 0;
+  /** Corking and zero-copy sends (Node `ws`); null: none (a standard socket); undefined: not looked up yet. */
+  private batch: WriteBatching | null | undefined;
   private readonly drainWaiters = new Set<() => void>();
   private drainTimer: ReturnType<typeof setTimeout> | undefined;
   private stopped = false;
@@ -38,7 +26,7 @@ export class FrameWriter {
     private readonly limits: { readonly maxPayload: number; readonly maxBufferedBytes: number },
     /** Where failures go that no caller can be told about. */
     private readonly report: (error: Error) => void,
-    /** A Node `ws` socket's extras (corking, fragmented sends); none for a standard socket. */
+    /** A Node `ws` socket's extras (corking, zero-copy sends); none for a standard socket. */
     private readonly support?: SocketSupport,
   ) {}
 
@@ -76,9 +64,9 @@ export class FrameWriter {
 
   /** Sends a stream item: NEXT, or COMPLETE with the value when `final`. Throws like {@link send}. */
   sendItem(id: number, value: unknown, final: boolean): void {
-    const type = final ? FrameType.COMPLETE : FrameType.NEXT;
-    if (this.sendBinaryValue(type, id, value)) return;
-    this.send(final ? { type: FrameType.COMPLETE, id, hasValue: true, value } : { type: FrameType.NEXT, id, value });
+    const frame: Frame = final ? { type: FrameType.COMPLETE, id, hasValue: true, value } : { type: FrameType.NEXT, id, value };
+    if (this.batching()?.sendValue(frame, this.headOf, this.limits.maxPayload, this.tooBigError)) return;
+    this.send(frame);
   }
 
   /** Encodes NEXT for call `id` into the encoder's buffer: valid until the next encode. Throws like {@link send}. */
@@ -106,7 +94,7 @@ export class FrameWriter {
 
   /** Writes what the current batch holds now (a CANCEL should not wait for the end of the tick). */
   flush(): void {
-    this.uncork();
+    this.batch?.flush();
   }
 
   /** The connection ended: no more writes, no more drain polling. */
@@ -136,11 +124,23 @@ export class FrameWriter {
 
   private write(bytes: Uint8Array): void {
     this.assertOpen();
-    this.corkForTick();
+    const batch = this.batching();
+    batch?.beforeWrite();
     this.socket.send(bytes);
-    // Cap the batch: a whole tick's frames in one write turns a window of calls into lockstep
-    // batches (each side idle while the other works); smaller writes let both cores overlap.
-    if (this.corked && ++this.batched >= MAX_BATCH_FRAMES) this.uncork();
+    batch?.afterWrite();
+  }
+
+  /** The bytes of a stream item frame before its value: the frame with a nil value, minus the nil. */
+  private readonly headOf = (frame: Frame): Uint8Array => {
+    this.assertOpen();
+    return this.encode({ ...frame, value: null } as Frame, false).subarray(0, -1);
+  };
+
+  private readonly tooBigError = (size: number): Error => this.tooBig(size);
+
+  private batching(): WriteBatching | null {
+    if (this.batch === undefined) this.batch = this.support?.batching(this.socket) ?? null;
+    return this.batch;
   }
 
   private assertOpen(): void {
@@ -151,44 +151,6 @@ export class FrameWriter {
       `the frame was not sent: the connection is ${this.stopped ? 'closed' : `not open (WebSocket ${READY_STATE_NAMES[state] ?? state})`}`,
     );
   }
-
-  /**
-   * Node only: a large binary value (a file, an echoed Buffer) goes out without being copied into
-   * the encoder: the frame head as one WebSocket fragment, the bytes themselves as the final
-   * fragment. On the wire it is one ordinary message. Returns false when this path does not apply.
-   */
-  private sendBinaryValue(type: typeof FrameType.NEXT | typeof FrameType.COMPLETE, id: number, value: unknown): boolean {
-    if (!(value instanceof Uint8Array) || value.byteLength < ZERO_COPY_BYTES) return false;
-    if (this.tcp === undefined) this.tcp = this.support?.tcpSocket(this.socket) ?? null;
-    if (this.tcp === null) return false;
-    this.assertOpen();
-    const head = this.codec.valueFrameHead(type, id, value.byteLength);
-    if (head.byteLength + value.byteLength > this.limits.maxPayload) throw this.tooBig(head.byteLength + value.byteLength);
-    this.uncork(); // what waited goes first; the value's bytes are too big to batch
-    this.support!.sendFragmented(this.socket, head, value);
-    return true;
-  }
-
-  /**
-   * Node only: hold the TCP socket's writes until the end of the tick, so every frame sent in it
-   * leaves in one `writev` instead of one system call each. No protocol change: each frame is
-   * still its own message.
-   */
-  private corkForTick(): void {
-    if (this.corked) return;
-    if (this.tcp === undefined) this.tcp = this.support?.tcpSocket(this.socket) ?? null;
-    if (this.tcp === null) return;
-    this.corked = true;
-    this.tcp.cork();
-    scheduleFlush(this.uncork);
-  }
-
-  private readonly uncork = (): void => {
-    if (!this.corked) return;
-    this.corked = false;
-    this.batched = 0;
-    this.tcp?.uncork();
-  };
 
   private readonly checkDrain = (): void => {
     this.drainTimer = undefined;

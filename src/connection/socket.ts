@@ -44,10 +44,8 @@ export interface SocketSupport {
   bind(ws: WebSocketLike, listener: SocketListener): boolean;
   /** Starts ping keep-alive when `ws` can ping; returns its stop function, or undefined when it cannot. */
   keepAlive(ws: WebSocketLike, intervalMs: number, timeoutMs: number): (() => void) | undefined;
-  /** The TCP socket under `ws`, when its writes can be corked; null otherwise. */
-  tcpSocket(ws: WebSocketLike): CorkableSocket | null;
-  /** Sends `head` then `value` as the fragments of one binary message (a socket `tcpSocket` found). */
-  sendFragmented(ws: WebSocketLike, head: Uint8Array, value: Uint8Array): void;
+  /** Write batching (corking) and zero-copy sends for `ws`, when its TCP socket allows them. */
+  batching(ws: WebSocketLike): WriteBatching | undefined;
   /** Resolves once `ws` closed, terminating it after `ms`; undefined when `ws` is not a `ws` socket. */
   whenClosed(ws: WebSocketLike, ms: number): Promise<void> | undefined;
 }
@@ -69,10 +67,20 @@ export function bindSocket(ws: WebSocketLike, listener: SocketListener, support?
   dom.addEventListener('error', (() => listener.onSocketError(new Error('WebSocket error'))) as (event: never) => void);
 }
 
-/** The TCP socket under a Node `ws` WebSocket, for corking writes. */
-export interface CorkableSocket {
-  cork(): void;
-  uncork(): void;
+/** What the frame writer does around its writes on a Node `ws` socket (see ws-socket.ts). */
+export interface WriteBatching {
+  /** Before a write: hold the TCP socket's writes until the end of the tick (one `writev`). */
+  beforeWrite(): void;
+  /** After a write: flush early once a batch is big enough. */
+  afterWrite(): void;
+  /** Writes what the batch holds now. */
+  flush(): void;
+  /**
+   * Sends a stream item frame whose value is a large binary without copying the value into the
+   * encoder: the frame up to the value (`encodeHead(frame)`: the frame's bytes before its value)
+   * and the value, as two fragments of one message. False: not a frame to send this way.
+   */
+  sendValue(frame: { readonly value?: unknown }, encodeHead: (frame: never) => Uint8Array, maxPayload: number, tooBig: (size: number) => Error): boolean;
 }
 
 /** Names of the WebSocket `readyState` values, for messages. */

@@ -54,30 +54,28 @@ export const DEFAULT_EXTENSIONS: ExtensionCodecType<undefined> = (() => {
 
 /** The extension codec for `options` (checked): the defaults when the application adds none. */
 export function extensionCodecOf(options: ExtensionOptions): ExtensionCodecType<undefined> {
-  const { extensions, extensionCodec } = options;
-  if (extensions === undefined && extensionCodec === undefined) return DEFAULT_EXTENSIONS;
-  if (extensions !== undefined && !Array.isArray(extensions)) throw new TypeError('nestjs-ws-msgpack: option extensions must be an array of { type, encode, decode }');
-  const seen = new Set<number>();
-  for (const e of extensions ?? []) {
-    const t = (e as Partial<WsMsgpackExtension> | null)?.type;
-    if (typeof t !== 'number' || !Number.isInteger(t) || t < 0 || t > 127) {
-      throw new TypeError(`nestjs-ws-msgpack: an extension's type must be a whole number 0-127 (got ${String(t)}); -128..-1 are reserved by msgpack (-1: timestamp)`);
-    }
-    if (seen.has(t)) throw new TypeError(`nestjs-ws-msgpack: extension type ${t} is registered twice`);
-    seen.add(t);
-    if (typeof e.encode !== 'function' || typeof e.decode !== 'function') throw new TypeError(`nestjs-ws-msgpack: extension type ${t} needs encode and decode functions`);
-  }
-  if (extensionCodec !== undefined && (typeof extensionCodec.tryToEncode !== 'function' || typeof extensionCodec.decode !== 'function')) {
-    throw new TypeError('nestjs-ws-msgpack: option extensionCodec must be an @msgpack/msgpack ExtensionCodec');
-  }
+  const { extensions = [], extensionCodec: theirs } = options;
+  if (options.extensions === undefined && theirs === undefined) return DEFAULT_EXTENSIONS;
+  const bad = (what: string): never => {
+    throw new TypeError(`nestjs-ws-msgpack: ${what}`);
+  };
+  if (!Array.isArray(extensions)) bad('option extensions must be an array of { type, encode, decode }');
   const own = new ExtensionCodec();
   own.register({ type: EXT_TIMESTAMP, encode: encodeDate, decode: decodeTimestampExtension });
-  for (const e of extensions ?? []) own.register({ type: e.type, encode: (v) => e.encode(v), decode: (data) => e.decode(data) });
-  if (extensionCodec === undefined) return own;
-  const registered = seen;
+  const types = new Set<number>();
+  for (const e of extensions) {
+    const t = (e as Partial<WsMsgpackExtension> | null)?.type;
+    if (!Number.isInteger(t) || t! < 0 || t! > 127) bad(`an extension's type must be a whole number 0-127 (got ${String(t)}); -128..-1 are reserved by msgpack (-1: timestamp)`);
+    if (types.has(t!)) bad(`extension type ${t} is registered twice`);
+    if (typeof e.encode !== 'function' || typeof e.decode !== 'function') bad(`extension type ${t} needs encode and decode functions`);
+    types.add(t!);
+    own.register({ type: t!, encode: (v) => e.encode(v), decode: (data) => e.decode(data) });
+  }
+  if (!theirs) return own;
+  if (typeof theirs.tryToEncode !== 'function' || typeof theirs.decode !== 'function') bad('option extensionCodec must be an @msgpack/msgpack ExtensionCodec');
   return {
-    tryToEncode: (object, context) => own.tryToEncode(object, context) ?? extensionCodec.tryToEncode(object, context),
-    decode: (data, type, context) => (type === EXT_TIMESTAMP || registered.has(type) ? own.decode(data, type, context) : extensionCodec.decode(data, type, context)),
+    tryToEncode: (object, context) => own.tryToEncode(object, context) ?? theirs.tryToEncode(object, context),
+    decode: (data, type, context) => (type === EXT_TIMESTAMP || types.has(type) ? own : theirs).decode(data, type, context),
   };
 }
 

@@ -2,7 +2,8 @@ import { Server, type MessageHandler } from '@nestjs/microservices';
 import type { IncomingMessage } from 'node:http';
 import { isObservable, lastValueFrom } from 'rxjs';
 import type { WebSocket } from 'ws';
-import type { CloseInfo, Connection, IncomingEvent } from '../connection/connection.js';
+import type { CloseInfo, IncomingEvent } from '../connection/connection.js';
+import type { ServingConnection } from '../connection/serving-connection.js';
 import { asError } from '../connection/frame-writer.js';
 import type { IncomingCall } from '../connection/incoming.js';
 import { SingleValue, type OutboundSource } from '../connection/outbound-types.js';
@@ -21,7 +22,7 @@ const MAX_RESOLVED_PATTERNS = 1024;
 
 /** What a connection's calls and events need to reach Nest handlers. */
 export interface Attachment {
-  readonly connection: Connection;
+  readonly connection: ServingConnection;
   readonly peer: ConnectionPeer;
   readonly socket: WebSocket;
   /** The upgrade request (server side). */
@@ -41,7 +42,7 @@ export abstract class WsMsgpackDispatcher<EventsMap extends Record<string, Funct
   /** Pattern strings (as sent) already resolved to a handler by Nest's normalisation. */
   private readonly resolved = new Map<string, MessageHandler>();
   /** The connected hook of each attached connection, until it is detached. */
-  private readonly connectedHooks = new WeakMap<Connection, Promise<void>>();
+  private readonly connectedHooks = new WeakMap<ServingConnection, Promise<void>>();
   /** Disconnected hooks under way (close() waits for them). */
   private readonly pendingHooks = new Set<Promise<void>>();
 

@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { WS_SOCKET_SUPPORT } from '../connection/ws-socket.js';
-import { Connection } from '../connection/connection.js';
+import { ServingConnection } from '../connection/serving-connection.js';
 import { asError } from '../connection/frame-writer.js';
 import { ReportingListeners } from '../connection/listeners.js';
 import { checkDuration, resolveLimits, wsSocketOptions } from '../connection/options.js';
@@ -64,7 +64,7 @@ export class WsMsgpackServer extends WsMsgpackDispatcher<WsMsgpackServerEvents, 
   private readonly gate: UpgradeGate;
   private unroute: (() => void) | undefined;
   /** Open connections, each with its peer. */
-  private readonly connections = new Map<Connection, ConnectionPeer>();
+  private readonly connections = new Map<ServingConnection, ConnectionPeer>();
   private readonly directory = new LocalPeerDirectory();
   /** Listeners registered with on(); events fire after this transport's own checks. */
   private readonly events = new ReportingListeners<WsMsgpackServerEvents>((message, stack) => this.logger.error(message, stack));
@@ -255,7 +255,7 @@ export class WsMsgpackServer extends WsMsgpackDispatcher<WsMsgpackServerEvents, 
       ws.close(CloseCode.UNSUPPORTED_VERSION, `unsupported protocol version: offered ${offered}; this server speaks ${SUBPROTOCOL_V1}`.slice(0, 123));
       return;
     }
-    const conn = new Connection(ws, { ...this.options, role: 'server', mapStreamError: toRpcErrorPayload, socketSupport: WS_SOCKET_SUPPORT });
+    const conn = new ServingConnection(ws, { ...this.options, role: 'server', mapStreamError: toRpcErrorPayload, socketSupport: WS_SOCKET_SUPPORT });
     const peer = new ConnectionPeer(conn, { url: req.url ?? '/', headers: req.headers, remoteAddress: req.socket.remoteAddress });
     peer.user = user; // from authenticate(), before any hook or handler can look
     const attachment = { connection: conn, peer, socket: ws, request: req };

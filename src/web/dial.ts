@@ -26,14 +26,12 @@ const ignore = (): void => {};
  *   `details.closeCode`; a browser reports an HTTP refusal such as 401 as code 1006, without the
  *   status, which scripts cannot see);
  * - the server selected no subprotocol or another one;
- * - `timeoutMs` passed (the socket is closed);
- * - `cancel(reason)`.
+ * - `cancel(reason)` (the client core calls it at `connectTimeout`, and on `close()`).
  */
 export function openWebSocket(
   Ctor: WebSocketConstructor,
   url: string,
   protocols: string[],
-  timeoutMs: number,
   adopt: (socket: WebSocketLike) => Connection,
 ): SocketAttempt {
   let ws: WebSocketLike & EventTargetSocket;
@@ -52,9 +50,7 @@ export function openWebSocket(
     resolveOpened = resolve;
     rejectOpened = reject;
   });
-  const timer = setTimeout(() => fail(`no connection within ${timeoutMs} ms (connectTimeout)`), timeoutMs);
   const cleanup = (): void => {
-    clearTimeout(timer);
     ws.removeEventListener('open', onOpen);
     ws.removeEventListener('error', onError);
     ws.removeEventListener('close', onClose as (event: never) => void);

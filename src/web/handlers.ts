@@ -1,6 +1,7 @@
 import { isObservable, type Observable } from 'rxjs';
 import type { Connection, IncomingEvent } from '../connection/connection.js';
 import type { IncomingCall } from '../connection/incoming.js';
+import { isAsyncIterable } from '../connection/iteration.js';
 import { SingleValue, type OutboundSource } from '../connection/outbound-types.js';
 import { NO_MESSAGE_HANDLER } from '../protocol/constants.js';
 import { WsMsgpackError, WsMsgpackErrorCode } from '../protocol/errors.js';
@@ -127,8 +128,4 @@ async function drain(source: AsyncIterable<unknown>): Promise<void> {
   for await (const _ of source) {
     /* dropped */
   }
-}
-
-function isAsyncIterable(v: unknown): v is AsyncIterable<unknown> {
-  return v !== null && typeof v === 'object' && typeof (v as { [Symbol.asyncIterator]?: unknown })[Symbol.asyncIterator] === 'function';
 }

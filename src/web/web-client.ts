@@ -249,9 +249,9 @@ export class WsMsgpackWebClient {
   }
 
   /** One socket, offering the token `prepare` gave as a subprotocol entry. */
-  private openSocket(Ctor: WebSocketConstructor, url: string, token: string | undefined, adopt: Parameters<typeof openWebSocket>[4]): SocketAttempt {
+  private openSocket(Ctor: WebSocketConstructor, url: string, token: string | undefined, adopt: Parameters<typeof openWebSocket>[3]): SocketAttempt {
     const protocols = token === undefined || token === '' ? [SUBPROTOCOL_V1] : [SUBPROTOCOL_V1, bearerProtocol(token)];
-    return openWebSocket(Ctor, url, protocols, this.options.connectTimeout ?? 10_000, adopt);
+    return openWebSocket(Ctor, url, protocols, adopt);
   }
 }
 

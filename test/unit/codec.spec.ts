@@ -1,3 +1,6 @@
+import { FrameWriter } from '../../src/connection/frame-writer.js';
+import type { WebSocketLike } from '../../src/connection/socket.js';
+import { WS_SOCKET_SUPPORT } from '../../src/connection/ws-socket.js';
 import { DEFAULT_DECODER_LIMITS, FrameCodec } from '../../src/protocol/codec.js';
 import { ProtocolViolation } from '../../src/protocol/errors.js';
 import { FrameType, type Frame, type NextFrame } from '../../src/protocol/frames.js';
@@ -212,20 +215,54 @@ describe('FrameCodec.decode error attribution', () => {
   });
 });
 
-describe('FrameCodec.valueFrameHead (large binaries sent without a copy)', () => {
+describe('zero-copy sends of large binaries (FrameWriter on a ws socket)', () => {
+  /** A ws-like socket whose TCP socket corks; records what it is given to send. */
+  function fakeWs(): { ws: WebSocketLike; sent: { data: Uint8Array; fin: boolean | undefined }[] } {
+    const sent: { data: Uint8Array; fin: boolean | undefined }[] = [];
+    const ws = {
+      readyState: 1,
+      bufferedAmount: 0,
+      protocol: 'wsmp.v1',
+      binaryType: 'nodebuffer',
+      _socket: { cork: () => {}, uncork: () => {} },
+      send: (data: Uint8Array, options?: { fin?: boolean }) => sent.push({ data, fin: options?.fin }),
+      close: () => {},
+    };
+    return { ws: ws as unknown as WebSocketLike, sent };
+  }
+
   it.each([
-    [3, 1, 0],
-    [3, 7, 65_536],
-    [4, 300, 1_000_000],
-    [4, 2 ** 40, 70_000],
-  ])('head + bytes of type %i, id %i, %i bytes decode as that frame', (type, id, length) => {
+    [false, 1, 65_536],
+    [true, 300, 1_000_000],
+    [false, 2 ** 40, 70_000],
+  ])('final %s, id %i, %i bytes: two fragments that decode as that frame', (final, id, length) => {
     const codec = new FrameCodec();
+    const { ws, sent } = fakeWs();
+    const writer = new FrameWriter(ws, codec, { maxPayload: 16 * 1024 * 1024, maxBufferedBytes: 1 << 22 }, () => {}, WS_SOCKET_SUPPORT);
     const bytes = Buffer.alloc(length, 9);
-    const head = codec.valueFrameHead(type, id, length);
-    const frame = codec.decode(Buffer.concat([head, bytes]));
-    expect(frame).toMatchObject({ type, id });
+    writer.sendItem(id, bytes, final);
+    expect(sent.map((s) => s.fin)).toEqual([false, true]);
+    expect(sent[1]!.data).toBe(bytes); // not copied
+    const frame = codec.decode(Buffer.concat(sent.map((s) => s.data)));
+    expect(frame).toMatchObject({ type: final ? 4 : 3, id });
     const value = (frame as { value: Buffer }).value;
     expect(Buffer.isBuffer(value)).toBe(true);
     expect(value.equals(bytes)).toBe(true);
   });
+
+  it('a small binary, or a standard socket, is one ordinary message', () => {
+    const codec = new FrameCodec();
+    const { ws, sent } = fakeWs();
+    new FrameWriter(ws, codec, { maxPayload: 1 << 24, maxBufferedBytes: 1 << 22 }, () => {}, WS_SOCKET_SUPPORT).sendItem(1, Buffer.alloc(100), false);
+    new FrameWriter(ws, codec, { maxPayload: 1 << 24, maxBufferedBytes: 1 << 22 }, () => {}).sendItem(3, Buffer.alloc(100_000), false);
+    expect(sent.map((s) => s.fin)).toEqual([undefined, undefined]);
+  });
+
+  it('over maxPayload it throws RESOURCE_EXHAUSTED and sends nothing', () => {
+    const { ws, sent } = fakeWs();
+    const writer = new FrameWriter(ws, new FrameCodec(), { maxPayload: 70_000, maxBufferedBytes: 1 << 22 }, () => {}, WS_SOCKET_SUPPORT);
+    expect(() => writer.sendItem(1, Buffer.alloc(70_000), false)).toThrow(/exceeds maxPayload/);
+    expect(sent).toEqual([]);
+  });
 });
+
