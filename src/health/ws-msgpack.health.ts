@@ -130,12 +130,9 @@ function currentStatus<S>(status: Observable<S>): S | undefined {
   return value;
 }
 
-/**
- * Whether `close()` has started on a server that is still listening. Reads the server's private
- * `closing` (set by close(), cleared by listen()): `WsMsgpackServer` has no public getter for it yet.
- */
+/** Whether `close()` has started on the server (its drain is under way, or done). */
 function isDraining(server: WsMsgpackServer): boolean {
-  return (server as unknown as { closing?: unknown }).closing !== undefined;
+  return server.closing;
 }
 
 /** A keep-alive call that does not wait for a reconnect: resolves when answered, rejects within `timeout` (+ slack). */

@@ -68,7 +68,7 @@ export class WsMsgpackServer extends WsMsgpackDispatcher<WsMsgpackServerEvents, 
   private readonly directory = new LocalPeerDirectory();
   /** Listeners registered with on(); events fire after this transport's own checks. */
   private readonly events = new ReportingListeners<WsMsgpackServerEvents>((message, stack) => this.logger.error(message, stack));
-  private closing: Promise<void> | undefined;
+  private closingDone: Promise<void> | undefined;
   /** Ends a standalone listen() that close() overtook while it was still binding (its callback is still due). */
   private pendingListen: (() => void) | undefined;
   private readonly drainTimeout: number;
@@ -92,7 +92,7 @@ export class WsMsgpackServer extends WsMsgpackDispatcher<WsMsgpackServerEvents, 
    * is left listening, and `callback` is called without an error once the close is done.
    */
   listen(callback: (error?: unknown, ...info: unknown[]) => void): void {
-    this.closing = undefined;
+    this.closingDone = undefined;
     const path = this.options.path ? normalizePath(this.options.path) : null;
     this.wss = new WebSocketServer({
       ...wsSocketOptions(this.options),
@@ -132,7 +132,7 @@ export class WsMsgpackServer extends WsMsgpackDispatcher<WsMsgpackServerEvents, 
     const pending = (): void => answer();
     this.pendingListen = pending;
     /** True once close() (or a newer listen()) took over from this listen(). */
-    const superseded = (): boolean => this.closing !== undefined || this.ownHttpServer !== http;
+    const superseded = (): boolean => this.closingDone !== undefined || this.ownHttpServer !== http;
     const onListenError = (err: NodeJS.ErrnoException): void => {
       if (!superseded()) {
         this._status$.next(WsMsgpackStatus.DISCONNECTED);
@@ -159,10 +159,19 @@ export class WsMsgpackServer extends WsMsgpackDispatcher<WsMsgpackServerEvents, 
     });
   }
 
+  /**
+   * True from the moment `close()` (or `app.close()`) starts, through the drain, until a later
+   * `listen()`: the server takes no new connection or call. What a readiness probe should report
+   * as not ready (`nestjs-ws-msgpack/terminus`'s `isServerHealthy` does).
+   */
+  get closing(): boolean {
+    return this.closingDone !== undefined;
+  }
+
   /** Closes every connection (code 1001), stops listening, and resolves when done. */
   close(): Promise<void> {
-    this.closing ??= this.doClose();
-    return this.closing;
+    this.closingDone ??= this.doClose();
+    return this.closingDone;
   }
 
   /**
@@ -230,14 +239,14 @@ export class WsMsgpackServer extends WsMsgpackDispatcher<WsMsgpackServerEvents, 
    */
   private async handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     const wss = this.wss;
-    if (!wss || this.closing) {
+    if (!wss || this.closingDone) {
       refuseUpgrade(socket, { status: 503, body: 'the server is shutting down' });
       return;
     }
     const admitted = await this.gate.admit(req, socket, wss.clients.size);
     if (!admitted) return; // answered by the gate
     try {
-      if (this.closing || this.wss !== wss) {
+      if (this.closingDone || this.wss !== wss) {
         refuseUpgrade(socket, { status: 503, body: 'the server is shutting down' }); // closed while the checks ran
         return;
       }
