@@ -13,6 +13,7 @@ import type { WsMsgpackStatus } from '../constants.js';
 import { ConnectionPeer } from '../peer/peer.js';
 import { unpackCall } from '../peer/record.js';
 import { toRpcErrorPayload } from '../server/stream-errors.js';
+import { activeTracing } from '../tracing/tracing.js';
 import { WsMsgpackClientHandlers, type ServerLink } from './client-handlers.js';
 import { startHandshake, type Handshake } from './handshake.js';
 import type { WsMsgpackClientOptions } from './options.js';
@@ -71,6 +72,7 @@ export class WsMsgpackClient extends ClientProxy<WsMsgpackClientEvents, string> 
       },
       'WsMsgpackClient',
     );
+    activeTracing(); // resolves the optional @opentelemetry/api now, not during the first call
   }
 
   /** Where the client's connection stands: connecting, connected, reconnecting, disconnected (gave up), closed. */
@@ -117,6 +119,8 @@ export class WsMsgpackClient extends ClientProxy<WsMsgpackClientEvents, string> 
    */
   override send<TResult = unknown, TInput = unknown>(pattern: unknown, data: TInput): Observable<TResult> {
     const { payload, options } = this.unpack(data);
+    const tracing = activeTracing();
+    if (tracing) return tracing.clientCall(pattern, options, (traced) => this.core.call(pattern, payload, traced)) as Observable<TResult>;
     return this.core.call(pattern, payload, options) as Observable<TResult>;
   }
 
@@ -131,6 +135,8 @@ export class WsMsgpackClient extends ClientProxy<WsMsgpackClientEvents, string> 
    */
   iterate<TResult = unknown, TInput = unknown>(pattern: unknown, data: TInput): AsyncIterableIterator<TResult> {
     const { payload, options } = this.unpack(data);
+    const tracing = activeTracing();
+    if (tracing) return tracing.clientIterate(pattern, options, (traced) => this.core.iterate<TResult>(pattern, payload, traced));
     return this.core.iterate<TResult>(pattern, payload, options);
   }
 
@@ -142,7 +148,7 @@ export class WsMsgpackClient extends ClientProxy<WsMsgpackClientEvents, string> 
   override emit<TResult = undefined, TInput = unknown>(pattern: unknown, data: TInput): Observable<TResult> {
     const { payload, options } = this.unpack(data);
     const source = defer(async () => {
-      await this.core.emit(pattern, payload, options);
+      await this.sendEvent(pattern, payload, options);
       return undefined as TResult;
     });
     const hot = connectable(source, { connector: () => new Subject<TResult>(), resetOnDisconnect: false });
@@ -200,8 +206,15 @@ export class WsMsgpackClient extends ClientProxy<WsMsgpackClientEvents, string> 
   /** Nest's promise-style event dispatch, kept for code that calls it directly. */
   protected async dispatchEvent<T = unknown>(packet: ReadPacket): Promise<T> {
     const { payload, options } = this.unpack(packet.data);
-    await this.core.emit(packet.pattern, payload, options);
+    await this.sendEvent(packet.pattern, payload, options);
     return undefined as T;
+  }
+
+  /** Sends an event through the core; with tracing, in a PRODUCER span whose context goes in the event's headers. */
+  private sendEvent(pattern: unknown, payload: unknown, options: WsMsgpackCallOptions): Promise<void> {
+    const tracing = activeTracing();
+    if (tracing) return tracing.producer(pattern, options, (traced) => this.core.emit(pattern, payload, traced));
+    return this.core.emit(pattern, payload, options);
   }
 
   private unpack(data: unknown): { payload: unknown; options: WsMsgpackCallOptions } {

@@ -11,6 +11,7 @@ import { WS_MSGPACK_TRANSPORT, WS_PEER_CONNECTED, WS_PEER_DISCONNECTED, type WsP
 import type { ConnectionPeer } from '../peer/peer.js';
 import { WsMsgpackError, WsMsgpackErrorCode } from '../protocol/errors.js';
 import { NO_MESSAGE_HANDLER } from '../protocol/constants.js';
+import { activeTracing, type ServerCallSpan } from '../tracing/tracing.js';
 import { installFilterBridge } from './filter-bridge.js';
 import { WsMsgpackContext, type WsMsgpackCallInfo } from './ws-msgpack.context.js';
 
@@ -49,6 +50,7 @@ export abstract class WsMsgpackDispatcher<EventsMap extends Record<string, Funct
   constructor() {
     super();
     installFilterBridge();
+    activeTracing(); // resolves the optional @opentelemetry/api now, not during the first call
   }
 
   /** Reports an error no caller can be told about. */
@@ -137,7 +139,10 @@ export abstract class WsMsgpackDispatcher<EventsMap extends Record<string, Funct
     const ctx = new WsMsgpackContext([pattern!, call.headers, call, a.socket, a.request, a.peer]);
     const endHook = this.onProcessingEndHook;
     if (endHook) call.onEnd(() => endHook(this.transportId, ctx));
-    return this.runHandler(handler, call.payload, ctx);
+    // With tracing: a SERVER span continuing the caller's trace, ended once the response has.
+    const span = activeTracing()?.serverCall(pattern!, call.headers);
+    if (span) call.onEnd(() => span.end(call.signal));
+    return this.runHandler(handler, call.payload, ctx, span);
   }
 
   /**
@@ -158,22 +163,29 @@ export abstract class WsMsgpackDispatcher<EventsMap extends Record<string, Funct
   /**
    * Runs a Nest handler after the processing start hook (Nest's instrumentation point; the end
    * hook runs when the connection ends the call, see handleCall). A plain value or an async
-   * iterable needs no Observable.
+   * iterable needs no Observable. With a tracing `span`, the hook and the handler run with it
+   * active, and the response is watched for its error.
    */
-  private runHandler(handler: MessageHandler, data: unknown, ctx: WsMsgpackContext): Promise<OutboundSource> {
+  private runHandler(handler: MessageHandler, data: unknown, ctx: WsMsgpackContext, span?: ServerCallSpan): Promise<OutboundSource> {
     return new Promise<OutboundSource>((resolve, reject) => {
+      const fail = (e: unknown): void => {
+        span?.failed(e);
+        reject(e);
+      };
       const run = async (): Promise<void> => {
         try {
           const result: unknown = await handler(data, ctx);
-          resolve(isObservable(result) ? result : new SingleValue(result));
+          const source = isObservable(result) ? result : new SingleValue(result);
+          resolve(span ? span.watch(source) : source);
         } catch (e) {
-          reject(e);
+          fail(e);
         }
       };
+      const start = (): unknown => this.onProcessingStartHook(this.transportId, ctx, run);
       try {
-        void this.onProcessingStartHook(this.transportId, ctx, run);
+        void (span ? span.run(start) : start());
       } catch (e) {
-        reject(e);
+        fail(e);
       }
     });
   }
@@ -186,7 +198,20 @@ export abstract class WsMsgpackDispatcher<EventsMap extends Record<string, Funct
       return;
     }
     const ctx = new WsMsgpackContext([pattern, event.headers, this.eventCall, a.socket, a.request, a.peer]);
-    this.handleEvent(pattern, { pattern: event.pattern as string, data: event.payload }, ctx).catch((err: unknown) => this.logger.error(err));
+    const handle = (): Promise<unknown> => this.handleEvent(pattern, { pattern: event.pattern as string, data: event.payload }, ctx);
+    // With tracing (and a handler to run): a CONSUMER span continuing the emitter's trace, until the handler has returned.
+    const tracing = activeTracing();
+    const span = tracing && this.findHandler(pattern) ? tracing.consumer(pattern, event.headers) : undefined;
+    const handled = span
+      ? span.run(handle).then(
+          () => span.end(),
+          (err: unknown) => {
+            span.end({ value: err });
+            throw err;
+          },
+        )
+      : handle();
+    handled.catch((err: unknown) => this.logger.error(err));
   }
 
   /** The call info of every event: no call id, never aborted, no end. */

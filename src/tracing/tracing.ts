@@ -1,0 +1,402 @@
+import type { Context, Span, SpanKind, TextMapGetter, Tracer } from '@opentelemetry/api';
+import { isObservable, Observable } from 'rxjs';
+import { describeError } from '../connection/errors.js';
+import type { WsMsgpackCallOptions } from '../connection/options.js';
+import type { OutboundSource } from '../connection/outbound-types.js';
+import { WsMsgpackErrorCode } from '../protocol/errors.js';
+import type { Headers } from '../protocol/frames.js';
+import { tracingGeneration, tracingOptions, WS_MSGPACK_TRACER_NAME } from './configure.js';
+import { loadOtelApi, packageVersion, type OtelApiModule } from './load.js';
+import type { WsMsgpackTracingOptions } from './options.js';
+
+/** Attribute names (OpenTelemetry semantic conventions for RPC and messaging). */
+const ATTR = {
+  /** Stable RPC conventions: the RPC system. */
+  RPC_SYSTEM_NAME: 'rpc.system.name',
+  /** Its older name (deprecated by the conventions, still what many back ends group by): set too. */
+  RPC_SYSTEM: 'rpc.system',
+  /** The method: the pattern as a string (object patterns JSON-encoded, as on the wire). */
+  RPC_METHOD: 'rpc.method',
+  /** 'OK', or this transport's error code (WsMsgpackErrorCode). */
+  RPC_STATUS_CODE: 'rpc.status_code',
+  /** On failure: this transport's error code. */
+  ERROR_TYPE: 'error.type',
+  MESSAGING_SYSTEM: 'messaging.system',
+  MESSAGING_DESTINATION: 'messaging.destination.name',
+  MESSAGING_OPERATION_TYPE: 'messaging.operation.type',
+  MESSAGING_OPERATION_NAME: 'messaging.operation.name',
+} as const;
+
+/** How a call ended, for its span. */
+type Outcome = { readonly kind: 'ok' } | { readonly kind: 'cancelled' } | { readonly kind: 'error'; readonly error: unknown };
+
+const OK: Outcome = { kind: 'ok' };
+const CANCELLED: Outcome = { kind: 'cancelled' };
+
+/** Reads call headers (values of any msgpack type) as a text map: strings, and arrays of strings. */
+const headerGetter: TextMapGetter<Headers> = {
+  keys: (carrier) => Object.keys(carrier),
+  get: (carrier, key) => {
+    const value = carrier[key];
+    if (typeof value === 'string') return value;
+    if (Array.isArray(value) && value.every((v) => typeof v === 'string')) return value as string[];
+    return undefined;
+  },
+};
+
+/** The tracing of the settings of generation `seenGeneration`; `null`: off. */
+let current: Tracing | null = null;
+let seenGeneration = -1;
+
+/**
+ * @internal The tracing of this process, or `undefined` when it is off (disabled with
+ * `configureWsMsgpackTracing`, or `@opentelemetry/api` not installed): callers then do
+ * exactly what they do without tracing. Resolved once per configuration.
+ */
+export function activeTracing(): Tracing | undefined {
+  const generation = tracingGeneration();
+  if (generation !== seenGeneration) {
+    seenGeneration = generation;
+    current = resolveTracing(tracingOptions());
+  }
+  return current ?? undefined;
+}
+
+function resolveTracing(options: Readonly<WsMsgpackTracingOptions>): Tracing | null {
+  if (options.enabled === false) return null;
+  const api = (options.api as OtelApiModule | undefined) ?? loadOtelApi();
+  return api ? new Tracing(api, options.tracerProvider as { getTracer(name: string, version?: string): Tracer } | undefined) : null;
+}
+
+/** The pattern as a string: strings as they are, anything else JSON-encoded (as the server sees it). */
+export function patternName(pattern: unknown): string {
+  if (typeof pattern === 'string') return pattern;
+  try {
+    return JSON.stringify(pattern) ?? String(pattern);
+  } catch {
+    return String(pattern);
+  }
+}
+
+/**
+ * @internal Spans and trace context for this transport's calls and events, over a loaded
+ * `@opentelemetry/api`. A span that does not record (no SDK registered, or sampled out) gets
+ * no bookkeeping: the call only carries the trace context it runs in, if any, and the options
+ * reach the core unchanged when there is none.
+ */
+export class Tracing {
+  private readonly version = packageVersion();
+
+  constructor(
+    private readonly api: OtelApiModule,
+    private readonly provider: { getTracer(name: string, version?: string): Tracer } | undefined,
+  ) {}
+
+  private tracer(): Tracer {
+    return (this.provider ?? this.api.trace.getTracerProvider()).getTracer(WS_MSGPACK_TRACER_NAME, this.version);
+  }
+
+  /**
+   * A `send()`: a CLIENT span per subscription (the call starts on subscription; its parent is
+   * the span active then), the trace context in the call headers, ended when the call completes,
+   * fails, or the subscriber gives up (unsubscribes).
+   */
+  clientCall(pattern: unknown, options: WsMsgpackCallOptions, start: (options: WsMsgpackCallOptions) => Observable<unknown>): Observable<unknown> {
+    return new Observable<unknown>((subscriber) => {
+      const call = this.startCall(pattern, options, this.api.SpanKind.CLIENT);
+      const source = start(call.options);
+      if (!call.span) return source.subscribe(subscriber);
+      const span = call.span;
+      let ended = false;
+      const end = (outcome: Outcome): void => {
+        if (ended) return;
+        ended = true;
+        this.endCall(span, outcome, 'client');
+      };
+      /** Items being handed to the subscriber right now (an unsubscribe from inside next()). */
+      let delivering = 0;
+      const inner = source.subscribe({
+        next: (value) => {
+          delivering++;
+          try {
+            subscriber.next(value);
+          } finally {
+            delivering--;
+          }
+        },
+        error: (error: unknown) => {
+          end({ kind: 'error', error });
+          subscriber.error(error);
+        },
+        complete: () => {
+          end(OK);
+          subscriber.complete();
+        },
+      });
+      return () => {
+        if (ended || delivering === 0) {
+          inner.unsubscribe();
+          end(CANCELLED);
+          return;
+        }
+        // Unsubscribed while taking an item (firstValueFrom, take(1)): the response's COMPLETE
+        // may be the rest of this very frame (a unary answer is one COMPLETE with its value,
+        // handed out as next then complete). Giving up one microtask later lets that complete
+        // be seen, so such a call counts as answered, not cancelled; a stream is cancelled then.
+        queueMicrotask(() => {
+          inner.unsubscribe();
+          end(CANCELLED);
+        });
+      };
+    });
+  }
+
+  /**
+   * An `iterate()`: the call starts on the first `next()` (that is when the CLIENT span starts,
+   * its parent the span active then); ended when the iterator is done, fails, or is closed early
+   * (`return()`: `break` out of `for await`).
+   */
+  clientIterate<T>(pattern: unknown, options: WsMsgpackCallOptions, start: (options: WsMsgpackCallOptions) => AsyncIterableIterator<T>): AsyncIterableIterator<T> {
+    let inner: AsyncIterableIterator<T> | undefined;
+    let span: Span | undefined;
+    let ended = false;
+    let closedBeforeStart = false;
+    const end = (outcome: Outcome): void => {
+      if (ended || !span) return;
+      ended = true;
+      this.endCall(span, outcome, 'client');
+    };
+    const open = (): AsyncIterableIterator<T> => {
+      if (inner) return inner;
+      const call = this.startCall(pattern, options, this.api.SpanKind.CLIENT);
+      span = call.span;
+      inner = start(call.options);
+      return inner;
+    };
+    const iterator: AsyncIterableIterator<T> = {
+      next: async () => {
+        if (closedBeforeStart) return { value: undefined, done: true };
+        const it = open();
+        try {
+          const result = await it.next();
+          if (result.done) end(OK);
+          return result;
+        } catch (e) {
+          end({ kind: 'error', error: e });
+          throw e;
+        }
+      },
+      return: async (value?: unknown) => {
+        if (!inner) {
+          closedBeforeStart = true; // never started: nor will a later next()
+          return { value: value as T, done: true };
+        }
+        end(CANCELLED);
+        return inner.return ? inner.return(value) : { value: value as T, done: true };
+      },
+      throw: async (error?: unknown) => {
+        if (!inner) {
+          closedBeforeStart = true;
+          throw error;
+        }
+        end(CANCELLED);
+        if (inner.throw) return inner.throw(error);
+        await inner.return?.();
+        throw error;
+      },
+      [Symbol.asyncIterator]: () => iterator,
+    };
+    return iterator;
+  }
+
+  /**
+   * An `emit()`: a PRODUCER span (`emit <pattern>`, parent: the span active at `emit()`), the
+   * trace context in the event headers, ended once the event was handed to the socket or failed.
+   */
+  producer(pattern: unknown, options: WsMsgpackCallOptions, send: (options: WsMsgpackCallOptions) => Promise<void>): Promise<void> {
+    const destination = patternName(pattern);
+    const parent = this.api.context.active();
+    const span = this.tracer().startSpan(
+      `emit ${destination}`,
+      { kind: this.api.SpanKind.PRODUCER, attributes: this.messagingAttributes(destination, 'send', 'emit') },
+      parent,
+    );
+    const traced = this.inject(this.api.trace.setSpan(parent, span), options);
+    if (!span.isRecording()) return send(traced);
+    return send(traced).then(
+      () => span.end(),
+      (error: unknown) => {
+        this.fail(span, error, false);
+        span.end();
+        throw error;
+      },
+    );
+  }
+
+  /**
+   * A call the peer made to a handler here: a SERVER span continuing the trace in the call's
+   * headers (a call without one starts a trace; the context the socket happened to be in is
+   * never the parent). `undefined` when it would neither record nor carry a trace.
+   */
+  serverCall(pattern: string, headers: Headers): ServerCallSpan | undefined {
+    const parent = this.api.propagation.extract(this.api.ROOT_CONTEXT, headers, headerGetter);
+    const span = this.tracer().startSpan(pattern, { kind: this.api.SpanKind.SERVER, attributes: this.rpcAttributes(pattern) }, parent);
+    if (!span.isRecording() && !this.api.trace.isSpanContextValid(span.spanContext())) return undefined;
+    return new ServerCallSpan(this, span, this.api.trace.setSpan(parent, span));
+  }
+
+  /** An event the peer emitted to a handler here: a CONSUMER span (`process <pattern>`), as {@link serverCall}. */
+  consumer(pattern: string, headers: Headers): EventSpan | undefined {
+    const parent = this.api.propagation.extract(this.api.ROOT_CONTEXT, headers, headerGetter);
+    const span = this.tracer().startSpan(
+      `process ${pattern}`,
+      { kind: this.api.SpanKind.CONSUMER, attributes: this.messagingAttributes(pattern, 'process', 'process') },
+      parent,
+    );
+    if (!span.isRecording() && !this.api.trace.isSpanContextValid(span.spanContext())) return undefined;
+    return new EventSpan(this, span, this.api.trace.setSpan(parent, span));
+  }
+
+  /** @internal Runs `fn` with `ctx` active. */
+  runIn<T>(ctx: Context, fn: () => T): T {
+    return this.api.context.with(ctx, fn);
+  }
+
+  /** @internal Ends a call's span with its outcome. On the server, the caller's cancel is no error of the handler's. */
+  endCall(span: Span, outcome: Outcome, side: 'client' | 'server'): void {
+    if (outcome.kind === 'error' && side === 'server' && describeError(outcome.error).code === WsMsgpackErrorCode.CANCELLED) outcome = CANCELLED;
+    if (outcome.kind === 'ok') span.setAttribute(ATTR.RPC_STATUS_CODE, 'OK');
+    else if (outcome.kind === 'cancelled') span.setAttribute(ATTR.RPC_STATUS_CODE, WsMsgpackErrorCode.CANCELLED);
+    else this.fail(span, outcome.error, true);
+    span.end();
+  }
+
+  /**
+   * @internal Marks `span` failed with `error`: status ERROR with the error's message, its code
+   * (a WsMsgpackErrorCode; APPLICATION_ERROR for a handler's own error) as `error.type`, and for
+   * a call also as `rpc.status_code`.
+   */
+  fail(span: Span, error: unknown, isCall: boolean): void {
+    const { code, message } = describeError(error);
+    if (isCall) span.setAttribute(ATTR.RPC_STATUS_CODE, code);
+    span.setAttribute(ATTR.ERROR_TYPE, code);
+    span.setStatus({ code: this.api.SpanStatusCode.ERROR, message });
+  }
+
+  /** A call's span (CLIENT), and its options with the trace context added to the headers. */
+  private startCall(pattern: unknown, options: WsMsgpackCallOptions, kind: SpanKind): { span: Span | undefined; options: WsMsgpackCallOptions } {
+    const method = patternName(pattern);
+    const parent = this.api.context.active();
+    const span = this.tracer().startSpan(method, { kind, attributes: this.rpcAttributes(method) }, parent);
+    const traced = this.inject(this.api.trace.setSpan(parent, span), options);
+    return { span: span.isRecording() ? span : undefined, options: traced };
+  }
+
+  /**
+   * The options with what the registered propagator writes for `ctx` merged into the headers;
+   * the caller's own headers win (a `traceparent` set by hand is sent as it is). The same
+   * options object when the propagator writes nothing (none registered, no valid span).
+   */
+  private inject(ctx: Context, options: WsMsgpackCallOptions): WsMsgpackCallOptions {
+    const carrier: Record<string, string> = {};
+    this.api.propagation.inject(ctx, carrier);
+    if (Object.keys(carrier).length === 0) return options;
+    return { ...options, headers: { ...carrier, ...options.headers } };
+  }
+
+  private rpcAttributes(method: string): Record<string, string> {
+    return { [ATTR.RPC_SYSTEM_NAME]: WS_MSGPACK_TRACER_NAME, [ATTR.RPC_SYSTEM]: WS_MSGPACK_TRACER_NAME, [ATTR.RPC_METHOD]: method };
+  }
+
+  private messagingAttributes(destination: string, type: 'send' | 'process', name: string): Record<string, string> {
+    return {
+      [ATTR.MESSAGING_SYSTEM]: WS_MSGPACK_TRACER_NAME,
+      [ATTR.MESSAGING_DESTINATION]: destination,
+      [ATTR.MESSAGING_OPERATION_TYPE]: type,
+      [ATTR.MESSAGING_OPERATION_NAME]: name,
+    };
+  }
+}
+
+/**
+ * @internal The SERVER span of one call: the handler runs with it active ({@link run}), the
+ * response it returns is watched for an error ({@link watch}), and {@link end} (from the call's
+ * onEnd) ends it, once the response has ended however it ended.
+ */
+export class ServerCallSpan {
+  private error: { value: unknown } | undefined;
+  private ended = false;
+
+  constructor(
+    private readonly tracing: Tracing,
+    private readonly span: Span,
+    private readonly ctx: Context,
+  ) {}
+
+  /** Runs `fn` (the handler, with Nest's processing hook around it) with the span active. */
+  run<T>(fn: () => T): T {
+    return this.tracing.runIn(this.ctx, fn);
+  }
+
+  /** The handler threw, or its promise rejected. */
+  failed(error: unknown): void {
+    this.error ??= { value: error };
+  }
+
+  /**
+   * The handler's response, so that an Observable is subscribed with the span active (what it
+   * does when subscribed nests under it) and the error it fails with is seen. Other sources
+   * are sent as they are.
+   */
+  watch(source: OutboundSource): OutboundSource {
+    if (!isObservable(source)) return source;
+    return new Observable<unknown>((subscriber) =>
+      this.run(() =>
+        source.subscribe({
+          next: (value) => subscriber.next(value),
+          error: (error: unknown) => {
+            this.failed(error);
+            subscriber.error(error);
+          },
+          complete: () => subscriber.complete(),
+        }),
+      ),
+    );
+  }
+
+  /**
+   * The call ended on this side. `signal`: the call's; aborted when it did not end by the
+   * handler's doing (cancelled, past its deadline, the connection closed, an overflow).
+   */
+  end(signal: AbortSignal): void {
+    if (this.ended) return;
+    this.ended = true;
+    if (!this.span.isRecording()) return;
+    const outcome: Outcome = this.error
+      ? { kind: 'error', error: this.error.value }
+      : signal.aborted
+        ? { kind: 'error', error: signal.reason }
+        : OK;
+    this.tracing.endCall(this.span, outcome, 'server');
+  }
+}
+
+/** @internal The CONSUMER span of one event: the handler runs with it active, ended once it has returned. */
+export class EventSpan {
+  constructor(
+    private readonly tracing: Tracing,
+    private readonly span: Span,
+    private readonly ctx: Context,
+  ) {}
+
+  run<T>(fn: () => T): T {
+    return this.tracing.runIn(this.ctx, fn);
+  }
+
+  /** The handler returned (`error`: it threw, or its promise rejected). */
+  end(error?: { value: unknown }): void {
+    if (!this.span.isRecording()) return;
+    if (error) this.tracing.fail(this.span, error.value, false);
+    this.span.end();
+  }
+}
