@@ -119,7 +119,10 @@ export class Session {
   ready(timeoutMs: number, failFast = false): Promise<Connection> {
     const open = this.connection;
     if (open) return Promise.resolve(open);
-    if (this.phase === 'reconnecting' && failFast) return Promise.reject(this.unavailable('the connection is down (the caller asked not to wait)'));
+    // Down: reconnecting, or the current connection's socket already closing.
+    if (failFast && (this.phase === 'reconnecting' || this.current !== undefined)) {
+      return Promise.reject(this.unavailable('the connection is down (the caller asked not to wait)'));
+    }
     if (this.phase === 'idle' || this.phase === 'disconnected' || this.phase === 'closed') {
       this.failures = 0;
       this.permanentRefusals = 0;

@@ -273,32 +273,24 @@ describe('regressions', () => {
 
   // ---------------------------------------------------------------- bug 4
 
-  describe('bug 4: a frame written while the socket is not OPEN fails visibly', () => {
-    it('emit() while the socket is CLOSING errors UNAVAILABLE, and the event never arrives', async () => {
+  describe('bug 4: a frame is never written to a socket that is not OPEN, and never lost', () => {
+    // (Since the browser-client review: a closing socket takes no new call or event at all. They
+    // wait for the next connection like any call made while disconnected, or fail at once when
+    // they do not wait for ready; before, they failed with "not sent" against the closing socket.)
+    it('emit() while the socket is CLOSING waits and arrives once, on the next connection', async () => {
       const client = svc.client();
       await client.connect();
       const ws = client.unwrap<WebSocket>();
       ws.close();
       expect(ws.readyState).toBe(WebSocket.CLOSING);
-      const err = await errorOf(client.emit('noted', 'lost'));
-      expect(err).toBeInstanceOf(WsMsgpackError);
-      expect(codeOf(err)).toBe('UNAVAILABLE');
-      // Control: once the client has noticed the close, the next emit reconnects and arrives.
-      await until(() => ws.readyState === WebSocket.CLOSED, WAIT_MS, 'socket closed');
-      await until(() => {
-        try {
-          return client.unwrap() !== ws;
-        } catch {
-          return true;
-        }
-      }, WAIT_MS, 'client noticed the close');
-      await within(lastValueFrom(client.emit('noted', 'after'), { defaultValue: undefined }), WAIT_MS, 'emit after reconnect');
-      await until(() => events.includes('after'), WAIT_MS, 'event after reconnect');
-      expect(events).not.toContain('lost');
+      await within(lastValueFrom(client.emit('noted', 'while closing'), { defaultValue: undefined }), WAIT_MS, 'emit after reconnect');
+      await until(() => events.includes('while closing'), WAIT_MS, 'event after reconnect');
+      expect(events.filter((e) => e === 'while closing')).toHaveLength(1);
+      expect(client.unwrap()).not.toBe(ws);
     });
 
-    it('send() while the socket is CLOSING errors UNAVAILABLE at once ("not sent"), not later as a lost connection', async () => {
-      const client = svc.client();
+    it('with waitForReady: false, send() and emit() while the socket is CLOSING fail UNAVAILABLE at once; nothing arrives', async () => {
+      const client = svc.client({ waitForReady: false });
       await client.connect();
       const ws = client.unwrap<WebSocket>();
       ws.close();
@@ -314,9 +306,13 @@ describe('regressions', () => {
         'send() on a closing socket',
       );
       expect(outcome.error).toBeInstanceOf(WsMsgpackError);
-      expect(outcome.error).toMatchObject({ code: 'UNAVAILABLE', message: expect.stringMatching(/not sent/) });
+      expect(outcome.error).toMatchObject({ code: 'UNAVAILABLE', message: expect.stringMatching(/the connection is down/) });
       // Failed before the socket finished closing: the caller knows the request never left.
       expect(outcome.readyState).toBe(WebSocket.CLOSING);
+      const err = await errorOf(client.emit('noted', 'lost'));
+      expect(codeOf(err)).toBe('UNAVAILABLE');
+      await until(() => ws.readyState === WebSocket.CLOSED, WAIT_MS, 'socket closed');
+      expect(events).not.toContain('lost');
     });
   });
 

@@ -66,14 +66,14 @@ describe('a token or headers function that never settles', () => {
     const c = new WsMsgpackWebClient({
       url: svc.url,
       WebSocket: StandardWebSocket,
-      connectTimeout: 100,
+      connectTimeout: 250,
       reconnect: { initialDelay: 1, maxDelay: 5 },
       token: () => (++calls === 1 ? new Promise<string>(() => {}) : 'token-admin'),
     });
     c.on('error', () => {});
     try {
       expect(await within(c.call('admin.whoami', null))).toBe('ada');
-      expect(calls).toBe(2);
+      expect(calls).toBeGreaterThanOrEqual(2); // the hung first call did not block the later attempts
     } finally {
       await c.close();
     }
@@ -83,14 +83,14 @@ describe('a token or headers function that never settles', () => {
     let calls = 0;
     const c = new WsMsgpackClient({
       url: svc.url,
-      connectTimeout: 100,
+      connectTimeout: 250,
       reconnect: { initialDelay: 1, maxDelay: 5 },
       headers: () => (++calls === 1 ? new Promise<Record<string, string>>(() => {}) : { authorization: 'Bearer token-admin' }),
     });
     c.on('error', () => {});
     try {
       await within(c.connect());
-      expect(calls).toBe(2);
+      expect(calls).toBeGreaterThanOrEqual(2); // the hung first call did not block the later attempts
     } finally {
       await c.close();
     }
