@@ -4,7 +4,7 @@ import { WsMsgpackError, WsMsgpackErrorCode } from '../protocol/errors.js';
 import { Connection, type CloseInfo, type ConnectionOptions } from './connection.js';
 import type { ConnectionLimits, WsMsgpackCallOptions } from './options.js';
 import { resolveLimits } from './options.js';
-import { DEFAULT_RECONNECT, Session, type ReconnectOptions, type SessionPhase } from './session.js';
+import { DEFAULT_RECONNECT, isReadyTimeout, Session, type ReconnectOptions, type SessionPhase } from './session.js';
 import { startTimer } from './timers.js';
 import { whenSocketClosed, type WebSocketLike } from './socket.js';
 
@@ -285,7 +285,8 @@ export class ClientCore {
       if (deadline === undefined) return { conn, options };
       return { conn, options: { ...options, timeout: Math.max(1, deadline - (Date.now() - started)), declaredTimeout: deadline } };
     } catch (e) {
-      if (deadline !== undefined && Date.now() - started >= deadline) {
+      // Its own wait ran out (not the clock's reading, which a timer may beat by a millisecond).
+      if (deadline !== undefined && isReadyTimeout(e)) {
         throw new WsMsgpackError(WsMsgpackErrorCode.DEADLINE_EXCEEDED, `deadline of ${deadline} ms exceeded while waiting for a connection`, (e as WsMsgpackError).details);
       }
       throw e;

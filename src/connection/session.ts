@@ -63,6 +63,14 @@ interface Waiter {
   failFast: boolean;
 }
 
+/** Errors of {@link Session.ready} that are its own `timeoutMs` running out (not a refusal, not close()). */
+const readyTimeouts = new WeakSet<object>();
+
+/** True when `error` is {@link Session.ready}'s own timeout: the caller's wait ran out. */
+export function isReadyTimeout(error: unknown): boolean {
+  return typeof error === 'object' && error !== null && readyTimeouts.has(error);
+}
+
 /** Reasons retrying cannot fix: an HTTP 4xx refusal (but 408, 429) or a version mismatch (4000). */
 function isPermanent(error: unknown): boolean {
   const d = (error as { details?: { httpStatus?: unknown; closeCode?: unknown } } | null)?.details;
@@ -133,7 +141,9 @@ export class Session {
       if (Number.isFinite(timeoutMs)) {
         w.timer = startTimer(Math.max(0, timeoutMs), () => {
           this.waiters.delete(w);
-          reject(this.unavailable(`not connected within ${timeoutMs} ms`));
+          const error = this.unavailable(`not connected within ${timeoutMs} ms`);
+          readyTimeouts.add(error);
+          reject(error);
         });
       }
       this.waiters.add(w);
