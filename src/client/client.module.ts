@@ -1,4 +1,4 @@
-import { Inject, Module, type DynamicModule, type FactoryProvider, type InjectionToken, type ModuleMetadata, type OptionalFactoryDependency, type Provider } from '@nestjs/common';
+import { Inject, Module, type DynamicModule, type InjectionToken, type ModuleMetadata, type OptionalFactoryDependency, type Provider } from '@nestjs/common';
 import type { WsMsgpackClientOptions } from './options.js';
 import { WsMsgpackClient } from './ws-msgpack.client.js';
 
@@ -8,8 +8,15 @@ export interface WsMsgpackClientRegistration extends WsMsgpackClientOptions {
   name: InjectionToken;
 }
 
+/**
+ * `T` when it has no key that {@link WsMsgpackClientOptions} lacks: what makes a typo (`timout`)
+ * in a factory's returned object a compile error, which TypeScript does not check by itself for a
+ * function's return value.
+ */
+export type WsMsgpackExactOptions<T> = T & { [K in Exclude<keyof T, keyof WsMsgpackClientOptions>]: never };
+
 /** One client of {@link WsMsgpackClientModule.registerAsync}: options from a factory (`ConfigService` and the like). */
-export interface WsMsgpackClientAsyncRegistration {
+export interface WsMsgpackClientAsyncRegistration<T extends WsMsgpackClientOptions = WsMsgpackClientOptions> {
   /** The injection token. */
   name: InjectionToken;
   /** Modules whose providers the factory injects (e.g. `ConfigModule`). */
@@ -17,7 +24,7 @@ export interface WsMsgpackClientAsyncRegistration {
   /** What the factory gets, in order (e.g. `[ConfigService]`). */
   inject?: (InjectionToken | OptionalFactoryDependency)[];
   /** Makes the client's options (may be async). */
-  useFactory: (...args: never[]) => WsMsgpackClientOptions | Promise<WsMsgpackClientOptions>;
+  useFactory: (...args: never[]) => WsMsgpackExactOptions<T> | Promise<WsMsgpackExactOptions<T>>;
   /** More providers the factory may inject. */
   extraProviders?: Provider[];
 }
@@ -64,16 +71,25 @@ export class WsMsgpackClientModule {
   /** Registers one client or several, each under its `name`. */
   static register(clients: WsMsgpackClientRegistration | readonly WsMsgpackClientRegistration[], extras: WsMsgpackClientModuleExtras = {}): DynamicModule {
     const list = Array.isArray(clients) ? clients : [clients as WsMsgpackClientRegistration];
-    const providers: Provider[] = list.map(({ name, ...options }) => ({ provide: name, useFactory: () => create(options) }));
-    return { module: WsMsgpackClientModule, global: extras.isGlobal ?? false, providers, exports: providers.map((p) => (p as FactoryProvider).provide) };
+    // The options as a value provider (not only inside a factory's closure): Nest's 'deep-hash'
+    // module ids hash a factory as its source text, so two registrations differing only in their
+    // options would otherwise become one module (the second silently getting the first's client).
+    const providers: Provider[] = list.flatMap(({ name, ...options }) => {
+      const token = optionsToken(name);
+      return [
+        { provide: token, useValue: options },
+        { provide: name, useFactory: (o: WsMsgpackClientOptions) => create(o), inject: [token] },
+      ];
+    });
+    return { module: WsMsgpackClientModule, global: extras.isGlobal ?? false, providers, exports: list.map((c) => c.name) };
   }
 
   /** Registers clients whose options come from a factory, with its imports and injected providers. */
-  static registerAsync(
-    clients: WsMsgpackClientAsyncRegistration | readonly WsMsgpackClientAsyncRegistration[],
+  static registerAsync<T extends WsMsgpackClientOptions>(
+    clients: WsMsgpackClientAsyncRegistration<T> | readonly WsMsgpackClientAsyncRegistration<T>[],
     extras: WsMsgpackClientModuleExtras = {},
   ): DynamicModule {
-    const list = Array.isArray(clients) ? clients : [clients as WsMsgpackClientAsyncRegistration];
+    const list = (Array.isArray(clients) ? clients : [clients]) as readonly WsMsgpackClientAsyncRegistration<T>[];
     const providers: Provider[] = [];
     const imports: NonNullable<ModuleMetadata['imports']> = [];
     for (const c of list) {
@@ -87,6 +103,11 @@ export class WsMsgpackClientModule {
     }
     return { module: WsMsgpackClientModule, global: extras.isGlobal ?? false, imports, providers, exports: list.map((c) => c.name) };
   }
+}
+
+/** The token of a registered client's options. */
+function optionsToken(name: InjectionToken): string {
+  return `WsMsgpackClientOptions:${typeof name === 'function' ? name.name : String(name)}`;
 }
 
 /** `@Inject(name)` for a client of {@link WsMsgpackClientModule}, so the parameter reads as what it is. */

@@ -8,6 +8,7 @@ import { WS_SOCKET_SUPPORT } from '../connection/ws-socket.js';
 import type { CloseInfo, Connection } from '../connection/connection.js';
 import { ReportingListeners } from '../connection/listeners.js';
 import { wsSocketOptions, type WsMsgpackCallOptions } from '../connection/options.js';
+import { PING_PATTERN } from '../protocol/constants.js';
 import { WsMsgpackError, WsMsgpackErrorCode } from '../protocol/errors.js';
 import type { WsMsgpackStatus } from '../constants.js';
 import { ConnectionPeer } from '../peer/peer.js';
@@ -119,7 +120,8 @@ export class WsMsgpackClient extends ClientProxy<WsMsgpackClientEvents, string> 
    */
   override send<TResult = unknown, TInput = unknown>(pattern: unknown, data: TInput): Observable<TResult> {
     const { payload, options } = this.unpack(data);
-    const tracing = activeTracing();
+    // Keep-alive calls (the health check's probe) are not traced: a probe every few seconds would be noise.
+    const tracing = pattern === PING_PATTERN ? undefined : activeTracing();
     if (tracing) return tracing.clientCall(pattern, options, (traced) => this.core.call(pattern, payload, traced)) as Observable<TResult>;
     return this.core.call(pattern, payload, options) as Observable<TResult>;
   }

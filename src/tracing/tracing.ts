@@ -214,20 +214,30 @@ export class Tracing {
    * trace context in the event headers, ended once the event was handed to the socket or failed.
    */
   producer(pattern: unknown, options: WsMsgpackCallOptions, send: (options: WsMsgpackCallOptions) => Promise<void>): Promise<void> {
-    const destination = patternName(pattern);
-    const parent = this.api.context.active();
-    const span = this.tracer().startSpan(
-      `emit ${destination}`,
-      { kind: this.api.SpanKind.PRODUCER, attributes: this.messagingAttributes(destination, 'send', 'emit') },
-      parent,
-    );
-    const traced = this.inject(this.api.trace.setSpan(parent, span), options);
-    if (!span.isRecording()) return send(traced);
+    let span: Span | undefined;
+    let traced: WsMsgpackCallOptions;
+    try {
+      const destination = patternName(pattern);
+      const parent = this.api.context.active();
+      span = this.tracer().startSpan(
+        `emit ${destination}`,
+        { kind: this.api.SpanKind.PRODUCER, attributes: this.messagingAttributes(destination, 'send', 'emit') },
+        parent,
+      );
+      traced = this.inject(this.api.trace.setSpan(parent, span), options);
+    } catch {
+      safely(() => span?.end()); // tracing never fails an event: this one goes untraced
+      return send(options);
+    }
+    const s = span;
+    if (!s.isRecording()) return send(traced);
     return send(traced).then(
-      () => span.end(),
+      () => safely(() => s.end()),
       (error: unknown) => {
-        this.fail(span, error, false);
-        span.end();
+        safely(() => {
+          this.fail(s, error, false);
+          s.end();
+        });
         throw error;
       },
     );
@@ -239,22 +249,28 @@ export class Tracing {
    * never the parent). `undefined` when it would neither record nor carry a trace.
    */
   serverCall(pattern: string, headers: Headers): ServerCallSpan | undefined {
-    const parent = this.api.propagation.extract(this.api.ROOT_CONTEXT, headers, headerGetter);
-    const span = this.tracer().startSpan(pattern, { kind: this.api.SpanKind.SERVER, attributes: this.rpcAttributes(pattern) }, parent);
-    if (!span.isRecording() && !this.api.trace.isSpanContextValid(span.spanContext())) return undefined;
-    return new ServerCallSpan(this, span, this.api.trace.setSpan(parent, span));
+    // Tracing never fails a call: a propagator that throws on the peer's headers, or a throwing
+    // tracer, leaves the call untraced.
+    return safely(() => {
+      const parent = this.api.propagation.extract(this.api.ROOT_CONTEXT, headers, headerGetter);
+      const span = this.tracer().startSpan(pattern, { kind: this.api.SpanKind.SERVER, attributes: this.rpcAttributes(pattern) }, parent);
+      if (!span.isRecording() && !this.api.trace.isSpanContextValid(span.spanContext())) return undefined;
+      return new ServerCallSpan(this, span, this.api.trace.setSpan(parent, span));
+    });
   }
 
   /** An event the peer emitted to a handler here: a CONSUMER span (`process <pattern>`), as {@link serverCall}. */
   consumer(pattern: string, headers: Headers): EventSpan | undefined {
-    const parent = this.api.propagation.extract(this.api.ROOT_CONTEXT, headers, headerGetter);
-    const span = this.tracer().startSpan(
-      `process ${pattern}`,
-      { kind: this.api.SpanKind.CONSUMER, attributes: this.messagingAttributes(pattern, 'process', 'process') },
-      parent,
-    );
-    if (!span.isRecording() && !this.api.trace.isSpanContextValid(span.spanContext())) return undefined;
-    return new EventSpan(this, span, this.api.trace.setSpan(parent, span));
+    return safely(() => {
+      const parent = this.api.propagation.extract(this.api.ROOT_CONTEXT, headers, headerGetter);
+      const span = this.tracer().startSpan(
+        `process ${pattern}`,
+        { kind: this.api.SpanKind.CONSUMER, attributes: this.messagingAttributes(pattern, 'process', 'process') },
+        parent,
+      );
+      if (!span.isRecording() && !this.api.trace.isSpanContextValid(span.spanContext())) return undefined;
+      return new EventSpan(this, span, this.api.trace.setSpan(parent, span));
+    });
   }
 
   /** @internal Runs `fn` with `ctx` active. */
@@ -265,10 +281,13 @@ export class Tracing {
   /** @internal Ends a call's span with its outcome. On the server, the caller's cancel is no error of the handler's. */
   endCall(span: Span, outcome: Outcome, side: 'client' | 'server'): void {
     if (outcome.kind === 'error' && side === 'server' && describeError(outcome.error).code === WsMsgpackErrorCode.CANCELLED) outcome = CANCELLED;
-    if (outcome.kind === 'ok') span.setAttribute(ATTR.RPC_STATUS_CODE, 'OK');
-    else if (outcome.kind === 'cancelled') span.setAttribute(ATTR.RPC_STATUS_CODE, WsMsgpackErrorCode.CANCELLED);
-    else this.fail(span, outcome.error, true);
-    span.end();
+    const o = outcome;
+    safely(() => {
+      if (o.kind === 'ok') span.setAttribute(ATTR.RPC_STATUS_CODE, 'OK');
+      else if (o.kind === 'cancelled') span.setAttribute(ATTR.RPC_STATUS_CODE, WsMsgpackErrorCode.CANCELLED);
+      else this.fail(span, o.error, true);
+      span.end();
+    });
   }
 
   /**
@@ -285,11 +304,18 @@ export class Tracing {
 
   /** A call's span (CLIENT), and its options with the trace context added to the headers. */
   private startCall(pattern: unknown, options: WsMsgpackCallOptions, kind: SpanKind): { span: Span | undefined; options: WsMsgpackCallOptions } {
-    const method = patternName(pattern);
-    const parent = this.api.context.active();
-    const span = this.tracer().startSpan(method, { kind, attributes: this.rpcAttributes(method) }, parent);
-    const traced = this.inject(this.api.trace.setSpan(parent, span), options);
-    return { span: span.isRecording() ? span : undefined, options: traced };
+    let span: Span | undefined;
+    try {
+      const method = patternName(pattern);
+      const parent = this.api.context.active();
+      span = this.tracer().startSpan(method, { kind, attributes: this.rpcAttributes(method) }, parent);
+      const traced = this.inject(this.api.trace.setSpan(parent, span), options);
+      return { span: span.isRecording() ? span : undefined, options: traced };
+    } catch {
+      // Tracing never fails a call: a throwing tracer or propagator leaves this call untraced.
+      safely(() => span?.end());
+      return { span: undefined, options };
+    }
   }
 
   /**
@@ -395,8 +421,21 @@ export class EventSpan {
 
   /** The handler returned (`error`: it threw, or its promise rejected). */
   end(error?: { value: unknown }): void {
-    if (!this.span.isRecording()) return;
-    if (error) this.tracing.fail(this.span, error.value, false);
-    this.span.end();
+    try {
+      if (!this.span.isRecording()) return;
+      if (error) this.tracing.fail(this.span, error.value, false);
+      this.span.end();
+    } catch {
+      /* tracing never breaks an event */
+    }
+  }
+}
+
+/** Runs `fn`; what it throws is dropped (tracing must never fail or break a call). */
+function safely<T>(fn: () => T): T | undefined {
+  try {
+    return fn();
+  } catch {
+    return undefined;
   }
 }

@@ -100,6 +100,33 @@ describe('WsMsgpackClientModule', () => {
     }
   });
 
+  it("two registrations with one name and different options stay two clients, also with Nest's 'deep-hash' module ids", async () => {
+    @Injectable()
+    class UsesA {
+      constructor(@InjectWsMsgpackClient('SAME') readonly client: WsMsgpackClient) {}
+    }
+    @Injectable()
+    class UsesB {
+      constructor(@InjectWsMsgpackClient('SAME') readonly client: WsMsgpackClient) {}
+    }
+    @Module({ imports: [WsMsgpackClientModule.register({ name: 'SAME', url: svc.url, timeout: 1111 })], providers: [UsesA], exports: [UsesA] })
+    class FeatureA {}
+    @Module({ imports: [WsMsgpackClientModule.register({ name: 'SAME', url: 'ws://127.0.0.1:1', timeout: 2222 })], providers: [UsesB], exports: [UsesB] })
+    class FeatureB {}
+    @Module({ imports: [FeatureA, FeatureB] })
+    class AppModule {}
+    const app = await NestFactory.create(AppModule, { logger: false, moduleIdGeneratorAlgorithm: 'deep-hash' });
+    try {
+      await within(app.init());
+      const a = app.get(UsesA).client;
+      const b = app.get(UsesB).client;
+      expect(a).not.toBe(b);
+      expect(await within(lastValueFrom(a.send<number>('sum', [1, 1])))).toBe(2);
+    } finally {
+      await within(app.close());
+    }
+  });
+
   it('a bad option still fails at boot with the option named (for JavaScript callers)', async () => {
     @Module({ imports: [WsMsgpackClientModule.register({ name: 'BAD', url: svc.url, connectTimeout: -1 })] })
     class AppModule {}

@@ -313,6 +313,32 @@ describe('OpenTelemetry tracing (W3C trace context in the call headers)', () => 
     expect(s.parentSpanContext?.spanId).toBe('b7ad6b7169203331');
   });
 
+  it('tracing never fails a call or an event: a propagator or tracer that throws leaves them untraced', async () => {
+    const boom = { inject: () => { throw new Error('inject boom'); }, extract: () => { throw new Error('extract boom'); }, fields: () => [] };
+    propagation.disable();
+    propagation.setGlobalPropagator(boom);
+    try {
+      expect(await first(client.send<number>('trace.unary', 4))).toBe(8);
+      const items: number[] = [];
+      for await (const v of client.iterate<number>('trace.stream', 3)) items.push(v);
+      expect(items.length).toBeGreaterThan(0);
+      events.length = 0;
+      await firstValueFrom(client.emit('trace.evt', { a: 2 }), { defaultValue: undefined });
+      await until(() => events.length === 1, 5000, 'event handled despite the throwing propagator');
+    } finally {
+      propagation.disable();
+      propagation.setGlobalPropagator(new W3CTraceContextPropagator());
+    }
+    // A tracer that throws on startSpan (both sides use the global provider).
+    const throwing = { getTracer: () => ({ startSpan: () => { throw new Error('tracer boom'); }, startActiveSpan: () => { throw new Error('tracer boom'); } }) };
+    configureWsMsgpackTracing({ tracerProvider: throwing as never });
+    try {
+      expect(await first(client.send<number>('trace.unary', 5))).toBe(10);
+    } finally {
+      configureWsMsgpackTracing();
+    }
+  });
+
   it('a call without trace context starts a new trace on the server', async () => {
     // No propagator for this call: nothing goes in the headers, and the server extracts nothing.
     propagation.disable();
