@@ -9,7 +9,6 @@ import type { CloseInfo, Connection } from '../connection/connection.js';
 import { ReportingListeners } from '../connection/listeners.js';
 import { wsSocketOptions, type WsMsgpackCallOptions } from '../connection/options.js';
 import { PING_PATTERN } from '../protocol/constants.js';
-import { WsMsgpackError, WsMsgpackErrorCode } from '../protocol/errors.js';
 import type { WsMsgpackStatus } from '../constants.js';
 import { ConnectionPeer } from '../peer/peer.js';
 import { unpackCall } from '../peer/record.js';
@@ -62,7 +61,7 @@ export class WsMsgpackClient extends ClientProxy<WsMsgpackClientEvents, string> 
       options,
       { mapStreamError: toRpcErrorPayload, socketSupport: WS_SOCKET_SUPPORT },
       {
-        prepare: (url) => this.upgradeHeaders(url),
+        prepare: { name: 'headers', option: options.headers },
         open: (url, headers, adopt) => this.openSocket(url, headers as Record<string, string> | undefined, adopt),
         connection: (socket, options) => new ServingConnection(socket, options),
         attach: (conn) => this.attach(conn as ServingConnection),
@@ -230,19 +229,6 @@ export class WsMsgpackClient extends ClientProxy<WsMsgpackClientEvents, string> 
       { ...this.options.wsOptions, ...wsSocketOptions(this.options), headers, handshakeTimeout: this.options.connectTimeout ?? 10_000 },
       adopt,
     );
-  }
-
-  /** The upgrade headers: the option, or what its function gives. A function that throws is reported, and the attempt fails (retried with backoff). */
-  private async upgradeHeaders(url: string): Promise<Record<string, string> | undefined> {
-    const h = this.options.headers;
-    if (typeof h !== 'function') return h;
-    try {
-      return await h();
-    } catch (e) {
-      const message = `the headers function threw: ${e instanceof Error ? e.message : String(e)}`;
-      this.events.report(new Error(message, { cause: e }));
-      throw new WsMsgpackError(WsMsgpackErrorCode.UNAVAILABLE, `cannot connect to ${url}: ${message}`);
-    }
   }
 
   /** A connection was made (in the socket's 'open' event, before any frame is handled). */

@@ -85,10 +85,11 @@ export interface SocketAttempt {
 /** What differs between the Node client and the browser client. */
 export interface ClientCoreHooks {
   /**
-   * What an attempt needs first (the upgrade headers, a token), which may take time: its time
-   * counts against `connectTimeout`, and `close()` calls it off. Throwing fails the attempt.
+   * What an attempt needs first (the upgrade headers, a token), named for messages: the option's
+   * value, or a (async) function giving it, called before every attempt. Its time counts against
+   * `connectTimeout`, and `close()` calls it off; a function that throws fails the attempt.
    */
-  prepare?(url: string): unknown;
+  prepare?: { readonly name: string; readonly option: unknown };
   /**
    * Opens one WebSocket to `url` with what `prepare` gave and calls `adopt` with it synchronously
    * in its open event (so the Connection binds before any frame is delivered).
@@ -313,7 +314,7 @@ export class ClientCore {
     };
     const timer = startTimer(ms, () => cancel(`no connection within ${ms} ms (connectTimeout)`), false);
     const opened = (async (): Promise<Connection> => {
-      const prepared: unknown = this.hooks.prepare ? await Promise.race([this.hooks.prepare(url), off]) : undefined;
+      const prepared: unknown = this.hooks.prepare ? await Promise.race([this.prepare(url, this.hooks.prepare), off]) : undefined;
       if (offReason !== undefined) await off;
       const attempt = this.hooks.open(url, prepared, (socket) => this.adopt(socket));
       inner = attempt;
@@ -326,6 +327,21 @@ export class ClientCore {
       () => timer.cancel(),
     );
     return { opened, cancel };
+  }
+
+  /**
+   * What an attempt needs first: the option as it is, or what its function gives (called before
+   * every attempt). A function that throws is reported, and the attempt fails (retried with backoff).
+   */
+  private async prepare(url: string, { name, option }: { readonly name: string; readonly option: unknown }): Promise<unknown> {
+    if (typeof option !== 'function') return option;
+    try {
+      return await (option as () => unknown)();
+    } catch (e) {
+      const message = `the ${name} function threw: ${e instanceof Error ? e.message : String(e)}`;
+      this.hooks.report(new Error(message, { cause: e }));
+      throw new WsMsgpackError(WsMsgpackErrorCode.UNAVAILABLE, `cannot connect to ${url}: ${message}`);
+    }
   }
 
   /** A handshake succeeded (in the socket's open event, before any frame is handled). */

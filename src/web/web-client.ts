@@ -79,7 +79,7 @@ export class WsMsgpackWebClient {
       options,
       {},
       {
-        prepare: (url) => this.currentToken(url),
+        prepare: { name: 'token', option: options.token },
         open: (url, token, adopt) => this.openSocket(Ctor, url, token as string | undefined, adopt),
         attach: (conn) => this.handlers.attach(conn),
         status: (status) => {
@@ -233,19 +233,6 @@ export class WsMsgpackWebClient {
   /** The client-wide default deadline. */
   private withDefaults(options: WsMsgpackCallOptions): WsMsgpackCallOptions {
     return options.timeout === undefined && this.options.timeout !== undefined ? { ...options, timeout: this.options.timeout } : options;
-  }
-
-  /** The token: the option, or what its function gives. A function that throws is reported, and the attempt fails (retried with backoff). */
-  private async currentToken(url: string): Promise<string | undefined> {
-    const t = this.options.token;
-    if (typeof t !== 'function') return t;
-    try {
-      return await t();
-    } catch (e) {
-      const message = `the token function threw: ${e instanceof Error ? e.message : String(e)}`;
-      this.events.report(new Error(message, { cause: e }));
-      throw new WsMsgpackError(WsMsgpackErrorCode.UNAVAILABLE, `cannot connect to ${url}: ${message}`);
-    }
   }
 
   /** One socket, offering the token `prepare` gave as a subprotocol entry. */
