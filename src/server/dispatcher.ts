@@ -11,7 +11,8 @@ import { WS_MSGPACK_TRANSPORT, WS_PEER_CONNECTED, WS_PEER_DISCONNECTED, type WsP
 import type { ConnectionPeer } from '../peer/peer.js';
 import { WsMsgpackError, WsMsgpackErrorCode } from '../protocol/errors.js';
 import { NO_MESSAGE_HANDLER } from '../protocol/constants.js';
-import { activeTracing, type ServerCallSpan } from '../tracing/tracing.js';
+import type { ServerCallSpan } from '../tracing/spans.js';
+import { activeTracing } from '../tracing/tracing.js';
 import { installFilterBridge } from './filter-bridge.js';
 import { WsMsgpackContext, type WsMsgpackCallInfo } from './ws-msgpack.context.js';
 

@@ -1,10 +1,10 @@
 import type { Context, Span, SpanKind, TextMapGetter, Tracer } from '@opentelemetry/api';
-import { isObservable, Observable } from 'rxjs';
+import { Observable } from 'rxjs';
 import { describeError } from '../connection/errors.js';
 import type { WsMsgpackCallOptions } from '../connection/options.js';
-import type { OutboundSource } from '../connection/outbound-types.js';
 import { WsMsgpackErrorCode } from '../protocol/errors.js';
 import type { Headers } from '../protocol/frames.js';
+import { CANCELLED, EventSpan, OK, ServerCallSpan, type Outcome } from './spans.js';
 import { tracingGeneration, tracingOptions, WS_MSGPACK_TRACER_NAME } from './configure.js';
 import { loadOtelApi, packageVersion, type OtelApiModule } from './load.js';
 import type { WsMsgpackTracingOptions } from './options.js';
@@ -27,11 +27,6 @@ const ATTR = {
   MESSAGING_OPERATION_NAME: 'messaging.operation.name',
 } as const;
 
-/** How a call ended, for its span. */
-type Outcome = { readonly kind: 'ok' } | { readonly kind: 'cancelled' } | { readonly kind: 'error'; readonly error: unknown };
-
-const OK: Outcome = { kind: 'ok' };
-const CANCELLED: Outcome = { kind: 'cancelled' };
 
 /** Reads call headers (values of any msgpack type) as a text map: strings, and arrays of strings. */
 const headerGetter: TextMapGetter<Headers> = {
@@ -341,93 +336,6 @@ export class Tracing {
       [ATTR.MESSAGING_OPERATION_TYPE]: type,
       [ATTR.MESSAGING_OPERATION_NAME]: name,
     };
-  }
-}
-
-/**
- * @internal The SERVER span of one call: the handler runs with it active ({@link run}), the
- * response it returns is watched for an error ({@link watch}), and {@link end} (from the call's
- * onEnd) ends it, once the response has ended however it ended.
- */
-export class ServerCallSpan {
-  private error: { value: unknown } | undefined;
-  private ended = false;
-
-  constructor(
-    private readonly tracing: Tracing,
-    private readonly span: Span,
-    private readonly ctx: Context,
-  ) {}
-
-  /** Runs `fn` (the handler, with Nest's processing hook around it) with the span active. */
-  run<T>(fn: () => T): T {
-    return this.tracing.runIn(this.ctx, fn);
-  }
-
-  /** The handler threw, or its promise rejected. */
-  failed(error: unknown): void {
-    this.error ??= { value: error };
-  }
-
-  /**
-   * The handler's response, so that an Observable is subscribed with the span active (what it
-   * does when subscribed nests under it) and the error it fails with is seen. Other sources
-   * are sent as they are.
-   */
-  watch(source: OutboundSource): OutboundSource {
-    if (!isObservable(source)) return source;
-    return new Observable<unknown>((subscriber) =>
-      this.run(() =>
-        source.subscribe({
-          next: (value) => subscriber.next(value),
-          error: (error: unknown) => {
-            this.failed(error);
-            subscriber.error(error);
-          },
-          complete: () => subscriber.complete(),
-        }),
-      ),
-    );
-  }
-
-  /**
-   * The call ended on this side. `signal`: the call's; aborted when it did not end by the
-   * handler's doing (cancelled, past its deadline, the connection closed, an overflow).
-   */
-  end(signal: AbortSignal): void {
-    if (this.ended) return;
-    this.ended = true;
-    if (!this.span.isRecording()) return;
-    const outcome: Outcome = this.error
-      ? { kind: 'error', error: this.error.value }
-      : signal.aborted
-        ? { kind: 'error', error: signal.reason }
-        : OK;
-    this.tracing.endCall(this.span, outcome, 'server');
-  }
-}
-
-/** @internal The CONSUMER span of one event: the handler runs with it active, ended once it has returned. */
-export class EventSpan {
-  constructor(
-    private readonly tracing: Tracing,
-    private readonly span: Span,
-    private readonly ctx: Context,
-  ) {}
-
-  run<T>(fn: () => T): T {
-    return this.tracing.runIn(this.ctx, fn);
-  }
-
-  /** The handler returned (`error`: it threw, or its promise rejected). */
-  end(error?: { value: unknown }): void {
-    try {
-      if (!this.span.isRecording()) return;
-      if (error) this.tracing.fail(this.span, error.value, false);
-      this.span.end();
-    } catch {
-      /* tracing never breaks an event */
-    }
   }
 }
 
