@@ -80,7 +80,8 @@ export class Connection {
   private readonly budget: BufferBudget;
   /** @internal */
   protected readonly writer: FrameWriter;
-  private readonly outgoing: OutgoingCalls;
+  /** @internal */
+  protected readonly outgoing: OutgoingCalls;
   /** @internal */
   protected readonly incoming: IncomingCalls;
   private readonly ownParity: number;
@@ -199,19 +200,6 @@ export class Connection {
    */
   onGoingAway(listener: (notice: WsMsgpackError) => void): void {
     this.listeners.on('goingAway', listener);
-  }
-
-  /** @internal Resolves once none of the peer's calls is running here (or the connection closed). */
-  whenNoIncomingCalls(): Promise<void> {
-    return this.incoming.whenNone();
-  }
-
-  /**
-   * @internal Resolves once no call runs in either direction: neither the peer's calls here nor
-   * this side's calls to the peer (closing ends them all). What a drain waits for.
-   */
-  whenNoCalls(): Promise<void> {
-    return Promise.all([this.incoming.whenNone(), this.outgoing.whenNone()]).then(() => undefined);
   }
 
 

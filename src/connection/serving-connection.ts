@@ -48,4 +48,12 @@ export class ServingConnection extends Connection {
     this.writer.sendControl(frame);
     this.writer.flush();
   }
+
+  /**
+   * @internal Resolves once no call runs in either direction: neither the peer's calls here nor
+   * this side's calls to the peer (closing ends them all). What a drain waits for.
+   */
+  whenNoCalls(): Promise<void> {
+    return Promise.all([this.incoming.whenNone(), this.outgoing.whenNone()]).then(() => undefined);
+  }
 }
