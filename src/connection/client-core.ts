@@ -6,6 +6,7 @@ import type { ConnectionLimits, WsMsgpackCallOptions } from './options.js';
 import { resolveLimits } from './options.js';
 import { DEFAULT_RECONNECT, isReadyTimeout, Session, type ReconnectOptions, type SessionPhase } from './session.js';
 import { startTimer } from './timers.js';
+import { extensionCodecOf } from '../protocol/extensions.js';
 import { whenSocketClosed, type WebSocketLike } from './socket.js';
 
 /** How long close() waits for a socket's closing handshake before cutting it. */
@@ -151,6 +152,7 @@ export class ClientCore {
   ) {
     const urls = clientUrls(options, owner);
     resolveLimits(options); // a bad limit fails here, not at the first call
+    extensionCodecOf(options); // and bad extensions (each connection's codec builds its own)
     checkClientOptions(options, owner);
     const reconnect = options.reconnect === false ? false : { ...DEFAULT_RECONNECT, ...(typeof options.reconnect === 'object' ? options.reconnect : {}) };
     this.session = new Session(urls, { dial: (url) => this.attempt(url) }, reconnect, {

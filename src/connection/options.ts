@@ -1,5 +1,4 @@
 import type { FrameCodecOptions } from '../protocol/codec.js';
-import { extensionCodecOf } from '../protocol/extensions.js';
 import { OVERFLOW_STRATEGIES, type Headers, type OverflowStrategy } from '../protocol/frames.js';
 
 export type { OverflowStrategy } from '../protocol/frames.js';
@@ -89,7 +88,6 @@ export function resolveLimits(options: ConnectionLimits): ResolvedLimits {
   for (const key of Object.keys(REPLACED)) {
     if ((options as Record<string, unknown>)[key] !== undefined) throw new TypeError(`nestjs-ws-msgpack: ${REPLACED[key]}`);
   }
-  extensionCodecOf(options); // bad extensions fail here too
   const limits: ResolvedLimits = { ...DEFAULT_LIMITS };
   for (const key of ['keepAliveInterval', 'keepAliveTimeout'] as const) {
     const v = options[key];

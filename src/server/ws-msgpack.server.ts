@@ -6,6 +6,7 @@ import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { WS_SOCKET_SUPPORT } from '../connection/ws-socket.js';
 import { ServingConnection } from '../connection/serving-connection.js';
+import { extensionCodecOf } from '../protocol/extensions.js';
 import { asError } from '../connection/frame-writer.js';
 import { ReportingListeners } from '../connection/listeners.js';
 import { checkDuration, resolveLimits, wsSocketOptions } from '../connection/options.js';
@@ -80,6 +81,7 @@ export class WsMsgpackServer extends WsMsgpackDispatcher<WsMsgpackServerEvents, 
       throw new Error('WsMsgpackServer: `path` is required with `httpServer` (e.g. "/rpc"), so HTTP routes and other WebSocket gateways keep theirs');
     }
     resolveLimits(options); // a bad limit fails here, not at the first connection
+    extensionCodecOf(options); // and bad extensions (each connection's codec builds its own)
     checkStandaloneOptions(options);
     this.drainTimeout = options.drainTimeout === undefined ? DEFAULT_DRAIN_TIMEOUT : checkDuration('drainTimeout', options.drainTimeout);
     this.closeTimeout = options.closeTimeout === undefined ? DEFAULT_CLOSE_TIMEOUT : checkDuration('closeTimeout', options.closeTimeout);
