@@ -120,8 +120,9 @@ function problem(file: string, link: string, shipped: boolean): string | null {
     const m = REPO_FILE.exec(link);
     if (m) {
       const path = normalize(decodeURIComponent(m[1]!)).replace(/\/$/, '');
-      if (!existsSync(join(root, path))) return `${path} does not exist in the repository`;
+      // Ignored first: a git-ignored path (dist/) may or may not exist locally, depending on a build.
       if (gitIgnored(path)) return `${path} is git-ignored: it is not in the repository on GitHub`;
+      if (!existsSync(join(root, path))) return `${path} does not exist in the repository`;
       return checkAnchor(path, m[2]);
     }
     if (link.startsWith(`${REPO}/`) && !/^(?:issues|pulls|releases)\b/.test(link.slice(REPO.length + 1)) && !link.startsWith(`${REPO}#`)) {
