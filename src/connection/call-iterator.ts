@@ -13,6 +13,8 @@ interface Waiter {
  */
 export function callIterator(start: (observer: CallObserver) => StartedCall | undefined): AsyncIterableIterator<unknown> {
   const items = new Queue<unknown>();
+  /** The estimated decoded size of each waiting item (released as it is handed out). */
+  const costs = new Queue<number>();
   const waiters = new Queue<Waiter>();
   /** `pending`: not started; `running`; `failed`: the error is still to be thrown once; `done`. */
   let phase: 'pending' | 'running' | 'failed' | 'done' = 'pending';
@@ -20,10 +22,17 @@ export function callIterator(start: (observer: CallObserver) => StartedCall | un
   let call: StartedCall | undefined;
 
   const observer: CallObserver = {
-    next: (value) => {
+    next: (value, cost = 0) => {
       if (phase !== 'running') return;
       const waiter = waiters.shift();
-      if (!waiter) return items.push(value);
+      if (!waiter) {
+        // Waits for next(): charged to the connection until handed out. When it does not fit,
+        // the call has failed (RESOURCE_EXHAUSTED) and observer.error follows.
+        if (call && !call.hold(cost)) return;
+        items.push(value);
+        costs.push(cost);
+        return;
+      }
       call?.consumed();
       waiter.resolve({ value, done: false });
     },
@@ -58,7 +67,7 @@ export function callIterator(start: (observer: CallObserver) => StartedCall | un
       }
       if (items.length > 0) {
         const value = items.shift();
-        call?.consumed();
+        call?.consumed(costs.shift());
         return Promise.resolve({ value, done: false });
       }
       if (phase === 'failed') {
@@ -73,6 +82,7 @@ export function callIterator(start: (observer: CallObserver) => StartedCall | un
       if (phase === 'running') call?.cancel();
       phase = 'done';
       items.clear();
+      costs.clear();
       settleWaiters();
       return Promise.resolve({ value: undefined, done: true });
     },

@@ -78,6 +78,9 @@ export class Connection {
   private readonly codec: FrameCodec;
   private readonly limits: ResolvedLimits;
   private readonly budget: BufferBudget;
+  /** What the peer's frames hold here (maxInboundBytes): requests of running calls, waiting items, held frames. */
+  /** @internal */
+  protected readonly inbound: BufferBudget;
   /** @internal */
   protected readonly writer: FrameWriter;
   /** @internal */
@@ -94,9 +97,9 @@ export class Connection {
   protected goingAway: WsMsgpackError | undefined;
   private requestHandler: RequestHandler | undefined;
   private eventHandler: ((event: IncomingEvent) => void) | undefined;
-  /** Frames of the peer's calls and events held back by {@link holdPeerWork}, with when they came. */
+  /** Frames of the peer's calls and events held back by {@link holdPeerWork}, with when they came and their cost. */
   /** @internal */
-  protected held: { frame: Frame; at: number }[] | undefined;
+  protected held: { frame: Frame; at: number; cost: number }[] | undefined;
   /** @internal */
   protected heldBytes = 0;
 
@@ -108,6 +111,7 @@ export class Connection {
     this.codec = new FrameCodec(options);
     this.limits = resolveLimits(options);
     this.budget = new BufferBudget(this.limits.maxConnectionBufferBytes);
+    this.inbound = new BufferBudget(this.limits.maxInboundBytes);
     this.listeners = new Listeners<ConnectionEvents>((e, event) => (event === 'error' ? rethrowLater(e) : this.emitError(asError(e))));
     this.writer = new FrameWriter(socket, this.codec, this.limits, (e) => this.emitError(e), options.socketSupport);
     const writer = this.writer;
@@ -121,7 +125,7 @@ export class Connection {
       whenDrained: (resume) => writer.whenDrained(resume),
       report: (error) => this.emitError(asError(error)),
     };
-    const host = { writer, sink, limits: this.limits, budget: this.budget };
+    const host = { writer, sink, limits: this.limits, budget: this.budget, inbound: this.inbound };
     this.outgoing = new OutgoingCalls(
       // A keep-alive call still goes out while going away: the calls draining on it need a live peer.
       { ...host, closedError: (keepAlive) => (this.closedInfo ? this.unavailable(this.closedInfo) : keepAlive ? undefined : this.goingAway) },
@@ -268,20 +272,22 @@ export class Connection {
     }
     let frame: Frame;
     try {
-      frame = this.codec.decode(data as Uint8Array);
+      frame = this.codec.decode(data as Uint8Array, this.inbound.limit - this.inbound.used);
     } catch (e) {
       this.onViolation(e instanceof ProtocolViolation ? e : new ProtocolViolation(asError(e).message));
       return;
     }
+    const cost = this.codec.lastCost;
     if (this.held && isPing(frame)) return this.guardedPing(frame as RequestFrame);
     if (this.held && (frame.type === FrameType.EVENT || (frame.id !== 0 && !this.isOwn(frame.id)))) {
       this.heldBytes += (data as Uint8Array).byteLength;
-      if (this.held.push({ frame, at: Date.now() }) > MAX_HELD_FRAMES || this.heldBytes > this.limits.maxConnectionBufferBytes) {
+      this.inbound.charge(cost);
+      if (this.held.push({ frame, at: Date.now(), cost }) > MAX_HELD_FRAMES || this.heldBytes > this.limits.maxConnectionBufferBytes) {
         this.close(1008, 'too many frames while the connected hook ran');
       }
       return;
     }
-    this.dispatchSafely(frame);
+    this.dispatchSafely(frame, cost);
   }
 
   /** A keep-alive call that arrived while the peer's calls are held: answered now, ahead of them. */
@@ -293,27 +299,27 @@ export class Connection {
     }
   }
 
-  /** @internal */
-  protected dispatchSafely(frame: Frame): void {
+  /** @internal `cost`: the frame's estimated decoded size (charged to `inbound` while this side holds its values). */
+  protected dispatchSafely(frame: Frame, cost: number): void {
     try {
-      this.dispatch(frame);
+      this.dispatch(frame, cost);
     } catch (e) {
       this.onViolation(e instanceof ProtocolViolation ? e : new ProtocolViolation(asError(e).message));
     }
   }
 
-  private dispatch(frame: Frame): void {
+  private dispatch(frame: Frame, cost: number): void {
     switch (frame.type) {
       case FrameType.REQUEST:
         if (this.isOwn(frame.id)) throw new ProtocolViolation(`REQUEST id ${frame.id} is in this side's id space`, frame.id, frame.type);
         if (isPing(frame)) return this.incoming.answerPing(frame);
-        return this.incoming.accept(frame, this.requestHandler);
+        return this.incoming.accept(frame, this.requestHandler, cost);
       case FrameType.EVENT:
         return this.onEventFrame(frame.pattern, frame.payload, frame.headers);
       case FrameType.NEXT:
-        return this.isOwn(frame.id) ? this.outgoing.onNext(frame) : this.incoming.onNext(frame);
+        return this.isOwn(frame.id) ? this.outgoing.onNext(frame, cost) : this.incoming.onNext(frame, cost);
       case FrameType.COMPLETE:
-        return this.isOwn(frame.id) ? this.outgoing.onComplete(frame) : this.incoming.onComplete(frame);
+        return this.isOwn(frame.id) ? this.outgoing.onComplete(frame, cost) : this.incoming.onComplete(frame, cost);
       case FrameType.ERROR:
         if (frame.id === 0 && frame.code === WsMsgpackErrorCode.GOING_AWAY) return this.onPeerGoingAway(frame.message, frame.data);
         if (frame.id === 0) return this.emitError(new WsMsgpackError(frame.code, frame.message, frame.data));
@@ -347,12 +353,13 @@ export class Connection {
    * (id 0). The violation is also reported as an error of this connection.
    */
   private onViolation(v: ProtocolViolation): void {
-    const err = new WsMsgpackError(WsMsgpackErrorCode.PROTOCOL_ERROR, v.message);
+    const err = new WsMsgpackError(v.code, v.message);
     if (v.id === 0) this.writer.sendError(0, err);
     else if (this.isOwn(v.id) && v.frameType !== FrameType.REQUEST) this.outgoing.onViolation(v.id, err);
     else this.incoming.onViolation(v.id, err, v.frameType === FrameType.REQUEST && !this.isOwn(v.id));
+    const what = v.code === WsMsgpackErrorCode.PROTOCOL_ERROR ? 'an invalid frame' : 'a frame over a limit';
     this.emitError(
-      new WsMsgpackError(WsMsgpackErrorCode.PROTOCOL_ERROR, `the peer sent an invalid frame${v.id ? ` (call ${v.id})` : ''}: ${v.message}`, {
+      new WsMsgpackError(v.code, `the peer sent ${what}${v.id ? ` (call ${v.id})` : ''}: ${v.message}`, {
         callId: v.id,
         frameType: v.frameType,
       }),
@@ -364,6 +371,7 @@ export class Connection {
   private terminate(info: CloseInfo): void {
     if (this.closedInfo) return;
     this.closedInfo = info;
+    if (this.held) for (const { cost } of this.held) this.inbound.charge(-cost);
     this.held = undefined;
     this.writer.stop();
     this.stopKeepAlive();

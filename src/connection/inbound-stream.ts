@@ -1,61 +1,100 @@
 import { Observable, type Subscriber } from 'rxjs';
+import { WsMsgpackError, WsMsgpackErrorCode } from '../protocol/errors.js';
+import type { OverflowStrategy } from '../protocol/frames.js';
 import { InboundCredit } from './credit.js';
+import type { BufferBudget } from './frame-queue.js';
 import { Queue } from './queue.js';
 
 /**
  * - `receiving`: items may still arrive;
  * - `ended`: the peer ended the stream (COMPLETE or ERROR); buffered items still go out first;
- * - `closed`: nothing more is delivered: everything was, the subscriber left, or the call is over.
+ * - `closed`: nothing more is delivered: everything was, the consumer left, or the call is over.
  */
 type Phase = 'receiving' | 'ended' | 'closed';
 
+/** How the items of an inbound stream are bounded while they wait for their consumer. */
+export interface InboundStreamBounds {
+  /** What the peer's frames hold on this connection (`maxInboundBytes`); waiting items are charged to it. */
+  readonly budget: BufferBudget;
+  /** Most bytes (estimated decoded size) this stream's waiting items may hold. */
+  readonly maxBytes: number;
+  /** What happens to an item that does not fit. */
+  readonly overflow: OverflowStrategy;
+  /** The stream overflowed under the `error` strategy: the call fails with `error`. */
+  readonly onOverflow?: (error: WsMsgpackError) => void;
+}
+
+/** A stream handed to a handler: an Observable that can also be pulled with `for await`. */
+export type PullableObservable = Observable<unknown> & AsyncIterable<unknown>;
+
 /**
- * A stream of items arriving from the peer, exposed as a single-subscriber Observable.
- * Items that arrive before anyone subscribed wait in a buffer; credit is granted only as items are
- * delivered, so that buffer never holds more than one credit window.
+ * A stream of items arriving from the peer, for exactly one consumer, who either subscribes
+ * (the Observable) or pulls (`for await`, `Symbol.asyncIterator`).
+ *
+ * - Subscribed: items are delivered as they arrive, and credit is granted as they are delivered.
+ *   What the subscriber's operators do with them afterwards (a `concatMap` that waits) is out of
+ *   the transport's sight.
+ * - Pulled: an item is handed out only when the loop asks for the next one, and credit follows
+ *   the loop: the peer is never more than one window ahead of it. True backpressure.
+ *
+ * Items that wait (before anyone subscribed, or for the next pull) are bounded in bytes, by their
+ * estimated decoded size: per stream (`maxBytes`) and with the connection's other inbound frames
+ * (`budget`). An item that does not fit meets the stream's overflow strategy, as a push stream's
+ * item does on the sending side.
  *
  * A stream the call outlives never looks complete: when the call ends first (cancel, deadline,
- * connection loss, protocol error, or the handler answering early), a subscriber gets an error
+ * connection loss, protocol error, or the handler answering early), the consumer gets an error
  * with the call's reason, so truncated input is never mistaken for the whole of it.
  */
 export class InboundStream {
   private readonly credit: InboundCredit;
-  private readonly buffer = new Queue<unknown>();
+  private readonly values = new Queue<unknown>();
+  private readonly costs = new Queue<number>();
+  private heldBytes = 0;
   private phase: Phase = 'receiving';
   /** How the stream ended (`ended`), or why it was cut off (`closed` by the call's end). */
   private outcome: { error: unknown } | 'complete' | undefined;
   private subscriber: Subscriber<unknown> | undefined;
-  private taken = false;
+  /** A pull waiting for the next item. */
+  private waiting: { resolve(r: IteratorResult<unknown>): void; reject(e: unknown): void } | undefined;
+  /** Who consumes: nobody yet, an Observable subscriber, or an async iterator. */
+  private consumer: 'none' | 'subscriber' | 'iterator' = 'none';
+  private droppedItems = 0;
 
-  /** The items, for exactly one subscriber. */
-  readonly observable: Observable<unknown>;
+  /** The items, for exactly one consumer (subscribe, or iterate with `for await`). */
+  readonly observable: PullableObservable;
+
+  /** Where waiting items are charged: the connection's inbound budget, until the call ends. */
+  private budget: BufferBudget | undefined;
 
   constructor(
     window: number,
     private readonly grant: (credit: number) => void,
+    private readonly bounds?: InboundStreamBounds,
   ) {
     this.credit = new InboundCredit(window);
-    this.observable = new Observable<unknown>((subscriber) => {
-      if (this.taken) {
-        subscriber.error(new Error('a request stream can be subscribed to only once'));
+    this.budget = bounds?.budget;
+    const observable = new Observable<unknown>((subscriber) => {
+      if (!this.take('subscriber')) {
+        subscriber.error(new Error('a request stream can be subscribed to (or iterated) only once'));
         return;
       }
-      this.taken = true;
       if (this.phase === 'closed') {
         this.settle(subscriber);
         return;
       }
       this.subscriber = subscriber;
-      while (this.buffer.length > 0 && !subscriber.closed) this.deliver(this.buffer.shift());
+      while (this.values.length > 0 && !subscriber.closed) this.deliver(this.shift());
       if (this.phase === 'ended' && !subscriber.closed) this.finish();
       return () => {
         if (this.subscriber !== subscriber) return;
         // The handler stopped reading: grant no more credit, drop what still arrives.
         this.subscriber = undefined;
-        this.phase = 'closed';
-        this.buffer.clear();
+        this.close(undefined);
       };
-    });
+    }) as PullableObservable;
+    observable[Symbol.asyncIterator] = () => this.iterator();
+    this.observable = observable;
   }
 
   /** The credit window granted up front (0 = unlimited). */
@@ -63,12 +102,33 @@ export class InboundStream {
     return this.credit.window;
   }
 
-  /** One item from the peer. Returns false when the peer exceeded its credit. */
-  push(value: unknown): boolean {
+  /** Bytes (estimated decoded size) of the items waiting for the consumer. */
+  get bufferedBytes(): number {
+    return this.heldBytes;
+  }
+
+  /** Items the overflow strategy dropped. */
+  get dropped(): number {
+    return this.droppedItems;
+  }
+
+  /**
+   * One item from the peer, `cost` its estimated decoded size. Returns false when the peer
+   * exceeded its credit (the item is not delivered).
+   */
+  push(value: unknown, cost = 0): boolean {
     if (this.phase !== 'receiving') return true;
     if (!this.credit.receive()) return false;
-    if (this.subscriber) this.deliver(value);
-    else this.buffer.push(value);
+    if (this.subscriber) {
+      this.deliver(value);
+    } else if (this.waiting) {
+      const w = this.waiting;
+      this.waiting = undefined;
+      this.consumed();
+      w.resolve({ value, done: false });
+    } else {
+      this.enqueue(value, cost);
+    }
     return true;
   }
 
@@ -83,29 +143,164 @@ export class InboundStream {
   }
 
   /**
-   * The call is over. If the peer had not ended the stream, the subscriber, now or later, gets
-   * `reason` as an error. (A stream the peer did end is whole: a subscriber still gets all of it.)
+   * The call is over. If the peer had not ended the stream, the consumer, now or later, gets
+   * `reason` as an error. (A stream the peer did end is whole: a consumer still gets all of it.)
    */
   close(reason: unknown): void {
-    if (this.phase !== 'receiving') return;
+    if (this.phase === 'ended' && reason !== undefined) {
+      // Whole: a late consumer still gets it, but the connection no longer accounts for it.
+      this.budget?.charge(-this.heldBytes);
+      this.budget = undefined;
+      return;
+    }
+    if (this.phase === 'closed') return;
     this.phase = 'closed';
-    this.outcome = { error: reason };
-    this.buffer.clear();
+    if (reason !== undefined) this.outcome = { error: reason };
+    this.clear();
     const s = this.subscriber;
     this.subscriber = undefined;
     if (s) this.settle(s);
+    this.settleWaiting();
+  }
+
+  // ---------------------------------------------------------------- waiting items
+
+  private enqueue(value: unknown, cost: number): void {
+    const bounds = this.bounds;
+    if (bounds && !this.fits(cost)) {
+      switch (bounds.overflow) {
+        case 'error': {
+          const error = new WsMsgpackError(
+            WsMsgpackErrorCode.RESOURCE_EXHAUSTED,
+            `inbound stream buffer overflow: ${this.heldBytes + cost > bounds.maxBytes ? `this stream's waiting items exceed maxStreamBufferBytes (${bounds.maxBytes})` : `the connection's inbound frames exceed maxInboundBytes (${bounds.budget.limit})`}; the consumer is slower than the peer (pull with for await, or choose another overflow strategy)`,
+            { bufferedBytes: this.heldBytes, bufferedItems: this.values.length },
+          );
+          this.close(error);
+          bounds.onOverflow?.(error);
+          return;
+        }
+        case 'latest':
+          while (this.values.length > 0) this.dropOldest();
+          break; // the newest waits alone, whatever its size
+        case 'drop-oldest':
+          while (this.values.length > 0 && !this.fits(cost)) this.dropOldest();
+          if (!this.fits(cost)) return this.dropNewest(); // it does not fit even alone
+          break;
+        case 'drop-newest':
+          return this.dropNewest();
+      }
+    }
+    this.values.push(value);
+    this.costs.push(cost);
+    this.heldBytes += cost;
+    this.budget?.charge(cost);
+  }
+
+  private fits(cost: number): boolean {
+    return this.heldBytes + cost <= this.bounds!.maxBytes && (this.budget?.fits(cost) ?? true);
+  }
+
+  /** The new item is dropped: as good as taken, for the peer's credit. */
+  private dropNewest(): void {
+    this.droppedItems++;
+    this.consumed();
+  }
+
+  private dropOldest(): void {
+    this.shift();
+    this.droppedItems++;
+    this.consumed();
+  }
+
+  /** Takes the oldest waiting item out (releasing its bytes). */
+  private shift(): unknown {
+    const cost = this.costs.shift() ?? 0;
+    this.heldBytes -= cost;
+    this.budget?.charge(-cost);
+    return this.values.shift();
+  }
+
+  private clear(): void {
+    this.budget?.charge(-this.heldBytes);
+    this.heldBytes = 0;
+    this.values.clear();
+    this.costs.clear();
+  }
+
+  // ---------------------------------------------------------------- consumers
+
+  /** Marks the stream taken by `kind`; false when someone already consumes it. */
+  private take(kind: 'subscriber' | 'iterator'): boolean {
+    if (this.consumer !== 'none') return false;
+    this.consumer = kind;
+    return true;
+  }
+
+  private iterator(): AsyncIterableIterator<unknown> {
+    if (!this.take('iterator')) {
+      const error = new Error('a request stream can be subscribed to (or iterated) only once');
+      return { next: () => Promise.reject(error), return: () => Promise.resolve({ value: undefined, done: true }), [Symbol.asyncIterator]() { return this; } };
+    }
+    const it: AsyncIterableIterator<unknown> = {
+      next: () => {
+        if (this.values.length > 0) {
+          const value = this.shift();
+          this.consumed();
+          return Promise.resolve({ value, done: false });
+        }
+        if (this.phase !== 'receiving') {
+          this.phase = 'closed';
+          return this.outcomeAsResult();
+        }
+        if (this.waiting) return Promise.reject(new Error('next() called before the previous next() settled'));
+        return new Promise<IteratorResult<unknown>>((resolve, reject) => (this.waiting = { resolve, reject }));
+      },
+      return: () => {
+        // The loop stopped early (break, throw): no more credit; what still arrives is dropped.
+        if (this.phase !== 'closed') this.close(undefined);
+        return Promise.resolve({ value: undefined, done: true });
+      },
+      [Symbol.asyncIterator]() {
+        return it;
+      },
+    };
+    return it;
+  }
+
+  private outcomeAsResult(): Promise<IteratorResult<unknown>> {
+    const outcome = this.outcome;
+    this.outcome = 'complete'; // an error is thrown once; later pulls see the end
+    if (outcome && outcome !== 'complete') return Promise.reject(outcome.error);
+    return Promise.resolve({ value: undefined, done: true });
+  }
+
+  /** A pull waiting while the stream ended: it gets the end (or the error). */
+  private settleWaiting(): void {
+    const w = this.waiting;
+    if (!w) return;
+    this.waiting = undefined;
+    this.outcomeAsResult().then(w.resolve, w.reject);
   }
 
   private end(outcome: { error: unknown } | 'complete'): void {
     if (this.phase !== 'receiving') return;
     this.phase = 'ended';
     this.outcome = outcome;
-    if (this.subscriber && this.buffer.length === 0) this.finish();
+    if (this.subscriber && this.values.length === 0) this.finish();
+    else if (this.waiting) {
+      this.phase = 'closed';
+      this.settleWaiting();
+    }
   }
 
   private deliver(value: unknown): void {
     this.subscriber?.next(value);
     if (this.phase === 'closed') return;
+    this.consumed();
+  }
+
+  /** One item was taken (or dropped): tops the peer's credit up when due. */
+  private consumed(): void {
     const n = this.credit.consumed();
     if (n > 0) this.grant(n);
   }

@@ -44,6 +44,8 @@ export interface IncomingHost {
   readonly sink: StreamSink;
   readonly limits: ResolvedLimits;
   readonly budget: BufferBudget;
+  /** What the peer's frames hold here (maxInboundBytes). */
+  readonly inbound: BufferBudget;
   /** Maps what a pulled iterator throws (the server applies Nest's default exception filter). */
   readonly mapStreamError: ((error: unknown) => unknown) | undefined;
   /** Runs a user callback so that what it throws is reported, never blamed on the peer. */
@@ -59,6 +61,8 @@ interface IncomingState {
   readonly input: InboundStream | undefined;
   readonly deadline: number | undefined;
   readonly timer: Timer | undefined;
+  /** The REQUEST's estimated decoded size, charged to `inbound` until the call ends. */
+  readonly cost: number;
   /** Run once when the call ends on this side, however it ends. */
   readonly onEnd: (() => void)[];
   /**
@@ -124,7 +128,8 @@ export class IncomingCalls {
     this.host.writer.sendControl({ type: FrameType.COMPLETE, id: frame.id, hasValue: false });
   }
 
-  accept(frame: RequestFrame, handler: RequestHandler | undefined): void {
+  /** `cost`: the frame's estimated decoded size, held against `maxInboundBytes` while the call runs. */
+  accept(frame: RequestFrame, handler: RequestHandler | undefined, cost = 0): void {
     const { id } = frame;
     const { writer, limits } = this.host;
     if (id <= this.lastPeerId) throw new ProtocolViolation(`REQUEST id ${id} was already used (ids must increase)`, id, frame.type);
@@ -141,7 +146,15 @@ export class IncomingCalls {
       return;
     }
     const abort = new LazyAbort();
-    const input = frame.stream ? new InboundStream(limits.window, (credit) => writer.sendControl({ type: FrameType.CREDIT, id, credit })) : undefined;
+    const input = frame.stream
+      ? new InboundStream(limits.window, (credit) => writer.sendControl({ type: FrameType.CREDIT, id, credit }), {
+          budget: this.host.inbound,
+          maxBytes: limits.maxStreamBufferBytes,
+          overflow: limits.overflow,
+          // The 'error' strategy: the call fails (the handler is aborted, the caller hears it).
+          onOverflow: (error) => this.onViolation(id, error, false),
+        })
+      : undefined;
     const response = new OutboundStream(this.host.sink, id, {
       credit: frame.credit ?? Infinity,
       overflow: frame.overflow ?? limits.overflow,
@@ -162,8 +175,9 @@ export class IncomingCalls {
             abort.abort(err);
             response.fail(err);
           });
-    const st: IncomingState = { id, abort, response, input, deadline, timer, onEnd: [], handler: 'running' };
+    const st: IncomingState = { id, abort, response, input, deadline, timer, cost, onEnd: [], handler: 'running' };
     this.calls.set(id, st);
+    this.host.inbound.charge(cost);
     // The requester sends no stream item before the first CREDIT; window 0 (unlimited) grants all at once.
     if (input) writer.sendControl({ type: FrameType.CREDIT, id, credit: input.window > 0 ? input.window : MAX_CALL_ID });
     const call: IncomingCall = {
@@ -209,20 +223,20 @@ export class IncomingCalls {
     }
   }
 
-  /** A request-stream item. */
-  onNext(frame: NextFrame): void {
+  /** A request-stream item; `cost`: its estimated decoded size. */
+  onNext(frame: NextFrame, cost = 0): void {
     const st = this.calls.get(frame.id);
     if (!st?.input) return;
-    if (!st.input.push(frame.value)) {
+    if (!st.input.push(frame.value, cost)) {
       throw new ProtocolViolation(`request-stream NEXT beyond granted credit (window ${st.input.window})`, frame.id, frame.type);
     }
   }
 
   /** The request stream ended. */
-  onComplete(frame: CompleteFrame): void {
+  onComplete(frame: CompleteFrame, cost = 0): void {
     const input = this.calls.get(frame.id)?.input;
     if (!input) return;
-    if (frame.hasValue && !input.push(frame.value)) {
+    if (frame.hasValue && !input.push(frame.value, cost)) {
       throw new ProtocolViolation(`request-stream COMPLETE value beyond granted credit (window ${input.window})`, frame.id, frame.type);
     }
     input.complete();
@@ -284,6 +298,7 @@ export class IncomingCalls {
     const st = this.calls.get(id);
     if (!st) return;
     this.calls.delete(id);
+    this.host.inbound.charge(-st.cost);
     if (this.calls.size === 0 && this.noneWaiters.length > 0) for (const w of this.noneWaiters.splice(0)) w();
     if (st.handler === 'pending') {
       st.handler = 'lingering'; // a handler that ignores its abort signal still holds a slot

@@ -24,6 +24,17 @@ export interface ConnectionLimits extends FrameCodecOptions {
   maxConnectionBufferBytes?: number;
   /** Socket `bufferedAmount` above which stream items wait. Default 4 MiB. */
   maxBufferedBytes?: number;
+  /**
+   * Most memory the peer's frames may hold on this side of one connection at once, in bytes, as
+   * estimated from each frame before it is decoded (docs/PROTOCOL.md, "Limits": what a value
+   * costs once decoded; a one-byte empty map is about 64 bytes). It bounds what decoding one
+   * frame may allocate, and what the frames this side keeps hold: the request of each call still
+   * running, request-stream and response items waiting for their consumer, frames held while a
+   * connected hook runs. A frame that does not fit fails its call with RESOURCE_EXHAUSTED (an
+   * event is dropped and reported) before anything of it is allocated; the connection and the
+   * other calls go on. Default 256 MiB.
+   */
+  maxInboundBytes?: number;
   /** Most calls the peer may have running on this side at once; more are refused. Default 1,000. */
   maxConcurrentCalls?: number;
   /** Largest frame this side sends or accepts, in bytes. Default 16 MiB. */
@@ -60,6 +71,7 @@ export const DEFAULT_LIMITS = Object.freeze({
   maxConnectionBufferBytes: 128 * 1024 * 1024,
   maxBufferedBytes: 4 * 1024 * 1024,
   maxConcurrentCalls: 1000,
+  maxInboundBytes: 256 * 1024 * 1024,
   maxPayload: DEFAULT_MAX_PAYLOAD,
   keepAliveInterval: DEFAULT_KEEPALIVE_INTERVAL,
   keepAliveTimeout: DEFAULT_KEEPALIVE_TIMEOUT,
@@ -93,7 +105,7 @@ export function resolveLimits(options: ConnectionLimits): ResolvedLimits {
     const v = options[key];
     if (v !== undefined) (limits as Record<typeof key, number>)[key] = checkDuration(key, v);
   }
-  const numeric = ['window', 'maxStreamBufferBytes', 'maxConnectionBufferBytes', 'maxBufferedBytes', 'maxConcurrentCalls', 'maxPayload'] as const;
+  const numeric = ['window', 'maxStreamBufferBytes', 'maxConnectionBufferBytes', 'maxBufferedBytes', 'maxConcurrentCalls', 'maxInboundBytes', 'maxPayload'] as const;
   for (const key of numeric) {
     const v = options[key];
     if (v === undefined) continue;

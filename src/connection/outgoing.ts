@@ -13,15 +13,22 @@ import { startTimer, type Timer } from './timers.js';
 
 /** Where a call's response goes (an rxjs Subscriber, or an iterator's buffer). */
 export interface CallObserver {
-  next(value: unknown): void;
+  /** A response item; `cost` is its estimated decoded size (what holding it costs, see {@link StartedCall.hold}). */
+  next(value: unknown, cost?: number): void;
   error(error: unknown): void;
   complete(): void;
 }
 
 /** A call this side started, as its starter holds it. */
 export interface StartedCall {
-  /** One response item reached the consumer: tops the credit up when due. */
-  consumed(): void;
+  /**
+   * A response item of estimated decoded size `cost` waits for the consumer: charged to the
+   * connection's `maxInboundBytes` until {@link consumed} (or the end of the call). False when it
+   * does not fit: the call has then failed with RESOURCE_EXHAUSTED and been cancelled.
+   */
+  hold(cost: number): boolean;
+  /** One response item reached the consumer (`cost`: what {@link hold} charged for it): tops the credit up when due. */
+  consumed(cost?: number): void;
   /** Gives up on the call (CANCEL); nothing more reaches the observer. */
   cancel(): void;
 }
@@ -32,6 +39,8 @@ export interface OutgoingHost {
   readonly sink: StreamSink;
   readonly limits: ResolvedLimits;
   readonly budget: BufferBudget;
+  /** What the peer's frames hold here (maxInboundBytes). */
+  readonly inbound: BufferBudget;
   /** The error calls fail with once the connection has closed; undefined while it is open. */
   closedError(keepAlive: boolean): WsMsgpackError | undefined;
 }
@@ -44,6 +53,8 @@ interface OutgoingCall {
   readonly autoCredit: boolean;
   request: OutboundStream | undefined;
   timer: Timer | undefined;
+  /** Bytes of response items waiting for the consumer, charged to `inbound`. */
+  held: number;
   /** `running` until a terminal frame, a cancel, the deadline or the end of the connection. */
   phase: 'running' | 'ended';
 }
@@ -102,7 +113,7 @@ export class OutgoingCalls {
       observer.error(e);
       return undefined;
     }
-    const call: OutgoingCall = { id, observer, credit: new InboundCredit(window), autoCredit, request: undefined, timer: undefined, phase: 'running' };
+    const call: OutgoingCall = { id, observer, credit: new InboundCredit(window), autoCredit, request: undefined, timer: undefined, held: 0, phase: 'running' };
     this.calls.set(id, call);
     if (frame.timeout !== undefined) {
       const ms = frame.timeout;
@@ -123,7 +134,11 @@ export class OutgoingCalls {
       call.request.start(payload as OutboundSource);
     }
     return {
-      consumed: () => this.consumed(call),
+      hold: (cost) => this.hold(call, cost),
+      consumed: (cost = 0) => {
+        if (call.phase === 'running' && cost > 0) this.release(call, cost);
+        this.consumed(call);
+      },
       cancel: () => {
         if (call.phase === 'ended') return;
         this.abandon(call);
@@ -132,26 +147,26 @@ export class OutgoingCalls {
     };
   }
 
-  /** A response item (NEXT). */
-  onNext(frame: NextFrame): void {
+  /** A response item (NEXT); `cost`: its estimated decoded size. */
+  onNext(frame: NextFrame, cost = 0): void {
     const call = this.calls.get(frame.id);
     if (!call) return; // late frame for a finished call
     if (!call.credit.receive()) {
       throw new ProtocolViolation(`NEXT beyond granted credit (window ${call.credit.window})`, frame.id, frame.type);
     }
-    call.observer.next(frame.value);
+    call.observer.next(frame.value, cost);
     if (call.autoCredit) this.consumed(call);
   }
 
   /** The response ended (COMPLETE, maybe with a last item). */
-  onComplete(frame: CompleteFrame): void {
+  onComplete(frame: CompleteFrame, cost = 0): void {
     const call = this.calls.get(frame.id);
     if (!call) return;
     if (frame.hasValue && !call.credit.receive()) {
       throw new ProtocolViolation(`COMPLETE value beyond granted credit (window ${call.credit.window})`, frame.id, frame.type);
     }
     this.end(call);
-    if (frame.hasValue) call.observer.next(frame.value);
+    if (frame.hasValue) call.observer.next(frame.value, cost);
     call.observer.complete();
   }
 
@@ -182,6 +197,31 @@ export class OutgoingCalls {
     }
   }
 
+  private hold(call: OutgoingCall, cost: number): boolean {
+    if (call.phase === 'ended' || cost === 0) return true;
+    const { inbound } = this.host;
+    if (!inbound.fits(cost)) {
+      this.abandon(
+        call,
+        new WsMsgpackError(
+          WsMsgpackErrorCode.RESOURCE_EXHAUSTED,
+          `response items waiting for the consumer exceed maxInboundBytes (${inbound.limit}): consume them faster, or lower the call's window`,
+          { bufferedBytes: call.held },
+        ),
+      );
+      return false;
+    }
+    inbound.charge(cost);
+    call.held += cost;
+    return true;
+  }
+
+  private release(call: OutgoingCall, cost: number): void {
+    const n = Math.min(cost, call.held);
+    call.held -= n;
+    this.host.inbound.charge(-n);
+  }
+
   private consumed(call: OutgoingCall): void {
     if (call.phase === 'ended') return;
     const n = call.credit.consumed();
@@ -198,6 +238,8 @@ export class OutgoingCalls {
 
   private end(call: OutgoingCall): void {
     call.phase = 'ended';
+    // Items still waiting for the consumer are the consumer's now: the connection stops counting them.
+    this.release(call, call.held);
     this.calls.delete(call.id);
     if (this.calls.size === 0 && this.noneWaiters.length > 0) for (const w of this.noneWaiters.splice(0)) w();
     call.timer?.cancel();

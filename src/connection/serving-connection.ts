@@ -25,10 +25,15 @@ export class ServingConnection extends Connection {
       this.held = undefined;
       this.heldBytes = 0;
       const now = Date.now();
-      for (const { frame, at } of held) {
-        if (this.closedInfo) return;
+      for (let i = 0; i < held.length; i++) {
+        const { frame, at, cost } = held[i]!;
+        if (this.closedInfo) {
+          for (let j = i; j < held.length; j++) this.inbound.charge(-held[j]!.cost);
+          return;
+        }
+        this.inbound.charge(-cost); // charged again by the call it starts, for as long as that runs
         if (frame.type === FrameType.REQUEST && frame.timeout !== undefined) frame.timeout = Math.max(1, frame.timeout - (now - at));
-        this.dispatchSafely(frame);
+        this.dispatchSafely(frame, cost);
       }
     };
     until.then(release, release);

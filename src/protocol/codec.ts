@@ -1,6 +1,7 @@
 import { DecodeError, Decoder, Encoder, ExtData } from '@msgpack/msgpack';
+import { DecodedSizeEstimator, TOO_DEEP } from './decoded-size.js';
 import { extensionCodecOf, type ExtensionOptions } from './extensions.js';
-import { ProtocolViolation } from './errors.js';
+import { ProtocolViolation, WsMsgpackErrorCode } from './errors.js';
 import { FrameType, toWire, type Frame } from './frames.js';
 import { parseFrame, peekHeader } from './validate.js';
 
@@ -69,6 +70,14 @@ export class FrameCodec {
   private readonly decoder: Decoder;
   /** The depth check, when {@link guardDecoder} could not build it into the decoder. */
   private readonly checkDecoded: ((value: unknown) => void) | undefined;
+  private readonly estimator: DecodedSizeEstimator;
+  private readonly maxDepth: number;
+  /**
+   * The estimated decoded size of the frame {@link decode} returned last, in bytes (what decoding
+   * it allocated, as docs/PROTOCOL.md "Limits" estimates it): what the receiver charges while it
+   * holds the frame's values.
+   */
+  lastCost = 0;
 
   constructor(options: FrameCodecOptions = {}) {
     const limits = { ...DEFAULT_DECODER_LIMITS };
@@ -77,6 +86,8 @@ export class FrameCodec {
       if (v !== undefined) limits[key] = v;
     }
     const { maxDepth, ...lengths } = limits;
+    this.maxDepth = maxDepth;
+    this.estimator = new DecodedSizeEstimator(maxDepth);
     const extensionCodec = extensionCodecOf(options);
     this.encoder = new Encoder({ useBigInt64: true, ignoreUndefined: true, extensionCodec });
     this.decoder = new Decoder({ useBigInt64: true, extensionCodec, ...lengths });
@@ -106,8 +117,32 @@ export class FrameCodec {
   /**
    * Decodes and validates one frame. Throws {@link ProtocolViolation}; its `id` names the call
    * when the frame header was readable even though the body was not.
+   *
+   * `budget`: the most memory decoding may take, in bytes as docs/PROTOCOL.md "Limits" estimates
+   * it. The estimate is made from the bytes before anything is decoded; a frame above the budget
+   * is refused with a RESOURCE_EXHAUSTED violation, and nothing of it is allocated.
    */
-  decode(bytes: Uint8Array): Frame {
+  decode(bytes: Uint8Array, budget: number = Infinity): Frame {
+    let cost = this.estimator.estimate(bytes, budget);
+    if (cost === TOO_DEEP) {
+      // The guarded decoder refuses the frame at that point or earlier (naming the first thing
+      // wrong with it); everything before that point was estimated. Unguarded, refuse it here.
+      if (this.checkDecoded) {
+        const header = peekHeader(bytes);
+        throw new ProtocolViolation(`frame is not valid msgpack: ${depthMessage(this.estimator.deepest, this.maxDepth)}`, header?.id ?? 0, header?.type);
+      }
+      cost = 0;
+    }
+    if (cost > budget) {
+      const header = peekHeader(bytes);
+      throw new ProtocolViolation(
+        `a frame of ${bytes.byteLength} bytes would decode into about ${formatBytes(cost)}, more than the ${formatBytes(budget)} this side can still take (maxInboundBytes)`,
+        header?.id ?? 0,
+        header?.type,
+        WsMsgpackErrorCode.RESOURCE_EXHAUSTED,
+      );
+    }
+    this.lastCost = cost;
     let value: unknown;
     try {
       value = this.decoder.decode(bytes);
@@ -135,6 +170,13 @@ export class FrameCodec {
 }
 
 const NIL = Uint8Array.of(0xc0);
+
+/** `n` bytes for a message: "512 bytes", "3.2 MiB". */
+export function formatBytes(n: number): string {
+  if (n < 1024) return `${n} bytes`;
+  if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KiB`;
+  return `${(n / (1024 * 1024)).toFixed(1)} MiB`;
+}
 
 /** The message of a frame deeper than `maxDepth`; `depth` is the depth of its deepest value. */
 function depthMessage(depth: number, maxDepth: number): string {

@@ -48,7 +48,11 @@ export class WsMsgpackError extends Error {
   }
 }
 
-/** Raised by frame validation; carries the call id when the frame had a readable one. */
+/**
+ * Raised by frame validation; carries the call id when the frame had a readable one, and the code
+ * the call fails with: PROTOCOL_ERROR for a frame the protocol does not allow, RESOURCE_EXHAUSTED
+ * for a valid frame over a limit of the receiver's (`maxInboundBytes`).
+ */
 export class ProtocolViolation extends Error {
   constructor(
     message: string,
@@ -56,6 +60,8 @@ export class ProtocolViolation extends Error {
     readonly id: number = 0,
     /** The frame type, when it could be read. */
     readonly frameType?: number,
+    /** The code the call (or the connection-level ERROR) carries. */
+    readonly code: WsMsgpackErrorCode = WsMsgpackErrorCode.PROTOCOL_ERROR,
   ) {
     super(message);
     this.name = 'ProtocolViolation';

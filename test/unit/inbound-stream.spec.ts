@@ -78,7 +78,7 @@ describe('InboundStream', () => {
   it('can be subscribed to once', async () => {
     const { s } = inbound();
     watch(s);
-    await expect(lastValueFrom(s.observable)).rejects.toThrow('a request stream can be subscribed to only once');
+    await expect(lastValueFrom(s.observable)).rejects.toThrow('a request stream can be subscribed to (or iterated) only once');
   });
 
   it('a subscriber that leaves stops the credit; later items are dropped, not refused', () => {

@@ -1,0 +1,388 @@
+/**
+ * An upper estimate of the JavaScript memory a msgpack value takes once decoded, computed from its
+ * bytes without decoding them (docs/PROTOCOL.md, "Limits": the cost table).
+ *
+ * Why: every msgpack value needs at least one byte, but some cost a hundred or a thousand times
+ * that once decoded. An empty map (`0x80`, one byte) becomes an object of about 64 bytes; a map
+ * whose key is a small integer (`{1023: 0}`, five bytes) makes V8 allocate a backing store for
+ * 1,024 elements (8 KiB). A frame within every length limit can therefore decode into gigabytes.
+ * The receiver estimates first and refuses a frame whose estimate does not fit its budget
+ * (`maxInboundBytes`), before anything is allocated.
+ *
+ * The estimate follows V8 (64-bit) as `@msgpack/msgpack` builds values: it is meant to be at or
+ * above what decoding really allocates for the shapes an attacker would pick (checked by
+ * test/unit/decoded-size.spec.ts against measured heap growth), and within a few times of it for
+ * ordinary data (records with repeated keys, arrays of numbers or strings).
+ */
+
+/** The slot that holds every value: an array element, a map key or value, or the frame itself. */
+const SLOT = 8;
+/** An array object, besides its elements' slots. */
+const ARRAY = 32;
+/** The backing store of a non-empty array or of an object's integer keys, besides its slots. */
+const STORE = 16;
+/** A map (a plain object), besides its entries. */
+const MAP = 56;
+/** A map key whose bytes were not seen before in this frame: the key string, the property and a new hidden class. */
+const NEW_KEY = 160;
+/** A number stored outside its slot (a double, an integer beyond 2^31). */
+const BOXED = 16;
+/** A 64-bit integer (a bigint). */
+const BIGINT = 24;
+/** A string of 2 bytes or more (shorter ones are shared by V8), besides its bytes. */
+const STRING = 24;
+/** A `bin` (a Buffer view of the frame's bytes). */
+const BINARY = 104;
+/** An extension value (ExtData, a Date, or the application's own type), besides its payload bytes. */
+const EXTENSION = 140;
+/** Element slots V8 allocates past a new highest integer key (`capacity = index * 1.5 + 16`). */
+const ELEMENT = 8;
+/** Beyond this gap above its capacity, V8 stores an object's integer keys in a dictionary. */
+const MAX_ELEMENT_GAP = 1024;
+/** Up to this capacity V8 grows an object's elements store without comparing it with a dictionary. */
+const MAX_UNCHECKED_ELEMENTS = 5000;
+/** One entry of a dictionary (integer keys, or named keys past {@link MAX_FAST_PROPERTIES}). */
+const DICTIONARY_ENTRY = 32;
+/** Named keys one object holds before V8 moves them into a dictionary (each later key costs {@link DICTIONARY_ENTRY}). */
+const MAX_FAST_PROPERTIES = 128;
+/** Keys longer than this are never taken for a key seen before (each costs {@link NEW_KEY}). */
+const MAX_REMEMBERED_KEY = 64;
+/** Distinct keys remembered per frame (a power of two); past this, new keys cost {@link NEW_KEY} each. */
+const KEY_TABLE_SIZE = 1024;
+/** Largest array index (2^32 - 2). */
+const MAX_INDEX = 4294967294;
+
+/** What {@link DecodedSizeEstimator.estimate} returns for a value nested deeper than `maxDepth`. */
+export const TOO_DEEP = -1;
+
+/** Flags of an open container on the scan stack. */
+const IS_MAP = 1;
+const EXPECT_KEY = 2;
+const DICTIONARY = 4;
+
+/**
+ * Estimates decoded sizes. One instance per connection: it reuses its stack and its key table
+ * (no allocation per frame once they have grown).
+ */
+export class DecodedSizeEstimator {
+  /** Values still due in each open container (a map counts keys and values). */
+  private remaining = new Float64Array(16);
+  private flags = new Uint8Array(16);
+  /** Element capacity V8 would have given each open map (integer keys). */
+  private capacity = new Float64Array(16);
+  /** Integer keys, and named keys, of each open map so far. */
+  private indexKeys = new Float64Array(16);
+  private namedKeys = new Float64Array(16);
+  /** Remembered keys: offset + 1 into the frame (0: empty), the key's length, the generation it belongs to. */
+  private readonly keyAt = new Int32Array(KEY_TABLE_SIZE);
+  private readonly keyLength = new Int32Array(KEY_TABLE_SIZE);
+  private readonly keyGeneration = new Int32Array(KEY_TABLE_SIZE);
+  private generation = 0;
+  private keysRemembered = 0;
+
+  constructor(
+    /** Deepest nesting allowed, counted as `DecoderLimits.maxDepth` counts it; Infinity: no limit. */
+    private readonly maxDepth: number = Infinity,
+  ) {}
+
+  /** After {@link estimate} returned {@link TOO_DEEP}: the depth of the elements that were too deep. */
+  deepest = 0;
+
+  /**
+   * The estimated decoded size of the one msgpack value in `bytes`, in bytes. Stops as soon as
+   * the estimate exceeds `limit` (and returns a number above it), or returns {@link TOO_DEEP}
+   * for a value nested deeper than `maxDepth`. Malformed or truncated input is scanned as far as
+   * it goes (the decoder reports what is wrong with it); the scan never throws, and never looks
+   * past the first complete value (the decoder refuses trailing bytes).
+   */
+  estimate(bytes: Uint8Array, limit: number = Infinity): number {
+    const end = bytes.byteLength;
+    this.generation = (this.generation + 1) | 0;
+    if (this.generation === 0) {
+      this.keyGeneration.fill(0);
+      this.generation = 1;
+    }
+    this.keysRemembered = 0;
+    let depth = 0;
+    let cost = SLOT;
+    let pos = 0;
+    while (pos < end) {
+      if (cost > limit) return cost;
+      let key = false;
+      let top = depth - 1;
+      if (top >= 0) {
+        const f = this.flags[top]!;
+        key = (f & EXPECT_KEY) !== 0;
+        if (f & IS_MAP) this.flags[top] = f ^ EXPECT_KEY;
+      }
+      const head = bytes[pos]!;
+      let size = 0; // elements of a new container
+      let isMap = false;
+      let next = pos + 1;
+      if (head <= 0x7f) {
+        if (key) cost += this.indexKey(top, head);
+      } else if (head <= 0x8f) {
+        size = (head - 0x80) * 2;
+        isMap = true;
+        cost += MAP;
+      } else if (head <= 0x9f) {
+        size = head - 0x90;
+        cost += size > 0 ? ARRAY + STORE : ARRAY;
+      } else if (head <= 0xbf) {
+        next += head - 0xa0;
+        cost += key ? this.stringKey(bytes, pos + 1, head - 0xa0, top) : stringCost(Math.min(head - 0xa0, end - pos - 1));
+      } else if (head >= 0xe0) {
+        if (key) cost += this.namedKey(top, NEW_KEY); // a negative key is a named property
+      } else {
+        switch (head) {
+          case 0xc0:
+          case 0xc2:
+          case 0xc3:
+            if (key) cost += this.namedKey(top, NEW_KEY);
+            break;
+          case 0xc4:
+          case 0xc5:
+          case 0xc6: {
+            const w = 1 << (head - 0xc4);
+            next += w + readLength(bytes, pos + 1, w, end);
+            cost += BINARY;
+            break;
+          }
+          case 0xc7:
+          case 0xc8:
+          case 0xc9: {
+            const w = 1 << (head - 0xc7);
+            const n = readLength(bytes, pos + 1, w, end);
+            next += w + 1 + n;
+            cost += EXTENSION + Math.min(n, Math.max(0, end - pos - 2 - w));
+            break;
+          }
+          case 0xca:
+          case 0xcb:
+            next += head === 0xca ? 4 : 8;
+            cost += key ? this.namedKey(top, NEW_KEY) : BOXED;
+            break;
+          case 0xcc:
+          case 0xcd:
+          case 0xce: {
+            const w = 1 << (head - 0xcc);
+            const v = readLength(bytes, pos + 1, w, end);
+            next += w;
+            if (key) cost += this.indexKey(top, v);
+            else if (v > 0x7fffffff) cost += BOXED;
+            break;
+          }
+          case 0xcf:
+          case 0xd3:
+            next += 8;
+            cost += BIGINT;
+            break;
+          case 0xd0:
+          case 0xd1:
+          case 0xd2: {
+            const w = 1 << (head - 0xd0);
+            const v = readSigned(bytes, pos + 1, w, end);
+            next += w;
+            if (key) cost += v >= 0 ? this.indexKey(top, v) : this.namedKey(top, NEW_KEY);
+            break;
+          }
+          case 0xd4:
+          case 0xd5:
+          case 0xd6:
+          case 0xd7:
+          case 0xd8: {
+            const n = 1 << (head - 0xd4);
+            next += 1 + n;
+            cost += EXTENSION + Math.min(n, Math.max(0, end - pos - 2));
+            break;
+          }
+          case 0xd9:
+          case 0xda:
+          case 0xdb: {
+            const w = 1 << (head - 0xd9);
+            const n = readLength(bytes, pos + 1, w, end);
+            next += w + n;
+            // A declared length beyond the frame costs no more than the bytes there (the decoder refuses it).
+            cost += key ? this.stringKey(bytes, pos + 1 + w, n, top) : stringCost(Math.min(n, Math.max(0, end - pos - 1 - w)));
+            break;
+          }
+          case 0xdc:
+          case 0xdd: {
+            const w = head === 0xdc ? 2 : 4;
+            size = readLength(bytes, pos + 1, w, end);
+            next += w;
+            cost += size > 0 ? ARRAY + STORE : ARRAY;
+            break;
+          }
+          case 0xde:
+          case 0xdf: {
+            const w = head === 0xde ? 2 : 4;
+            size = readLength(bytes, pos + 1, w, end) * 2;
+            next += w;
+            isMap = true;
+            cost += MAP;
+            break;
+          }
+          default:
+            return cost; // 0xc1 is never used: the decoder refuses the frame
+        }
+      }
+      pos = next;
+      if (size > 0) {
+        // A new container: its elements (at depth + 2, the frame's own being at 2) are due next.
+        if (depth + 2 > this.maxDepth) {
+          this.deepest = depth + 2;
+          return TOO_DEEP;
+        }
+        // Each element takes at least one byte: a declared size beyond the bytes left is a lie
+        // (the decoder refuses the frame), and costs no more than the bytes that are there.
+        cost += Math.min(isMap ? size / 2 : size, end - pos) * SLOT;
+        this.push(depth++, size, isMap);
+        continue;
+      }
+      // A complete value: it fills one place in each container it completes.
+      while (depth > 0) {
+        top = depth - 1;
+        const left = this.remaining[top]! - 1;
+        if (left > 0) {
+          this.remaining[top] = left;
+          break;
+        }
+        depth--; // that container is complete too: it fills a place in its parent
+      }
+      if (depth === 0) return cost;
+    }
+    return cost;
+  }
+
+  private push(at: number, size: number, isMap: boolean): void {
+    if (at >= this.remaining.length) this.grow();
+    this.remaining[at] = size;
+    this.flags[at] = isMap ? IS_MAP | EXPECT_KEY : 0;
+    this.capacity[at] = 0;
+    this.indexKeys[at] = 0;
+    this.namedKeys[at] = 0;
+  }
+
+  private grow(): void {
+    const n = this.remaining.length * 2;
+    const remaining = new Float64Array(n);
+    remaining.set(this.remaining);
+    const flags = new Uint8Array(n);
+    flags.set(this.flags);
+    this.remaining = remaining;
+    this.flags = flags;
+    this.capacity = widen(this.capacity, n);
+    this.indexKeys = widen(this.indexKeys, n);
+    this.namedKeys = widen(this.namedKeys, n);
+  }
+
+  /**
+   * An integer key `index` of the map at stack position `top`, as V8 stores it: in an elements
+   * store that grows to `index * 1.5 + 16` slots, unless the key is far beyond the store's
+   * capacity, or the store would be large and mostly empty; then in a dictionary.
+   */
+  private indexKey(top: number, index: number): number {
+    if (index > MAX_INDEX) return this.namedKey(top, NEW_KEY);
+    const used = ++this.indexKeys[top]!;
+    const f = this.flags[top]!;
+    if (f & DICTIONARY) return DICTIONARY_ENTRY;
+    const capacity = this.capacity[top]!;
+    if (index < capacity) return 0;
+    const grown = index + 1 + Math.floor((index + 1) / 2) + 16;
+    if (index - capacity >= MAX_ELEMENT_GAP || (grown > MAX_UNCHECKED_ELEMENTS && 9 * dictionaryCapacity(used) <= grown)) {
+      this.flags[top] = f | DICTIONARY;
+      return DICTIONARY_ENTRY * 4;
+    }
+    this.capacity[top] = grown;
+    return (grown - capacity) * ELEMENT + (capacity === 0 ? STORE : 0);
+  }
+
+  /** A named key that costs `cost` as one of an object's first properties; later ones live in a dictionary. */
+  private namedKey(top: number, cost: number): number {
+    return ++this.namedKeys[top]! > MAX_FAST_PROPERTIES ? Math.min(cost, DICTIONARY_ENTRY) : cost;
+  }
+
+  /** A string key of `n` bytes at `at`: an integer key when it spells one, else a named one. */
+  private stringKey(bytes: Uint8Array, at: number, n: number, top: number): number {
+    if (at + n > bytes.byteLength) return NEW_KEY;
+    const index = arrayIndexOf(bytes, at, n);
+    if (index >= 0) return this.indexKey(top, index);
+    if (n > MAX_REMEMBERED_KEY) return this.namedKey(top, NEW_KEY) + stringCost(n);
+    return this.seenBefore(bytes, at, n) ? 0 : this.namedKey(top, NEW_KEY) + stringCost(n);
+  }
+
+  /** True when the key bytes at `at` (n bytes) were seen earlier in this frame; remembers them otherwise. */
+  private seenBefore(bytes: Uint8Array, at: number, n: number): boolean {
+    let h = 0x811c9dc5 ^ n;
+    for (let i = 0; i < n; i++) h = Math.imul(h ^ bytes[at + i]!, 0x01000193);
+    const mask = KEY_TABLE_SIZE - 1;
+    for (let probe = 0, slot = (h >>> 0) & mask; probe < 8; probe++, slot = (slot + 1) & mask) {
+      if (this.keyGeneration[slot] !== this.generation) {
+        if (this.keysRemembered < KEY_TABLE_SIZE / 2) {
+          this.keyGeneration[slot] = this.generation;
+          this.keyAt[slot] = at + 1;
+          this.keyLength[slot] = n;
+          this.keysRemembered++;
+        }
+        return false;
+      }
+      if (this.keyLength[slot] === n && sameBytes(bytes, this.keyAt[slot]! - 1, at, n)) return true;
+    }
+    return false;
+  }
+}
+
+/** The capacity of V8's dictionary for `n` entries (NumberDictionary::ComputeCapacity). */
+function dictionaryCapacity(n: number): number {
+  let c = 4;
+  while (c < n + (n >> 1)) c *= 2;
+  return c;
+}
+
+function widen(a: Float64Array, n: number): Float64Array<ArrayBuffer> {
+  const b = new Float64Array(n);
+  b.set(a);
+  return b;
+}
+
+/** What a (non-key) string of `n` bytes costs besides its slot. */
+function stringCost(n: number): number {
+  return n < 2 ? 0 : STRING + n;
+}
+
+function sameBytes(bytes: Uint8Array, a: number, b: number, n: number): boolean {
+  for (let i = 0; i < n; i++) if (bytes[a + i] !== bytes[b + i]) return false;
+  return true;
+}
+
+/** The array index a key string spells ("0", "17"; not "017" or "-1"), or -1. */
+function arrayIndexOf(bytes: Uint8Array, at: number, n: number): number {
+  if (n === 0 || n > 10) return -1;
+  const first = bytes[at]!;
+  if (first < 0x30 || first > 0x39 || (first === 0x30 && n > 1)) return -1;
+  let v = 0;
+  for (let i = 0; i < n; i++) {
+    const c = bytes[at + i]!;
+    if (c < 0x30 || c > 0x39) return -1;
+    v = v * 10 + (c - 0x30);
+  }
+  return v <= MAX_INDEX ? v : -1;
+}
+
+/** An unsigned big-endian number of `w` (1, 2 or 4) bytes at `at`; beyond `end`: larger than anything left. */
+function readLength(bytes: Uint8Array, at: number, w: number, end: number): number {
+  if (at + w > end) return end;
+  if (w === 1) return bytes[at]!;
+  if (w === 2) return (bytes[at]! << 8) | bytes[at + 1]!;
+  return ((bytes[at]! << 24) | (bytes[at + 1]! << 16) | (bytes[at + 2]! << 8) | bytes[at + 3]!) >>> 0;
+}
+
+/** A signed big-endian number of `w` (1, 2 or 4) bytes at `at` (-1 when truncated). */
+function readSigned(bytes: Uint8Array, at: number, w: number, end: number): number {
+  if (at + w > end) return -1;
+  const u = readLength(bytes, at, w, end);
+  if (w === 1) return (u << 24) >> 24;
+  if (w === 2) return (u << 16) >> 16;
+  return u | 0;
+}
