@@ -12,7 +12,7 @@ import { Listeners, rethrowLater } from './listeners.js';
 import { resolveLimits, type ConnectionLimits, type ResolvedLimits, type WsMsgpackCallOptions } from './options.js';
 import { OutgoingCalls } from './outgoing.js';
 import type { StreamSink } from './outbound-types.js';
-import { bindSocket, type SocketSupport, type WebSocketLike } from './socket.js';
+import { bindSocket, type ReadControl, type SocketSupport, type WebSocketLike } from './socket.js';
 
 /** Options of a {@link Connection}. */
 export interface ConnectionOptions extends ConnectionLimits {
@@ -95,6 +95,11 @@ export class Connection {
   /** Set once either side announced GOING_AWAY: what new calls fail with. */
   /** @internal */
   protected goingAway: WsMsgpackError | undefined;
+  private readonly reader: ReadControl;
+  /** A server stops reading a peer whose outbound is congested (until the peer has read some). */
+  private readonly throttlesReading: boolean;
+  private readPaused = false;
+  private readonly support: SocketSupport | undefined;
   private requestHandler: RequestHandler | undefined;
   private eventHandler: ((event: IncomingEvent) => void) | undefined;
   /** Frames of the peer's calls and events held back by {@link holdPeerWork}, with when they came and their cost. */
@@ -113,7 +118,8 @@ export class Connection {
     this.budget = new BufferBudget(this.limits.maxConnectionBufferBytes);
     this.inbound = new BufferBudget(this.limits.maxInboundBytes);
     this.listeners = new Listeners<ConnectionEvents>((e, event) => (event === 'error' ? rethrowLater(e) : this.emitError(asError(e))));
-    this.writer = new FrameWriter(socket, this.codec, this.limits, (e) => this.emitError(e), options.socketSupport);
+    this.support = options.socketSupport;
+    this.writer = new FrameWriter(socket, this.codec, this.limits, (e) => this.emitError(e), options.socketSupport, (waiting) => this.onSendOverflow(waiting));
     const writer = this.writer;
     const sink: StreamSink = {
       sendItem: (id, value, final) => writer.sendItem(id, value, final),
@@ -139,13 +145,18 @@ export class Connection {
     });
     this.ownParity = options.role === 'client' ? 1 : 0;
     const support = options.socketSupport;
-    bindSocket(
+    // A server reads its peers fairly and stops reading one whose answers pile up unread. Only the
+    // server: were both ends to stop reading while their outbound is congested, they could wait
+    // on each other for ever.
+    this.throttlesReading = options.role === 'server';
+    this.reader = bindSocket(
       socket,
       {
         onMessage: (data, isBinary) => this.onMessage(data, isBinary),
         onClose: (code, reason) => this.terminate({ code, reason }),
         onSocketError: (err) => this.emitError(err),
       },
+      { fair: this.throttlesReading, incompleteMessageTimeout: this.limits.incompleteMessageTimeout },
       support,
     );
     // Node `ws` sockets ping; a socket that cannot (a browser's) makes keep-alive calls instead.
@@ -217,9 +228,13 @@ export class Connection {
     return this.outgoing.size;
   }
 
-  /** Bytes this side's push streams hold now, waiting for credit or the socket (all streams together). */
+  /**
+   * Bytes waiting to reach the peer: what this side's streams and answers hold, waiting for credit
+   * or the socket (bounded by `maxConnectionBufferBytes`), plus what waits in the socket itself
+   * (bounded by `maxSendBufferSize`).
+   */
   get bufferedBytes(): number {
-    return this.budget.used;
+    return this.budget.used + this.socket.bufferedAmount;
   }
 
   /**
@@ -288,6 +303,35 @@ export class Connection {
       return;
     }
     this.dispatchSafely(frame, cost);
+    if (this.throttlesReading && !this.readPaused && this.writer.congested()) this.pauseReading();
+  }
+
+  /** The peer is not reading what this side sends: stop reading what it sends until it does. */
+  private pauseReading(): void {
+    this.readPaused = true;
+    this.reader.pause();
+    this.writer.whenDrained(this.resumeReading);
+  }
+
+  private readonly resumeReading = (): void => {
+    if (!this.readPaused || this.closedInfo) return;
+    this.readPaused = false;
+    this.reader.resume();
+  };
+
+  /** More than `maxSendBufferSize` bytes wait unread by the peer: cut the connection (reported). */
+  private onSendOverflow(waiting: number): void {
+    if (this.closedInfo) return;
+    this.emitError(
+      new WsMsgpackError(
+        WsMsgpackErrorCode.RESOURCE_EXHAUSTED,
+        `the peer is not reading: ${waiting} bytes wait to be sent, more than maxSendBufferSize (${this.limits.maxSendBufferSize}); the connection was cut`,
+        { bufferedBytes: waiting },
+      ),
+    );
+    this.terminate({ code: 1008, reason: 'send buffer overflow: the peer does not read' });
+    if (this.support) this.support.terminate(this.socket);
+    else this.socket.close(1008, 'send buffer overflow');
   }
 
   /** A keep-alive call that arrived while the peer's calls are held: answered now, ahead of them. */

@@ -19,15 +19,18 @@ export class FrameWriter {
   private readonly drainWaiters = new Set<() => void>();
   private drainTimer: ReturnType<typeof setTimeout> | undefined;
   private stopped = false;
+  private sendCheckDue = false;
 
   constructor(
     private readonly socket: WebSocketLike,
     private readonly codec: FrameCodec,
-    private readonly limits: { readonly maxPayload: number; readonly maxBufferedBytes: number },
+    private readonly limits: { readonly maxPayload: number; readonly maxBufferedBytes: number; readonly maxSendBufferSize: number },
     /** Where failures go that no caller can be told about. */
     private readonly report: (error: Error) => void,
     /** A Node `ws` socket's extras (corking, zero-copy sends); none for a standard socket. */
     private readonly support?: SocketSupport,
+    /** The peer let more than `maxSendBufferSize` bytes pile up unread (`waiting` of them). */
+    private readonly onSendOverflow: (waiting: number) => void = () => {},
   ) {}
 
   /** Encodes and sends `frame`; throws a WsMsgpackError when it cannot. */
@@ -65,7 +68,7 @@ export class FrameWriter {
   /** Sends a stream item: NEXT, or COMPLETE with the value when `final`. Throws like {@link send}. */
   sendItem(id: number, value: unknown, final: boolean): void {
     const frame: Frame = final ? { type: FrameType.COMPLETE, id, hasValue: true, value } : { type: FrameType.NEXT, id, value };
-    if (this.batching()?.sendValue(frame, this.headOf, this.limits.maxPayload, this.tooBigError)) return;
+    if (this.batching()?.sendValue(frame, this.headOf, this.limits.maxPayload, this.tooBigError)) return this.checkSendBufferSoon();
     this.send(frame);
   }
 
@@ -128,7 +131,24 @@ export class FrameWriter {
     batch?.beforeWrite();
     this.socket.send(bytes);
     batch?.afterWrite();
+    this.checkSendBufferSoon();
   }
+
+  /** After a write: past `maxSendBufferSize`, check again once this tick's writes are out. */
+  private checkSendBufferSoon(): void {
+    const max = this.limits.maxSendBufferSize;
+    if (this.sendCheckDue || !(max > 0) || this.socket.bufferedAmount <= max) return;
+    this.sendCheckDue = true;
+    queueMicrotask(this.checkSendBuffer);
+  }
+
+  private readonly checkSendBuffer = (): void => {
+    this.sendCheckDue = false;
+    if (this.stopped) return;
+    this.flush(); // batched writes go to the kernel first: what remains is what the peer has not taken
+    const waiting = this.socket.bufferedAmount;
+    if (waiting > this.limits.maxSendBufferSize) this.onSendOverflow(waiting);
+  };
 
   /** The bytes of a stream item frame before its value: the frame with a nil value, minus the nil. */
   private readonly headOf = (frame: Frame): Uint8Array => {

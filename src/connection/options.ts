@@ -22,8 +22,30 @@ export interface ConnectionLimits extends FrameCodecOptions {
   maxStreamBufferBytes?: number;
   /** Most bytes all outbound push streams of one connection may hold together. Default 128 MiB. */
   maxConnectionBufferBytes?: number;
-  /** Socket `bufferedAmount` above which stream items wait. Default 4 MiB. */
+  /**
+   * Socket `bufferedAmount` above which this side stops adding to it: stream items and answers
+   * wait in their stream's buffer (counted in `maxStreamBufferBytes` / `maxConnectionBufferBytes`),
+   * and a server stops reading the peer's frames until the peer has read enough of its own.
+   * Default 4 MiB.
+   */
   maxBufferedBytes?: number;
+  /**
+   * Most bytes that may wait in the socket for a peer that does not read them (what was written
+   * anyway: events, `broadcast()`, error answers, a frame that was sent before the socket filled
+   * up). Past it the connection is cut at once (no closing handshake: the peer is not reading),
+   * its calls fail with UNAVAILABLE, and the reason is reported. The name and meaning of Nest TCP's
+   * option. Default 64 MiB; 0 or `Infinity`: no limit.
+   */
+  maxSendBufferSize?: number;
+  /**
+   * Most ms one message from the peer may take to arrive, from its first bytes to its last (a
+   * fragmented message, or one large frame trickling in). Past it the connection is cut (its
+   * calls fail with UNAVAILABLE) and the reason is reported, so a peer cannot hold a
+   * half-received message (up to `maxPayload`) for ever while answering pings. Nest TCP's option
+   * of the same name restarts its timer at every read; this one counts from the message's start.
+   * Default 30,000 ms; 0 or `Infinity`: no limit.
+   */
+  incompleteMessageTimeout?: number;
   /**
    * Most memory the peer's frames may hold on this side of one connection at once, in bytes, as
    * estimated from each frame before it is decoded (docs/PROTOCOL.md, "Limits": what a value
@@ -70,6 +92,8 @@ export const DEFAULT_LIMITS = Object.freeze({
   maxStreamBufferBytes: 64 * 1024 * 1024,
   maxConnectionBufferBytes: 128 * 1024 * 1024,
   maxBufferedBytes: 4 * 1024 * 1024,
+  maxSendBufferSize: 64 * 1024 * 1024,
+  incompleteMessageTimeout: 30_000,
   maxConcurrentCalls: 1000,
   maxInboundBytes: 256 * 1024 * 1024,
   maxPayload: DEFAULT_MAX_PAYLOAD,
@@ -101,11 +125,11 @@ export function resolveLimits(options: ConnectionLimits): ResolvedLimits {
     if ((options as Record<string, unknown>)[key] !== undefined) throw new TypeError(`nestjs-ws-msgpack: ${REPLACED[key]}`);
   }
   const limits: ResolvedLimits = { ...DEFAULT_LIMITS };
-  for (const key of ['keepAliveInterval', 'keepAliveTimeout'] as const) {
+  for (const key of ['keepAliveInterval', 'keepAliveTimeout', 'incompleteMessageTimeout'] as const) {
     const v = options[key];
     if (v !== undefined) (limits as Record<typeof key, number>)[key] = checkDuration(key, v);
   }
-  const numeric = ['window', 'maxStreamBufferBytes', 'maxConnectionBufferBytes', 'maxBufferedBytes', 'maxConcurrentCalls', 'maxInboundBytes', 'maxPayload'] as const;
+  const numeric = ['window', 'maxStreamBufferBytes', 'maxConnectionBufferBytes', 'maxBufferedBytes', 'maxConcurrentCalls', 'maxInboundBytes', 'maxSendBufferSize', 'maxPayload'] as const;
   for (const key of numeric) {
     const v = options[key];
     if (v === undefined) continue;

@@ -34,6 +34,8 @@ interface PullRun {
   pending: unknown;
   /** `running`: awaiting the iterator or sending; `parked`: waiting for credit or the socket. */
   state: 'running' | 'parked';
+  /** The pending item waits encoded at the head of the frames (counted in the buffer bounds). */
+  buffered: boolean;
 }
 
 /**
@@ -60,6 +62,10 @@ export class OutboundStream {
   /** How the source ended (`draining`): NONE for completion, else the error to send. */
   private endError: unknown = NONE;
   private subscription: Subscription | undefined;
+  /** The source is one value (a unary answer): no overflow strategy may drop it. */
+  private single = false;
+  /** The source is an iterable (no Observable pushes items between the pulled ones). */
+  private pullOnly = false;
   /** Iterator calls (`next()`) being awaited, and who waits for there to be none. */
   private pullsInFlight = 0;
   private idleWaiters: (() => void)[] = [];
@@ -111,9 +117,11 @@ export class OutboundStream {
         this.finish();
       } else if (isAsyncIterable(value)) {
         this.phase = 'open';
+        this.pullOnly = true;
         this.startPull(this.ownRun(value[Symbol.asyncIterator]()));
       } else {
         this.held = value; // pump() sends it with COMPLETE when credit allows
+        this.single = true;
         this.phase = 'draining';
         this.pump();
       }
@@ -132,6 +140,7 @@ export class OutboundStream {
       });
     } else {
       this.phase = 'open';
+      this.pullOnly = true;
       const iterator = isAsyncIterable(source) ? source[Symbol.asyncIterator]() : source[Symbol.iterator]();
       this.startPull(this.ownRun(iterator));
     }
@@ -256,7 +265,7 @@ export class OutboundStream {
   }
 
   private newRun(iterator: AsyncIterator<unknown> | Iterator<unknown>, settle: (outcome: IterationOutcome) => void): PullRun {
-    return { iterator, settle, pending: NONE, state: 'running' };
+    return { iterator, settle, pending: NONE, state: 'running', buffered: false };
   }
 
   private mapPullError(error: unknown): unknown {
@@ -298,6 +307,7 @@ export class OutboundStream {
       }
       if (!this.canSend()) {
         run.state = 'parked'; // pump() resumes it
+        if (!this.parkPending(run)) return;
         this.waitForCapacity();
         return;
       }
@@ -306,6 +316,31 @@ export class OutboundStream {
       this.credit.take();
       if (!this.send(v, false)) return;
     }
+  }
+
+  /**
+   * The item pulled ahead waits (for credit or the socket): encoded into the buffer, where the
+   * bounds count it, when the source is an iterable alone (an Observable that emits iterables
+   * pushes items around the pulled ones: there the item waits as it is, one per stream). False
+   * when it did not fit and the stream failed.
+   */
+  private parkPending(run: PullRun): boolean {
+    if (run.pending === NONE || !this.pullOnly || this.frames.length > 0) return true;
+    const v = run.pending;
+    run.pending = NONE;
+    let overflow: WsMsgpackError | undefined;
+    try {
+      overflow = this.frames.add(this.sink.encodeItem(this.id, v), true);
+    } catch (e) {
+      this.fail(e);
+      return false;
+    }
+    if (overflow) {
+      this.fail(overflow);
+      return false;
+    }
+    run.buffered = true;
+    return true;
   }
 
   private endPull(run: PullRun, outcome: IterationOutcome): void {
@@ -333,11 +368,22 @@ export class OutboundStream {
   /** Sends what credit and the socket allow, then the terminal frame once everything went out. */
   private readonly pump = (): void => {
     if (this.phase === 'ended' || this.phase === 'idle') return;
-    if (this.pull) {
-      if (this.pull.state === 'parked') {
-        if (this.canSend()) this.startPull(this.pull);
-        else this.waitForCapacity();
+    const run = this.pull;
+    if (run) {
+      if (run.state !== 'parked') return;
+      if (run.buffered && this.canSend()) {
+        run.buffered = false; // its pending item goes first, then the pull resumes
+        const bytes = this.frames.shift()!;
+        this.credit.take();
+        try {
+          this.sink.sendEncoded(bytes);
+        } catch (e) {
+          this.fail(e);
+          return;
+        }
       }
+      if (!run.buffered && this.canSend()) this.startPull(run);
+      else this.waitForCapacity();
       return;
     }
     for (;;) {
@@ -371,7 +417,7 @@ export class OutboundStream {
     if (this.phase !== 'draining') return;
     if (this.held !== NONE) {
       if (!this.canSend()) {
-        this.waitForCapacity();
+        this.bufferHeld();
         return;
       }
       const v = this.held;
@@ -384,6 +430,25 @@ export class OutboundStream {
     else this.sink.sendError(this.id, this.endError);
     this.finish();
   };
+
+  /**
+   * The last value cannot go out now (no credit, or a congested socket): it waits encoded in the
+   * buffer, counted against its bounds like any waiting item (a unary answer could otherwise wait
+   * uncounted, maxConcurrentCalls times over). A unary answer that does not fit fails the call.
+   */
+  private bufferHeld(): void {
+    const v = this.held;
+    this.held = NONE;
+    let overflow: WsMsgpackError | undefined;
+    try {
+      overflow = this.frames.add(this.sink.encodeItem(this.id, v), this.single);
+    } catch (e) {
+      this.fail(e);
+      return;
+    }
+    if (overflow) this.fail(overflow);
+    else this.pump();
+  }
 
   private waitForCapacity(): void {
     if (this.credit.value > 0) this.sink.whenDrained(this.pump); // else addCredit() resumes

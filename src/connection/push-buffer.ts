@@ -49,10 +49,14 @@ export class PushBuffer {
   /**
    * Buffers one encoded frame (copied), or drops frames as the strategy says. Returns the error the
    * stream must fail with under the `error` strategy when the frame does not fit, else undefined.
+   * `keep`: an item no strategy may drop (a unary answer, an item pulled from an iterator): one
+   * that does not fit fails the stream whatever the strategy.
    */
-  add(frame: Uint8Array): WsMsgpackError | undefined {
+  add(frame: Uint8Array, keep = false): WsMsgpackError | undefined {
     const cost = frame.byteLength + FRAME_OVERHEAD_BYTES;
-    if (this.overflow === 'latest') {
+    if (keep) {
+      if (!this.fits(cost)) return this.overflowError(cost);
+    } else if (this.overflow === 'latest') {
       this.drop(this.frames.length); // only the newest item waits, whatever its size
     } else if (!this.fits(cost)) {
       if (this.overflow === 'error') return this.overflowError(cost);

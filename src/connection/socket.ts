@@ -22,6 +22,25 @@ interface DomWebSocket {
   addEventListener(type: string, listener: (event: never) => void): void;
 }
 
+/** How a socket is read. */
+export interface ReadOptions {
+  /**
+   * Share the event loop fairly with other connections: at most a slice of time per turn for this
+   * socket's messages, the rest waiting for later turns (a server, with many peers).
+   */
+  readonly fair: boolean;
+  /** Most ms a message may take from its first bytes to its last; 0 or Infinity: no limit. */
+  readonly incompleteMessageTimeout: number;
+}
+
+/** Pausing the reading of a socket (a Node `ws` socket; a browser's cannot be paused). */
+export interface ReadControl {
+  /** Stops reading from the peer (its bytes wait in the kernel; TCP tells the peer to wait). */
+  pause(): void;
+  /** Reads again. */
+  resume(): void;
+}
+
 /** Callbacks the socket binding feeds. */
 export interface SocketListener {
   /** A binary message (`isBinary` false: a text message, which the protocol does not allow). */
@@ -40,8 +59,10 @@ export interface SocketListener {
  * the standard API alone (keep-alive calls instead of pings).
  */
 export interface SocketSupport {
-  /** Binds `ws`'s events when it is a `ws` socket; false: not one (the standard API is used). */
-  bind(ws: WebSocketLike, listener: SocketListener): boolean;
+  /** Binds `ws`'s events when it is a `ws` socket, read as `options` say; undefined: not one (the standard API is used). */
+  bind(ws: WebSocketLike, listener: SocketListener, options: ReadOptions): ReadControl | undefined;
+  /** Drops the connection at once, without a closing handshake (a peer that does not read would never see one). */
+  terminate(ws: WebSocketLike): void;
   /** Starts ping keep-alive when `ws` can ping; returns its stop function, or undefined when it cannot. */
   keepAlive(ws: WebSocketLike, intervalMs: number, timeoutMs: number): (() => void) | undefined;
   /** Write batching (corking) and zero-copy sends for `ws`, when its TCP socket allows them. */
@@ -50,9 +71,16 @@ export interface SocketSupport {
   whenClosed(ws: WebSocketLike, ms: number): Promise<void> | undefined;
 }
 
-/** Wires a WebSocket's events into `listener`: through `support` for a `ws` socket, else the standard API. */
-export function bindSocket(ws: WebSocketLike, listener: SocketListener, support?: SocketSupport): void {
-  if (support?.bind(ws, listener)) return;
+/** A socket that cannot pause (a browser's): reading goes on. */
+const NO_READ_CONTROL: ReadControl = { pause() {}, resume() {} };
+
+/**
+ * Wires a WebSocket's events into `listener`: through `support` for a `ws` socket, else the
+ * standard API. Returns how to pause its reading.
+ */
+export function bindSocket(ws: WebSocketLike, listener: SocketListener, options: ReadOptions, support?: SocketSupport): ReadControl {
+  const bound = support?.bind(ws, listener, options);
+  if (bound) return bound;
   ws.binaryType = 'arraybuffer';
   const dom = ws as unknown as DomWebSocket;
   dom.addEventListener('message', ((ev: { data: unknown }) => {
@@ -65,6 +93,7 @@ export function bindSocket(ws: WebSocketLike, listener: SocketListener, support?
     event: never,
   ) => void);
   dom.addEventListener('error', (() => listener.onSocketError(new Error('WebSocket error'))) as (event: never) => void);
+  return NO_READ_CONTROL;
 }
 
 /** What the frame writer does around its writes on a Node `ws` socket (see ws-socket.ts). */

@@ -1,5 +1,6 @@
 import { startKeepAlive } from './keepalive.js';
-import type { SocketListener, SocketSupport, WebSocketLike, WriteBatching } from './socket.js';
+import type { ReadControl, ReadOptions, SocketListener, SocketSupport, WebSocketLike, WriteBatching } from './socket.js';
+import { WsReader } from './ws-reader.js';
 
 /** `ws`'s EventEmitter interface. */
 interface NodeWebSocket {
@@ -104,17 +105,16 @@ function pingable(ws: WebSocketLike): PingableSocket | undefined {
  * the core looks under a `ws` WebSocket (`_socket`, for corking). No Node built-in is imported.
  */
 export const WS_SOCKET_SUPPORT: SocketSupport = {
-  bind(ws: WebSocketLike, listener: SocketListener): boolean {
-    if (!isNodeSocket(ws)) return false;
+  bind(ws: WebSocketLike, listener: SocketListener, options: ReadOptions): ReadControl | undefined {
+    if (!isNodeSocket(ws)) return undefined;
     ws.binaryType = 'nodebuffer';
-    ws.on('message', (data, isBinary) => {
-      // binaryType 'nodebuffer': ws delivers one Buffer per message.
-      if (!isBinary) return listener.onMessage(String(data), false);
-      listener.onMessage(data as Uint8Array, true);
-    });
-    ws.on('close', (code, reason) => listener.onClose(code, reason.toString()));
-    ws.on('error', (err) => listener.onSocketError(err));
-    return true;
+    return new WsReader(ws, listener, options);
+  },
+
+  terminate(ws: WebSocketLike): void {
+    const terminate = (ws as unknown as Partial<PingableSocket>).terminate;
+    if (typeof terminate === 'function') terminate.call(ws);
+    else ws.close();
   },
 
   keepAlive(ws: WebSocketLike, intervalMs: number, timeoutMs: number): (() => void) | undefined {

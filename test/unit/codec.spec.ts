@@ -238,7 +238,7 @@ describe('zero-copy sends of large binaries (FrameWriter on a ws socket)', () =>
   ])('final %s, id %i, %i bytes: two fragments that decode as that frame', (final, id, length) => {
     const codec = new FrameCodec();
     const { ws, sent } = fakeWs();
-    const writer = new FrameWriter(ws, codec, { maxPayload: 16 * 1024 * 1024, maxBufferedBytes: 1 << 22 }, () => {}, WS_SOCKET_SUPPORT);
+    const writer = new FrameWriter(ws, codec, { maxPayload: 16 * 1024 * 1024, maxBufferedBytes: 1 << 22, maxSendBufferSize: 0 }, () => {}, WS_SOCKET_SUPPORT);
     const bytes = Buffer.alloc(length, 9);
     writer.sendItem(id, bytes, final);
     expect(sent.map((s) => s.fin)).toEqual([false, true]);
@@ -253,14 +253,14 @@ describe('zero-copy sends of large binaries (FrameWriter on a ws socket)', () =>
   it('a small binary, or a standard socket, is one ordinary message', () => {
     const codec = new FrameCodec();
     const { ws, sent } = fakeWs();
-    new FrameWriter(ws, codec, { maxPayload: 1 << 24, maxBufferedBytes: 1 << 22 }, () => {}, WS_SOCKET_SUPPORT).sendItem(1, Buffer.alloc(100), false);
-    new FrameWriter(ws, codec, { maxPayload: 1 << 24, maxBufferedBytes: 1 << 22 }, () => {}).sendItem(3, Buffer.alloc(100_000), false);
+    new FrameWriter(ws, codec, { maxPayload: 1 << 24, maxBufferedBytes: 1 << 22, maxSendBufferSize: 0 }, () => {}, WS_SOCKET_SUPPORT).sendItem(1, Buffer.alloc(100), false);
+    new FrameWriter(ws, codec, { maxPayload: 1 << 24, maxBufferedBytes: 1 << 22, maxSendBufferSize: 0 }, () => {}).sendItem(3, Buffer.alloc(100_000), false);
     expect(sent.map((s) => s.fin)).toEqual([undefined, undefined]);
   });
 
   it('over maxPayload it throws RESOURCE_EXHAUSTED and sends nothing', () => {
     const { ws, sent } = fakeWs();
-    const writer = new FrameWriter(ws, new FrameCodec(), { maxPayload: 70_000, maxBufferedBytes: 1 << 22 }, () => {}, WS_SOCKET_SUPPORT);
+    const writer = new FrameWriter(ws, new FrameCodec(), { maxPayload: 70_000, maxBufferedBytes: 1 << 22, maxSendBufferSize: 0 }, () => {}, WS_SOCKET_SUPPORT);
     expect(() => writer.sendItem(1, Buffer.alloc(70_000), false)).toThrow(/exceeds maxPayload/);
     expect(sent).toEqual([]);
   });

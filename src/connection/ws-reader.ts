@@ -1,0 +1,228 @@
+import { WsMsgpackError, WsMsgpackErrorCode } from '../protocol/errors.js';
+import { Queue } from './queue.js';
+import type { ReadControl, ReadOptions, SocketListener } from './socket.js';
+import { startTimer, type Timer } from './timers.js';
+
+/**
+ * Most time one connection's messages are handled in one turn of the event loop, in ms. Past it,
+ * the connection's next messages wait for a later turn (and its socket is not read meanwhile), so
+ * one peer sending a flood of small frames cannot keep every other connection waiting. A turn
+ * with traffic on many connections gives each its slice in the order their data arrived.
+ */
+export const FAIR_SLICE_MS = 2;
+
+/** `ws`'s EventEmitter interface, and its public pause/resume (ws >= 8.0). */
+interface NodeWebSocket {
+  on(event: 'message', cb: (data: Uint8Array | ArrayBuffer | Uint8Array[], isBinary: boolean) => void): unknown;
+  on(event: 'close', cb: (code: number, reason: { toString(): string }) => void): unknown;
+  on(event: 'error', cb: (err: Error) => void): unknown;
+  pause?(): void;
+  resume?(): void;
+  terminate?(): void;
+}
+
+/**
+ * What the incomplete-message check reads of `ws`'s Receiver (internals, not public API): the
+ * bytes of a frame not yet complete (`_bufferedBytes`), the fragments of a message not yet
+ * complete (`_fragments`). Read on ws 8.23.0 and the same throughout ws 8.x; test/unit/ws-internals.spec.ts
+ * fails when the installed ws no longer has them (the check is then off, never wrong).
+ */
+interface ReceiverInternals {
+  _bufferedBytes?: unknown;
+  _fragments?: unknown;
+}
+
+/** The TCP socket under a `ws` WebSocket: where the bytes of a message arrive. */
+interface DataSource {
+  on(event: 'data', cb: () => void): unknown;
+}
+
+const now: () => number = typeof performance !== 'undefined' ? () => performance.now() : () => Date.now();
+
+const schedule: (fn: () => void) => void =
+  typeof setImmediate === 'function' ? (fn) => void setImmediate(fn) : (fn) => void setTimeout(fn, 0);
+
+/** The turn of the event loop (a number that changes once per turn with inbound traffic). */
+let turn = 0;
+let turnArmed = false;
+function currentTurn(): number {
+  if (!turnArmed) {
+    turnArmed = true;
+    schedule(() => {
+      turn++;
+      turnArmed = false;
+    });
+  }
+  return turn;
+}
+
+/**
+ * Reads one `ws` WebSocket on behalf of a connection: delivers its messages (fairly, on a
+ * server: at most {@link FAIR_SLICE_MS} per turn), pauses and resumes the socket for whoever asks
+ * (the fair slice, the connection's congested outbound), and cuts a peer whose message takes
+ * longer than `incompleteMessageTimeout` to arrive.
+ */
+export class WsReader implements ReadControl {
+  private readonly inbox = new Queue<{ data: Uint8Array | string; isBinary: boolean }>();
+  private spentTurn = -1;
+  private spentMs = 0;
+  private draining = false;
+  /** Why reading is paused: the fair slice ran out (`fair`), the outbound is congested (`outbound`). */
+  private readonly pausedFor = new Set<'fair' | 'outbound'>();
+  private closed = false;
+  /** The incomplete-message timer, and the message count when it started. */
+  private incomplete: Timer | undefined;
+  private messages = 0;
+
+  constructor(
+    private readonly ws: NodeWebSocket,
+    private readonly listener: SocketListener,
+    private readonly options: ReadOptions,
+  ) {
+    ws.on('message', (data, isBinary) => {
+      this.messages++;
+      if (this.incomplete) this.lastMessageAt = now();
+      // binaryType 'nodebuffer': ws delivers one Buffer per message.
+      this.arrived(isBinary ? (data as Uint8Array) : String(data), isBinary);
+    });
+    ws.on('close', (code, reason) => {
+      this.closed = true;
+      this.inbox.clear();
+      this.incomplete?.cancel();
+      this.incomplete = undefined;
+      listener.onClose(code, reason.toString());
+    });
+    ws.on('error', (err) => listener.onSocketError(err));
+    const limit = options.incompleteMessageTimeout;
+    if (limit > 0 && limit !== Infinity && receiverOf(ws)) {
+      const raw = (ws as unknown as { _socket?: Partial<DataSource> })._socket;
+      // Registered after ws's own 'data' listener: the chunk has been parsed when this runs.
+      if (raw && typeof raw.on === 'function') (raw as DataSource).on('data', () => this.incomplete ?? this.watchIncomplete());
+    }
+  }
+
+  pause(): void {
+    this.setPaused('outbound', true);
+  }
+
+  resume(): void {
+    this.setPaused('outbound', false);
+    this.scheduleDrain();
+  }
+
+  /**
+   * One message from ws: handled now, or queued behind the ones waiting: for a later turn (the
+   * slice ran out), or until the peer reads (paused for the outbound: ws still hands over the
+   * messages it had already read, and they must not add to what waits for the peer).
+   */
+  private arrived(data: Uint8Array | string, isBinary: boolean): void {
+    if (this.closed) return;
+    if (!this.options.fair) return this.listener.onMessage(data, isBinary);
+    if (this.inbox.length > 0 || this.pausedFor.has('outbound') || !this.hasTime()) {
+      this.inbox.push({ data, isBinary });
+      this.setPaused('fair', true);
+      this.scheduleDrain();
+      return;
+    }
+    this.deliver(data, isBinary);
+  }
+
+  private scheduleDrain(): void {
+    if (this.draining || this.pausedFor.has('outbound') || this.inbox.length === 0) return;
+    this.draining = true;
+    schedule(this.drain);
+  }
+
+  private hasTime(): boolean {
+    const t = currentTurn();
+    if (t !== this.spentTurn) {
+      this.spentTurn = t;
+      this.spentMs = 0;
+    }
+    return this.spentMs < FAIR_SLICE_MS;
+  }
+
+  private deliver(data: Uint8Array | string, isBinary: boolean): void {
+    const t0 = now();
+    try {
+      this.listener.onMessage(data, isBinary);
+    } finally {
+      this.spentMs += now() - t0;
+    }
+  }
+
+  /** A later turn: this connection's next slice of waiting messages. */
+  private readonly drain = (): void => {
+    this.draining = false;
+    while (this.inbox.length > 0 && !this.closed && !this.pausedFor.has('outbound') && this.hasTime()) {
+      const m = this.inbox.shift()!;
+      this.deliver(m.data, m.isBinary);
+    }
+    if (this.closed) return;
+    if (this.inbox.length > 0) this.scheduleDrain(); // resume() schedules it when paused for the outbound
+    else this.setPaused('fair', false);
+  };
+
+  private setPaused(reason: 'fair' | 'outbound', paused: boolean): void {
+    const was = this.pausedFor.size > 0;
+    if (paused) this.pausedFor.add(reason);
+    else this.pausedFor.delete(reason);
+    const is = this.pausedFor.size > 0;
+    if (was === is || this.closed) return;
+    if (is) this.ws.pause?.();
+    else this.ws.resume?.();
+  }
+
+  /**
+   * Part of a message has arrived (after a chunk was parsed): starts the incomplete-message
+   * timer, unless it runs. It counts from the first bytes of the message (as near as a chunk
+   * tells), not from the last read: a peer trickling a byte at a time, or answering pings between
+   * fragments it never finishes, is cut all the same.
+   */
+  private watchIncomplete(): void {
+    if (this.closed || bytesOfPartialMessage(this.ws) === 0) return;
+    this.armIncomplete(this.options.incompleteMessageTimeout);
+  }
+
+  private armIncomplete(ms: number): void {
+    this.incompleteFrom = this.messages;
+    this.incomplete = startTimer(ms, this.checkIncomplete, false);
+  }
+
+  private readonly checkIncomplete = (): void => {
+    this.incomplete = undefined;
+    const held = bytesOfPartialMessage(this.ws);
+    if (held === 0 || this.closed) return;
+    const limit = this.options.incompleteMessageTimeout;
+    if (this.messages !== this.incompleteFrom) {
+      // Messages completed meanwhile: the one under way began after the last of them.
+      this.armIncomplete(Math.max(1, limit - (now() - this.lastMessageAt)));
+      return;
+    }
+    this.listener.onSocketError(
+      new WsMsgpackError(
+        WsMsgpackErrorCode.RESOURCE_EXHAUSTED,
+        `a message from the peer did not complete within incompleteMessageTimeout (${limit} ms; ${held} bytes of it had arrived): the connection was cut`,
+      ),
+    );
+    this.ws.terminate?.();
+  };
+
+  private incompleteFrom = 0;
+  private lastMessageAt = 0;
+}
+
+/** `ws`'s Receiver, when it has the internals the incomplete-message check reads. */
+function receiverOf(ws: NodeWebSocket): ReceiverInternals | undefined {
+  const r = (ws as unknown as { _receiver?: ReceiverInternals })._receiver;
+  return r && typeof r._bufferedBytes === 'number' && Array.isArray(r._fragments) ? r : undefined;
+}
+
+/** Bytes of a message that has begun and not ended (0: none), from ws's Receiver. */
+export function bytesOfPartialMessage(ws: object): number {
+  const r = receiverOf(ws as NodeWebSocket);
+  if (!r) return 0;
+  let n = r._bufferedBytes as number;
+  for (const f of r._fragments as { length?: unknown }[]) if (typeof f.length === 'number') n += f.length;
+  return n;
+}
