@@ -22,6 +22,7 @@ export { ExtData, type WsMsgpackExtension, type ExtensionOptions } from './proto
 export type { Connection, ConnectionOptions, CloseInfo } from './connection/connection.js';
 export type { ConnectionLimits } from './connection/options.js';
 export { DEFAULT_LIMITS } from './connection/options.js';
+export type { WsRequestStream } from './connection/inbound-stream.js';
 export type { WebSocketLike } from './connection/socket.js';
 export { OVERFLOW_STRATEGIES, type OverflowStrategy, type Headers } from './protocol/frames.js';
 export { configureWsMsgpackTracing, WS_MSGPACK_TRACER_NAME } from './tracing/configure.js';

@@ -24,8 +24,15 @@ export interface InboundStreamBounds {
   readonly onOverflow?: (error: WsMsgpackError) => void;
 }
 
-/** A stream handed to a handler: an Observable that can also be pulled with `for await`. */
-export type PullableObservable = Observable<unknown> & AsyncIterable<unknown>;
+/**
+ * A request stream as a handler receives it (`@Payload() items: WsRequestStream<Item>`): an
+ * Observable of the items the caller sends, which can also be pulled with `for await`. Pulled,
+ * credit follows the loop and the caller waits for it (true backpressure); subscribed, items are
+ * delivered as they arrive. Either way, only once.
+ */
+export type WsRequestStream<T = unknown> = Observable<T> & AsyncIterable<T>;
+
+type PullableObservable = WsRequestStream;
 
 /**
  * A stream of items arriving from the peer, for exactly one consumer, who either subscribes

@@ -73,8 +73,8 @@ export class FrameCodec {
   private readonly estimator: DecodedSizeEstimator;
   private readonly maxDepth: number;
   /**
-   * The estimated decoded size of the frame {@link decode} returned last, in bytes (what decoding
-   * it allocated, as docs/PROTOCOL.md "Limits" estimates it): what the receiver charges while it
+   * What the frame {@link decode} returned last takes, in bytes: its own bytes plus what decoding
+   * it allocated, as docs/PROTOCOL.md "Limits" estimates it. What the receiver charges while it
    * holds the frame's values.
    */
   lastCost = 0;
@@ -118,9 +118,10 @@ export class FrameCodec {
    * Decodes and validates one frame. Throws {@link ProtocolViolation}; its `id` names the call
    * when the frame header was readable even though the body was not.
    *
-   * `budget`: the most memory decoding may take, in bytes as docs/PROTOCOL.md "Limits" estimates
-   * it. The estimate is made from the bytes before anything is decoded; a frame above the budget
-   * is refused with a RESOURCE_EXHAUSTED violation, and nothing of it is allocated.
+   * `budget`: the most memory the frame may take once decoded (its bytes, and the values decoding
+   * allocates, as docs/PROTOCOL.md "Limits" estimates them). The estimate is made from the bytes
+   * before anything is decoded; a frame above the budget is refused with a RESOURCE_EXHAUSTED
+   * violation, and nothing of it is allocated.
    */
   decode(bytes: Uint8Array, budget: number = Infinity): Frame {
     let cost = this.estimator.estimate(bytes, budget);
@@ -133,10 +134,12 @@ export class FrameCodec {
       }
       cost = 0;
     }
+    // The frame's own bytes count too: binaries and extensions decode into views of them.
+    cost += bytes.byteLength;
     if (cost > budget) {
       const header = peekHeader(bytes);
       throw new ProtocolViolation(
-        `a frame of ${bytes.byteLength} bytes would decode into about ${formatBytes(cost)}, more than the ${formatBytes(budget)} this side can still take (maxInboundBytes)`,
+        `a frame of ${bytes.byteLength} bytes would take about ${formatBytes(cost)} once decoded, more than the ${formatBytes(budget)} this side can still take (maxInboundBytes)`,
         header?.id ?? 0,
         header?.type,
         WsMsgpackErrorCode.RESOURCE_EXHAUSTED,

@@ -11,6 +11,7 @@ export { SUBPROTOCOL_V1, CloseCode } from '../protocol/constants.js';
 export { DEFAULT_RECONNECT, type ReconnectOptions } from '../connection/session.js';
 export { DEFAULT_LIMITS, type ConnectionLimits, type OverflowStrategy } from '../connection/options.js';
 export type { CloseInfo } from '../connection/connection.js';
+export type { WsRequestStream } from '../connection/inbound-stream.js';
 export type { WebSocketLike } from '../connection/socket.js';
 export type { Headers } from '../protocol/frames.js';
 export { ExtData, type WsMsgpackExtension, type ExtensionOptions } from '../protocol/extensions.js';

@@ -125,7 +125,7 @@ describe('frames that decode into far more than they weigh (issue 15, item 1)', 
     const answer = await peer.next(isFor(1));
     delay.disable();
     expect(answer.slice(0, 3)).toEqual([5, 1, 'RESOURCE_EXHAUSTED']);
-    expect(answer[3]).toMatch(/^a frame of 15000\d+ bytes would decode into about [\d.]+ MiB, more than the 256\.0 MiB this side can still take \(maxInboundBytes\)$/);
+    expect(answer[3]).toMatch(/^a frame of 15000\d+ bytes would take about [\d.]+ MiB once decoded, more than the 256\.0 MiB this side can still take \(maxInboundBytes\)$/);
     expect(memory() - before).toBeLessThan(64 * MB); // the frame itself (15 MB), no decoded maps (~960 MB)
     expect(delay.max / 1e6).toBeLessThan(1000); // the scan stops early; decoding stopped the loop for ~2.6 s
     // The same connection goes on; so does everyone else.
@@ -191,7 +191,7 @@ describe('maxInboundBytes: what the peer\'s calls hold at once', () => {
 
   it('requests of running calls are counted until they end; a call that does not fit fails alone, and fits again once others ended', async () => {
     const client = svc.client();
-    const payload = Array.from({ length: 40_000 }, (_, i) => `item ${i}`); // ~1.7 MB estimated decoded: two fit in 4 MB, three do not
+    const payload = Array.from({ length: 30_000 }, (_, i) => `item ${i}`); // ~1.6 MB with its frame: two fit in 4 MiB, three do not
     const held = [1, 2].map(() => first(client.send('hold', payload), 10_000));
     await until(() => gates.length === 2, undefined, 'two calls holding');
     const refused = await errorOf(client.send('hold', payload));

@@ -1,6 +1,7 @@
 import { lastValueFrom, take, toArray } from 'rxjs';
 import { InboundStream } from '../../src/connection/inbound-stream.js';
 import { WsMsgpackError } from '../../src/protocol/errors.js';
+import { BufferBudget } from '../../src/connection/frame-queue.js';
 
 function inbound(window = 4): { s: InboundStream; grants: number[] } {
   const grants: number[] = [];
@@ -90,5 +91,119 @@ describe('InboundStream', () => {
     expect(grants).toEqual([]); // take(1) unsubscribed before the grant
     expect(s.push('b')).toBe(true);
     expect(items).toEqual(['a']);
+  });
+});
+
+describe('InboundStream: pulled with for await (issue 15, item 5)', () => {
+  it('credit follows the loop: nothing is granted until the loop takes items', async () => {
+    const { s, grants } = inbound(4);
+    for (const v of [1, 2, 3, 4]) expect(s.push(v)).toBe(true);
+    expect(s.push(5)).toBe(false); // the window is all the peer may send ahead
+    const it = s.observable[Symbol.asyncIterator]();
+    expect(grants).toEqual([]);
+    expect(await it.next()).toEqual({ value: 1, done: false });
+    expect(grants).toEqual([]);
+    expect(await it.next()).toEqual({ value: 2, done: false });
+    expect(grants).toEqual([2]); // half the window taken by the loop: top up
+  });
+
+  it('a pull waiting for an item gets it as it arrives; the end and errors reach the loop', async () => {
+    const { s } = inbound(4);
+    const it = s.observable[Symbol.asyncIterator]();
+    const pending = it.next();
+    s.push('a');
+    expect(await pending).toEqual({ value: 'a', done: false });
+    const end = it.next();
+    s.complete();
+    expect(await end).toEqual({ value: undefined, done: true });
+
+    const b = inbound(4).s;
+    const failing = b.observable[Symbol.asyncIterator]();
+    b.push(1);
+    b.error(new WsMsgpackError('X', 'boom'));
+    expect(await failing.next()).toEqual({ value: 1, done: false });
+    await expect(failing.next()).rejects.toEqual(new WsMsgpackError('X', 'boom'));
+    expect(await failing.next()).toEqual({ value: undefined, done: true });
+  });
+
+  it('break (return()) stops the credit; a second consumer is refused, whichever way it consumes', async () => {
+    const { s, grants } = inbound(2);
+    s.push(1);
+    for await (const v of s.observable) {
+      expect(v).toBe(1);
+      break;
+    }
+    expect(grants).toEqual([1]); // for the item the loop took
+    s.push(2);
+    s.push(3);
+    expect(grants).toEqual([1]); // nothing more after break
+    await expect(lastValueFrom(s.observable)).rejects.toThrow('a request stream can be subscribed to (or iterated) only once');
+  });
+
+  it('the call ending while a pull waits rejects it with the reason', async () => {
+    const { s } = inbound(2);
+    const it = s.observable[Symbol.asyncIterator]();
+    const pending = it.next();
+    s.close(new WsMsgpackError('CANCELLED', 'the caller cancelled the call'));
+    await expect(pending).rejects.toEqual(new WsMsgpackError('CANCELLED', 'the caller cancelled the call'));
+  });
+});
+
+describe('InboundStream: waiting items bounded in bytes, with the overflow strategies (issue 15, item 5)', () => {
+  function bounded(overflow: 'error' | 'drop-newest' | 'drop-oldest' | 'latest', maxBytes = 100) {
+    const budget = new BufferBudget(1000);
+    const grants: number[] = [];
+    const overflows: WsMsgpackError[] = [];
+    const s = new InboundStream(8, (n) => grants.push(n), { budget, maxBytes, overflow, onOverflow: (e) => overflows.push(e) });
+    return { s, budget, grants, overflows };
+  }
+
+  it("'error': the stream fails (RESOURCE_EXHAUSTED) when waiting items would exceed maxBytes; the budget is released", () => {
+    const { s, budget, overflows } = bounded('error');
+    s.push('a', 60);
+    expect(budget.used).toBe(60);
+    s.push('b', 60);
+    expect(overflows).toHaveLength(1);
+    expect(overflows[0]).toMatchObject({ code: 'RESOURCE_EXHAUSTED' });
+    expect(overflows[0]!.message).toMatch(/exceed maxStreamBufferBytes \(100\)/);
+    expect(budget.used).toBe(0);
+  });
+
+  it("'drop-newest' keeps what waits; 'drop-oldest' makes room; 'latest' keeps only the newest; dropped items still count for credit", () => {
+    const newest = bounded('drop-newest');
+    for (const v of ['a', 'b', 'c']) newest.s.push(v, 40);
+    expect(watch(newest.s).items).toEqual(['a', 'b']);
+    expect(newest.s.dropped).toBe(1);
+
+    const oldest = bounded('drop-oldest');
+    for (const v of ['a', 'b', 'c']) oldest.s.push(v, 40);
+    expect(oldest.budget.used).toBe(80);
+    expect(watch(oldest.s).items).toEqual(['b', 'c']);
+    expect(oldest.budget.used).toBe(0);
+
+    const latest = bounded('latest');
+    for (const v of ['a', 'b', 'c', 'd']) latest.s.push(v, 60);
+    expect(watch(latest.s).items).toEqual(['d']);
+    expect(latest.grants.reduce((x, y) => x + y, 0)).toBe(4); // every item, taken or dropped, is credited back
+  });
+
+  it('the connection budget counts too: items do not fit when the connection holds too much', () => {
+    const { s, budget, overflows } = bounded('error', 1000);
+    budget.charge(950);
+    s.push('a', 40);
+    s.push('b', 40);
+    expect(overflows[0]!.message).toMatch(/exceed maxInboundBytes \(1000\)/);
+  });
+
+  it('a stream the peer ended is whole for a late consumer, but the connection stops counting it when the call ends', () => {
+    const { s, budget } = bounded('error');
+    s.push('a', 30);
+    s.complete();
+    s.close(new WsMsgpackError('CANCELLED', 'the call ended'));
+    expect(budget.used).toBe(0);
+    const w = watch(s);
+    expect(w.items).toEqual(['a']);
+    expect(w.outcome()).toBe('complete');
+    expect(budget.used).toBe(0);
   });
 });
