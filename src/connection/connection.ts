@@ -5,14 +5,15 @@ import { ProtocolViolation, WsMsgpackError, WsMsgpackErrorCode } from '../protoc
 import { FrameType, type Frame, type Headers, type RequestFrame } from '../protocol/frames.js';
 import { callIterator } from './call-iterator.js';
 import { BufferBudget } from './frame-queue.js';
+import { closedError, sendOverflowError, violationReport } from './errors.js';
 import { asError, FrameWriter } from './frame-writer.js';
 import { IncomingCalls, type RequestHandler } from './incoming.js';
 import { startCallKeepAlive } from './keepalive.js';
 import { Listeners, rethrowLater } from './listeners.js';
 import { resolveLimits, type ConnectionLimits, type ResolvedLimits, type WsMsgpackCallOptions } from './options.js';
 import { OutgoingCalls } from './outgoing.js';
-import type { StreamSink } from './outbound-types.js';
-import { bindSocket, type ReadControl, type SocketSupport, type WebSocketLike } from './socket.js';
+import { ReadThrottle } from './read-throttle.js';
+import { bindSocket, type SocketSupport, type WebSocketLike } from './socket.js';
 
 /** Options of a {@link Connection}. */
 export interface ConnectionOptions extends ConnectionLimits {
@@ -95,10 +96,7 @@ export class Connection {
   /** Set once either side announced GOING_AWAY: what new calls fail with. */
   /** @internal */
   protected goingAway: WsMsgpackError | undefined;
-  private readonly reader: ReadControl;
-  /** A server stops reading a peer whose outbound is congested (until the peer has read some). */
-  private readonly throttlesReading: boolean;
-  private readPaused = false;
+  private readonly throttle: ReadThrottle;
   private readonly support: SocketSupport | undefined;
   private requestHandler: RequestHandler | undefined;
   private eventHandler: ((event: IncomingEvent) => void) | undefined;
@@ -121,16 +119,7 @@ export class Connection {
     this.support = options.socketSupport;
     this.writer = new FrameWriter(socket, this.codec, this.limits, (e) => this.emitError(e), options.socketSupport, (waiting) => this.onSendOverflow(waiting));
     const writer = this.writer;
-    const sink: StreamSink = {
-      sendItem: (id, value, final) => writer.sendItem(id, value, final),
-      encodeItem: (id, value) => writer.encodeItem(id, value),
-      sendEncoded: (bytes) => writer.sendEncoded(bytes),
-      sendComplete: (id) => writer.sendControl({ type: FrameType.COMPLETE, id, hasValue: false }),
-      sendError: (id, error) => writer.sendError(id, error),
-      congested: () => writer.congested(),
-      whenDrained: (resume) => writer.whenDrained(resume),
-      report: (error) => this.emitError(asError(error)),
-    };
+    const sink = writer.streamSink((error) => this.emitError(asError(error)));
     const host = { writer, sink, limits: this.limits, budget: this.budget, inbound: this.inbound };
     this.outgoing = new OutgoingCalls(
       // A keep-alive call still goes out while going away: the calls draining on it need a live peer.
@@ -145,20 +134,19 @@ export class Connection {
     });
     this.ownParity = options.role === 'client' ? 1 : 0;
     const support = options.socketSupport;
-    // A server reads its peers fairly and stops reading one whose answers pile up unread. Only the
-    // server: were both ends to stop reading while their outbound is congested, they could wait
-    // on each other for ever.
-    this.throttlesReading = options.role === 'server';
-    this.reader = bindSocket(
+    // A server reads its peers fairly, and stops reading one whose answers pile up unread.
+    const serving = options.role === 'server';
+    const reader = bindSocket(
       socket,
       {
         onMessage: (data, isBinary) => this.onMessage(data, isBinary),
         onClose: (code, reason) => this.terminate({ code, reason }),
         onSocketError: (err) => this.emitError(err),
       },
-      { fair: this.throttlesReading, incompleteMessageTimeout: this.limits.incompleteMessageTimeout },
+      { fair: serving, incompleteMessageTimeout: this.limits.incompleteMessageTimeout },
       support,
     );
+    this.throttle = new ReadThrottle(reader, writer, serving);
     // Node `ws` sockets ping; a socket that cannot (a browser's) makes keep-alive calls instead.
     const { keepAliveInterval, keepAliveTimeout } = this.limits;
     this.stopKeepAlive =
@@ -303,32 +291,13 @@ export class Connection {
       return;
     }
     this.dispatchSafely(frame, cost);
-    if (this.throttlesReading && !this.readPaused && this.writer.congested()) this.pauseReading();
+    this.throttle.afterFrame();
   }
-
-  /** The peer is not reading what this side sends: stop reading what it sends until it does. */
-  private pauseReading(): void {
-    this.readPaused = true;
-    this.reader.pause();
-    this.writer.whenDrained(this.resumeReading);
-  }
-
-  private readonly resumeReading = (): void => {
-    if (!this.readPaused || this.closedInfo) return;
-    this.readPaused = false;
-    this.reader.resume();
-  };
 
   /** More than `maxSendBufferSize` bytes wait unread by the peer: cut the connection (reported). */
   private onSendOverflow(waiting: number): void {
     if (this.closedInfo) return;
-    this.emitError(
-      new WsMsgpackError(
-        WsMsgpackErrorCode.RESOURCE_EXHAUSTED,
-        `the peer is not reading: ${waiting} bytes wait to be sent, more than maxSendBufferSize (${this.limits.maxSendBufferSize}); the connection was cut`,
-        { bufferedBytes: waiting },
-      ),
-    );
+    this.emitError(sendOverflowError(waiting, this.limits.maxSendBufferSize));
     this.terminate({ code: 1008, reason: 'send buffer overflow: the peer does not read' });
     if (this.support) this.support.terminate(this.socket);
     else this.socket.close(1008, 'send buffer overflow');
@@ -401,13 +370,7 @@ export class Connection {
     if (v.id === 0) this.writer.sendError(0, err);
     else if (this.isOwn(v.id) && v.frameType !== FrameType.REQUEST) this.outgoing.onViolation(v.id, err);
     else this.incoming.onViolation(v.id, err, v.frameType === FrameType.REQUEST && !this.isOwn(v.id));
-    const what = v.code === WsMsgpackErrorCode.PROTOCOL_ERROR ? 'an invalid frame' : 'a frame over a limit';
-    this.emitError(
-      new WsMsgpackError(v.code, `the peer sent ${what}${v.id ? ` (call ${v.id})` : ''}: ${v.message}`, {
-        callId: v.id,
-        frameType: v.frameType,
-      }),
-    );
+    this.emitError(violationReport(v));
   }
 
   // ---------------------------------------------------------------- end
@@ -426,11 +389,7 @@ export class Connection {
   }
 
   private unavailable(info: CloseInfo): WsMsgpackError {
-    return new WsMsgpackError(
-      WsMsgpackErrorCode.UNAVAILABLE,
-      `connection closed (code ${info.code}${info.reason ? `: ${info.reason}` : ''})`,
-      { closeCode: info.code, closeReason: info.reason },
-    );
+    return closedError(info.code, info.reason);
   }
 
   private emitError(error: Error): void {

@@ -1,4 +1,4 @@
-import { WsMsgpackError, WsMsgpackErrorCode } from '../protocol/errors.js';
+import { WsMsgpackError, WsMsgpackErrorCode, type ProtocolViolation } from '../protocol/errors.js';
 import type { ErrorFrame } from '../protocol/frames.js';
 
 /** The code, message and data an error travels as in an ERROR frame. */
@@ -31,4 +31,27 @@ export function describeError(error: unknown): ErrorDescription {
 export function errorFromFrame(frame: ErrorFrame): unknown {
   if (frame.code === WsMsgpackErrorCode.APPLICATION_ERROR && frame.data !== undefined) return frame.data;
   return new WsMsgpackError(frame.code, frame.message, frame.data);
+}
+
+/** What the calls of a closed connection fail with (UNAVAILABLE, naming the close code and reason). */
+export function closedError(code: number, reason: string): WsMsgpackError {
+  return new WsMsgpackError(WsMsgpackErrorCode.UNAVAILABLE, `connection closed (code ${code}${reason ? `: ${reason}` : ''})`, {
+    closeCode: code,
+    closeReason: reason,
+  });
+}
+
+/** The report of a peer cut for letting more than `maxSendBufferSize` bytes pile up unread. */
+export function sendOverflowError(waiting: number, maxSendBufferSize: number): WsMsgpackError {
+  return new WsMsgpackError(
+    WsMsgpackErrorCode.RESOURCE_EXHAUSTED,
+    `the peer is not reading: ${waiting} bytes wait to be sent, more than maxSendBufferSize (${maxSendBufferSize}); the connection was cut`,
+    { bufferedBytes: waiting },
+  );
+}
+
+/** The report of a frame the peer got wrong (PROTOCOL_ERROR) or that is over a limit (RESOURCE_EXHAUSTED). */
+export function violationReport(v: ProtocolViolation): WsMsgpackError {
+  const what = v.code === WsMsgpackErrorCode.PROTOCOL_ERROR ? 'an invalid frame' : 'a frame over a limit';
+  return new WsMsgpackError(v.code, `the peer sent ${what}${v.id ? ` (call ${v.id})` : ''}: ${v.message}`, { callId: v.id, frameType: v.frameType });
 }

@@ -2,6 +2,7 @@ import type { FrameCodec } from '../protocol/codec.js';
 import { WsMsgpackError, WsMsgpackErrorCode } from '../protocol/errors.js';
 import { FrameType, type ErrorFrame, type Frame } from '../protocol/frames.js';
 import { describeError } from './errors.js';
+import type { StreamSink } from './outbound-types.js';
 import { READY_STATE_NAMES, type SocketSupport, type WebSocketLike, type WriteBatching } from './socket.js';
 
 /**
@@ -32,6 +33,20 @@ export class FrameWriter {
     /** The peer let more than `maxSendBufferSize` bytes pile up unread (`waiting` of them). */
     private readonly onSendOverflow: (waiting: number) => void = () => {},
   ) {}
+
+  /** What an outbound stream writes through; `report` gets what no caller can be told about. */
+  streamSink(report: (error: unknown) => void): StreamSink {
+    return {
+      sendItem: (id, value, final) => this.sendItem(id, value, final),
+      encodeItem: (id, value) => this.encodeItem(id, value),
+      sendEncoded: (bytes) => this.sendEncoded(bytes),
+      sendComplete: (id) => this.sendControl({ type: FrameType.COMPLETE, id, hasValue: false }),
+      sendError: (id, error) => this.sendError(id, error),
+      congested: () => this.congested(),
+      whenDrained: (resume) => this.whenDrained(resume),
+      report,
+    };
+  }
 
   /** Encodes and sends `frame`; throws a WsMsgpackError when it cannot. */
   send(frame: Frame): void {

@@ -3,6 +3,7 @@ import type { WsMsgpackError } from '../protocol/errors.js';
 import { nextToCompleteInPlace } from '../protocol/codec.js';
 import { OutboundCredit } from './credit.js';
 import { disposeStream, isAsyncIterable, IterationHandle, type IterationOutcome } from './iteration.js';
+import { newRun, NONE, PULL_BATCH, PullsInFlight, yieldToEventLoop, type PullRun } from './pull-run.js';
 import { PushBuffer } from './push-buffer.js';
 import { SingleValue, type OutboundSource, type OutboundStreamOptions, type StreamSink } from './outbound-types.js';
 import { Queue } from './queue.js';
@@ -14,29 +15,6 @@ import { Queue } from './queue.js';
  * - `ended`: the terminal frame was sent, or the stream was stopped.
  */
 type Phase = 'idle' | 'open' | 'draining' | 'ended';
-
-const NONE: unique symbol = Symbol('none');
-
-/** Items pulled from an iterator before the pump yields to the event loop. */
-const PULL_BATCH = 128;
-
-const yieldToEventLoop: () => Promise<void> =
-  typeof setImmediate === 'function'
-    ? () => new Promise((resolve) => setImmediate(resolve))
-    : () => new Promise((resolve) => setTimeout(resolve, 0));
-
-/** One iterator being pulled, or waiting to be. */
-interface PullRun {
-  readonly iterator: AsyncIterator<unknown> | Iterator<unknown>;
-  /** How the end of the pull is reported. */
-  readonly settle: (outcome: IterationOutcome) => void;
-  /** The item pulled ahead, waiting for credit. */
-  pending: unknown;
-  /** `running`: awaiting the iterator or sending; `parked`: waiting for credit or the socket. */
-  state: 'running' | 'parked';
-  /** The pending item waits encoded at the head of the frames (counted in the buffer bounds). */
-  buffered: boolean;
-}
 
 /**
  * Sends one stream of items under credit flow control.
@@ -66,9 +44,7 @@ export class OutboundStream {
   private single = false;
   /** The source is an iterable (no Observable pushes items between the pulled ones). */
   private pullOnly = false;
-  /** Iterator calls (`next()`) being awaited, and who waits for there to be none. */
-  private pullsInFlight = 0;
-  private idleWaiters: (() => void)[] = [];
+  private readonly inFlight = new PullsInFlight();
 
   constructor(
     private readonly sink: StreamSink,
@@ -100,8 +76,7 @@ export class OutboundStream {
    * `yield`, and only then does `return()` run its `finally`.
    */
   whenIdle(callback: () => void): void {
-    if (this.pullsInFlight === 0) callback();
-    else this.idleWaiters.push(callback);
+    this.inFlight.whenIdle(callback);
   }
 
   /** Starts consuming `source`. A source that arrives after the stream ended is disposed of. */
@@ -214,15 +189,23 @@ export class OutboundStream {
   }
 
   private enqueue(v: unknown): void {
+    if (this.buffer(v, false)) this.pump();
+  }
+
+  /**
+   * Encodes `v` into the buffer (no strategy drops it when `keep`). False when the stream failed:
+   * the value cannot be encoded or is too big, or it overflowed under the `error` strategy.
+   */
+  private buffer(v: unknown, keep: boolean): boolean {
     let overflow: WsMsgpackError | undefined;
     try {
-      overflow = this.frames.add(this.sink.encodeItem(this.id, v));
+      overflow = this.frames.add(this.sink.encodeItem(this.id, v), keep);
     } catch (e) {
       this.fail(e); // cannot be encoded, or too big
-      return;
+      return false;
     }
     if (overflow) this.fail(overflow);
-    else this.pump();
+    return !overflow;
   }
 
   /**
@@ -247,25 +230,21 @@ export class OutboundStream {
 
   /** A pull of the whole source: its end is the stream's end. */
   private ownRun(iterator: AsyncIterator<unknown> | Iterator<unknown>): PullRun {
-    return this.newRun(iterator, (outcome) => this.endSource(outcome ? this.mapPullError(outcome.error) : NONE));
+    return newRun(iterator, (outcome) => this.endSource(outcome ? this.mapPullError(outcome.error) : NONE));
   }
 
   /** An async iterable an Observable emitted: its end reaches the Observable's operators. */
   private handleRun(handle: IterationHandle): PullRun {
     const { source } = handle;
     const iterator = isAsyncIterable(source) ? source[Symbol.asyncIterator]() : source[Symbol.iterator]();
-    return this.newRun(iterator, handle.settle);
+    return newRun(iterator, handle.settle);
   }
 
   /** An async iterable an Observable emitted without a handle: its error ends the stream. */
   private nestedRun(source: AsyncIterable<unknown>): PullRun {
-    return this.newRun(source[Symbol.asyncIterator](), (outcome) => {
+    return newRun(source[Symbol.asyncIterator](), (outcome) => {
       if (outcome) this.endSource(this.mapPullError(outcome.error));
     });
-  }
-
-  private newRun(iterator: AsyncIterator<unknown> | Iterator<unknown>, settle: (outcome: IterationOutcome) => void): PullRun {
-    return { iterator, settle, pending: NONE, state: 'running', buffered: false };
   }
 
   private mapPullError(error: unknown): unknown {
@@ -289,14 +268,14 @@ export class OutboundStream {
           if (this.pull !== run) return;
         }
         let r: IteratorResult<unknown>;
-        this.pullsInFlight++;
+        this.inFlight.begin();
         try {
           r = await run.iterator.next();
         } catch (error) {
           if (this.pull === run) this.endPull(run, { error });
           return;
         } finally {
-          if (--this.pullsInFlight === 0 && this.idleWaiters.length > 0) for (const w of this.idleWaiters.splice(0)) w();
+          this.inFlight.end();
         }
         if (this.pull !== run) return; // stopped meanwhile; finish() closed the iterator
         if (r.done) {
@@ -328,19 +307,8 @@ export class OutboundStream {
     if (run.pending === NONE || !this.pullOnly || this.frames.length > 0) return true;
     const v = run.pending;
     run.pending = NONE;
-    let overflow: WsMsgpackError | undefined;
-    try {
-      overflow = this.frames.add(this.sink.encodeItem(this.id, v), true);
-    } catch (e) {
-      this.fail(e);
-      return false;
-    }
-    if (overflow) {
-      this.fail(overflow);
-      return false;
-    }
-    run.buffered = true;
-    return true;
+    run.buffered = this.buffer(v, true);
+    return run.buffered;
   }
 
   private endPull(run: PullRun, outcome: IterationOutcome): void {
@@ -439,15 +407,7 @@ export class OutboundStream {
   private bufferHeld(): void {
     const v = this.held;
     this.held = NONE;
-    let overflow: WsMsgpackError | undefined;
-    try {
-      overflow = this.frames.add(this.sink.encodeItem(this.id, v), this.single);
-    } catch (e) {
-      this.fail(e);
-      return;
-    }
-    if (overflow) this.fail(overflow);
-    else this.pump();
+    if (this.buffer(v, this.single)) this.pump();
   }
 
   private waitForCapacity(): void {

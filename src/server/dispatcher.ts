@@ -154,6 +154,10 @@ export abstract class WsMsgpackDispatcher<EventsMap extends Record<string, Funct
   private findHandler(pattern: string): MessageHandler | null {
     const direct = this.messageHandlers.get(pattern) ?? this.resolved.get(pattern);
     if (direct) return direct;
+    // Nest's lookup JSON-parses the pattern first. A pattern that starts with a letter is not JSON
+    // (or is true/false/null, which no route is): its route is itself, already looked up above.
+    // Skipping the parse (and the exception it throws) keeps a flood of unknown patterns cheap.
+    if (startsWithLetter(pattern)) return null;
     // Object patterns arrive JSON-encoded in whatever key order the caller used; Nest parses and
     // normalises them on every lookup. Remember hits (bounded: callers choose the strings).
     const handler = this.getHandlerByPattern(pattern);
@@ -229,6 +233,12 @@ const RESERVED_PREFIX = 'wsmp:';
 
 function isReserved(pattern: string): boolean {
   return pattern.startsWith(RESERVED_PREFIX);
+}
+
+/** True when `s` starts with an ASCII letter or `_` (never the start of a JSON value Nest would route differently). */
+function startsWithLetter(s: string): boolean {
+  const c = s.charCodeAt(0) | 0x20; // lower case for letters
+  return (c >= 0x61 && c <= 0x7a) || s.charCodeAt(0) === 0x5f;
 }
 
 /** An error for a message: its message, or the value as JSON (a Nest error payload). */
