@@ -116,6 +116,19 @@ async function main(): Promise<void> {
   print('sum(1, 2, 3, 4)', total);
   expectEqual('sum', total, 10);
 
+  // 4b. A request stream the server pulls with for-await: our generator is asked for rows at most
+  //     one credit window (256) ahead of the server's loop, however many there are.
+  let produced = 0;
+  async function* manyRows(): AsyncGenerator<Row> {
+    for (let id = 0; id < 5000; id++) {
+      produced++;
+      yield { id, name: `row-${id}` };
+    }
+  }
+  const imported = await firstValueFrom(client.send<{ rows: number }>('import', manyRows()));
+  print('import (5,000 rows, pulled by the server)', `${imported.rows} rows imported`);
+  expectEqual('import', [imported, produced], [{ rows: 5000 }, 5000]);
+
   // 5. Response stream: print each item as it arrives.
   const repeated = await lastValueFrom(
     client.send<string, RepeatRequest>('repeat', { word: 'bla...', count: 4 }).pipe(

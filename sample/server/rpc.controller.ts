@@ -2,7 +2,7 @@ import { Controller, Logger, UseFilters } from '@nestjs/common';
 import { MessagePattern, Payload, RpcException } from '@nestjs/microservices';
 import { finalize, firstValueFrom, from, interval, map, range, reduce, throwError, timeout, type Observable } from 'rxjs';
 // In your own app: import { ... } from 'nestjs-ws-msgpack';
-import { WS_PEER_CONNECTED, WsEventPattern, WsHeaders, WsMessagePattern, WsPeer, WsSignal, type WsMsgpackPeer } from '../../src/index.js';
+import { WS_PEER_CONNECTED, WsEventPattern, WsHeaders, WsMessagePattern, WsPeer, WsSignal, type WsMsgpackPeer, type WsRequestStream } from '../../src/index.js';
 import type { AuditEvent, DivRequest, PageAnswer, Price, Quote, QuotesRequest, RepeatRequest, Row, SleepRequest, Stats } from '../shared.js';
 import { OutOfStockError, OutOfStockFilter } from './out-of-stock.filter.js';
 import { RpcServerRef } from './rpc-server.ref.js';
@@ -82,6 +82,22 @@ export class RpcController {
   @WsMessagePattern('sum')
   sum(@Payload() numbers$: Observable<number>): Observable<number> {
     return numbers$.pipe(reduce((total, n) => total + n, 0));
+  }
+
+  /**
+   * Request stream, pulled: `for await` takes one row at a time, and the client sends no faster
+   * than this loop (credit follows it). The answer is how many rows there were, and the most the
+   * client's source ran ahead of the loop.
+   */
+  @WsMessagePattern('import')
+  async importRows(@Payload() rows: WsRequestStream<Row>): Promise<{ rows: number }> {
+    let n = 0;
+    for await (const row of rows) {
+      if (row.id !== n) throw new RpcException({ code: 'OUT_OF_ORDER', message: `row ${row.id} came as number ${n}` });
+      n++;
+      if (n % 100 === 0) await new Promise((resolve) => setTimeout(resolve, 1)); // a slow insert, now and then
+    }
+    return { rows: n };
   }
 
   /** Response stream from an async generator: `word`, `count` times. */
