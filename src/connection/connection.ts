@@ -56,6 +56,13 @@ type ConnectionEvents = {
   goingAway: (notice: WsMsgpackError) => void;
 };
 
+/** Handles the events the peer emits; a returned promise says when the handler is done. */
+type EventHandler = (event: IncomingEvent) => void | PromiseLike<unknown>;
+
+function isPromiseLike(v: unknown): v is PromiseLike<unknown> {
+  return typeof (v as PromiseLike<unknown> | null)?.then === 'function';
+}
+
 /** A keep-alive call (answered by the core itself, never held). */
 function isPing(frame: Frame): boolean {
   return frame.type === FrameType.REQUEST && frame.pattern === PING_PATTERN && !frame.stream;
@@ -99,7 +106,7 @@ export class Connection {
   private readonly throttle: ReadThrottle;
   private readonly support: SocketSupport | undefined;
   private requestHandler: RequestHandler | undefined;
-  private eventHandler: ((event: IncomingEvent) => void) | undefined;
+  private eventHandler: EventHandler | undefined;
   /** Frames of the peer's calls and events held back by {@link holdPeerWork}, with when they came and their cost. */
   /** @internal */
   protected held: { frame: Frame; at: number; cost: number }[] | undefined;
@@ -114,10 +121,10 @@ export class Connection {
     this.codec = new FrameCodec(options);
     this.limits = resolveLimits(options);
     this.budget = new BufferBudget(this.limits.maxConnectionBufferBytes);
-    this.inbound = new BufferBudget(this.limits.maxInboundBytes);
+    this.inbound = new BufferBudget(this.limits.maxInboundBytes || Infinity); // 0: no limit
     this.listeners = new Listeners<ConnectionEvents>((e, event) => (event === 'error' ? rethrowLater(e) : this.emitError(asError(e))));
     this.support = options.socketSupport;
-    this.writer = new FrameWriter(socket, this.codec, this.limits, (e) => this.emitError(e), options.socketSupport, (waiting) => this.onSendOverflow(waiting));
+    this.writer = new FrameWriter(socket, this.codec, this.limits, (e) => this.emitError(e), options.socketSupport);
     const writer = this.writer;
     const sink = writer.streamSink((error) => this.emitError(asError(error)));
     const host = { writer, sink, limits: this.limits, budget: this.budget, inbound: this.inbound };
@@ -147,6 +154,9 @@ export class Connection {
       support,
     );
     this.throttle = new ReadThrottle(reader, writer, serving);
+    // A server cuts a peer that reads nothing of what piles up for it (a client is never cut by
+    // this: its own bursts are refused instead, see FrameWriter.assertRoom).
+    if (serving) writer.cutWhenStalled((waiting) => this.onSendOverflow(waiting));
     // Node `ws` sockets ping; a socket that cannot (a browser's) makes keep-alive calls instead.
     const { keepAliveInterval, keepAliveTimeout } = this.limits;
     this.stopKeepAlive =
@@ -164,8 +174,11 @@ export class Connection {
     this.requestHandler = handler;
   }
 
-  /** @internal Sets the handler for events the peer emits. */
-  onEvent(handler: ((event: IncomingEvent) => void) | undefined): void {
+  /**
+   * @internal Sets the handler for events the peer emits. A handler that returns a promise holds
+   * the event's share of `maxInboundBytes` until it settles.
+   */
+  onEvent(handler: EventHandler | undefined): void {
     this.eventHandler = handler;
   }
 
@@ -249,6 +262,7 @@ export class Connection {
   /** Emits an event (fire and forget). Throws UNAVAILABLE when the connection is not open, or when the data cannot be encoded. */
   emit(pattern: unknown, payload: unknown, headers?: Headers): void {
     if (this.closedInfo) throw this.unavailable(this.closedInfo);
+    this.writer.assertRoom();
     this.writer.send(headers === undefined ? { type: FrameType.EVENT, pattern, payload } : { type: FrameType.EVENT, pattern, payload, headers });
   }
 
@@ -300,7 +314,7 @@ export class Connection {
     this.emitError(sendOverflowError(waiting, this.limits.maxSendBufferSize));
     this.terminate({ code: 1008, reason: 'send buffer overflow: the peer does not read' });
     if (this.support) this.support.terminate(this.socket);
-    else this.socket.close(1008, 'send buffer overflow');
+    else this.close(); // a standard socket: no terminate; 1008 is not a code it may send
   }
 
   /** A keep-alive call that arrived while the peer's calls are held: answered now, ahead of them. */
@@ -328,7 +342,7 @@ export class Connection {
         if (isPing(frame)) return this.incoming.answerPing(frame);
         return this.incoming.accept(frame, this.requestHandler, cost);
       case FrameType.EVENT:
-        return this.onEventFrame(frame.pattern, frame.payload, frame.headers);
+        return this.onEventFrame(frame.pattern, frame.payload, frame.headers, cost);
       case FrameType.NEXT:
         return this.isOwn(frame.id) ? this.outgoing.onNext(frame, cost) : this.incoming.onNext(frame, cost);
       case FrameType.COMPLETE:
@@ -355,9 +369,17 @@ export class Connection {
     this.listeners.emit('goingAway', new WsMsgpackError(WsMsgpackErrorCode.GOING_AWAY, message, data));
   }
 
-  private onEventFrame(pattern: unknown, payload: unknown, headers: Headers | undefined): void {
+  private onEventFrame(pattern: unknown, payload: unknown, headers: Headers | undefined, cost: number): void {
     const handler = this.eventHandler;
-    if (handler) this.guard(() => handler({ pattern, payload, headers: headers ?? EMPTY_HEADERS }));
+    if (!handler) return;
+    let running: unknown;
+    this.guard(() => (running = handler({ pattern, payload, headers: headers ?? EMPTY_HEADERS })));
+    if (!(cost > 0) || !isPromiseLike(running)) return;
+    // The handler still holds the event: its share stays charged until it is done.
+    const inbound = this.inbound;
+    inbound.charge(cost);
+    const release = (): void => inbound.charge(-cost);
+    running.then(release, release);
   }
 
   /**

@@ -40,15 +40,38 @@ export class InboundCredit {
    * CREDIT frame is due). Counting consumption rather than arrival keeps the sender at most one
    * window ahead of the consumer, however many items wait in a local buffer.
    */
-  consumed(): number {
+  consumed(cap = Infinity): number {
     if (this.unlimited) return 0;
     this.taken++;
+    return this.topUp(cap);
+  }
+
+  /**
+   * The credit to grant now (0 when none is due), at most `cap`: credit held back by a cap is
+   * granted by a later call, once the consumer has taken more.
+   */
+  topUp(cap = Infinity): number {
+    if (this.unlimited) return 0;
     const ahead = this.granted - this.taken;
     if (ahead > this.window / 2) return 0;
-    const grant = this.window - ahead;
+    const grant = Math.min(this.window - ahead, cap);
+    if (!(grant > 0)) return 0;
     this.granted += grant;
     return grant;
   }
+}
+
+/**
+ * A cap on credit that keeps a stream's bytes within `maxBytes`: what waits for the consumer, plus
+ * what the outstanding credit may still bring, at the average item size seen so far. Never 0 when
+ * nothing waits and nothing is on its way (one item at a time, however big), so a stream never
+ * stalls. Infinity before any item has been seen.
+ */
+export function byteCap(maxBytes: number, waitingBytes: number, outstanding: number, averageItem: number): number {
+  if (!(averageItem > 0) || !(maxBytes < Infinity)) return Infinity;
+  const cap = Math.floor((maxBytes - waitingBytes) / averageItem) - outstanding;
+  if (cap > 0) return cap;
+  return waitingBytes === 0 && outstanding === 0 ? 1 : 0;
 }
 
 /** Sender-side credit: how many items may be sent now. `Infinity` when unlimited. */

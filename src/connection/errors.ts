@@ -45,9 +45,23 @@ export function closedError(code: number, reason: string): WsMsgpackError {
 export function sendOverflowError(waiting: number, maxSendBufferSize: number): WsMsgpackError {
   return new WsMsgpackError(
     WsMsgpackErrorCode.RESOURCE_EXHAUSTED,
-    `the peer is not reading: ${waiting} bytes wait to be sent, more than maxSendBufferSize (${maxSendBufferSize}); the connection was cut`,
+    `the peer is not reading: ${waiting} bytes wait to be sent, more than maxSendBufferSize (${maxSendBufferSize}), and it took none of them for a second; the connection was cut`,
     { bufferedBytes: waiting },
   );
+}
+
+/** A new event or call refused: the peer has not read what already waits for it. */
+export function sendBufferFull(waiting: number, maxSendBufferSize: number): WsMsgpackError {
+  return new WsMsgpackError(
+    WsMsgpackErrorCode.RESOURCE_EXHAUSTED,
+    `not sent: ${waiting} bytes already wait for the peer, more than maxSendBufferSize (${maxSendBufferSize}); it is not reading as fast as this side sends`,
+    { bufferedBytes: waiting, maxSendBufferSize },
+  );
+}
+
+/** True for the refusal of {@link sendBufferFull} (a peer that does not keep up, not bad data). */
+export function isSendBufferFull(e: unknown): boolean {
+  return e instanceof WsMsgpackError && (e.details as { maxSendBufferSize?: unknown } | undefined)?.maxSendBufferSize !== undefined;
 }
 
 /** The report of a frame the peer got wrong (PROTOCOL_ERROR) or that is over a limit (RESOURCE_EXHAUSTED). */

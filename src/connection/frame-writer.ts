@@ -1,7 +1,8 @@
 import type { FrameCodec } from '../protocol/codec.js';
 import { WsMsgpackError, WsMsgpackErrorCode } from '../protocol/errors.js';
 import { FrameType, type ErrorFrame, type Frame } from '../protocol/frames.js';
-import { describeError } from './errors.js';
+import { describeError, sendBufferFull } from './errors.js';
+import { startTimer, type Timer } from './timers.js';
 import type { StreamSink } from './outbound-types.js';
 import { READY_STATE_NAMES, type SocketSupport, type WebSocketLike, type WriteBatching } from './socket.js';
 
@@ -20,7 +21,11 @@ export class FrameWriter {
   private readonly drainWaiters = new Set<() => void>();
   private drainTimer: ReturnType<typeof setTimeout> | undefined;
   private stopped = false;
-  private sendCheckDue = false;
+  /** Server: told when the peer takes nothing of what waits for it (see {@link cutWhenStalled}). */
+  private onStalled: ((waiting: number) => void) | undefined;
+  private stallTimer: Timer | undefined;
+  /** What waited when the stall timer started. */
+  private stallFrom = 0;
 
   constructor(
     private readonly socket: WebSocketLike,
@@ -30,9 +35,27 @@ export class FrameWriter {
     private readonly report: (error: Error) => void,
     /** A Node `ws` socket's extras (corking, zero-copy sends); none for a standard socket. */
     private readonly support?: SocketSupport,
-    /** The peer let more than `maxSendBufferSize` bytes pile up unread (`waiting` of them). */
-    private readonly onSendOverflow: (waiting: number) => void = () => {},
   ) {}
+
+  /**
+   * Throws RESOURCE_EXHAUSTED when the socket already holds more than `maxSendBufferSize` bytes
+   * the peer has not read: a new event or call is refused (loudly) rather than queued without
+   * bound. Answers and control frames are not refused (they are bounded otherwise).
+   */
+  assertRoom(): void {
+    const max = this.limits.maxSendBufferSize;
+    if (!(max > 0)) return;
+    const waiting = this.socket.bufferedAmount;
+    if (waiting > max) throw sendBufferFull(waiting, max);
+  }
+
+  /**
+   * A server cuts a peer that lets more than `maxSendBufferSize` bytes pile up and takes none of
+   * them for {@link STALL_MS}: `onStalled` is then called with what waits.
+   */
+  cutWhenStalled(onStalled: (waiting: number) => void): void {
+    this.onStalled = onStalled;
+  }
 
   /** What an outbound stream writes through; `report` gets what no caller can be told about. */
   streamSink(report: (error: unknown) => void): StreamSink {
@@ -83,7 +106,7 @@ export class FrameWriter {
   /** Sends a stream item: NEXT, or COMPLETE with the value when `final`. Throws like {@link send}. */
   sendItem(id: number, value: unknown, final: boolean): void {
     const frame: Frame = final ? { type: FrameType.COMPLETE, id, hasValue: true, value } : { type: FrameType.NEXT, id, value };
-    if (this.batching()?.sendValue(frame, this.headOf, this.limits.maxPayload, this.tooBigError)) return this.checkSendBufferSoon();
+    if (this.batching()?.sendValue(frame, this.headOf, this.limits.maxPayload, this.tooBigError)) return this.watchStall();
     this.send(frame);
   }
 
@@ -118,6 +141,8 @@ export class FrameWriter {
   /** The connection ended: no more writes, no more drain polling. */
   stop(): void {
     this.stopped = true;
+    this.stallTimer?.cancel();
+    this.stallTimer = undefined;
     if (this.drainTimer !== undefined) clearTimeout(this.drainTimer);
     this.drainTimer = undefined;
     this.drainWaiters.clear();
@@ -146,23 +171,30 @@ export class FrameWriter {
     batch?.beforeWrite();
     this.socket.send(bytes);
     batch?.afterWrite();
-    this.checkSendBufferSoon();
+    this.watchStall();
   }
 
-  /** After a write: past `maxSendBufferSize`, check again once this tick's writes are out. */
-  private checkSendBufferSoon(): void {
+  /** After a write: past `maxSendBufferSize`, start watching whether the peer takes any of it. */
+  private watchStall(): void {
+    if (!this.onStalled || this.stallTimer) return;
     const max = this.limits.maxSendBufferSize;
-    if (this.sendCheckDue || !(max > 0) || this.socket.bufferedAmount <= max) return;
-    this.sendCheckDue = true;
-    queueMicrotask(this.checkSendBuffer);
+    if (!(max > 0) || this.socket.bufferedAmount <= max) return;
+    this.stallFrom = Infinity; // this tick's writes may still be batched: measure at the first check
+    this.stallTimer = startTimer(STALL_MS, this.checkStall, false);
   }
 
-  private readonly checkSendBuffer = (): void => {
-    this.sendCheckDue = false;
+  private readonly checkStall = (): void => {
+    this.stallTimer = undefined;
     if (this.stopped) return;
-    this.flush(); // batched writes go to the kernel first: what remains is what the peer has not taken
+    this.flush();
     const waiting = this.socket.bufferedAmount;
-    if (waiting > this.limits.maxSendBufferSize) this.onSendOverflow(waiting);
+    if (waiting <= this.limits.maxSendBufferSize) return;
+    if (waiting >= this.stallFrom) {
+      this.onStalled?.(waiting); // nothing taken in STALL_MS
+      return;
+    }
+    this.stallFrom = waiting; // it reads, slowly: watch on
+    this.stallTimer = startTimer(STALL_MS, this.checkStall, false);
   };
 
   /** The bytes of a stream item frame before its value: the frame with a nil value, minus the nil. */
@@ -199,6 +231,12 @@ export class FrameWriter {
     for (const w of waiters) w();
   };
 }
+
+/**
+ * How long a peer holding more than `maxSendBufferSize` unread bytes may take none of them before
+ * a server cuts it (a burst of this side's own writes to a peer that reads is not cut).
+ */
+export const STALL_MS = 1000;
 
 /** `e` as an Error (non-errors are wrapped with their string form). */
 export function asError(e: unknown): Error {

@@ -1,7 +1,5 @@
 import { Observable, type Subscriber } from 'rxjs';
-import { WsMsgpackError, WsMsgpackErrorCode } from '../protocol/errors.js';
-import type { OverflowStrategy } from '../protocol/frames.js';
-import { InboundCredit } from './credit.js';
+import { byteCap, InboundCredit } from './credit.js';
 import type { BufferBudget } from './frame-queue.js';
 import { Queue } from './queue.js';
 
@@ -16,12 +14,11 @@ type Phase = 'receiving' | 'ended' | 'closed';
 export interface InboundStreamBounds {
   /** What the peer's frames hold on this connection (`maxInboundBytes`); waiting items are charged to it. */
   readonly budget: BufferBudget;
-  /** Most bytes (estimated decoded size) this stream's waiting items may hold. */
+  /**
+   * Bytes (estimated decoded size) this stream's waiting items, and those its credit may still
+   * bring, should stay within: credit is held back past it.
+   */
   readonly maxBytes: number;
-  /** What happens to an item that does not fit. */
-  readonly overflow: OverflowStrategy;
-  /** The stream overflowed under the `error` strategy: the call fails with `error`. */
-  readonly onOverflow?: (error: WsMsgpackError) => void;
 }
 
 /**
@@ -44,10 +41,10 @@ type PullableObservable = WsRequestStream;
  * - Pulled: an item is handed out only when the loop asks for the next one, and credit follows
  *   the loop: the peer is never more than one window ahead of it. True backpressure.
  *
- * Items that wait (before anyone subscribed, or for the next pull) are bounded in bytes, by their
- * estimated decoded size: per stream (`maxBytes`) and with the connection's other inbound frames
- * (`budget`). An item that does not fit meets the stream's overflow strategy, as a push stream's
- * item does on the sending side.
+ * Items that wait (before anyone subscribed, or for the next pull) are counted in bytes, by their
+ * estimated decoded size, against the connection's inbound budget; and credit is held back while
+ * the stream's waiting bytes, plus what its outstanding credit may bring (at the average item
+ * size), would exceed `maxBytes`: a peer sending large items is given fewer at a time.
  *
  * A stream the call outlives never looks complete: when the call ends first (cancel, deadline,
  * connection loss, protocol error, or the handler answering early), the consumer gets an error
@@ -66,7 +63,9 @@ export class InboundStream {
   private waiting: { resolve(r: IteratorResult<unknown>): void; reject(e: unknown): void } | undefined;
   /** Who consumes: nobody yet, an Observable subscriber, or an async iterator. */
   private consumer: 'none' | 'subscriber' | 'iterator' = 'none';
-  private droppedItems = 0;
+  /** Items received and their bytes, for the average item size (byte-aware credit). */
+  private receivedItems = 0;
+  private receivedBytes = 0;
 
   /** The items, for exactly one consumer (subscribe, or iterate with `for await`). */
   readonly observable: PullableObservable;
@@ -114,11 +113,6 @@ export class InboundStream {
     return this.heldBytes;
   }
 
-  /** Items the overflow strategy dropped. */
-  get dropped(): number {
-    return this.droppedItems;
-  }
-
   /**
    * One item from the peer, `cost` its estimated decoded size. Returns false when the peer
    * exceeded its credit (the item is not delivered).
@@ -126,6 +120,8 @@ export class InboundStream {
   push(value: unknown, cost = 0): boolean {
     if (this.phase !== 'receiving') return true;
     if (!this.credit.receive()) return false;
+    this.receivedItems++;
+    this.receivedBytes += cost;
     if (this.subscriber) {
       this.deliver(value);
     } else if (this.waiting) {
@@ -172,51 +168,16 @@ export class InboundStream {
 
   // ---------------------------------------------------------------- waiting items
 
+  /**
+   * An item waits for the consumer, charged to the connection. It is within the credit the peer
+   * was given, and its frame fitted the connection's budget when it was decoded; what keeps the
+   * stream's waiting bytes near `maxBytes` is that credit is held back while they are over it.
+   */
   private enqueue(value: unknown, cost: number): void {
-    const bounds = this.bounds;
-    if (bounds && !this.fits(cost)) {
-      switch (bounds.overflow) {
-        case 'error': {
-          const error = new WsMsgpackError(
-            WsMsgpackErrorCode.RESOURCE_EXHAUSTED,
-            `inbound stream buffer overflow: ${this.heldBytes + cost > bounds.maxBytes ? `this stream's waiting items exceed maxStreamBufferBytes (${bounds.maxBytes})` : `the connection's inbound frames exceed maxInboundBytes (${bounds.budget.limit})`}; the consumer is slower than the peer (pull with for await, or choose another overflow strategy)`,
-            { bufferedBytes: this.heldBytes, bufferedItems: this.values.length },
-          );
-          this.close(error);
-          bounds.onOverflow?.(error);
-          return;
-        }
-        case 'latest':
-          while (this.values.length > 0) this.dropOldest();
-          break; // the newest waits alone, whatever its size
-        case 'drop-oldest':
-          while (this.values.length > 0 && !this.fits(cost)) this.dropOldest();
-          if (!this.fits(cost)) return this.dropNewest(); // it does not fit even alone
-          break;
-        case 'drop-newest':
-          return this.dropNewest();
-      }
-    }
     this.values.push(value);
     this.costs.push(cost);
     this.heldBytes += cost;
     this.budget?.charge(cost);
-  }
-
-  private fits(cost: number): boolean {
-    return this.heldBytes + cost <= this.bounds!.maxBytes && (this.budget?.fits(cost) ?? true);
-  }
-
-  /** The new item is dropped: as good as taken, for the peer's credit. */
-  private dropNewest(): void {
-    this.droppedItems++;
-    this.consumed();
-  }
-
-  private dropOldest(): void {
-    this.shift();
-    this.droppedItems++;
-    this.consumed();
   }
 
   /** Takes the oldest waiting item out (releasing its bytes). */
@@ -306,9 +267,14 @@ export class InboundStream {
     this.consumed();
   }
 
-  /** One item was taken (or dropped): tops the peer's credit up when due. */
+  /**
+   * One item was taken: tops the peer's credit up when due, no further than keeps the stream's
+   * waiting bytes, and those its credit may still bring, within `maxBytes`.
+   */
   private consumed(): void {
-    const n = this.credit.consumed();
+    const b = this.bounds;
+    const cap = b ? byteCap(b.maxBytes, this.heldBytes, this.credit.outstanding, this.receivedBytes / this.receivedItems) : Infinity;
+    const n = this.credit.consumed(cap);
     if (n > 0) this.grant(n);
   }
 

@@ -61,8 +61,10 @@ interface IncomingState {
   readonly input: InboundStream | undefined;
   readonly deadline: number | undefined;
   readonly timer: Timer | undefined;
-  /** The REQUEST's estimated decoded size, charged to `inbound` until the call ends. */
+  /** The REQUEST's estimated decoded size, charged to `inbound` until the call ends and its handler has stopped. */
   readonly cost: number;
+  /** A handler still running after its call ended has returned. */
+  lingered?: () => void;
   /** Run once when the call ends on this side, however it ends. */
   readonly onEnd: (() => void)[];
   /**
@@ -150,9 +152,6 @@ export class IncomingCalls {
       ? new InboundStream(limits.window, (credit) => writer.sendControl({ type: FrameType.CREDIT, id, credit }), {
           budget: this.host.inbound,
           maxBytes: limits.maxStreamBufferBytes,
-          overflow: limits.overflow,
-          // The 'error' strategy: the call fails (the handler is aborted, the caller hears it).
-          onOverflow: (error) => this.onViolation(id, error, false),
         })
       : undefined;
     const response = new OutboundStream(this.host.sink, id, {
@@ -290,7 +289,10 @@ export class IncomingCalls {
   }
 
   private handlerReturned(st: IncomingState): void {
-    if (st.handler === 'lingering') this.lingering--;
+    if (st.handler === 'lingering') {
+      this.lingering--;
+      st.lingered?.();
+    }
     st.handler = 'returned';
   }
 
@@ -298,15 +300,24 @@ export class IncomingCalls {
     const st = this.calls.get(id);
     if (!st) return;
     this.calls.delete(id);
-    this.host.inbound.charge(-st.cost);
     if (this.calls.size === 0 && this.noneWaiters.length > 0) for (const w of this.noneWaiters.splice(0)) w();
+    // The request stays charged until nothing of the handler runs any more: it still holds it.
+    let running = 1;
+    const stopped = (): void => {
+      if (--running === 0) this.host.inbound.charge(-st.cost);
+    };
     if (st.handler === 'pending') {
       st.handler = 'lingering'; // a handler that ignores its abort signal still holds a slot
       this.lingering++;
+      running++;
+      st.lingered = stopped;
     }
     // So does a generator stopped while it runs: it goes on until its next yield.
     this.lingering++;
-    st.response.whenIdle(() => this.lingering--);
+    st.response.whenIdle(() => {
+      this.lingering--;
+      stopped();
+    });
     st.timer?.cancel();
     st.input?.close(
       st.abort.reason ?? new WsMsgpackError(WsMsgpackErrorCode.CANCELLED, 'the call ended before its request stream did'),

@@ -54,7 +54,7 @@ export interface ConnectionLimits extends FrameCodecOptions {
    * running, request-stream and response items waiting for their consumer, frames held while a
    * connected hook runs. A frame that does not fit fails its call with RESOURCE_EXHAUSTED (an
    * event is dropped and reported) before anything of it is allocated; the connection and the
-   * other calls go on. Default 256 MiB.
+   * other calls go on. Default 256 MiB; 0 or `Infinity`: no limit.
    */
   maxInboundBytes?: number;
   /** Most calls the peer may have running on this side at once; more are refused. Default 1,000. */

@@ -42,6 +42,8 @@ export class OutboundStream {
   private subscription: Subscription | undefined;
   /** The source is one value (a unary answer): no overflow strategy may drop it. */
   private single = false;
+  /** Values the Observable emitted (its only one is an answer too: `of(x)`, an interceptor's `map`). */
+  private pushed = 0;
   /** The source is an iterable (no Observable pushes items between the pulled ones). */
   private pullOnly = false;
   private readonly inFlight = new PullsInFlight();
@@ -161,6 +163,7 @@ export class OutboundStream {
       else this.startPull(run);
       return;
     }
+    this.pushed++;
     if (this.held === NONE) queueMicrotask(this.flushHeld);
     else this.offer(this.held);
     if (this.phase === 'open') this.held = v; // unless that failed the stream
@@ -402,12 +405,13 @@ export class OutboundStream {
   /**
    * The last value cannot go out now (no credit, or a congested socket): it waits encoded in the
    * buffer, counted against its bounds like any waiting item (a unary answer could otherwise wait
-   * uncounted, maxConcurrentCalls times over). A unary answer that does not fit fails the call.
+   * uncounted, maxConcurrentCalls times over). No strategy drops a stream's only value (a unary
+   * answer, also as `of(x)`): one that does not fit fails the call.
    */
   private bufferHeld(): void {
     const v = this.held;
     this.held = NONE;
-    if (this.buffer(v, this.single)) this.pump();
+    if (this.buffer(v, this.single || this.pushed === 1)) this.pump();
   }
 
   private waitForCapacity(): void {

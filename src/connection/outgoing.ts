@@ -1,7 +1,7 @@
 import { isObservable } from 'rxjs';
 import { ProtocolViolation, WsMsgpackError, WsMsgpackErrorCode } from '../protocol/errors.js';
 import { FrameType, type CompleteFrame, type ErrorFrame, type NextFrame, type RequestFrame } from '../protocol/frames.js';
-import { InboundCredit } from './credit.js';
+import { byteCap, InboundCredit } from './credit.js';
 import { errorFromFrame } from './errors.js';
 import type { BufferBudget } from './frame-queue.js';
 import type { FrameWriter } from './frame-writer.js';
@@ -55,6 +55,9 @@ interface OutgoingCall {
   timer: Timer | undefined;
   /** Bytes of response items waiting for the consumer, charged to `inbound`. */
   held: number;
+  /** Response items received and their bytes (the average item size, for byte-aware credit). */
+  receivedItems: number;
+  receivedBytes: number;
   /** `running` until a terminal frame, a cancel, the deadline or the end of the connection. */
   phase: 'running' | 'ended';
 }
@@ -108,12 +111,13 @@ export class OutgoingCalls {
     if (options.timeout !== undefined && options.timeout > 0 && Number.isFinite(options.timeout)) frame.timeout = Math.ceil(options.timeout);
     if (options.overflow !== undefined) frame.overflow = options.overflow;
     try {
+      if (options.keepAlive !== true) this.host.writer.assertRoom();
       this.host.writer.send(frame);
     } catch (e) {
       observer.error(e);
       return undefined;
     }
-    const call: OutgoingCall = { id, observer, credit: new InboundCredit(window), autoCredit, request: undefined, timer: undefined, held: 0, phase: 'running' };
+    const call: OutgoingCall = { id, observer, credit: new InboundCredit(window), autoCredit, request: undefined, timer: undefined, held: 0, receivedItems: 0, receivedBytes: 0, phase: 'running' };
     this.calls.set(id, call);
     if (frame.timeout !== undefined) {
       const ms = frame.timeout;
@@ -154,6 +158,8 @@ export class OutgoingCalls {
     if (!call.credit.receive()) {
       throw new ProtocolViolation(`NEXT beyond granted credit (window ${call.credit.window})`, frame.id, frame.type);
     }
+    call.receivedItems++;
+    call.receivedBytes += cost;
     call.observer.next(frame.value, cost);
     if (call.autoCredit) this.consumed(call);
   }
@@ -222,9 +228,15 @@ export class OutgoingCalls {
     this.host.inbound.charge(-n);
   }
 
+  /**
+   * One response item reached the consumer: tops the credit up when due, no further than keeps
+   * the items waiting for the consumer, and those the credit may still bring, within
+   * `maxStreamBufferBytes` (large items: fewer at a time).
+   */
   private consumed(call: OutgoingCall): void {
     if (call.phase === 'ended') return;
-    const n = call.credit.consumed();
+    const cap = byteCap(this.host.limits.maxStreamBufferBytes, call.held, call.credit.outstanding, call.receivedBytes / call.receivedItems);
+    const n = call.credit.consumed(cap);
     if (n > 0) this.host.writer.sendControl({ type: FrameType.CREDIT, id: call.id, credit: n });
   }
 

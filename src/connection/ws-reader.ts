@@ -86,8 +86,13 @@ export class WsReader implements ReadControl {
       this.arrived(isBinary ? (data as Uint8Array) : String(data), isBinary);
     });
     ws.on('close', (code, reason) => {
+      // The peer's last frames (events before its close frame, say) waiting for a later turn are
+      // handled now, before the connection ends: a peer that emits and closes loses nothing.
+      while (this.inbox.length > 0) {
+        const m = this.inbox.shift()!;
+        listener.onMessage(m.data, m.isBinary);
+      }
       this.closed = true;
-      this.inbox.clear();
       this.incomplete?.cancel();
       this.incomplete = undefined;
       listener.onClose(code, reason.toString());
@@ -97,7 +102,7 @@ export class WsReader implements ReadControl {
     if (limit > 0 && limit !== Infinity && receiverOf(ws)) {
       const raw = (ws as unknown as { _socket?: Partial<DataSource> })._socket;
       // Registered after ws's own 'data' listener: the chunk has been parsed when this runs.
-      if (raw && typeof raw.on === 'function') (raw as DataSource).on('data', () => this.incomplete ?? this.watchIncomplete());
+      if (raw && typeof raw.on === 'function') (raw as DataSource).on('data', () => this.watchIncomplete());
     }
   }
 
@@ -169,8 +174,21 @@ export class WsReader implements ReadControl {
     else this.pausedFor.delete(reason);
     const is = this.pausedFor.size > 0;
     if (was === is || this.closed) return;
-    if (is) this.ws.pause?.();
-    else this.ws.resume?.();
+    if (is) {
+      this.ws.pause?.();
+      // While this side does not read, the peer's message cannot progress: its time stops.
+      if (this.incomplete) {
+        this.incomplete.cancel();
+        this.incomplete = undefined;
+        this.incompleteLeft = Math.max(1, this.incompleteDue - now());
+      }
+    } else {
+      this.ws.resume?.();
+      const left = this.incompleteLeft;
+      this.incompleteLeft = undefined;
+      if (left !== undefined) this.armIncomplete(left, false);
+      else this.watchIncomplete();
+    }
   }
 
   /**
@@ -180,12 +198,16 @@ export class WsReader implements ReadControl {
    * fragments it never finishes, is cut all the same.
    */
   private watchIncomplete(): void {
-    if (this.closed || bytesOfPartialMessage(this.ws) === 0) return;
-    this.armIncomplete(this.options.incompleteMessageTimeout);
+    const limit = this.options.incompleteMessageTimeout;
+    if (this.closed || this.incomplete || this.pausedFor.size > 0 || !(limit > 0 && limit < Infinity)) return;
+    if (bytesOfPartialMessage(this.ws) === 0) return;
+    this.armIncomplete(limit, true);
   }
 
-  private armIncomplete(ms: number): void {
-    this.incompleteFrom = this.messages;
+  /** Times the message under way for `ms` more (`fresh`: it began now). */
+  private armIncomplete(ms: number, fresh: boolean): void {
+    if (fresh) this.incompleteFrom = this.messages;
+    this.incompleteDue = now() + ms;
     this.incomplete = startTimer(ms, this.checkIncomplete, false);
   }
 
@@ -196,7 +218,7 @@ export class WsReader implements ReadControl {
     const limit = this.options.incompleteMessageTimeout;
     if (this.messages !== this.incompleteFrom) {
       // Messages completed meanwhile: the one under way began after the last of them.
-      this.armIncomplete(Math.max(1, limit - (now() - this.lastMessageAt)));
+      this.armIncomplete(Math.max(1, limit - (now() - this.lastMessageAt)), true);
       return;
     }
     this.listener.onSocketError(
@@ -210,6 +232,9 @@ export class WsReader implements ReadControl {
 
   private incompleteFrom = 0;
   private lastMessageAt = 0;
+  /** When the incomplete-message timer fires; what was left of it when reading was paused. */
+  private incompleteDue = 0;
+  private incompleteLeft: number | undefined;
 }
 
 /** `ws`'s Receiver, when it has the internals the incomplete-message check reads. */

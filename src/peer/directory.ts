@@ -1,4 +1,5 @@
 import { WsMsgpackError, WsMsgpackErrorCode } from '../protocol/errors.js';
+import { isSendBufferFull } from '../connection/errors.js';
 import type { WsMsgpackPeer } from './peer.js';
 
 /**
@@ -17,8 +18,9 @@ export interface WsMsgpackPeerDirectory {
   [Symbol.iterator](): IterableIterator<WsMsgpackPeer>;
   /**
    * Emits an event to every connected peer, or to those `filter` keeps. Returns how many peers it
-   * was handed to (a peer whose connection is closing is skipped, not an error). Throws what the
-   * data itself fails with (cannot be encoded: INTERNAL; over maxPayload: RESOURCE_EXHAUSTED).
+   * was handed to: a peer whose connection is closing, or that has not read what already waits
+   * for it (more than `maxSendBufferSize`), is skipped, not an error. Throws what the data itself
+   * fails with (cannot be encoded: INTERNAL; over maxPayload: RESOURCE_EXHAUSTED).
    */
   broadcast(pattern: unknown, data: unknown, filter?: (peer: WsMsgpackPeer) => boolean): number;
 }
@@ -50,7 +52,8 @@ export class LocalPeerDirectory implements WsMsgpackPeerDirectory {
       let failure: unknown;
       peer.emit(pattern, data).subscribe({ error: (e: unknown) => (failure = e) });
       if (failure === undefined) sent++;
-      else if (!(failure instanceof WsMsgpackError && failure.code === WsMsgpackErrorCode.UNAVAILABLE)) throw failure; // the data itself (unencodable, too big)
+      // Skipped: a peer whose connection is closing, or that has not read what already waits for it.
+      else if (!(failure instanceof WsMsgpackError && failure.code === WsMsgpackErrorCode.UNAVAILABLE) && !isSendBufferFull(failure)) throw failure; // the data itself (unencodable, too big)
     }
     return sent;
   }

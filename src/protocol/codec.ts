@@ -136,7 +136,7 @@ export class FrameCodec {
     }
     // The frame's own bytes count too: binaries and extensions decode into views of them.
     cost += bytes.byteLength;
-    if (cost > budget) {
+    if (cost > budget && !endsSomething(bytes, cost)) {
       const header = peekHeader(bytes);
       throw new ProtocolViolation(
         `a frame of ${bytes.byteLength} bytes would take about ${formatBytes(cost)} once decoded, more than the ${formatBytes(budget)} this side can still take (maxInboundBytes)`,
@@ -173,6 +173,15 @@ export class FrameCodec {
 }
 
 const NIL = Uint8Array.of(0xc0);
+
+/** Small frames that end or pace a call are never refused for the budget: they free memory, not take it. */
+const SMALL_FRAME_COST = 4096;
+
+function endsSomething(bytes: Uint8Array, cost: number): boolean {
+  if (cost > SMALL_FRAME_COST) return false;
+  const t = peekHeader(bytes)?.type;
+  return t === FrameType.COMPLETE || t === FrameType.ERROR || t === FrameType.CANCEL || t === FrameType.CREDIT;
+}
 
 /** `n` bytes for a message: "512 bytes", "3.2 MiB". */
 export function formatBytes(n: number): string {

@@ -25,11 +25,18 @@ const STORE = 16;
 const MAP = 56;
 /** A map key whose bytes were not seen before in this frame: the key string, the property and a new hidden class. */
 const NEW_KEY = 160;
+/**
+ * Named keys one object holds as fast properties (4 in the object, 12 more beside it): the
+ * decoder adds keys one by one, and past this V8 moves them into a dictionary.
+ */
+const MAX_FAST_PROPERTIES = 16;
+/** One named property in such a dictionary (key, value, details, and the table's free slots). */
+const DICTIONARY_PROPERTY = 56;
 /** A number stored outside its slot (a double, an integer beyond 2^31). */
 const BOXED = 16;
 /** A 64-bit integer (a bigint). */
 const BIGINT = 24;
-/** A string of 2 bytes or more (shorter ones are shared by V8), besides its bytes. */
+/** A string of 2 bytes or more (shorter ones are shared by V8), besides its characters: 2 bytes each at most. */
 const STRING = 24;
 /** A `bin` (a Buffer view of the frame's bytes). */
 const BINARY = 104;
@@ -41,10 +48,8 @@ const ELEMENT = 8;
 const MAX_ELEMENT_GAP = 1024;
 /** Up to this capacity V8 grows an object's elements store without comparing it with a dictionary. */
 const MAX_UNCHECKED_ELEMENTS = 5000;
-/** One entry of a dictionary (integer keys, or named keys past {@link MAX_FAST_PROPERTIES}). */
-const DICTIONARY_ENTRY = 32;
-/** Named keys one object holds before V8 moves them into a dictionary (each later key costs {@link DICTIONARY_ENTRY}). */
-const MAX_FAST_PROPERTIES = 128;
+/** One entry of V8's dictionary of integer keys. */
+const DICTIONARY_ENTRY = 56;
 /** Keys longer than this are never taken for a key seen before (each costs {@link NEW_KEY}). */
 const MAX_REMEMBERED_KEY = 64;
 /** Distinct keys remembered per frame (a power of two); past this, new keys cost {@link NEW_KEY} each. */
@@ -96,6 +101,12 @@ export class DecodedSizeEstimator {
    * past the first complete value (the decoder refuses trailing bytes).
    */
   estimate(bytes: Uint8Array, limit: number = Infinity): number {
+    const cost = this.scan(bytes, limit);
+    this.shrink();
+    return cost;
+  }
+
+  private scan(bytes: Uint8Array, limit: number): number {
     const end = bytes.byteLength;
     this.generation = (this.generation + 1) | 0;
     if (this.generation === 0) {
@@ -132,13 +143,13 @@ export class DecodedSizeEstimator {
         next += head - 0xa0;
         cost += key ? this.stringKey(bytes, pos + 1, head - 0xa0, top) : stringCost(Math.min(head - 0xa0, end - pos - 1));
       } else if (head >= 0xe0) {
-        if (key) cost += this.namedKey(top, NEW_KEY); // a negative key is a named property
+        if (key) cost += this.namedKey(top, true, 0); // a negative key is a named property
       } else {
         switch (head) {
           case 0xc0:
           case 0xc2:
           case 0xc3:
-            if (key) cost += this.namedKey(top, NEW_KEY);
+            if (key) cost += this.namedKey(top, true, 0);
             break;
           case 0xc4:
           case 0xc5:
@@ -158,10 +169,17 @@ export class DecodedSizeEstimator {
             break;
           }
           case 0xca:
-          case 0xcb:
+          case 0xcb: {
             next += head === 0xca ? 4 : 8;
-            cost += key ? this.namedKey(top, NEW_KEY) : BOXED;
+            if (!key) {
+              cost += BOXED;
+              break;
+            }
+            // The decoder keeps number keys as numbers: 1023.0 is the integer key 1023.
+            const v = next > end ? NaN : readFloat(bytes, pos + 1, head === 0xca ? 4 : 8);
+            cost += Number.isInteger(v) && v >= 0 ? this.indexKey(top, v) : this.namedKey(top, true, 0);
             break;
+          }
           case 0xcc:
           case 0xcd:
           case 0xce: {
@@ -183,7 +201,7 @@ export class DecodedSizeEstimator {
             const w = 1 << (head - 0xd0);
             const v = readSigned(bytes, pos + 1, w, end);
             next += w;
-            if (key) cost += v >= 0 ? this.indexKey(top, v) : this.namedKey(top, NEW_KEY);
+            if (key) cost += v >= 0 ? this.indexKey(top, v) : this.namedKey(top, true, 0);
             break;
           }
           case 0xd4:
@@ -255,6 +273,16 @@ export class DecodedSizeEstimator {
     return cost;
   }
 
+  /** After a frame that grew the stack far: give the memory back (a deep frame must not keep it for the connection's life). */
+  private shrink(): void {
+    if (this.remaining.length <= 1024) return;
+    this.remaining = new Float64Array(16);
+    this.flags = new Uint8Array(16);
+    this.capacity = new Float64Array(16);
+    this.indexKeys = new Float64Array(16);
+    this.namedKeys = new Float64Array(16);
+  }
+
   private push(at: number, size: number, isMap: boolean): void {
     if (at >= this.remaining.length) this.grow();
     this.remaining[at] = size;
@@ -283,7 +311,7 @@ export class DecodedSizeEstimator {
    * capacity, or the store would be large and mostly empty; then in a dictionary.
    */
   private indexKey(top: number, index: number): number {
-    if (index > MAX_INDEX) return this.namedKey(top, NEW_KEY);
+    if (index > MAX_INDEX) return this.namedKey(top, true, 0);
     const used = ++this.indexKeys[top]!;
     const f = this.flags[top]!;
     if (f & DICTIONARY) return DICTIONARY_ENTRY;
@@ -298,18 +326,25 @@ export class DecodedSizeEstimator {
     return (grown - capacity) * ELEMENT + (capacity === 0 ? STORE : 0);
   }
 
-  /** A named key that costs `cost` as one of an object's first properties; later ones live in a dictionary. */
-  private namedKey(top: number, cost: number): number {
-    return ++this.namedKeys[top]! > MAX_FAST_PROPERTIES ? Math.min(cost, DICTIONARY_ENTRY) : cost;
+  /**
+   * A named key of the map at stack position `top`: `isNew` when its bytes were not seen before
+   * in the frame (its string and a new hidden class), `str` its string's cost. Past
+   * {@link MAX_FAST_PROPERTIES} keys the object's properties live in a dictionary, whatever the keys.
+   */
+  private namedKey(top: number, isNew: boolean, str: number): number {
+    const n = ++this.namedKeys[top]!;
+    if (n <= MAX_FAST_PROPERTIES) return isNew ? NEW_KEY + str : 0;
+    // The 17th key moves the first 16 into the dictionary too.
+    return (n === MAX_FAST_PROPERTIES + 1 ? (MAX_FAST_PROPERTIES + 1) * DICTIONARY_PROPERTY : DICTIONARY_PROPERTY) + (isNew ? str : 0);
   }
 
   /** A string key of `n` bytes at `at`: an integer key when it spells one, else a named one. */
   private stringKey(bytes: Uint8Array, at: number, n: number, top: number): number {
-    if (at + n > bytes.byteLength) return NEW_KEY;
+    if (at + n > bytes.byteLength) return this.namedKey(top, true, stringCost(bytes.byteLength - at));
     const index = arrayIndexOf(bytes, at, n);
     if (index >= 0) return this.indexKey(top, index);
-    if (n > MAX_REMEMBERED_KEY) return this.namedKey(top, NEW_KEY) + stringCost(n);
-    return this.seenBefore(bytes, at, n) ? 0 : this.namedKey(top, NEW_KEY) + stringCost(n);
+    const isNew = n > MAX_REMEMBERED_KEY || !this.seenBefore(bytes, at, n);
+    return this.namedKey(top, isNew, stringCost(n));
   }
 
   /** True when the key bytes at `at` (n bytes) were seen earlier in this frame; remembers them otherwise. */
@@ -346,9 +381,15 @@ function widen(a: Float64Array, n: number): Float64Array<ArrayBuffer> {
   return b;
 }
 
-/** What a (non-key) string of `n` bytes costs besides its slot. */
+/** What a string of `n` UTF-8 bytes costs besides its slot (one non-Latin-1 character makes V8 store it two bytes per character). */
 function stringCost(n: number): number {
-  return n < 2 ? 0 : STRING + n;
+  return n < 2 ? 0 : STRING + 2 * n;
+}
+
+/** The float 32 or 64 at `at` (a rare map key: no view is kept). */
+function readFloat(bytes: Uint8Array, at: number, size: 4 | 8): number {
+  const v = new DataView(bytes.buffer, bytes.byteOffset + at, size);
+  return size === 4 ? v.getFloat32(0) : v.getFloat64(0);
 }
 
 function sameBytes(bytes: Uint8Array, a: number, b: number, n: number): boolean {

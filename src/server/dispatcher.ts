@@ -195,12 +195,13 @@ export abstract class WsMsgpackDispatcher<EventsMap extends Record<string, Funct
     });
   }
 
-  private dispatchEvent(event: IncomingEvent, a: Attachment): void {
+  /** Runs the handlers of an event; the promise settles once they are done (the event's memory is counted until then). */
+  private dispatchEvent(event: IncomingEvent, a: Attachment): Promise<unknown> | undefined {
     const pattern = patternAsString(event.pattern);
-    if (pattern === undefined) return;
+    if (pattern === undefined) return undefined;
     if (isReserved(pattern)) {
       this.reportError(new Error(`the peer ${a.peer.id} emitted an event with the reserved pattern ${pattern}; it was dropped`));
-      return;
+      return undefined;
     }
     const ctx = new WsMsgpackContext([pattern, event.headers, this.eventCall, a.socket, a.request, a.peer]);
     const handle = (): Promise<unknown> => this.handleEvent(pattern, { pattern: event.pattern as string, data: event.payload }, ctx);
@@ -216,7 +217,7 @@ export abstract class WsMsgpackDispatcher<EventsMap extends Record<string, Funct
           },
         )
       : handle();
-    handled.catch((err: unknown) => this.logger.error(err));
+    return handled.catch((err: unknown) => this.logger.error(err));
   }
 
   /** The call info of every event: no call id, never aborted, no end. */

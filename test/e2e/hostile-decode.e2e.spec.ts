@@ -9,10 +9,11 @@
  * for ~2.6 s; the 210 KB frame of `{"1023": 0}` maps grew it by ~370 MB (a 2 MB one exhausted it).
  */
 import { Controller } from '@nestjs/common';
-import { MessagePattern, Payload } from '@nestjs/microservices';
+import { EventPattern, MessagePattern, Payload } from '@nestjs/microservices';
 import { encode } from '@msgpack/msgpack';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { WsMsgpackErrorCode, WsMsgpackServer } from '../../src/index.js';
+import { WsMsgpackErrorCode, WsMsgpackRecordBuilder, WsMsgpackServer } from '../../src/index.js';
+import { FrameCodec } from '../../src/protocol/codec.js';
 import { errorOf, first, startService, until, type TestService } from '../support/helpers.js';
 import { RawPeer } from '../support/raw-peer.js';
 
@@ -20,6 +21,8 @@ const MB = 1024 * 1024;
 
 /** Gates of the running 'hold' calls: each keeps its request until released. */
 const gates: (() => void)[] = [];
+/** Gates of the running 'slow-event' handlers. */
+const eventGates: (() => void)[] = [];
 
 @Controller()
 class BombController {
@@ -31,6 +34,12 @@ class BombController {
   @MessagePattern('size')
   size(@Payload() data: unknown[]): number {
     return data.length;
+  }
+
+  /** An event handler that takes its time (until released). */
+  @EventPattern('slow-event')
+  slowEvent(@Payload() _rows: unknown): Promise<void> {
+    return new Promise((resolve) => eventGates.push(resolve));
   }
 
   /** Holds its request (and its payload) until released. */
@@ -205,7 +214,55 @@ describe('maxInboundBytes: what the peer\'s calls hold at once', () => {
     expect(await again).toBe('released');
   });
 
-  it('is checked at construction', () => {
+  it('a call past its deadline whose handler still runs keeps its request counted until the handler returns', async () => {
+    const client = svc.client();
+    const payload = Array.from({ length: 30_000 }, (_, i) => `item ${i}`);
+    const expired = errorOf(client.send('hold', new WsMsgpackRecordBuilder(payload).setTimeout(100).build()), 10_000);
+    const held = first(client.send('hold', payload), 10_000);
+    await until(() => gates.length === 2, undefined, 'two calls holding');
+    expect(await expired).toMatchObject({ code: WsMsgpackErrorCode.DEADLINE_EXCEEDED });
+    // The expired call's handler ignores its signal and still holds its payload: still counted.
+    expect(await errorOf(client.send('hold', payload))).toMatchObject({ code: WsMsgpackErrorCode.RESOURCE_EXHAUSTED });
+    gates.shift()!(); // the expired call's handler returns at last
+    const again = first(client.send('hold', payload), 10_000);
+    await until(() => gates.length === 2, undefined, 'the freed share taken again');
+    for (const release of gates.splice(0)) release();
+    expect(await Promise.all([held, again])).toEqual(['released', 'released']);
+  });
+
+  it('an event counts while its async handler runs; past the budget events are dropped and reported, then accepted again', async () => {
+    const errors: Error[] = [];
+    svc.server.on('error', (e) => errors.push(e));
+    const client = svc.client();
+    const payload = Array.from({ length: 30_000 }, (_, i) => `item ${i}`); // ~1.6 MB each
+    for (let i = 0; i < 4; i++) client.emit('slow-event', payload).subscribe();
+    await until(() => eventGates.length === 2, undefined, 'two events being handled');
+    await until(() => errors.filter((e) => /a frame over a limit/.test(e.message)).length === 2, undefined, 'the two refusals reported');
+    expect(eventGates).toHaveLength(2); // the other two did not fit
+    for (const release of eventGates.splice(0)) release();
+    client.emit('slow-event', payload).subscribe();
+    await until(() => eventGates.length === 1, undefined, 'an event accepted again');
+    eventGates.splice(0)[0]!();
+  });
+
+  it('is checked at construction; 0 means no limit', async () => {
     expect(() => new WsMsgpackServer({ maxInboundBytes: -1 })).toThrow('option maxInboundBytes must be a number >= 0, got -1');
+    const unlimited = await startService({ controllers: [BombController] }, { maxInboundBytes: 0 });
+    try {
+      const rows = Array.from({ length: 30_000 }, (_, i) => `item ${i}`);
+      expect(await first(unlimited.client().send('size', rows))).toBe(30_000);
+    } finally {
+      await unlimited.close();
+    }
+  });
+});
+
+describe('frames that end or pace a call are never refused for the budget', () => {
+  it('CANCEL, CREDIT, COMPLETE and ERROR decode with no budget left; a REQUEST does not', () => {
+    const codec = new FrameCodec();
+    for (const f of [[6, 3], [7, 3, 10], [4, 3], [4, 3, 'small'], [5, 3, 'CANCELLED', 'gone']]) {
+      expect(() => codec.decode(encode(f), 0)).not.toThrow();
+    }
+    expect(() => codec.decode(encode([1, 3, 'echo', 'x']), 0)).toThrow(/maxInboundBytes/);
   });
 });

@@ -9,11 +9,15 @@
  */
 import { Controller } from '@nestjs/common';
 import { MessagePattern, Payload } from '@nestjs/microservices';
+import { encode } from '@msgpack/msgpack';
+import WebSocket, { WebSocketServer } from 'ws';
+import { Connection } from '../../src/connection/connection.js';
+import { WS_SOCKET_SUPPORT } from '../../src/connection/ws-socket.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { WsMsgpackRecordBuilder } from '../../src/index.js';
-import { first, startService, within, type TestService } from '../support/helpers.js';
+import { first, startService, until, within, type TestService } from '../support/helpers.js';
 
 const FLOODER = fileURLToPath(new URL('../support/flooder.mjs', import.meta.url));
 
@@ -23,6 +27,7 @@ class EchoController {
   echo(@Payload() data: unknown): unknown {
     return data;
   }
+
 }
 
 function startFlooder(url: string, pattern: string): Promise<ChildProcess> {
@@ -44,6 +49,34 @@ describe('one connection cannot stall the others (issue 15, item 2)', () => {
     svc = await startService({ controllers: [EchoController] });
   });
   afterAll(() => svc.close());
+
+  it('a peer that emits a burst and closes at once: every event is handled, none left waiting for a later turn', async () => {
+    // A server connection whose event handler works synchronously (0.5 ms each): 100 events in
+    // one read take many fair slices, and the close frame comes in the same read.
+    const wss = new WebSocketServer({ port: 0, host: '127.0.0.1' });
+    await within(new Promise((r) => wss.once('listening', r)), undefined, 'listening');
+    let handled = 0;
+    let handledAtClose = -1;
+    wss.on('connection', (socket: WebSocket) => {
+      const conn = new Connection(socket, { role: 'server', socketSupport: WS_SOCKET_SUPPORT, keepAliveInterval: 0 });
+      conn.onEvent(() => {
+        const t = performance.now();
+        while (performance.now() - t < 0.5);
+        handled++;
+      });
+      conn.onClose(() => (handledAtClose = handled));
+    });
+    try {
+      const ws = new WebSocket(`ws://127.0.0.1:${(wss.address() as { port: number }).port}`, ['wsmp.v1']);
+      await within(new Promise((r) => ws.once('open', r)), undefined, 'open');
+      for (let i = 0; i < 100; i++) ws.send(encode([2, 'log', { i }]));
+      ws.close(1000);
+      await until(() => handledAtClose >= 0, 5000, 'the server side closed');
+      expect(handledAtClose).toBe(100); // 18-21 of 100 before the fix
+    } finally {
+      await new Promise((r) => wss.close(r));
+    }
+  });
 
   for (const pattern of ['no-such-pattern', 'echo']) {
     it(`a flood of tiny '${pattern}' requests from one peer: the event loop keeps turning, a bystander's deadline calls all succeed`, async () => {

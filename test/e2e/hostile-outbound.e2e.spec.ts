@@ -10,8 +10,9 @@
  * answered without bound.
  */
 import { Controller } from '@nestjs/common';
-import { MessagePattern, Payload } from '@nestjs/microservices';
-import { encode } from '@msgpack/msgpack';
+import { EventPattern, MessagePattern, Payload } from '@nestjs/microservices';
+import { decode, encode } from '@msgpack/msgpack';
+import { of, type Observable } from 'rxjs';
 import WebSocket from 'ws';
 import { WsMsgpackErrorCode, WsMsgpackServer } from '../../src/index.js';
 import { first, startService, until, within, type TestService } from '../support/helpers.js';
@@ -130,12 +131,100 @@ describe('a peer that does not read (issue 15, item 3)', () => {
     expect(await within(closed, 10_000, 'the deaf peer cut')).toBe(1008); // cut at once (no closing handshake: the peer reads nothing)
     const report = errors.find((e) => /maxSendBufferSize/.test(e.message));
     expect(report).toMatchObject({ code: WsMsgpackErrorCode.RESOURCE_EXHAUSTED });
-    expect(report?.message).toMatch(/^the peer is not reading: \d+ bytes wait to be sent, more than maxSendBufferSize \(8388608\); the connection was cut$/);
+    expect(report?.message).toMatch(/^the peer is not reading: \d+ bytes wait to be sent, more than maxSendBufferSize \(8388608\), and it took none of them for a second; the connection was cut$/);
     expect(await first(reader.send('echo', 'still'))).toBe('still');
+  });
+
+  it('past maxSendBufferSize a new event to that peer is refused loudly (RESOURCE_EXHAUSTED), and broadcast skips it', async () => {
+    const base = svc.server.connectionCount;
+    const ws = await deafPeer(svc.url);
+    onCleanup(() => ws.terminate());
+    await until(() => svc.server.connectionCount === base + 1, undefined, 'connected');
+    const deaf = [...svc.server.peers].at(-1)!;
+    const chunk = Buffer.alloc(256 * 1024, 2);
+    let refused: unknown;
+    for (let i = 0; i < 200 && refused === undefined; i++) {
+      deaf.emit('tick', chunk).subscribe({ error: (e: unknown) => (refused = e) });
+      await new Promise((r) => setImmediate(r));
+    }
+    expect(refused).toMatchObject({ code: WsMsgpackErrorCode.RESOURCE_EXHAUSTED, message: expect.stringMatching(/^not sent: \d+ bytes already wait for the peer, more than maxSendBufferSize \(8388608\)/) });
+    const reached = svc.server.broadcast('tick', 'small');
+    expect(reached).toBe(base); // everyone but the deaf peer
   });
 
   it('the options are checked at construction', () => {
     expect(() => new WsMsgpackServer({ maxSendBufferSize: -1 })).toThrow('option maxSendBufferSize must be a number >= 0, got -1');
     expect(() => new WsMsgpackServer({ incompleteMessageTimeout: -1 })).toThrow('option incompleteMessageTimeout must be a number of ms >= 0 or Infinity, got -1');
+  });
+});
+
+describe('answers that wait are counted, and never dropped (issue 15, item 3)', () => {
+  let svc: TestService;
+
+  @Controller()
+  class OneController {
+    /** A unary answer as an Observable (as behind an interceptor): `of(x)`. */
+    @MessagePattern('one')
+    one(): Observable<Buffer> {
+      return of(Buffer.alloc(256 * 1024, 1));
+    }
+  }
+
+  beforeAll(async () => {
+    svc = await startService({ controllers: [OneController] }, { maxConnectionBufferBytes: 1 * MB, maxBufferedBytes: 64 * 1024 });
+  });
+  afterAll(() => svc.close());
+
+  it("a slow reader asking 'drop-newest': each one-value answer arrives whole or fails RESOURCE_EXHAUSTED, never as an empty COMPLETE", async () => {
+    const ws = await deafPeer(svc.url);
+    const frames: unknown[][] = [];
+    ws.on('message', (d: Buffer) => frames.push(decode(d) as unknown[]));
+    for (let i = 0; i < 40; i++) ws.send(encode([1, 2 * i + 1, 'one', null, { o: 'drop-newest' }]));
+    await new Promise((r) => setTimeout(r, 300)); // the answers pile up while the peer does not read
+    ws.resume();
+    await until(() => frames.length === 40, 10_000, 'an answer to every call');
+    const empty = frames.filter((f) => f[0] === 4 && f.length === 2);
+    expect(empty).toEqual([]); // 26 of 40 before the fix
+    for (const f of frames) expect(f[0] === 4 ? (f[2] as Uint8Array).byteLength : f[2]).toBe(f[0] === 4 ? 256 * 1024 : 'RESOURCE_EXHAUSTED');
+    expect(frames.filter((f) => f[0] === 4).length).toBeGreaterThan(0);
+    ws.terminate();
+  });
+});
+
+describe('a client is never cut for its own bursts (issue 15, item 3)', () => {
+  let svc: TestService;
+  const received: number[] = [];
+
+  @Controller()
+  class SinkController {
+    @EventPattern('note')
+    note(@Payload() note: { i: number }): void {
+      received.push(note.i);
+    }
+
+    @MessagePattern('echo')
+    echo(@Payload() data: unknown): unknown {
+      return data;
+    }
+  }
+
+  beforeAll(async () => {
+    svc = await startService({ controllers: [SinkController] });
+  });
+  afterAll(() => svc.close());
+
+  it('80,000 events of 1 KiB emitted in one loop: what the socket cannot take is refused, the rest arrives, the connection stays', async () => {
+    const client = svc.client({ maxSendBufferSize: 16 * MB });
+    const conn = await client.connect();
+    const pad = 'x'.repeat(1024);
+    let sent = 0;
+    let refused = 0;
+    for (let i = 0; i < 80_000; i++) client.emit('note', { i, pad }).subscribe({ complete: () => sent++, error: () => refused++ });
+    await until(() => sent + refused === 80_000, 10_000, 'every emit settled');
+    await until(() => received.length === sent, 20_000, 'every accepted event handled');
+    expect(sent).toBeGreaterThan(1000);
+    expect(refused).toBeGreaterThan(0); // ~80 MB in one tick: more than 16 MiB may wait
+    expect(conn.isClosed).toBe(false); // before: cut, and events it had accepted were lost
+    expect(await first(client.send('echo', 'still'))).toBe('still');
   });
 });

@@ -149,54 +149,57 @@ describe('InboundStream: pulled with for await (issue 15, item 5)', () => {
   });
 });
 
-describe('InboundStream: waiting items bounded in bytes, with the overflow strategies (issue 15, item 5)', () => {
-  function bounded(overflow: 'error' | 'drop-newest' | 'drop-oldest' | 'latest', maxBytes = 100) {
-    const budget = new BufferBudget(1000);
+describe('InboundStream: waiting items counted in bytes; credit held back past maxBytes (issue 15, item 5)', () => {
+  function bounded(window: number, maxBytes: number, budget = new BufferBudget(10_000)) {
     const grants: number[] = [];
-    const overflows: WsMsgpackError[] = [];
-    const s = new InboundStream(8, (n) => grants.push(n), { budget, maxBytes, overflow, onOverflow: (e) => overflows.push(e) });
-    return { s, budget, grants, overflows };
+    const s = new InboundStream(window, (n) => grants.push(n), { budget, maxBytes });
+    return { s, budget, grants };
   }
 
-  it("'error': the stream fails (RESOURCE_EXHAUSTED) when waiting items would exceed maxBytes; the budget is released", () => {
-    const { s, budget, overflows } = bounded('error');
+  it('waiting items are charged to the connection and released as they are taken', async () => {
+    const { s, budget } = bounded(8, 1000);
     s.push('a', 60);
-    expect(budget.used).toBe(60);
-    s.push('b', 60);
-    expect(overflows).toHaveLength(1);
-    expect(overflows[0]).toMatchObject({ code: 'RESOURCE_EXHAUSTED' });
-    expect(overflows[0]!.message).toMatch(/exceed maxStreamBufferBytes \(100\)/);
-    expect(budget.used).toBe(0);
-  });
-
-  it("'drop-newest' keeps what waits; 'drop-oldest' makes room; 'latest' keeps only the newest; dropped items still count for credit", () => {
-    const newest = bounded('drop-newest');
-    for (const v of ['a', 'b', 'c']) newest.s.push(v, 40);
-    expect(watch(newest.s).items).toEqual(['a', 'b']);
-    expect(newest.s.dropped).toBe(1);
-
-    const oldest = bounded('drop-oldest');
-    for (const v of ['a', 'b', 'c']) oldest.s.push(v, 40);
-    expect(oldest.budget.used).toBe(80);
-    expect(watch(oldest.s).items).toEqual(['b', 'c']);
-    expect(oldest.budget.used).toBe(0);
-
-    const latest = bounded('latest');
-    for (const v of ['a', 'b', 'c', 'd']) latest.s.push(v, 60);
-    expect(watch(latest.s).items).toEqual(['d']);
-    expect(latest.grants.reduce((x, y) => x + y, 0)).toBe(4); // every item, taken or dropped, is credited back
-  });
-
-  it('the connection budget counts too: items do not fit when the connection holds too much', () => {
-    const { s, budget, overflows } = bounded('error', 1000);
-    budget.charge(950);
-    s.push('a', 40);
     s.push('b', 40);
-    expect(overflows[0]!.message).toMatch(/exceed maxInboundBytes \(1000\)/);
+    expect(budget.used).toBe(100);
+    const it = s.observable[Symbol.asyncIterator]();
+    expect(await it.next()).toEqual({ value: 'a', done: false });
+    expect(budget.used).toBe(40);
+    expect(s.bufferedBytes).toBe(40);
+  });
+
+  it('large items: credit is held back so that what waits, and what credit may still bring, stays near maxBytes', async () => {
+    // Window 8 of 100-byte items, 300 bytes allowed: after the first window, no more than 3 at a time.
+    const { s, grants } = bounded(8, 300);
+    for (let i = 0; i < 8; i++) s.push(i, 100); // the window granted up front
+    const it = s.observable[Symbol.asyncIterator]();
+    for (let i = 0; i < 6; i++) await it.next(); // 2 wait (200 bytes): room for 1 more
+    expect(grants).toEqual([1]);
+    await it.next();
+    await it.next(); // nothing waits; 1 on its way: room for 2 more
+    expect(grants.reduce((a, b) => a + b, 0)).toBeLessThanOrEqual(3);
+  });
+
+  it('an item bigger than maxBytes still flows, one at a time (never a stall)', async () => {
+    const { s, grants } = bounded(4, 100);
+    for (let i = 0; i < 4; i++) s.push(i, 500);
+    const it = s.observable[Symbol.asyncIterator]();
+    for (let i = 0; i < 4; i++) await it.next();
+    expect(grants).toEqual([1]); // nothing waits, nothing is on its way: one more
+    s.push(4, 500);
+    expect(await it.next()).toEqual({ value: 4, done: false });
+    expect(grants).toEqual([1, 1]);
+  });
+
+  it('small items keep the whole window (the byte cap does not bind)', () => {
+    const { s, grants } = bounded(8, 1_000_000);
+    const w = watch(s);
+    for (let i = 0; i < 8; i++) s.push(i, 10);
+    expect(w.items).toHaveLength(8);
+    expect(grants.reduce((a, b) => a + b, 0)).toBe(8);
   });
 
   it('a stream the peer ended is whole for a late consumer, but the connection stops counting it when the call ends', () => {
-    const { s, budget } = bounded('error');
+    const { s, budget } = bounded(8, 1000);
     s.push('a', 30);
     s.complete();
     s.close(new WsMsgpackError('CANCELLED', 'the call ended'));
