@@ -12,12 +12,15 @@ export interface ConnectionLimits extends FrameCodecOptions {
   window?: number;
   /**
    * What an outbound push stream (an Observable emitting faster than the receiver's credit or the
-   * socket allow) does with items it cannot send yet. Default `'error'`. See {@link OverflowStrategy}.
+   * socket allow) does with items it cannot send yet. A stream's only value (a unary answer) is
+   * never dropped: it fails with RESOURCE_EXHAUSTED instead. Default `'error'`. See {@link OverflowStrategy}.
    */
   overflow?: OverflowStrategy;
   /**
-   * Most bytes one outbound push stream may hold while it waits for credit or for the socket:
-   * encoded frames plus 8 bytes of bookkeeping per item. Default 64 MiB.
+   * Most bytes one outbound stream may hold while it waits for credit or for the socket: encoded
+   * frames plus 8 bytes of bookkeeping per item. Inbound, the credit this side grants is held back
+   * so that a stream's items waiting for their consumer, plus those its credit may still bring
+   * (at the average item size), stay about within it. Default 64 MiB.
    */
   maxStreamBufferBytes?: number;
   /** Most bytes all outbound push streams of one connection may hold together. Default 128 MiB. */
@@ -30,11 +33,12 @@ export interface ConnectionLimits extends FrameCodecOptions {
    */
   maxBufferedBytes?: number;
   /**
-   * Most bytes that may wait in the socket for a peer that does not read them (what was written
-   * anyway: events, `broadcast()`, error answers, a frame that was sent before the socket filled
-   * up). Past it the connection is cut at once (no closing handshake: the peer is not reading),
-   * its calls fail with UNAVAILABLE, and the reason is reported. The name and meaning of Nest TCP's
-   * option. Default 64 MiB; 0 or `Infinity`: no limit.
+   * Most bytes that may wait in the socket for a peer that does not read them. While more wait, a
+   * new event or call is refused at once with RESOURCE_EXHAUSTED (answers and control frames still
+   * go). A server also cuts a peer that has more than this waiting and takes none of it for a
+   * second (no closing handshake: it is not reading); its calls fail with UNAVAILABLE and the
+   * reason is reported. Nest TCP's option of the same name (which cuts at once). Default 64 MiB;
+   * 0 or `Infinity`: no limit.
    */
   maxSendBufferSize?: number;
   /**
@@ -50,9 +54,9 @@ export interface ConnectionLimits extends FrameCodecOptions {
    * Most memory the peer's frames may hold on this side of one connection at once, in bytes, as
    * estimated from each frame before it is decoded (docs/PROTOCOL.md, "Limits": what a value
    * costs once decoded; a one-byte empty map is about 64 bytes). It bounds what decoding one
-   * frame may allocate, and what the frames this side keeps hold: the request of each call still
-   * running, request-stream and response items waiting for their consumer, frames held while a
-   * connected hook runs. A frame that does not fit fails its call with RESOURCE_EXHAUSTED (an
+   * frame may allocate, and what the frames this side keeps hold: the request of each call whose
+   * handler still runs, events while their async handlers run, request-stream and response items
+   * waiting for their consumer, frames held while a connected hook runs. A frame that does not fit fails its call with RESOURCE_EXHAUSTED (an
    * event is dropped and reported) before anything of it is allocated; the connection and the
    * other calls go on. Default 256 MiB; 0 or `Infinity`: no limit.
    */
