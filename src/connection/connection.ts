@@ -13,6 +13,8 @@ import { Listeners, rethrowLater } from './listeners.js';
 import { resolveLimits, type ConnectionLimits, type ResolvedLimits, type WsMsgpackCallOptions } from './options.js';
 import { OutgoingCalls } from './outgoing.js';
 import { ReadThrottle } from './read-throttle.js';
+import { ReportLimiter } from './report-limiter.js';
+import { Queue } from './queue.js';
 import { bindSocket, type SocketSupport, type WebSocketLike } from './socket.js';
 
 /** Options of a {@link Connection}. */
@@ -24,6 +26,11 @@ export interface ConnectionOptions extends ConnectionLimits {
    * returned (the Nest server applies the default exception filter's mapping).
    */
   mapStreamError?: (error: unknown) => unknown;
+  /**
+   * @internal The server's budget of what its peers' frames may hold in all (`maxServerInboundBytes`):
+   * this connection's inbound budget is part of it.
+   */
+  serverInbound?: BufferBudget;
   /**
    * @internal A Node `ws` socket's extras (events, pings, corking): `WS_SOCKET_SUPPORT` from the
    * server and the Nest client. Without it the socket is used through the standard WebSocket API.
@@ -55,6 +62,16 @@ type ConnectionEvents = {
   error: (error: Error) => void;
   goingAway: (notice: WsMsgpackError) => void;
 };
+
+/** A frame of the peer held back while a connected hook runs. */
+export interface HeldFrame {
+  readonly frame: Frame;
+  /** When it arrived (a held REQUEST's deadline counts from then). */
+  readonly at: number;
+  /** Its size on the wire, and its charge to `inbound`. */
+  readonly bytes: number;
+  readonly cost: number;
+}
 
 /** Handles the events the peer emits; a returned promise says when the handler is done. */
 type EventHandler = (event: IncomingEvent) => void | PromiseLike<unknown>;
@@ -104,12 +121,14 @@ export class Connection {
   /** @internal */
   protected goingAway: WsMsgpackError | undefined;
   private readonly throttle: ReadThrottle;
+  /** Reports of the peer's bad frames, at most a few per second. */
+  private readonly violations = new ReportLimiter((e) => this.emitError(e));
   private readonly support: SocketSupport | undefined;
   private requestHandler: RequestHandler | undefined;
   private eventHandler: EventHandler | undefined;
-  /** Frames of the peer's calls and events held back by {@link holdPeerWork}, with when they came and their cost. */
+  /** Frames of the peer's calls and events held back by {@link holdPeerWork}, with when they came, their size and cost. */
   /** @internal */
-  protected held: { frame: Frame; at: number; cost: number }[] | undefined;
+  protected held: Queue<HeldFrame> | undefined;
   /** @internal */
   protected heldBytes = 0;
 
@@ -121,7 +140,7 @@ export class Connection {
     this.codec = new FrameCodec(options);
     this.limits = resolveLimits(options);
     this.budget = new BufferBudget(this.limits.maxConnectionBufferBytes);
-    this.inbound = new BufferBudget(this.limits.maxInboundBytes || Infinity); // 0: no limit
+    this.inbound = new BufferBudget(this.limits.maxInboundBytes || Infinity, options.serverInbound); // 0: no limit
     this.listeners = new Listeners<ConnectionEvents>((e, event) => (event === 'error' ? rethrowLater(e) : this.emitError(asError(e))));
     this.support = options.socketSupport;
     this.writer = new FrameWriter(socket, this.codec, this.limits, (e) => this.emitError(e), options.socketSupport);
@@ -289,7 +308,9 @@ export class Connection {
     }
     let frame: Frame;
     try {
-      frame = this.codec.decode(data as Uint8Array, this.inbound.limit - this.inbound.used);
+      const own = this.inbound.limit - this.inbound.used;
+      const server = this.inbound.parent?.left ?? Infinity;
+      frame = this.codec.decode(data as Uint8Array, Math.min(own, server), server < own ? 'maxServerInboundBytes' : 'maxInboundBytes');
     } catch (e) {
       this.onViolation(e instanceof ProtocolViolation ? e : new ProtocolViolation(asError(e).message));
       return;
@@ -297,9 +318,11 @@ export class Connection {
     const cost = this.codec.lastCost;
     if (this.held && isPing(frame)) return this.guardedPing(frame as RequestFrame);
     if (this.held && (frame.type === FrameType.EVENT || (frame.id !== 0 && !this.isOwn(frame.id)))) {
-      this.heldBytes += (data as Uint8Array).byteLength;
+      const bytes = (data as Uint8Array).byteLength;
+      this.heldBytes += bytes;
       this.inbound.charge(cost);
-      if (this.held.push({ frame, at: Date.now(), cost }) > MAX_HELD_FRAMES || this.heldBytes > this.limits.maxConnectionBufferBytes) {
+      this.held.push({ frame, at: Date.now(), bytes, cost });
+      if (this.held.length > MAX_HELD_FRAMES || this.heldBytes > this.limits.maxConnectionBufferBytes) {
         this.close(1008, 'too many frames while the connected hook ran');
       }
       return;
@@ -350,7 +373,7 @@ export class Connection {
       case FrameType.ERROR:
         if (frame.id === 0 && frame.code === WsMsgpackErrorCode.GOING_AWAY) return this.onPeerGoingAway(frame.message, frame.data);
         if (frame.id === 0) return this.emitError(new WsMsgpackError(frame.code, frame.message, frame.data));
-        return this.isOwn(frame.id) ? this.outgoing.onError(frame) : this.incoming.onError(frame);
+        return this.isOwn(frame.id) ? this.outgoing.onError(frame) : this.incoming.onError(frame, cost);
       case FrameType.CANCEL:
         if (this.isOwn(frame.id)) throw new ProtocolViolation('CANCEL for a call this side started', frame.id, frame.type);
         return this.incoming.onCancel(frame.id);
@@ -392,7 +415,7 @@ export class Connection {
     if (v.id === 0) this.writer.sendError(0, err);
     else if (this.isOwn(v.id) && v.frameType !== FrameType.REQUEST) this.outgoing.onViolation(v.id, err);
     else this.incoming.onViolation(v.id, err, v.frameType === FrameType.REQUEST && !this.isOwn(v.id));
-    this.emitError(violationReport(v));
+    this.violations.offer(() => violationReport(v));
   }
 
   // ---------------------------------------------------------------- end
@@ -400,10 +423,11 @@ export class Connection {
   private terminate(info: CloseInfo): void {
     if (this.closedInfo) return;
     this.closedInfo = info;
-    if (this.held) for (const { cost } of this.held) this.inbound.charge(-cost);
+    for (let h = this.held?.shift(); h; h = this.held!.shift()) this.inbound.charge(-h.cost);
     this.held = undefined;
     this.writer.stop();
     this.stopKeepAlive();
+    this.violations.stop();
     const err = this.unavailable(info);
     this.incoming.abortAll(err);
     this.outgoing.failAll(err);

@@ -16,6 +16,8 @@ export class BufferBudget {
   constructor(
     /** Most bytes all queues may hold together. */
     readonly limit: number,
+    /** A budget this one is part of (a connection's, of its server's): charged too, and must fit too. */
+    readonly parent?: BufferBudget,
   ) {}
 
   /** Bytes held now. */
@@ -23,14 +25,21 @@ export class BufferBudget {
     return this.usedBytes;
   }
 
-  /** True when `bytes` more would still fit. */
-  fits(bytes: number): boolean {
-    return this.usedBytes + bytes <= this.limit;
+  /** Bytes that still fit here (and in the parent). */
+  get left(): number {
+    const own = this.limit - this.usedBytes;
+    return this.parent ? Math.min(own, this.parent.left) : own;
   }
 
-  /** Records `bytes` more (negative: released). */
+  /** True when `bytes` more would still fit (here and in the parent). */
+  fits(bytes: number): boolean {
+    return this.usedBytes + bytes <= this.limit && (this.parent?.fits(bytes) ?? true);
+  }
+
+  /** Records `bytes` more (negative: released), here and in the parent. */
   charge(bytes: number): void {
     this.usedBytes += bytes;
+    this.parent?.charge(bytes);
   }
 }
 

@@ -78,7 +78,7 @@ export class FrameWriter {
 
   /** Like {@link send}, but a failure is reported instead of thrown; nothing when stopped. */
   sendControl(frame: Frame): void {
-    if (this.stopped) return;
+    if (this.stopped || this.socket.readyState !== 1) return; // cheaper than the UNAVAILABLE error send() would make
     try {
       this.send(frame);
     } catch (e) {
@@ -91,7 +91,7 @@ export class FrameWriter {
    * cannot be sent (unencodable, too big), an INTERNAL error saying so goes instead.
    */
   sendError(id: number, error: unknown): void {
-    if (this.stopped) return;
+    if (this.stopped || this.socket.readyState !== 1) return;
     const d = describeError(error);
     const frame: ErrorFrame = { type: FrameType.ERROR, id, code: d.code, message: d.message };
     if (d.data !== undefined) frame.data = d.data;

@@ -70,8 +70,10 @@ export class InboundStream {
   /** The items, for exactly one consumer (subscribe, or iterate with `for await`). */
   readonly observable: PullableObservable;
 
-  /** Where waiting items are charged: the connection's inbound budget, until the call ends. */
+  /** Where waiting items are charged: the connection's inbound budget, until the handler has stopped. */
   private budget: BufferBudget | undefined;
+  /** What the peer's ERROR frame takes, charged while it waits for the consumer. */
+  private outcomeCost = 0;
 
   constructor(
     window: number,
@@ -140,9 +142,23 @@ export class InboundStream {
     this.end('complete');
   }
 
-  /** The peer failed the stream. */
-  error(error: unknown): void {
+  /** The peer failed the stream; `cost`: what its ERROR frame takes, charged while the error waits for the consumer. */
+  error(error: unknown, cost = 0): void {
+    if (this.phase !== 'receiving') return;
+    if (!(this.subscriber && this.values.length === 0) && cost > 0 && this.budget) {
+      this.outcomeCost = cost;
+      this.budget.charge(cost);
+    }
     this.end({ error });
+  }
+
+  /**
+   * The handler that took this stream has stopped (its call ended and nothing of it runs): what
+   * still waits here is no longer the connection's to count.
+   */
+  detach(): void {
+    this.budget?.charge(-(this.heldBytes + this.outcomeCost));
+    this.budget = undefined;
   }
 
   /**
@@ -150,12 +166,7 @@ export class InboundStream {
    * `reason` as an error. (A stream the peer did end is whole: a consumer still gets all of it.)
    */
   close(reason: unknown): void {
-    if (this.phase === 'ended' && reason !== undefined) {
-      // Whole: a late consumer still gets it, but the connection no longer accounts for it.
-      this.budget?.charge(-this.heldBytes);
-      this.budget = undefined;
-      return;
-    }
+    if (this.phase === 'ended' && reason !== undefined) return; // whole: a late consumer still gets it (charged until detach())
     if (this.phase === 'closed') return;
     this.phase = 'closed';
     if (reason !== undefined) this.outcome = { error: reason };
@@ -186,6 +197,11 @@ export class InboundStream {
     this.heldBytes -= cost;
     this.budget?.charge(-cost);
     return this.values.shift();
+  }
+
+  private releaseOutcome(): void {
+    this.budget?.charge(-this.outcomeCost);
+    this.outcomeCost = 0;
   }
 
   private clear(): void {
@@ -236,6 +252,7 @@ export class InboundStream {
   }
 
   private outcomeAsResult(): Promise<IteratorResult<unknown>> {
+    this.releaseOutcome();
     const outcome = this.outcome;
     this.outcome = 'complete'; // an error is thrown once; later pulls see the end
     if (outcome && outcome !== 'complete') return Promise.reject(outcome.error);
@@ -287,6 +304,7 @@ export class InboundStream {
   }
 
   private settle(s: Subscriber<unknown>): void {
+    this.releaseOutcome();
     const outcome = this.outcome;
     if (outcome === 'complete') s.complete();
     else if (outcome) s.error(outcome.error);

@@ -242,8 +242,8 @@ export class IncomingCalls {
   }
 
   /** The requester failed its request stream: the handler's input errors; the call goes on. */
-  onError(frame: ErrorFrame): void {
-    this.calls.get(frame.id)?.input?.error(errorFromFrame(frame));
+  onError(frame: ErrorFrame, cost = 0): void {
+    this.calls.get(frame.id)?.input?.error(errorFromFrame(frame), cost);
   }
 
   /** Credit for the response of call `id`. */
@@ -304,7 +304,9 @@ export class IncomingCalls {
     // The request stays charged until nothing of the handler runs any more: it still holds it.
     let running = 1;
     const stopped = (): void => {
-      if (--running === 0) this.host.inbound.charge(-st.cost);
+      if (--running > 0) return;
+      this.host.inbound.charge(-st.cost);
+      st.input?.detach();
     };
     if (st.handler === 'pending') {
       st.handler = 'lingering'; // a handler that ignores its abort signal still holds a slot

@@ -1,6 +1,15 @@
 import { WsMsgpackError, WsMsgpackErrorCode } from '../protocol/errors.js';
 import { FrameType, type Frame } from '../protocol/frames.js';
-import { Connection } from './connection.js';
+import { Connection, type HeldFrame } from './connection.js';
+import { Queue } from './queue.js';
+
+/** Most time held frames are dispatched for in one turn of the event loop, in ms. */
+const RELEASE_SLICE_MS = 2;
+
+const now: () => number = typeof performance !== 'undefined' ? () => performance.now() : () => Date.now();
+
+const schedule: (fn: () => void) => void =
+  typeof setImmediate === 'function' ? (fn) => void setImmediate(fn) : (fn) => void setTimeout(fn, 0);
 
 /**
  * The connection of a Nest side (the server, and the Nest client that exposes handlers): a
@@ -18,25 +27,32 @@ export class ServingConnection extends Connection {
    */
   holdPeerWork(until: Promise<unknown>): void {
     if (this.held) return;
-    this.held = [];
+    this.held = new Queue<HeldFrame>();
     this.heldBytes = 0;
-    const release = (): void => {
-      const held = this.held ?? [];
-      this.held = undefined;
-      this.heldBytes = 0;
-      const now = Date.now();
-      for (let i = 0; i < held.length; i++) {
-        const { frame, at, cost } = held[i]!;
-        if (this.closedInfo) {
-          for (let j = i; j < held.length; j++) this.inbound.charge(-held[j]!.cost);
-          return;
-        }
-        this.inbound.charge(-cost); // charged again by the call it starts, for as long as that runs
-        if (frame.type === FrameType.REQUEST && frame.timeout !== undefined) frame.timeout = Math.max(1, frame.timeout - (now - at));
-        this.dispatchSafely(frame, cost);
-      }
-    };
+    const release = (): void => this.releaseHeld();
     until.then(release, release);
+  }
+
+  /**
+   * Dispatches the held frames in order, a slice of time per turn of the event loop (thousands of
+   * them at once would stop it); frames that arrive meanwhile are held behind them.
+   */
+  private releaseHeld(): void {
+    const held = this.held;
+    if (!held || this.closedInfo) return;
+    const start = now();
+    while (held.length > 0 && !this.closedInfo) {
+      if (now() - start >= RELEASE_SLICE_MS) {
+        schedule(() => this.releaseHeld());
+        return;
+      }
+      const { frame, at, bytes, cost } = held.shift()!;
+      this.heldBytes -= bytes;
+      this.inbound.charge(-cost); // charged again by the call it starts, for as long as that runs
+      if (frame.type === FrameType.REQUEST && frame.timeout !== undefined) frame.timeout = Math.max(1, frame.timeout - (Date.now() - at));
+      this.dispatchSafely(frame, cost);
+    }
+    if (this.held === held && held.length === 0) this.held = undefined;
   }
 
   /**

@@ -69,7 +69,10 @@ export class WsReader implements ReadControl {
   private draining = false;
   /** Why reading is paused: the fair slice ran out (`fair`), the outbound is congested (`outbound`). */
   private readonly pausedFor = new Set<'fair' | 'outbound'>();
+  /** The socket has closed: true once the frames still waiting have been handled too. */
   private closed = false;
+  /** The socket has closed (how), while frames still wait to be handled. */
+  private closing: { code: number; reason: string } | undefined;
   /** The incomplete-message timer, and the message count when it started. */
   private incomplete: Timer | undefined;
   private messages = 0;
@@ -86,16 +89,14 @@ export class WsReader implements ReadControl {
       this.arrived(isBinary ? (data as Uint8Array) : String(data), isBinary);
     });
     ws.on('close', (code, reason) => {
-      // The peer's last frames (events before its close frame, say) waiting for a later turn are
-      // handled now, before the connection ends: a peer that emits and closes loses nothing.
-      while (this.inbox.length > 0) {
-        const m = this.inbox.shift()!;
-        listener.onMessage(m.data, m.isBinary);
-      }
-      this.closed = true;
       this.incomplete?.cancel();
       this.incomplete = undefined;
-      listener.onClose(code, reason.toString());
+      // The peer's last frames (events before its close frame, say) that wait for a later turn
+      // are still handled, slice by slice, before the connection ends: a peer that emits and
+      // closes loses nothing, and one that floods and closes stalls nobody.
+      this.closing = { code, reason: reason.toString() };
+      if (this.inbox.length === 0) this.end();
+      else this.scheduleDrain();
     });
     ws.on('error', (err) => listener.onSocketError(err));
     const limit = options.incompleteMessageTimeout;
@@ -121,7 +122,7 @@ export class WsReader implements ReadControl {
    * messages it had already read, and they must not add to what waits for the peer).
    */
   private arrived(data: Uint8Array | string, isBinary: boolean): void {
-    if (this.closed) return;
+    if (this.closed || this.closing) return;
     if (!this.options.fair) return this.listener.onMessage(data, isBinary);
     if (this.inbox.length > 0 || this.pausedFor.has('outbound') || !this.hasTime()) {
       this.inbox.push({ data, isBinary });
@@ -133,7 +134,7 @@ export class WsReader implements ReadControl {
   }
 
   private scheduleDrain(): void {
-    if (this.draining || this.pausedFor.has('outbound') || this.inbox.length === 0) return;
+    if (this.draining || this.inbox.length === 0 || (this.pausedFor.has('outbound') && !this.closing)) return;
     this.draining = true;
     schedule(this.drain);
   }
@@ -159,14 +160,23 @@ export class WsReader implements ReadControl {
   /** A later turn: this connection's next slice of waiting messages. */
   private readonly drain = (): void => {
     this.draining = false;
-    while (this.inbox.length > 0 && !this.closed && !this.pausedFor.has('outbound') && this.hasTime()) {
+    // Once the socket has closed, nothing waits for the peer to read: only the slice limits.
+    while (this.inbox.length > 0 && !this.closed && (this.closing || !this.pausedFor.has('outbound')) && this.hasTime()) {
       const m = this.inbox.shift()!;
       this.deliver(m.data, m.isBinary);
     }
     if (this.closed) return;
     if (this.inbox.length > 0) this.scheduleDrain(); // resume() schedules it when paused for the outbound
+    else if (this.closing) this.end();
     else this.setPaused('fair', false);
   };
+
+  /** Everything the peer sent has been handled: the connection ends. */
+  private end(): void {
+    const info = this.closing!;
+    this.closed = true;
+    this.listener.onClose(info.code, info.reason);
+  }
 
   private setPaused(reason: 'fair' | 'outbound', paused: boolean): void {
     const was = this.pausedFor.size > 0;
@@ -199,7 +209,7 @@ export class WsReader implements ReadControl {
    */
   private watchIncomplete(): void {
     const limit = this.options.incompleteMessageTimeout;
-    if (this.closed || this.incomplete || this.pausedFor.size > 0 || !(limit > 0 && limit < Infinity)) return;
+    if (this.closed || this.closing || this.incomplete || this.pausedFor.size > 0 || !(limit > 0 && limit < Infinity)) return;
     if (bytesOfPartialMessage(this.ws) === 0) return;
     this.armIncomplete(limit, true);
   }
@@ -214,7 +224,7 @@ export class WsReader implements ReadControl {
   private readonly checkIncomplete = (): void => {
     this.incomplete = undefined;
     const held = bytesOfPartialMessage(this.ws);
-    if (held === 0 || this.closed) return;
+    if (held === 0 || this.closed || this.closing) return;
     const limit = this.options.incompleteMessageTimeout;
     if (this.messages !== this.incompleteFrom) {
       // Messages completed meanwhile: the one under way began after the last of them.

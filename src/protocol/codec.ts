@@ -121,9 +121,9 @@ export class FrameCodec {
    * `budget`: the most memory the frame may take once decoded (its bytes, and the values decoding
    * allocates, as docs/PROTOCOL.md "Limits" estimates them). The estimate is made from the bytes
    * before anything is decoded; a frame above the budget is refused with a RESOURCE_EXHAUSTED
-   * violation, and nothing of it is allocated.
+   * violation naming `budgetName`, and nothing of it is allocated.
    */
-  decode(bytes: Uint8Array, budget: number = Infinity): Frame {
+  decode(bytes: Uint8Array, budget: number = Infinity, budgetName = 'maxInboundBytes'): Frame {
     let cost = this.estimator.estimate(bytes, budget);
     if (cost === TOO_DEEP) {
       // The guarded decoder refuses the frame at that point or earlier (naming the first thing
@@ -139,7 +139,7 @@ export class FrameCodec {
     if (cost > budget && !endsSomething(bytes, cost)) {
       const header = peekHeader(bytes);
       throw new ProtocolViolation(
-        `a frame of ${bytes.byteLength} bytes would take about ${formatBytes(cost)} once decoded, more than the ${formatBytes(budget)} this side can still take (maxInboundBytes)`,
+        `a frame of ${bytes.byteLength} bytes would take about ${formatBytes(cost)} once decoded, more than the ${formatBytes(budget)} this side can still take (${budgetName})`,
         header?.id ?? 0,
         header?.type,
         WsMsgpackErrorCode.RESOURCE_EXHAUSTED,

@@ -198,7 +198,11 @@ export abstract class WsMsgpackDispatcher<EventsMap extends Record<string, Funct
   /** Runs the handlers of an event; the promise settles once they are done (the event's memory is counted until then). */
   private dispatchEvent(event: IncomingEvent, a: Attachment): Promise<unknown> | undefined {
     const pattern = patternAsString(event.pattern);
-    if (pattern === undefined) return undefined;
+    if (pattern === undefined || !this.findHandler(pattern)) {
+      // Nest's own message, with the pattern cut short (a peer chooses how long it is).
+      this.logger.error(`There is no matching event handler defined in the remote service. Event pattern: ${shown(event.pattern)}`);
+      return undefined;
+    }
     if (isReserved(pattern)) {
       this.reportError(new Error(`the peer ${a.peer.id} emitted an event with the reserved pattern ${pattern}; it was dropped`));
       return undefined;
@@ -252,13 +256,54 @@ function describe(e: unknown): string {
   }
 }
 
-/** The pattern as Nest's TCP transport sees it: strings as-is, anything else JSON-encoded. */
+/**
+ * Longest pattern (as a string, or an object pattern's JSON) that can match a handler. Routes are
+ * short; a longer pattern is answered as unknown without being parsed or normalised (Nest's lookup
+ * JSON-parses and walks it: a 15 MB pattern stopped the event loop for seconds).
+ */
+export const MAX_PATTERN_LENGTH = 4096;
+
+/** Values an object pattern may hold (keys and values, nested) to be looked up at all. */
+const MAX_PATTERN_VALUES = 256;
+
+/**
+ * The pattern as Nest's TCP transport sees it: strings as-is, anything else JSON-encoded;
+ * undefined when it cannot be encoded or is too long to be any handler's.
+ */
 function patternAsString(pattern: unknown): string | undefined {
-  if (typeof pattern === 'string') return pattern;
+  if (typeof pattern === 'string') return pattern.length <= MAX_PATTERN_LENGTH ? pattern : undefined;
+  if (!fewValues(pattern, MAX_PATTERN_VALUES)) return undefined; // before JSON.stringify walks it all
   try {
-    return JSON.stringify(pattern);
+    const s = JSON.stringify(pattern);
+    return s !== undefined && s.length <= MAX_PATTERN_LENGTH ? s : undefined;
   } catch {
     return undefined;
   }
+}
+
+/** True when `v` holds at most `max` values (keys and values of its maps and arrays, nested). */
+function fewValues(v: unknown, max: number): boolean {
+  const stack: unknown[] = [v];
+  let seen = 0;
+  while (stack.length > 0) {
+    const x = stack.pop();
+    if (typeof x !== 'object' || x === null || ArrayBuffer.isView(x)) continue;
+    const values = Array.isArray(x) ? x : Object.values(x as object);
+    seen += Array.isArray(x) ? values.length : 2 * values.length;
+    if (seen > max) return false;
+    for (const child of values) stack.push(child);
+  }
+  return true;
+}
+
+/** A pattern for a log line: at most 100 characters. */
+function shown(pattern: unknown): string {
+  let s: string;
+  try {
+    s = typeof pattern === 'string' ? pattern : String(JSON.stringify(pattern));
+  } catch {
+    s = String(pattern);
+  }
+  return s.length > 100 ? `${s.slice(0, 100)}… (${s.length} characters)` : s;
 }
 

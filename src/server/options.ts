@@ -64,6 +64,15 @@ export interface WsMsgpackServerOptions extends ConnectionLimits {
    */
   maxConnections?: number;
   /**
+   * Most memory the frames of all the server's peers may hold at once, as each connection's
+   * `maxInboundBytes` counts it (requests of calls whose handlers still run, events being handled,
+   * waiting stream items), connections that have ended included: a handler that ignores its abort
+   * signal keeps its request counted after its peer is gone. A frame that does not fit fails its
+   * call with RESOURCE_EXHAUSTED, whichever connection it came on. Default 1 GiB; 0 or `Infinity`:
+   * no limit.
+   */
+  maxServerInboundBytes?: number;
+  /**
    * Time allowed to complete an upgrade on the server, in ms: the checks (`allowedOrigins`,
    * `authenticate`) must answer within it, or the upgrade gets HTTP 503 (reported) and the socket
    * is closed. The standalone server also uses it for receiving the upgrade request's headers

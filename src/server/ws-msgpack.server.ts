@@ -10,6 +10,7 @@ import { extensionCodecOf } from '../protocol/extensions.js';
 import { asError } from '../connection/frame-writer.js';
 import { ReportingListeners } from '../connection/listeners.js';
 import { checkDuration, resolveLimits, wsSocketOptions } from '../connection/options.js';
+import { BufferBudget } from '../connection/frame-queue.js';
 import { startTimer, type Timer } from '../connection/timers.js';
 import { WsMsgpackStatus } from '../constants.js';
 import { LocalPeerDirectory, type WsMsgpackPeerDirectory } from '../peer/directory.js';
@@ -46,6 +47,8 @@ const DEFAULT_HOST = '127.0.0.1';
 const DEFAULT_DRAIN_TIMEOUT = 1000;
 /** Default of {@link WsMsgpackServerOptions.closeTimeout}. */
 const DEFAULT_CLOSE_TIMEOUT = 2000;
+/** Default of {@link WsMsgpackServerOptions.maxServerInboundBytes}. */
+const DEFAULT_MAX_SERVER_INBOUND_BYTES = 1024 * 1024 * 1024;
 /** Longest delay `setTimeout` honours (~24.8 days): what "no limit" becomes where a timer needs a number. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
@@ -74,6 +77,8 @@ export class WsMsgpackServer extends WsMsgpackDispatcher<WsMsgpackServerEvents, 
   private pendingListen: (() => void) | undefined;
   private readonly drainTimeout: number;
   private readonly closeTimeout: number;
+  /** What the frames of all peers hold (maxServerInboundBytes), ended connections' lingering handlers included. */
+  private readonly inbound: BufferBudget;
 
   constructor(private readonly options: WsMsgpackServerOptions = {}) {
     super();
@@ -86,6 +91,16 @@ export class WsMsgpackServer extends WsMsgpackDispatcher<WsMsgpackServerEvents, 
     this.drainTimeout = options.drainTimeout === undefined ? DEFAULT_DRAIN_TIMEOUT : checkDuration('drainTimeout', options.drainTimeout);
     this.closeTimeout = options.closeTimeout === undefined ? DEFAULT_CLOSE_TIMEOUT : checkDuration('closeTimeout', options.closeTimeout);
     this.gate = new UpgradeGate(options, (err) => this.emitError(err));
+    const maxInbound = options.maxServerInboundBytes ?? DEFAULT_MAX_SERVER_INBOUND_BYTES;
+    if (typeof maxInbound !== 'number' || !(maxInbound >= 0)) {
+      throw new TypeError(`nestjs-ws-msgpack: option maxServerInboundBytes must be a number >= 0, got ${String(maxInbound)}`);
+    }
+    this.inbound = new BufferBudget(maxInbound || Infinity); // 0: no limit
+  }
+
+  /** Memory the frames of all peers hold now, as `maxServerInboundBytes` counts it. For metrics. */
+  get inboundBytes(): number {
+    return this.inbound.used;
   }
 
   /**
@@ -266,7 +281,13 @@ export class WsMsgpackServer extends WsMsgpackDispatcher<WsMsgpackServerEvents, 
       ws.close(CloseCode.UNSUPPORTED_VERSION, `unsupported protocol version: offered ${offered}; this server speaks ${SUBPROTOCOL_V1}`.slice(0, 123));
       return;
     }
-    const conn = new ServingConnection(ws, { ...this.options, role: 'server', mapStreamError: toRpcErrorPayload, socketSupport: WS_SOCKET_SUPPORT });
+    const conn = new ServingConnection(ws, {
+      ...this.options,
+      role: 'server',
+      mapStreamError: toRpcErrorPayload,
+      socketSupport: WS_SOCKET_SUPPORT,
+      serverInbound: this.inbound,
+    });
     const peer = new ConnectionPeer(conn, { url: req.url ?? '/', headers: req.headers, remoteAddress: req.socket.remoteAddress });
     peer.user = user; // from authenticate(), before any hook or handler can look
     const attachment = { connection: conn, peer, socket: ws, request: req };

@@ -12,6 +12,7 @@ import { Controller } from '@nestjs/common';
 import { EventPattern, MessagePattern, Payload } from '@nestjs/microservices';
 import { encode } from '@msgpack/msgpack';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { count, from, lastValueFrom, type Observable } from 'rxjs';
 import { WsMsgpackErrorCode, WsMsgpackRecordBuilder, WsMsgpackServer } from '../../src/index.js';
 import { FrameCodec } from '../../src/protocol/codec.js';
 import { errorOf, first, startService, until, type TestService } from '../support/helpers.js';
@@ -23,6 +24,8 @@ const MB = 1024 * 1024;
 const gates: (() => void)[] = [];
 /** Gates of the running 'slow-event' handlers. */
 const eventGates: (() => void)[] = [];
+/** Gates of the waiting 'late-hold' handlers. */
+const lateGates: (() => void)[] = [];
 
 @Controller()
 class BombController {
@@ -34,6 +37,13 @@ class BombController {
   @MessagePattern('size')
   size(@Payload() data: unknown[]): number {
     return data.length;
+  }
+
+  /** Waits until released, then takes its request stream (whatever happened meanwhile). */
+  @MessagePattern('late-hold')
+  async lateHold(@Payload() items: Observable<Buffer>): Promise<number> {
+    await new Promise<void>((resolve) => lateGates.push(resolve));
+    return lastValueFrom(items.pipe(count())).catch(() => -1);
   }
 
   /** An event handler that takes its time (until released). */
@@ -254,6 +264,48 @@ describe('maxInboundBytes: what the peer\'s calls hold at once', () => {
     } finally {
       await unlimited.close();
     }
+  });
+});
+
+describe('maxServerInboundBytes: what all peers hold, ended connections included', () => {
+  let svc: TestService;
+
+  beforeAll(async () => {
+    svc = await startService({ controllers: [BombController] }, { maxInboundBytes: 4 * MB, maxServerInboundBytes: 4 * MB });
+  });
+  afterAll(() => svc.close());
+
+  it('a handler that outlives its connection keeps its request counted; reconnecting cannot pile them up', async () => {
+    const payload = Array.from({ length: 30_000 }, (_, i) => `item ${i}`); // ~1.6 MB with its frame
+    for (let round = 0; round < 2; round++) {
+      const client = svc.client();
+      void first(client.send('hold', payload), 10_000).catch(() => {});
+      await until(() => gates.length === round + 1, undefined, 'the call holding');
+      await client.close(); // the handler ignores the abort, and still holds the request
+    }
+    expect(svc.server.inboundBytes).toBeGreaterThan(3 * MB);
+    const fresh = svc.client();
+    const refused = await errorOf(fresh.send('hold', payload));
+    expect(refused).toMatchObject({ code: WsMsgpackErrorCode.RESOURCE_EXHAUSTED, message: expect.stringMatching(/maxServerInboundBytes/) });
+    for (const release of gates.splice(0)) release();
+    await until(() => svc.server.inboundBytes === 0, undefined, 'the lingering requests released');
+    const accepted = first(fresh.send('hold', payload), 10_000);
+    await until(() => gates.length === 1, undefined, 'accepted again');
+    gates.splice(0)[0]!();
+    expect(await accepted).toBe('released');
+  });
+
+  it('request-stream items a late handler still holds stay counted after a cancel, until it stops', async () => {
+    const client = svc.client();
+    const items = Array.from({ length: 8 }, (_, i) => Buffer.alloc(128 * 1024, i));
+    const sub = client.send('late-hold', from(items)).subscribe({ error: () => {} });
+    await until(() => lateGates.length === 1, undefined, 'the late handler waiting');
+    await until(() => svc.server.inboundBytes >= 8 * 128 * 1024, undefined, 'the items arrived');
+    sub.unsubscribe(); // CANCEL: the handler ignores it and will still subscribe
+    await new Promise((r) => setTimeout(r, 50));
+    expect(svc.server.inboundBytes).toBeGreaterThanOrEqual(8 * 128 * 1024);
+    lateGates.splice(0)[0]!();
+    await until(() => svc.server.inboundBytes === 0, undefined, 'released once the handler stopped');
   });
 });
 

@@ -9,7 +9,7 @@
  */
 import { Controller } from '@nestjs/common';
 import { MessagePattern, Payload } from '@nestjs/microservices';
-import { encode } from '@msgpack/msgpack';
+import { decode, encode } from '@msgpack/msgpack';
 import WebSocket, { WebSocketServer } from 'ws';
 import { Connection } from '../../src/connection/connection.js';
 import { WS_SOCKET_SUPPORT } from '../../src/connection/ws-socket.js';
@@ -76,6 +76,58 @@ describe('one connection cannot stall the others (issue 15, item 2)', () => {
     } finally {
       await new Promise((r) => wss.close(r));
     }
+  });
+
+  it('20 peers that send 64 KiB of invalid frames and reset: what waits is handled slice by slice, no stall', async () => {
+    const invalid = encode([9, 1, 'x']); // an unknown frame type: a PROTOCOL_ERROR each
+    const burst = new Uint8Array(Math.floor((64 * 1024) / (invalid.length + 6)) * invalid.length);
+    const peers = await Promise.all(Array.from({ length: 20 }, async () => {
+      const ws = new WebSocket(svc.url, ['wsmp.v1']);
+      ws.on('error', () => {});
+      await within(new Promise((r) => ws.once('open', r)), undefined, 'open');
+      return ws;
+    }));
+    const delay = monitorEventLoopDelay({ resolution: 10 });
+    delay.enable();
+    for (const ws of peers) {
+      for (let at = 0; at < burst.length; at += invalid.length) ws.send(invalid);
+      ws.terminate(); // the frames are out; the connection resets right after them
+    }
+    await until(() => svc.server.connectionCount <= 1, 10_000, 'the peers gone');
+    await new Promise((r) => setTimeout(r, 100));
+    delay.disable();
+    expect(delay.max / 1e6).toBeLessThan(1000); // ~3.7 s when the frames left were handled all at once (a margin for GC and a busy machine)
+  });
+
+  it('a 15 MB pattern is answered UNIMPLEMENTED without being parsed (it stopped the loop for seconds)', async () => {
+    const ws = new WebSocket(svc.url, ['wsmp.v1']);
+    ws.on('error', () => {});
+    await within(new Promise((r) => ws.once('open', r)), undefined, 'open');
+    const answer = new Promise<unknown[]>((resolve) => ws.once('message', (d: Buffer) => resolve(decode(d) as unknown[])));
+    const pattern = `[${'{},'.repeat(5_000_000)}{}]`;
+    const delay = monitorEventLoopDelay({ resolution: 10 });
+    delay.enable();
+    ws.send(encode([1, 1, pattern, null]));
+    expect((await within(answer, 10_000, 'the answer')).slice(0, 3)).toEqual([5, 1, 'UNIMPLEMENTED']);
+    ws.send(encode([2, pattern, null])); // an event: logged with the pattern cut short, nothing parsed
+    await new Promise((r) => setTimeout(r, 200));
+    delay.disable();
+    expect(delay.max / 1e6).toBeLessThan(1000); // 2.9-4.8 s per frame before (decoding the 15 MB frame itself remains)
+    ws.terminate();
+  });
+
+  it('a peer flooding invalid frames: at most 10 reports a second, and one that sums up the rest', async () => {
+    const reports: Error[] = [];
+    svc.server.on('error', (e) => reports.push(e));
+    const ws = new WebSocket(svc.url, ['wsmp.v1']);
+    ws.on('error', () => {});
+    await within(new Promise((r) => ws.once('open', r)), undefined, 'open');
+    for (let i = 0; i < 2000; i++) ws.send(encode([9, 2 * i + 1]));
+    await until(() => reports.some((e) => /more such frames/.test(e.message)), 5000, 'the summary');
+    const invalid = reports.filter((e) => /invalid frame|more such frames/.test(e.message));
+    expect(invalid.length).toBeLessThanOrEqual(12); // 2,000 reports (and their stacks in the log) before
+    expect(invalid.at(-1)!.message).toMatch(/^\d+ more such frames from the peer within a second were not reported one by one; the first: /);
+    ws.terminate();
   });
 
   for (const pattern of ['no-such-pattern', 'echo']) {

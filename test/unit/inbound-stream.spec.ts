@@ -198,15 +198,17 @@ describe('InboundStream: waiting items counted in bytes; credit held back past m
     expect(grants.reduce((a, b) => a + b, 0)).toBe(8);
   });
 
-  it('a stream the peer ended is whole for a late consumer, but the connection stops counting it when the call ends', () => {
+  it('a stream the peer ended is whole for a late consumer; it stays counted until its handler has stopped (detach)', () => {
     const { s, budget } = bounded(8, 1000);
     s.push('a', 30);
-    s.complete();
+    s.error(new WsMsgpackError('X', 'a big error'), 500);
     s.close(new WsMsgpackError('CANCELLED', 'the call ended'));
+    expect(budget.used).toBe(530); // the handler may still take it
+    s.detach();
     expect(budget.used).toBe(0);
     const w = watch(s);
     expect(w.items).toEqual(['a']);
-    expect(w.outcome()).toBe('complete');
+    expect(w.outcome()).toEqual({ error: new WsMsgpackError('X', 'a big error') });
     expect(budget.used).toBe(0);
   });
 });
