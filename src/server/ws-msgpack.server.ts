@@ -33,8 +33,9 @@ export type WsMsgpackServerEvents = {
   disconnect: (socket: WebSocket, code: number, reason: string, peer: WsMsgpackPeer) => void;
   /**
    * Something went wrong that no call can be told about: the HTTP/WebSocket server or a socket
-   * failed, a peer sent an invalid frame (a WsMsgpackError with code PROTOCOL_ERROR) or a
-   * connection-level ERROR, `authenticate` (or `allowedOrigins`) threw or did not answer within
+   * failed, a peer sent an invalid frame (a WsMsgpackError with code PROTOCOL_ERROR: at most 10 a
+   * second per connection, then one summing up the rest), a frame over a limit or was cut for one
+   * (RESOURCE_EXHAUSTED), or a connection-level ERROR, `authenticate` (or `allowedOrigins`) threw or did not answer within
    * `handshakeTimeout`, a listener or end hook threw, or a late handler result could not be
    * released. Without a listener these are logged with Nest's `Logger`.
    */
