@@ -1,5 +1,5 @@
 import { DecodeError, Decoder, Encoder, ExtData } from '@msgpack/msgpack';
-import { DecodedSizeEstimator, TOO_DEEP } from './decoded-size.js';
+import { sharedEstimator, TOO_DEEP } from './decoded-size.js';
 import { extensionCodecOf, type ExtensionOptions } from './extensions.js';
 import { ProtocolViolation, WsMsgpackErrorCode } from './errors.js';
 import { FrameType, toWire, type Frame } from './frames.js';
@@ -70,7 +70,6 @@ export class FrameCodec {
   private readonly decoder: Decoder;
   /** The depth check, when {@link guardDecoder} could not build it into the decoder. */
   private readonly checkDecoded: ((value: unknown) => void) | undefined;
-  private readonly estimator: DecodedSizeEstimator;
   private readonly maxDepth: number;
   /**
    * What the frame {@link decode} returned last takes, in bytes: its own bytes plus what decoding
@@ -87,7 +86,6 @@ export class FrameCodec {
     }
     const { maxDepth, ...lengths } = limits;
     this.maxDepth = maxDepth;
-    this.estimator = new DecodedSizeEstimator(maxDepth);
     const extensionCodec = extensionCodecOf(options);
     this.encoder = new Encoder({ useBigInt64: true, ignoreUndefined: true, extensionCodec });
     this.decoder = new Decoder({ useBigInt64: true, extensionCodec, ...lengths });
@@ -124,13 +122,13 @@ export class FrameCodec {
    * violation naming `budgetName`, and nothing of it is allocated.
    */
   decode(bytes: Uint8Array, budget: number = Infinity, budgetName = 'maxInboundBytes'): Frame {
-    let cost = this.estimator.estimate(bytes, budget);
+    let cost = sharedEstimator.estimate(bytes, budget, this.maxDepth);
     if (cost === TOO_DEEP) {
       // The guarded decoder refuses the frame at that point or earlier (naming the first thing
       // wrong with it); everything before that point was estimated. Unguarded, refuse it here.
       if (this.checkDecoded) {
         const header = peekHeader(bytes);
-        throw new ProtocolViolation(`frame is not valid msgpack: ${depthMessage(this.estimator.deepest, this.maxDepth)}`, header?.id ?? 0, header?.type);
+        throw new ProtocolViolation(`frame is not valid msgpack: ${depthMessage(sharedEstimator.deepest, this.maxDepth)}`, header?.id ?? 0, header?.type);
       }
       cost = 0;
     }

@@ -66,8 +66,9 @@ const EXPECT_KEY = 2;
 const DICTIONARY = 4;
 
 /**
- * Estimates decoded sizes. One instance per connection: it reuses its stack and its key table
- * (no allocation per frame once they have grown).
+ * Estimates decoded sizes. It reuses its stack and its key table (no allocation per frame), and a
+ * scan runs to its end synchronously, so one instance serves every connection of a process
+ * ({@link sharedEstimator}): its tables cost no memory per connection.
  */
 export class DecodedSizeEstimator {
   /** Values still due in each open container (a map counts keys and values). */
@@ -85,9 +86,12 @@ export class DecodedSizeEstimator {
   private generation = 0;
   private keysRemembered = 0;
 
+  /** The `maxDepth` of the scan under way. */
+  private maxDepth = Infinity;
+
   constructor(
-    /** Deepest nesting allowed, counted as `DecoderLimits.maxDepth` counts it; Infinity: no limit. */
-    private readonly maxDepth: number = Infinity,
+    /** Deepest nesting allowed by default, counted as `DecoderLimits.maxDepth` counts it; Infinity: no limit. */
+    private readonly defaultMaxDepth: number = Infinity,
   ) {}
 
   /** After {@link estimate} returned {@link TOO_DEEP}: the depth of the elements that were too deep. */
@@ -100,7 +104,8 @@ export class DecodedSizeEstimator {
    * it goes (the decoder reports what is wrong with it); the scan never throws, and never looks
    * past the first complete value (the decoder refuses trailing bytes).
    */
-  estimate(bytes: Uint8Array, limit: number = Infinity): number {
+  estimate(bytes: Uint8Array, limit: number = Infinity, maxDepth: number = this.defaultMaxDepth): number {
+    this.maxDepth = maxDepth;
     const cost = this.scan(bytes, limit);
     this.shrink();
     return cost;
@@ -427,3 +432,6 @@ function readSigned(bytes: Uint8Array, at: number, w: number, end: number): numb
   if (w === 2) return (u << 16) >> 16;
   return u | 0;
 }
+
+/** The estimator every codec of this process uses (a scan never yields, so they cannot interleave). */
+export const sharedEstimator = new DecodedSizeEstimator();
