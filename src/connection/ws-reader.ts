@@ -42,30 +42,24 @@ const now: () => number = typeof performance !== 'undefined' ? () => performance
 const schedule: (fn: () => void) => void =
   typeof setImmediate === 'function' ? (fn) => void setImmediate(fn) : (fn) => void setTimeout(fn, 0);
 
-/** The turn of the event loop (a number that changes once per turn with inbound traffic). */
-let turn = 0;
-let turnArmed = false;
-function currentTurn(): number {
-  if (!turnArmed) {
-    turnArmed = true;
-    schedule(() => {
-      turn++;
-      turnArmed = false;
-    });
-  }
-  return turn;
-}
+/**
+ * A message that arrives this long after the connection's last one was handled starts a new
+ * slice: the event loop has been free for others meanwhile. Messages that come back to back (a
+ * burst, a flood) share one slice until it runs out; then the rest wait for a later turn.
+ */
+const IDLE_GAP_MS = 1;
 
 /**
  * Reads one `ws` WebSocket on behalf of a connection: delivers its messages (fairly, on a
- * server: at most {@link FAIR_SLICE_MS} per turn), pauses and resumes the socket for whoever asks
+ * server: at most {@link FAIR_SLICE_MS} at a time), pauses and resumes the socket for whoever asks
  * (the fair slice, the connection's congested outbound), and cuts a peer whose message takes
  * longer than `incompleteMessageTimeout` to arrive.
  */
 export class WsReader implements ReadControl {
   private readonly inbox = new Queue<{ data: Uint8Array | string; isBinary: boolean }>();
-  private spentTurn = -1;
+  /** Time spent on this connection's messages in the current slice, and when the last one ended. */
   private spentMs = 0;
+  private lastEnd = -Infinity;
   private draining = false;
   /** Why reading is paused: the fair slice ran out (`fair`), the outbound is congested (`outbound`). */
   private readonly pausedFor = new Set<'fair' | 'outbound'>();
@@ -140,11 +134,7 @@ export class WsReader implements ReadControl {
   }
 
   private hasTime(): boolean {
-    const t = currentTurn();
-    if (t !== this.spentTurn) {
-      this.spentTurn = t;
-      this.spentMs = 0;
-    }
+    if (now() - this.lastEnd > IDLE_GAP_MS) this.spentMs = 0; // others had their turn meanwhile
     return this.spentMs < FAIR_SLICE_MS;
   }
 
@@ -153,13 +143,15 @@ export class WsReader implements ReadControl {
     try {
       this.listener.onMessage(data, isBinary);
     } finally {
-      this.spentMs += now() - t0;
+      this.lastEnd = now();
+      this.spentMs += this.lastEnd - t0;
     }
   }
 
   /** A later turn: this connection's next slice of waiting messages. */
   private readonly drain = (): void => {
     this.draining = false;
+    this.spentMs = 0; // a later turn: a new slice
     // Once the socket has closed, nothing waits for the peer to read: only the slice limits.
     while (this.inbox.length > 0 && !this.closed && (this.closing || !this.pausedFor.has('outbound')) && this.hasTime()) {
       const m = this.inbox.shift()!;
