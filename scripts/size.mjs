@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // The browser client's size budget: bundles the client entry as a browser app would (esbuild,
 // platform browser, ESM, minified, everything bundled: @msgpack/msgpack and the parts of rxjs in
-// use), gzips it (level 9) and fails above 25 KB gzipped. Also fails when the bundle pulls in a
+// use), gzips it (level 9) and fails above 28 KB gzipped. Also fails when the bundle pulls in a
 // Node built-in, @nestjs/* or ws (see scripts/browser-bundle.mjs).
 //
 //   npm run size                    # src/web/index.ts
@@ -10,7 +10,11 @@ import { gzipSync } from 'node:zlib';
 import { relative, resolve } from 'node:path';
 import { bundleForBrowser, DEFAULT_ENTRY, ROOT } from './browser-bundle.mjs';
 
-const BUDGET = 25 * 1024;
+// 25 KB until issue 15: the shared core's defences against hostile peers (the inbound byte
+// budget, byte-aware credit, pullable request streams, refused bursts) added about 2.5 KB gzipped
+// that the browser client shares; what only a Node side needs (the decoded-size estimate, report
+// limiting, input backpressure) is injected by the server and the Nest client (peer-guards.ts).
+const BUDGET = 28 * 1024;
 const entry = process.argv[2] ? resolve(process.argv[2]) : DEFAULT_ENTRY;
 
 let bundle;

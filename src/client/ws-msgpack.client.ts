@@ -5,6 +5,7 @@ import type { WebSocket } from 'ws';
 import { ClientCore } from '../connection/client-core.js';
 import { ServingConnection } from '../connection/serving-connection.js';
 import { WS_SOCKET_SUPPORT } from '../connection/ws-socket.js';
+import { NODE_PEER_GUARDS } from '../connection/peer-guards.js';
 import type { CloseInfo, Connection } from '../connection/connection.js';
 import { ReportingListeners } from '../connection/listeners.js';
 import { wsSocketOptions, type WsMsgpackCallOptions } from '../connection/options.js';
@@ -59,7 +60,7 @@ export class WsMsgpackClient extends ClientProxy<WsMsgpackClientEvents, string> 
     super();
     this.core = new ClientCore(
       options,
-      { mapStreamError: toRpcErrorPayload, socketSupport: WS_SOCKET_SUPPORT },
+      { mapStreamError: toRpcErrorPayload, socketSupport: WS_SOCKET_SUPPORT, guards: NODE_PEER_GUARDS },
       {
         prepare: { name: 'headers', option: options.headers },
         open: (url, headers, adopt) => this.openSocket(url, headers as Record<string, string> | undefined, adopt),

@@ -12,8 +12,7 @@ import { startCallKeepAlive } from './keepalive.js';
 import { Listeners, rethrowLater } from './listeners.js';
 import { resolveLimits, type ConnectionLimits, type ResolvedLimits, type WsMsgpackCallOptions } from './options.js';
 import { OutgoingCalls } from './outgoing.js';
-import { ReadThrottle } from './read-throttle.js';
-import { ReportLimiter } from './report-limiter.js';
+import type { PeerGuards, ReportSink } from './peer-guards.js';
 import { Queue } from './queue.js';
 import { bindSocket, type SocketSupport, type WebSocketLike } from './socket.js';
 
@@ -26,6 +25,8 @@ export interface ConnectionOptions extends ConnectionLimits {
    * returned (the Nest server applies the default exception filter's mapping).
    */
   mapStreamError?: (error: unknown) => unknown;
+  /** @internal What a Node side adds against a hostile peer (`NODE_PEER_GUARDS`); none in the browser. */
+  guards?: PeerGuards;
   /**
    * @internal The server's budget of what its peers' frames may hold in all (`maxServerInboundBytes`):
    * this connection's inbound budget is part of it.
@@ -120,9 +121,10 @@ export class Connection {
   /** Set once either side announced GOING_AWAY: what new calls fail with. */
   /** @internal */
   protected goingAway: WsMsgpackError | undefined;
-  private readonly throttle: ReadThrottle;
-  /** Reports of the peer's bad frames, at most a few per second. */
-  private readonly violations = new ReportLimiter((e) => this.emitError(e));
+  /** A server's input backpressure (none on a client). */
+  private readonly throttle: { afterFrame(): void } | undefined;
+  /** Reports of the peer's bad frames (limited, with the Node guards). */
+  private readonly violations: ReportSink;
   private readonly support: SocketSupport | undefined;
   private requestHandler: RequestHandler | undefined;
   private eventHandler: EventHandler | undefined;
@@ -137,7 +139,10 @@ export class Connection {
     readonly socket: WebSocketLike,
     options: ConnectionOptions,
   ) {
-    this.codec = new FrameCodec(options);
+    const guards = options.guards;
+    this.codec = new FrameCodec({ ...options, estimator: guards?.estimator });
+    const report = (e: Error): void => this.emitError(e);
+    this.violations = guards ? guards.limitReports(report) : { offer: (make) => report(make()), stop: () => {} };
     this.limits = resolveLimits(options);
     this.budget = new BufferBudget(this.limits.maxConnectionBufferBytes);
     this.inbound = new BufferBudget(this.limits.maxInboundBytes || Infinity, options.serverInbound); // 0: no limit
@@ -172,7 +177,7 @@ export class Connection {
       { fair: serving, incompleteMessageTimeout: this.limits.incompleteMessageTimeout },
       support,
     );
-    this.throttle = new ReadThrottle(reader, writer, serving);
+    this.throttle = serving ? guards?.throttleReading(reader, writer) : undefined;
     // A server cuts a peer that reads nothing of what piles up for it (a client is never cut by
     // this: its own bursts are refused instead, see FrameWriter.assertRoom).
     if (serving) writer.cutWhenStalled((waiting) => this.onSendOverflow(waiting));
@@ -328,7 +333,7 @@ export class Connection {
       return;
     }
     this.dispatchSafely(frame, cost);
-    this.throttle.afterFrame();
+    this.throttle?.afterFrame();
   }
 
   /** More than `maxSendBufferSize` bytes wait unread by the peer: cut the connection (reported). */

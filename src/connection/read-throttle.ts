@@ -16,12 +16,11 @@ export class ReadThrottle {
   constructor(
     private readonly reader: ReadControl,
     private readonly writer: FrameWriter,
-    private readonly enabled: boolean,
   ) {}
 
   /** After each frame from the peer: stop reading while the peer is not reading. */
   afterFrame(): void {
-    if (!this.enabled || this.paused || !this.writer.congested()) return;
+    if (this.paused || !this.writer.congested()) return;
     this.paused = true;
     this.reader.pause();
     this.writer.whenDrained(this.resume); // never called once the writer stopped (the connection ended)

@@ -1,5 +1,5 @@
 import { DecodeError, Decoder, Encoder, ExtData } from '@msgpack/msgpack';
-import { sharedEstimator, TOO_DEEP } from './decoded-size.js';
+import { TOO_DEEP, type DecodedSizeEstimator } from './decoded-size.js';
 import { extensionCodecOf, type ExtensionOptions } from './extensions.js';
 import { ProtocolViolation, WsMsgpackErrorCode } from './errors.js';
 import { FrameType, toWire, type Frame } from './frames.js';
@@ -56,6 +56,12 @@ export interface FrameCodecOptions extends Partial<DecoderLimits>, ExtensionOpti
    * plain `Uint8Array`. Default: true where `Buffer` exists (Node), false elsewhere.
    */
   binaryAsBuffer?: boolean;
+  /**
+   * @internal What estimates each frame's decoded size before it is decoded (the server and the
+   * Nest client pass `sharedEstimator`). Without it a frame is charged its own bytes only, and the
+   * decoder's limits alone bound it (the browser client: its bundle stays small).
+   */
+  estimator?: DecodedSizeEstimator;
 }
 
 type BufferCtor = { from(ab: ArrayBufferLike, offset: number, length: number): Uint8Array };
@@ -71,6 +77,7 @@ export class FrameCodec {
   /** The depth check, when {@link guardDecoder} could not build it into the decoder. */
   private readonly checkDecoded: ((value: unknown) => void) | undefined;
   private readonly maxDepth: number;
+  private readonly estimator: DecodedSizeEstimator | undefined;
   /**
    * What the frame {@link decode} returned last takes, in bytes: its own bytes plus what decoding
    * it allocated, as docs/PROTOCOL.md "Limits" estimates it. What the receiver charges while it
@@ -86,6 +93,7 @@ export class FrameCodec {
     }
     const { maxDepth, ...lengths } = limits;
     this.maxDepth = maxDepth;
+    this.estimator = options.estimator;
     const extensionCodec = extensionCodecOf(options);
     this.encoder = new Encoder({ useBigInt64: true, ignoreUndefined: true, extensionCodec });
     this.decoder = new Decoder({ useBigInt64: true, extensionCodec, ...lengths });
@@ -122,13 +130,13 @@ export class FrameCodec {
    * violation naming `budgetName`, and nothing of it is allocated.
    */
   decode(bytes: Uint8Array, budget: number = Infinity, budgetName = 'maxInboundBytes'): Frame {
-    let cost = sharedEstimator.estimate(bytes, budget, this.maxDepth);
+    let cost = this.estimator ? this.estimator.estimate(bytes, budget, this.maxDepth) : 0;
     if (cost === TOO_DEEP) {
       // The guarded decoder refuses the frame at that point or earlier (naming the first thing
       // wrong with it); everything before that point was estimated. Unguarded, refuse it here.
       if (this.checkDecoded) {
         const header = peekHeader(bytes);
-        throw new ProtocolViolation(`frame is not valid msgpack: ${depthMessage(sharedEstimator.deepest, this.maxDepth)}`, header?.id ?? 0, header?.type);
+        throw new ProtocolViolation(`frame is not valid msgpack: ${depthMessage(this.estimator!.deepest, this.maxDepth)}`, header?.id ?? 0, header?.type);
       }
       cost = 0;
     }

@@ -11,6 +11,7 @@ import { asError } from '../connection/frame-writer.js';
 import { ReportingListeners } from '../connection/listeners.js';
 import { checkDuration, resolveLimits, wsSocketOptions } from '../connection/options.js';
 import { BufferBudget } from '../connection/frame-queue.js';
+import { NODE_PEER_GUARDS } from '../connection/peer-guards.js';
 import { startTimer, type Timer } from '../connection/timers.js';
 import { WsMsgpackStatus } from '../constants.js';
 import { LocalPeerDirectory, type WsMsgpackPeerDirectory } from '../peer/directory.js';
@@ -288,6 +289,7 @@ export class WsMsgpackServer extends WsMsgpackDispatcher<WsMsgpackServerEvents, 
       mapStreamError: toRpcErrorPayload,
       socketSupport: WS_SOCKET_SUPPORT,
       serverInbound: this.inbound,
+      guards: NODE_PEER_GUARDS,
     });
     const peer = new ConnectionPeer(conn, { url: req.url ?? '/', headers: req.headers, remoteAddress: req.socket.remoteAddress });
     peer.user = user; // from authenticate(), before any hook or handler can look
