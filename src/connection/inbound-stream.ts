@@ -31,6 +31,14 @@ export type WsRequestStream<T = unknown> = Observable<T> & AsyncIterable<T>;
 
 type PullableObservable = WsRequestStream;
 
+/** Each request stream handed out, to its InboundStream. */
+const STREAMS = new WeakMap<object, InboundStream>();
+
+/** The InboundStream behind a request stream a handler was given, if `value` is one. */
+export function inboundStreamOf(value: unknown): InboundStream | undefined {
+  return typeof value === 'object' && value !== null ? STREAMS.get(value) : undefined;
+}
+
 /**
  * A stream of items arriving from the peer, for exactly one consumer, who either subscribes
  * (the Observable) or pulls (`for await`, `Symbol.asyncIterator`).
@@ -103,6 +111,12 @@ export class InboundStream {
     }) as PullableObservable;
     observable[Symbol.asyncIterator] = () => this.iterator();
     this.observable = observable;
+    STREAMS.set(observable, this);
+  }
+
+  /** Whether a consumer (a subscriber or an iterator) has taken the items. */
+  get taken(): boolean {
+    return this.consumer !== 'none';
   }
 
   /** The credit window granted up front (0 = unlimited). */

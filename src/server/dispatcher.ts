@@ -14,6 +14,7 @@ import { NO_MESSAGE_HANDLER } from '../protocol/constants.js';
 import type { ServerCallSpan } from '../tracing/spans.js';
 import { activeTracing } from '../tracing/tracing.js';
 import { installFilterBridge } from './filter-bridge.js';
+import { installPipeBridge } from './pipe-bridge.js';
 import { WsMsgpackContext, type WsMsgpackCallInfo } from './ws-msgpack.context.js';
 
 /** Nest's message when no handler matches (the same text as the TCP transport). */
@@ -51,6 +52,7 @@ export abstract class WsMsgpackDispatcher<EventsMap extends Record<string, Funct
   constructor() {
     super();
     installFilterBridge();
+    installPipeBridge();
     activeTracing(); // resolves the optional @opentelemetry/api now, not during the first call
   }
 

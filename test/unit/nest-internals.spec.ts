@@ -1,0 +1,48 @@
+/**
+ * The transport patches two of Nest's internals (src/server/filter-bridge.ts,
+ * src/server/pipe-bridge.ts). Each stated the range it was checked against; these fail loudly when
+ * the installed Nest no longer looks the way the patches expect, instead of the patches silently
+ * doing nothing.
+ */
+import { RpcContextCreator } from '@nestjs/microservices/context/rpc-context-creator.js';
+import { RpcProxy } from '@nestjs/microservices/context/rpc-proxy.js';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { installFilterBridge } from '../../src/server/filter-bridge.js';
+import { installPipeBridge } from '../../src/server/pipe-bridge.js';
+
+const modules = fileURLToPath(new URL('../../node_modules/@nestjs/', import.meta.url));
+/** Read from the installed files (Nest 12's exports map hides package.json). */
+const read = (path: string): string => readFileSync(join(modules, path), 'utf8');
+const version = (JSON.parse(read('microservices/package.json')) as { version: string }).version;
+
+describe(`Nest internals the transport patches (@nestjs/microservices ${version})`, () => {
+  it('is a version the patches were checked against (11.x, 12.x)', () => {
+    expect(Number(version.split('.')[0])).toBeGreaterThanOrEqual(11);
+    expect(Number(version.split('.')[0])).toBeLessThanOrEqual(12);
+  });
+
+  it('RpcContextCreator.prototype.getParamValue(value, metadata, pipes) applies pipes through pipesConsumer', () => {
+    const proto = RpcContextCreator.prototype as unknown as { getParamValue: (...a: unknown[]) => unknown; createPipesFn: unknown };
+    expect(typeof proto.getParamValue).toBe('function');
+    expect(typeof proto.createPipesFn).toBe('function');
+    // createPipesFn resolves each parameter through this.getParamValue, so the patch sees every one.
+    const source = read('microservices/context/rpc-context-creator.js');
+    expect(source).toMatch(/this\.getParamValue\(value, \{ metatype, type, data/);
+    expect(source).toMatch(/this\.pipesConsumer\.apply\(value/);
+    expect(installPipeBridge()).toBe(true);
+  });
+
+  it("PipesContextCreator keeps the app's config with getGlobalPipes()", () => {
+    const source = read('core/pipes/pipes-context-creator.js');
+    expect(source).toMatch(/this\.config = config/);
+    expect(source).toMatch(/this\.config\.getGlobalPipes\(\)/);
+    expect(source).toMatch(/getGlobalRequestPipes\(\)/);
+  });
+
+  it('RpcProxy.prototype.create(targetCallback, ...) wraps every handler', () => {
+    expect(typeof (RpcProxy.prototype as unknown as { create: unknown }).create).toBe('function');
+    expect(installFilterBridge()).toBe(true);
+  });
+});
