@@ -1,11 +1,12 @@
 /**
- * The transport patches two of Nest's internals (src/server/filter-bridge.ts,
- * src/server/pipe-bridge.ts). Each stated the range it was checked against; these fail loudly when
+ * The transport patches three of Nest's internals (src/server/filter-bridge.ts: RpcProxy.create and
+ * BaseRpcExceptionFilter.catch; src/server/pipe-bridge.ts: RpcContextCreator.getParamValue). Each stated the range it was checked against; these fail loudly when
  * the installed Nest no longer looks the way the patches expect, instead of the patches silently
  * doing nothing.
  */
 import { RpcContextCreator } from '@nestjs/microservices/context/rpc-context-creator.js';
 import { RpcProxy } from '@nestjs/microservices/context/rpc-proxy.js';
+import { BaseRpcExceptionFilter } from '@nestjs/microservices/exceptions/base-rpc-exception-filter.js';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -39,6 +40,13 @@ describe(`Nest internals the transport patches (@nestjs/microservices ${version}
     expect(source).toMatch(/this\.config = config/);
     expect(source).toMatch(/this\.config\.getGlobalPipes\(\)/);
     expect(source).toMatch(/getGlobalRequestPipes\(\)/);
+  });
+
+  it('BaseRpcExceptionFilter.prototype.catch(exception, host) is what the default filter runs', () => {
+    const source = read('microservices/exceptions/rpc-exceptions-handler.js');
+    expect(source).toMatch(/extends BaseRpcExceptionFilter/);
+    expect(source).toMatch(/super\.catch\(exception, host\)/);
+    expect(typeof (BaseRpcExceptionFilter.prototype as unknown as { catch: unknown }).catch).toBe('function');
   });
 
   it('RpcProxy.prototype.create(targetCallback, ...) wraps every handler', () => {
