@@ -1,6 +1,7 @@
 export { WS_MSGPACK_TRANSPORT, WsMsgpackStatus, WS_PEER_CONNECTED, WS_PEER_DISCONNECTED, type WsPeerConnected, type WsPeerDisconnected } from './constants.js';
 export { WsMsgpackServer, NO_MESSAGE_HANDLER, type WsMsgpackServerEvents } from './server/ws-msgpack.server.js';
 export type { WsMsgpackServerOptions, WsMsgpackAllowedOrigins } from './server/options.js';
+export { WsMsgpackServerModule, InjectWsMsgpackServer, type WsMsgpackServerModuleExtras, type WsMsgpackServerAsyncOptions } from './server/server.module.js';
 export { WsMsgpackUpgradeError } from './server/upgrade-gate.js';
 export { WsMsgpackContext, type WsMsgpackContextArgs, type WsMsgpackCallInfo } from './server/ws-msgpack.context.js';
 export { WsMsgpackClient, type WsMsgpackClientEvents } from './client/ws-msgpack.client.js';

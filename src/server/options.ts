@@ -26,8 +26,11 @@ export interface WsMsgpackServerOptions extends ConnectionLimits {
   /**
    * Share the port of an existing HTTP(S) server, e.g. `app.getHttpServer()` of a Nest HTTP app.
    * Upgrades for `path` go to this transport; every other request and upgrade is left alone.
+   * A function is called when the server starts listening: what a server made before the HTTP
+   * app's server exists needs (`WsMsgpackServerModule` with `HttpAdapterHost`:
+   * `httpServer: () => host.httpAdapter.getHttpServer()`).
    */
-  httpServer?: HttpServer | HttpsServer;
+  httpServer?: HttpServer | HttpsServer | (() => HttpServer | HttpsServer);
   /**
    * TLS for the standalone server: `https.createServer` options (`key`, `cert`, `ca`,
    * `requestCert`, `rejectUnauthorized`, ...). The server then listens for `wss://`. With

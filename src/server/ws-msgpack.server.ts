@@ -129,7 +129,12 @@ export class WsMsgpackServer extends WsMsgpackDispatcher<WsMsgpackServerEvents, 
     };
 
     if (this.options.httpServer) {
-      this.unroute = routeUpgrades(this.options.httpServer as HttpServer, path, onUpgrade, () => void this.close());
+      const shared = typeof this.options.httpServer === 'function' ? this.options.httpServer() : this.options.httpServer;
+      if (!shared || typeof (shared as HttpServer).on !== 'function') {
+        callback(new TypeError(`nestjs-ws-msgpack: option httpServer gave ${String(shared)} when the server started listening, not an HTTP server`));
+        return;
+      }
+      this.unroute = routeUpgrades(shared as HttpServer, path, onUpgrade, () => void this.close());
       this._status$.next(WsMsgpackStatus.CONNECTED);
       callback();
       return;
