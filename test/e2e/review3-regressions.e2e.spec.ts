@@ -8,7 +8,7 @@ import { gate, type Gate } from '../support/streams.js';
 
 /**
  * Regression tests from a review of the "both ends are peers" feature: each states the contract
- * of issue 8 / README / PROTOCOL.md 7.6 and failed on 4a69b1f.
+ * of issue 8 / docs/guides/peers.md / PROTOCOL.md 7.6 and failed on 4a69b1f.
  */
 
 @Injectable()
@@ -56,7 +56,7 @@ describe('the connected hook holds the peer back: with an interceptor on the hoo
   @Controller()
   class Hub {
     @WsEventPattern(WS_PEER_CONNECTED)
-    @UseInterceptors(PassThrough) // README: "DI, guards and interceptors apply"
+    @UseInterceptors(PassThrough) // docs/guides/peers.md: "DI, guards, interceptors and exception filters apply"
     async connected(@WsPeer() peer: WsMsgpackPeer): Promise<void> {
       if (!peer.handshake.url.includes('gated')) return;
       log.push('hook start');
@@ -227,7 +227,7 @@ describe('the disconnected hook and the state', () => {
     expect(await first(c.send('state.set', 'alice'))).toBe(true);
     await c.close();
     await until(() => log.some((l) => l.startsWith('disconnected name=')), WAIT_MS, 'the disconnected hook ran');
-    expect(log).toContain('disconnected name=alice'); // README: "the peer's state is still there, and is cleared once the hook returns"
+    expect(log).toContain('disconnected name=alice'); // docs/guides/peers.md: "the peer's `state` is still there while it runs, and is cleared once it returns"
   });
 
   it('a peer that leaves while the connected hook runs: disconnected comes after connected, and no state outlives the connection', async () => {

@@ -1,5 +1,5 @@
 /**
- * The README's ValidationPipe example ("Validation" under Usage): a global ValidationPipe whose
+ * The ValidationPipe example of docs/guides/server.md ("Validation"): a global ValidationPipe whose
  * exceptionFactory throws an RpcException, so that a class-validator failure reaches the caller as
  * a plain error value it can read, exactly as Nest's TCP transport delivers it. Without the
  * factory, ValidationPipe throws a BadRequestException (an HTTP exception), which an RPC transport
@@ -40,7 +40,7 @@ class OrdersController {
   }
 }
 
-/** The README's pipe, word for word (keep the two in step). */
+/** The server guide's pipe (docs/guides/server.md), word for word (keep the two in step). */
 function readmePipe(): ValidationPipe {
   return new ValidationPipe({
     transform: true,

@@ -8,13 +8,17 @@
  *   READMEs (bench/, sample/) are checked the same way, as they are read on GitHub;
  * - package.json has `repository`, `homepage` and `bugs`, all naming the repository the README
  *   links to;
- * - the README's code samples marked `<!-- readme-check: dir/file.ts -->` (the quick start with its
- *   import lines, registerAsync, ValidationPipe, the e2e test) compile as a consumer's files
- *   would, `nestjs-ws-msgpack` mapped to src/;
- * - what the README says about `server.address()` and `server.unwrap().address()` holds.
+ * - the guides under docs/guides/ are shipped, and the README links to each of them;
+ * - the code samples marked `<!-- readme-check: dir/file.ts -->`, in the README (the quick start:
+ *   the server and the client app, with their import lines) and in every shipped guide (each
+ *   guide's main samples: registerAsync, ValidationPipe, the e2e test, ...), compile together as
+ *   a consumer's files would, `nestjs-ws-msgpack` (and its `/client` and `/terminus` subpaths)
+ *   mapped to src/. One directory holds them all, so a guide's sample may import a file of the
+ *   README's quick start (`./math.controller.js`);
+ * - what the server guide says about `server.address()` and `server.unwrap().address()` holds.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { dirname, join, normalize } from 'node:path';
@@ -104,6 +108,12 @@ function gitIgnored(path: string): boolean {
 
 const packed = packedFiles();
 const shippedDocs = [...packed].filter((f) => f.endsWith('.md')).sort();
+/** The guides: every markdown file of docs/guides/ in the repository (each must be shipped). */
+const GUIDES_DIR = 'docs/guides';
+const guides = readdirSync(join(root, GUIDES_DIR))
+  .filter((f) => f.endsWith('.md'))
+  .map((f) => `${GUIDES_DIR}/${f}`)
+  .sort();
 /** Repository READMEs that the package README links to by URL: read on GitHub, checked the same way. */
 const repoDocs = ['bench/README.md', 'sample/README.md'];
 
@@ -146,6 +156,13 @@ describe('links of the README and the shipped docs', () => {
   it('the package ships the README and the docs it links to', () => {
     expect(packed.has('README.md')).toBe(true);
     expect(shippedDocs).toEqual(expect.arrayContaining(['README.md', 'docs/DESIGN.md', 'docs/PROTOCOL.md']));
+  });
+
+  it('the package ships every guide of docs/guides/, and the README links to each', () => {
+    expect(guides.length).toBeGreaterThanOrEqual(9);
+    expect(guides.filter((g) => !packed.has(g))).toEqual([]);
+    const targets = new Set(linksOf(readFileSync(join(root, 'README.md'), 'utf8')).map((l) => l.target.split('#')[0]));
+    expect(guides.filter((g) => !targets.has(g))).toEqual([]);
   });
 
   it.each(shippedDocs)('every link of %s resolves in the npm package', (file) => {
@@ -197,12 +214,15 @@ describe('package.json names the repository', () => {
   });
 });
 
-// ---------------------------------------------------------------- the README's code samples compile
+// ---------------------------------------------------------------- the code samples of the README and the guides compile
 
 /** `<!-- readme-check: dir/file.ts -->` followed by a ts code block. */
 function checkedSamples(md: string): { path: string; code: string }[] {
   return [...md.matchAll(/<!-- readme-check: ([\w./-]+\.ts) -->\n```ts\n([\s\S]*?)\n```/g)].map((m) => ({ path: m[1]!, code: `${m[2]!}\n` }));
 }
+
+/** The files whose samples are checked: the README and every shipped guide. */
+const sampleSources = ['README.md', ...shippedDocs.filter((f) => f.startsWith(`${GUIDES_DIR}/`))];
 
 /** @nestjs/config is not a dependency of this repository: a stub with the shape of its API stands in. */
 const NESTJS_CONFIG_STUB = `import type { DynamicModule } from '@nestjs/common';
@@ -215,26 +235,57 @@ export declare class ConfigModule {
 }
 `;
 
-describe("the README's code samples", () => {
-  const readme = readFileSync(join(root, 'README.md'), 'utf8');
-  const samples = checkedSamples(readme);
+/** Nor is the OTLP exporter: a stub with its constructor, shaped as the SDK's SpanExporter. */
+const OTLP_EXPORTER_STUB = `import type { SpanExporter } from '@opentelemetry/sdk-trace-base';
+export declare class OTLPTraceExporter implements SpanExporter {
+  constructor(config?: { url?: string; headers?: Record<string, string> });
+  export: SpanExporter['export'];
+  shutdown(): Promise<void>;
+  forceFlush(): Promise<void>;
+}
+`;
 
-  it('the quick start, registerAsync, ValidationPipe and the e2e test are checked', () => {
+describe('the code samples of the README and the guides', () => {
+  const readme = readFileSync(join(root, 'README.md'), 'utf8');
+  const samples = sampleSources.flatMap((source) => checkedSamples(readFileSync(join(root, source), 'utf8')).map((s) => ({ ...s, source })));
+
+  it('the quick start (server and client app), registerAsync, ValidationPipe, the e2e test and each guide\'s main sample are checked', () => {
     expect(samples.map((s) => s.path).sort()).toEqual(
       expect.arrayContaining([
         'quick-start/main.ts',
         'quick-start/math-client.module.ts',
+        'quick-start/client-main.ts',
         'quick-start/math.controller.ts',
         'quick-start/math.e2e-spec.ts',
         'register-async/app.module.ts',
+        'clients-module/app.module.ts',
+        'server/hybrid-main.ts',
         'validation/main.ts',
         'validation/orders.module.ts',
+        'streams/streams.controller.ts',
+        'peers/hub.controller.ts',
+        'peers/agent-main.ts',
+        'browser/page.ts',
+        'security/orders.ts',
+        'health/health.module.ts',
+        'tracing/tracing.ts',
       ]),
     );
-    // Every code block of the quick start is one of them.
+    // Each path is one file: two samples may not claim the same one.
+    const paths = samples.map((s) => s.path);
+    expect(paths.filter((p, i) => paths.indexOf(p) !== i)).toEqual([]);
+    // Every code block of the quick start is one of them, and it boots both apps.
     const start = readme.indexOf('## Quick start\n');
     const quickStart = readme.slice(start, readme.indexOf('\n## ', start + 1));
     expect((quickStart.match(/^```ts$/gm) ?? []).length).toBe(checkedSamples(quickStart).length);
+    expect(quickStart).toContain('NestFactory.createMicroservice(');
+    expect(quickStart).toContain('NestFactory.createApplicationContext(');
+    // Every guide with TypeScript samples has checked ones.
+    const unchecked = sampleSources.filter((f) => {
+      const md = readFileSync(join(root, f), 'utf8');
+      return /^```ts$/m.test(md) && checkedSamples(md).length === 0;
+    });
+    expect(unchecked).toEqual([]);
   });
 
   it('compile as a consumer\'s files (tsc, the repository\'s compiler options, "nestjs-ws-msgpack" = src/)', () => {
@@ -244,6 +295,7 @@ describe("the README's code samples", () => {
       writeFileSync(join(dir, 'package.json'), JSON.stringify({ type: 'module' })); // an ESM app, as Nest 12's
       mkdirSync(join(dir, 'stubs'));
       writeFileSync(join(dir, 'stubs', 'nestjs-config.d.ts'), NESTJS_CONFIG_STUB);
+      writeFileSync(join(dir, 'stubs', 'otlp-exporter.d.ts'), OTLP_EXPORTER_STUB);
       const files = samples.map(({ path, code }) => {
         const file = join(dir, path);
         mkdirSync(dirname(file), { recursive: true });
@@ -258,7 +310,13 @@ describe("the README's code samples", () => {
             noEmit: true,
             incremental: false,
             types: ['node', 'jest'],
-            paths: { 'nestjs-ws-msgpack': [join(root, 'src', 'index.ts')], '@nestjs/config': ['./stubs/nestjs-config.d.ts'] },
+            paths: {
+              'nestjs-ws-msgpack': [join(root, 'src', 'index.ts')],
+              'nestjs-ws-msgpack/client': [join(root, 'src', 'web', 'index.ts')],
+              'nestjs-ws-msgpack/terminus': [join(root, 'src', 'health', 'index.ts')],
+              '@nestjs/config': ['./stubs/nestjs-config.d.ts'],
+              '@opentelemetry/exporter-trace-otlp-http': ['./stubs/otlp-exporter.d.ts'],
+            },
           },
           include: [],
           files,
@@ -269,7 +327,9 @@ describe("the README's code samples", () => {
         encoding: 'utf8',
         timeout: 90_000,
       });
-      expect(`${r.stdout}${r.stderr}`.split(dir).join('README')).toBe('');
+      // Errors name the sample's path (quick-start/main.ts); `samples` says which markdown file holds it.
+      const where = Object.fromEntries(samples.map((s) => [s.path, s.source]));
+      expect({ output: `${r.stdout}${r.stderr}`.split(`${dir}/`).join(''), where }).toEqual({ output: '', where });
       expect(r.status).toBe(0);
     } finally {
       rmSync(dir, { recursive: true, force: true });
@@ -277,9 +337,9 @@ describe("the README's code samples", () => {
   }, 120_000);
 });
 
-// ---------------------------------------------------------------- claims of the Server section
+// ---------------------------------------------------------------- claims of the server guide
 
-describe('README: server.address() and server.unwrap()', () => {
+describe('docs/guides/server.md: server.address() and server.unwrap()', () => {
   it('standalone: address() has the port; unwrap() is a ws server in noServer mode, whose address() throws', async () => {
     const server = new WsMsgpackServer({ port: 0, host: '127.0.0.1' });
     expect(server.address()).toBeNull(); // before listen()
