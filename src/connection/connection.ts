@@ -381,7 +381,7 @@ export class Connection {
         return this.isOwn(frame.id) ? this.outgoing.onError(frame) : this.incoming.onError(frame, cost);
       case FrameType.CANCEL:
         if (this.isOwn(frame.id)) throw new ProtocolViolation('CANCEL for a call this side started', frame.id, frame.type);
-        return this.incoming.onCancel(frame.id);
+        return this.incoming.onCancel(frame.id, frame.reason);
       case FrameType.CREDIT:
         return this.isOwn(frame.id) ? this.outgoing.onCredit(frame.id, frame.credit) : this.incoming.onCredit(frame.id, frame.credit);
     }

@@ -69,3 +69,20 @@ export function violationReport(v: ProtocolViolation): WsMsgpackError {
   const what = v.code === WsMsgpackErrorCode.PROTOCOL_ERROR ? 'an invalid frame' : 'a frame over a limit';
   return new WsMsgpackError(v.code, `the peer sent ${what}${v.id ? ` (call ${v.id})` : ''}: ${v.message}`, { callId: v.id, frameType: v.frameType });
 }
+
+/** Errors a requester sent on its own request stream (ERROR frames in the requester's direction). */
+const REQUEST_STREAM_ERRORS = new WeakSet<object>();
+
+/** Marks `error` as the requester's own, sent on its request stream. */
+export function fromRequestStream(error: unknown): unknown {
+  if (typeof error === 'object' && error !== null) REQUEST_STREAM_ERRORS.add(error);
+  return error;
+}
+
+/**
+ * Whether `error` is one a requester sent on its request stream: a handler that lets it propagate
+ * answers as for any error of its own (Nest's filters), not by echoing the requester's code back.
+ */
+export function isFromRequestStream(error: unknown): boolean {
+  return typeof error === 'object' && error !== null && REQUEST_STREAM_ERRORS.has(error);
+}

@@ -1,6 +1,6 @@
 import { ProtocolViolation, WsMsgpackError, WsMsgpackErrorCode } from '../protocol/errors.js';
 import { FrameType, MAX_CALL_ID, type CompleteFrame, type ErrorFrame, type Headers, type NextFrame, type RequestFrame } from '../protocol/frames.js';
-import { errorFromFrame } from './errors.js';
+import { errorFromFrame, fromRequestStream } from './errors.js';
 import type { BufferBudget } from './frame-queue.js';
 import type { FrameWriter } from './frame-writer.js';
 import { InboundStream } from './inbound-stream.js';
@@ -243,7 +243,7 @@ export class IncomingCalls {
 
   /** The requester failed its request stream: the handler's input errors; the call goes on. */
   onError(frame: ErrorFrame, cost = 0): void {
-    this.calls.get(frame.id)?.input?.error(errorFromFrame(frame), cost);
+    this.calls.get(frame.id)?.input?.error(fromRequestStream(errorFromFrame(frame)), cost);
   }
 
   /** Credit for the response of call `id`. */
@@ -251,12 +251,15 @@ export class IncomingCalls {
     this.calls.get(id)?.response.addCredit(n);
   }
 
-  /** The requester cancelled: the handler is aborted and its output stopped; nothing is sent. */
-  onCancel(id: number): void {
+  /**
+   * The requester cancelled: the handler is aborted and its output stopped; nothing is sent. The
+   * reason is the one the CANCEL carries (DEADLINE_EXCEEDED when the requester's deadline timer
+   * fired, which can beat ours); without one, DEADLINE_EXCEEDED only if the deadline has passed here too.
+   */
+  onCancel(id: number, reason?: typeof WsMsgpackErrorCode.DEADLINE_EXCEEDED): void {
     const st = this.calls.get(id);
     if (!st) return; // cancel for an unknown or finished call: ignored
-    // A caller enforces its deadline itself and cancels; that CANCEL can beat our own timer.
-    const expired = st.deadline !== undefined && Date.now() >= st.deadline - 2;
+    const expired = reason === WsMsgpackErrorCode.DEADLINE_EXCEEDED || (st.deadline !== undefined && Date.now() >= st.deadline);
     st.abort.abort(
       expired
         ? new WsMsgpackError(WsMsgpackErrorCode.DEADLINE_EXCEEDED, 'the call passed its deadline')

@@ -244,7 +244,9 @@ export class OutgoingCalls {
   private abandon(call: OutgoingCall, error?: unknown): void {
     if (call.phase === 'ended') return;
     this.end(call);
-    this.host.writer.sendControl({ type: FrameType.CANCEL, id: call.id });
+    // The peer's handler is told why: its signal reads DEADLINE_EXCEEDED, not CANCELLED.
+    const deadline = error instanceof WsMsgpackError && error.code === WsMsgpackErrorCode.DEADLINE_EXCEEDED;
+    this.host.writer.sendControl(deadline ? { type: FrameType.CANCEL, id: call.id, reason: WsMsgpackErrorCode.DEADLINE_EXCEEDED } : { type: FrameType.CANCEL, id: call.id });
     if (error !== undefined) call.observer.error(error);
   }
 

@@ -1,3 +1,4 @@
+import type { WsMsgpackErrorCode } from './errors.js';
 /**
  * Frame types of protocol v1. Every WebSocket message is one msgpack array whose first element
  * is one of these numbers (docs/PROTOCOL.md, "Frames").
@@ -86,6 +87,11 @@ export interface ErrorFrame {
 export interface CancelFrame {
   type: typeof FrameType.CANCEL;
   id: number;
+  /**
+   * Why, when it is not a plain cancel: `DEADLINE_EXCEEDED` when the requester's deadline timer
+   * fired (`[6, id, "DEADLINE_EXCEEDED"]`), so the responder's handler sees that reason.
+   */
+  reason?: typeof WsMsgpackErrorCode.DEADLINE_EXCEEDED;
 }
 
 /** The receiver of a stream grants `credit` more items. */
@@ -133,7 +139,7 @@ export function toWire(frame: Frame): unknown[] {
         ? [frame.type, frame.id, frame.code, frame.message]
         : [frame.type, frame.id, frame.code, frame.message, frame.data];
     case FrameType.CANCEL:
-      return [frame.type, frame.id];
+      return frame.reason === undefined ? [frame.type, frame.id] : [frame.type, frame.id, frame.reason];
     case FrameType.CREDIT:
       return [frame.type, frame.id, frame.credit];
   }

@@ -1,5 +1,5 @@
 import { ExtData } from '@msgpack/msgpack';
-import { ProtocolViolation } from './errors.js';
+import { ProtocolViolation, WsMsgpackErrorCode } from './errors.js';
 import { FrameType, MAX_CALL_ID, MetaKey, OVERFLOW_STRATEGIES, type EventFrame, type Frame, type Headers, type OverflowStrategy, type RequestFrame } from './frames.js';
 
 const isCallId = (v: unknown): v is number =>
@@ -42,7 +42,8 @@ export function parseFrame(value: unknown): Frame {
     case FrameType.ERROR:
       return parseError(value, id);
     case FrameType.CANCEL:
-      return { type, id };
+      // A third element is the reason; only DEADLINE_EXCEEDED means anything (else a plain cancel).
+      return value[2] === WsMsgpackErrorCode.DEADLINE_EXCEEDED ? { type, id, reason: WsMsgpackErrorCode.DEADLINE_EXCEEDED } : { type, id };
     case FrameType.CREDIT: {
       need(value, 3, 'CREDIT', id, type);
       const credit: unknown = value[2];

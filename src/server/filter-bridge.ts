@@ -2,6 +2,7 @@ import { RpcProxy } from '@nestjs/microservices/context/rpc-proxy.js';
 import { BaseRpcExceptionFilter } from '@nestjs/microservices/exceptions/base-rpc-exception-filter.js';
 import { isObservable, throwError } from 'rxjs';
 import { WsMsgpackError } from '../protocol/errors.js';
+import { isFromRequestStream } from '../connection/errors.js';
 import { expandIterables, isAsyncIterable, iterateThrough } from '../connection/iteration.js';
 import { WsMsgpackContext } from './ws-msgpack.context.js';
 
@@ -51,7 +52,8 @@ type Catch = (this: unknown, exception: unknown, host: { getArgByIndex?(i: numbe
  * Lets Nest's default RPC exception filter pass a transport error (a {@link WsMsgpackError}: a
  * peer's UNIMPLEMENTED, a DEADLINE_EXCEEDED, an UNAVAILABLE) thrown in a handler of this transport
  * to the caller typed, with its code, instead of `Internal server error`: a handler that relays a
- * call to a peer fails the way the peer failed. Custom filters (`@Catch(WsMsgpackError)`, or
+ * call to a peer fails the way the peer failed. Not the caller's own errors: an ERROR the caller
+ * sent on its request stream, let through by the handler, is answered as any other error. Custom filters (`@Catch(WsMsgpackError)`, or
  * catch-all ones) run first and see the error itself, as before; other errors and other
  * transports' calls are untouched. Patches `BaseRpcExceptionFilter.prototype.catch` (the default
  * filter, and `super.catch` of filters extending it; checked against @nestjs/microservices 11.0 -
@@ -62,7 +64,7 @@ function installTransportErrors(): void {
   if (!proto || typeof proto.catch !== 'function' || proto[INSTALLED]) return;
   const original = proto.catch;
   proto.catch = function (this: unknown, exception, host) {
-    if (exception instanceof WsMsgpackError && host?.getArgByIndex?.(1) instanceof WsMsgpackContext) return throwError(() => exception);
+    if (exception instanceof WsMsgpackError && !isFromRequestStream(exception) && host?.getArgByIndex?.(1) instanceof WsMsgpackContext) return throwError(() => exception);
     return original.call(this, exception, host);
   };
   proto[INSTALLED] = true;

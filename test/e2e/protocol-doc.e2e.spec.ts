@@ -9,7 +9,7 @@ import { MessagePattern, Payload } from '@nestjs/microservices';
 import { decode, encode } from '@msgpack/msgpack';
 import { catchError, concat, lastValueFrom, NEVER, Observable, of, throwError, toArray } from 'rxjs';
 import WebSocket, { WebSocketServer } from 'ws';
-import { WsMsgpackClient, WsMsgpackError } from '../../src/index.js';
+import { WsMsgpackClient, WsMsgpackError, WsMsgpackErrorCode, WsMsgpackRecordBuilder } from '../../src/index.js';
 import { all, errorOf, startService, until, within, type TestService } from '../support/helpers.js';
 import { RawPeer } from '../support/raw-peer.js';
 import { holds } from '../support/streams.js';
@@ -372,6 +372,19 @@ describe('PROTOCOL.md, as seen by a raw server of the client', () => {
   afterEach(async () => {
     await client.close();
     await raw.close();
+  });
+
+  it('CANCEL carries DEADLINE_EXCEEDED when the deadline fired, nothing more when the caller unsubscribed (issue 16.7)', async () => {
+    client = new WsMsgpackClient({ url: raw.url });
+    const late = errorOf(client.send('x', new WsMsgpackRecordBuilder(1).setTimeout(50).build()), 5000);
+    // t: what is left of the 50 ms once connected.
+    expect(await raw.next()).toEqual([1, 1, 'x', 1, { n: 256, t: expect.any(Number) }]);
+    expect(await late).toMatchObject({ code: WsMsgpackErrorCode.DEADLINE_EXCEEDED });
+    expect(await raw.next()).toEqual([6, 1, 'DEADLINE_EXCEEDED']);
+    const sub = client.send('y', 2).subscribe({ error: () => {} });
+    expect(await raw.next()).toEqual([1, 3, 'y', 2, { n: 256 }]);
+    sub.unsubscribe();
+    expect(await raw.next()).toEqual([6, 3]);
   });
 
   it('window option 0 (unlimited): the REQUEST carries no n', async () => {
