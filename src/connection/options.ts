@@ -108,25 +108,26 @@ export const DEFAULT_LIMITS = Object.freeze({
 /** The limits in force: every option set. */
 export type ResolvedLimits = { -readonly [K in keyof typeof DEFAULT_LIMITS]: (typeof DEFAULT_LIMITS)[K] };
 
-/** Options that earlier versions had and that now mean something else: refused with a hint. */
 const NO_SERIALIZERS =
   'is not supported: this transport encodes frames and payloads with MessagePack in one pass, so there is no separate payload (de)serialization step to replace. ' +
-  'For your own classes on the wire (Decimal, ObjectId, money), use the `extensions` option (README, "Custom types on the wire")';
+  'For your own classes on the wire (Decimal, ObjectId, money), use the `extensions` option (docs/guides/server.md, "Custom types on the wire")';
 
-/** Options that are refused, with why (never silently ignored). */
-const REPLACED: Record<string, string> = {
-  highWaterMark: '`highWaterMark` (items) was replaced by `maxStreamBufferBytes` / `maxConnectionBufferBytes` (bytes) and `overflow`',
+/**
+ * Options of Nest's built-in transports that a user moving from them may pass, and that cannot
+ * work here: refused with why, never silently ignored.
+ */
+const NEST_OPTIONS_REFUSED: Record<string, string> = {
   serializer: `the \`serializer\` option of Nest's transports ${NO_SERIALIZERS}`,
   deserializer: `the \`deserializer\` option of Nest's transports ${NO_SERIALIZERS}`,
 };
 
 /**
  * The options with defaults filled in. Throws a `TypeError` naming the option for a value that
- * cannot work (a negative window, an unknown overflow strategy, a replaced option).
+ * cannot work (a negative window, an unknown overflow strategy, Nest's `serializer`).
  */
 export function resolveLimits(options: ConnectionLimits): ResolvedLimits {
-  for (const key of Object.keys(REPLACED)) {
-    if ((options as Record<string, unknown>)[key] !== undefined) throw new TypeError(`nestjs-ws-msgpack: ${REPLACED[key]}`);
+  for (const key of Object.keys(NEST_OPTIONS_REFUSED)) {
+    if ((options as Record<string, unknown>)[key] !== undefined) throw new TypeError(`nestjs-ws-msgpack: ${NEST_OPTIONS_REFUSED[key]}`);
   }
   const limits: ResolvedLimits = { ...DEFAULT_LIMITS };
   for (const key of ['keepAliveInterval', 'keepAliveTimeout', 'incompleteMessageTimeout'] as const) {

@@ -50,11 +50,6 @@ export interface WsMsgpackServerOptions extends ConnectionLimits {
    */
   authenticate?: (request: IncomingMessage) => unknown;
   /**
-   * @deprecated Use `authenticate`, which also sets the connection's identity. Return/resolve
-   * `false` to refuse an upgrade with HTTP 401 (a throw is reported and also answered with 401).
-   */
-  authorize?: (request: IncomingMessage) => boolean | Promise<boolean>;
-  /**
    * Browser origins allowed to connect; others get HTTP 403. Off by default: server-to-server
    * clients send no `Origin`. Turn it on when browsers connect, above all when they
    * authenticate with cookies (cross-site WebSocket hijacking). See {@link WsMsgpackAllowedOrigins}.

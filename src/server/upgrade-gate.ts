@@ -61,8 +61,8 @@ type Authenticate = (request: IncomingMessage) => unknown;
 
 /**
  * The checks an upgrade passes before the WebSocket is accepted, in order: the connection limit
- * (open connections plus upgrades still being checked), the Origin, then `authenticate` (or the
- * older `authorize`), all within `handshakeTimeout`. Every refusal is an HTTP answer on the
+ * (open connections plus upgrades still being checked), the Origin, then `authenticate`, all
+ * within `handshakeTimeout`. Every refusal is an HTTP answer on the
  * socket; a failure of the application's own code is also reported (`report`), never silent.
  */
 export class UpgradeGate {
@@ -70,8 +70,6 @@ export class UpgradeGate {
   private readonly handshakeTimeout: number;
   private readonly origins: ((origin: string | undefined, request: IncomingMessage) => unknown) | undefined;
   private readonly authenticate: Authenticate | undefined;
-  /** `authorize` (deprecated) answers booleans and a throw means 401, as it always did. */
-  private readonly legacy: boolean;
   private pending = 0;
   /** How to answer each upgrade still being checked right away (see {@link refuseWaiting}). */
   private readonly waiting = new Set<(refusal: Refusal) => void>();
@@ -85,14 +83,8 @@ export class UpgradeGate {
     if (options.maxHeaderSize !== undefined && !(Number.isInteger(options.maxHeaderSize) && options.maxHeaderSize > 0)) {
       throw new TypeError(`nestjs-ws-msgpack: option maxHeaderSize must be a positive integer (bytes), got ${String(options.maxHeaderSize)}`);
     }
-    if (options.authenticate && options.authorize) {
-      throw new TypeError('nestjs-ws-msgpack: set `authenticate` or `authorize`, not both (`authenticate` replaces `authorize`)');
-    }
-    for (const key of ['authenticate', 'authorize'] as const) {
-      if (options[key] !== undefined && typeof options[key] !== 'function') throw new TypeError(`nestjs-ws-msgpack: option ${key} must be a function`);
-    }
-    this.authenticate = options.authenticate ?? options.authorize;
-    this.legacy = !options.authenticate && !!options.authorize;
+    if (options.authenticate !== undefined && typeof options.authenticate !== 'function') throw new TypeError('nestjs-ws-msgpack: option authenticate must be a function');
+    this.authenticate = options.authenticate;
     this.origins = originCheck(options.allowedOrigins);
   }
 
@@ -192,13 +184,8 @@ export class UpgradeGate {
     try {
       identity = await this.authenticate(request);
     } catch (e) {
-      if (this.legacy) {
-        this.report(new Error(`authorize() threw; the upgrade was refused with 401: ${asError(e).message}`, { cause: e }));
-        return { status: 401, body: 'Unauthorized' };
-      }
       return this.failure(e, 'authenticate()');
     }
-    if (this.legacy) return identity ? { user: undefined } : { status: 401, body: 'Unauthorized' };
     if (identity === undefined || identity === null || identity === false) return { status: 401, body: 'Unauthorized' };
     return { user: identity };
   }

@@ -119,14 +119,14 @@ describe('edge cases found in review', () => {
   });
 });
 
-describe('close() while authorize() is still deciding', () => {
+describe('close() while authenticate() is still deciding', () => {
   it('resolves, and the pending upgrade is refused with 503 instead of slipping in', async () => {
     let decide: (ok: boolean) => void = () => {};
     let asked = false;
     const svc = await startService(
       { controllers: [EdgeController] },
       {
-        authorize: () =>
+        authenticate: () =>
           new Promise<boolean>((resolve) => {
             asked = true;
             decide = resolve;
@@ -135,10 +135,10 @@ describe('close() while authorize() is still deciding', () => {
     );
     const c = svc.client({ reconnect: false }); // one attempt: its refusal is the outcome
     const pending = errorOf(c.send('echo', 1));
-    await until(() => asked, undefined, 'authorize called');
+    await until(() => asked, undefined, 'authenticate called');
     const closing = svc.server.close(); // the transport alone, with the client still open
     decide(true);
-    await within(closing, 4000, 'close with a pending authorize');
+    await within(closing, 4000, 'close with a pending authenticate');
     expect(await pending).toMatchObject({ code: 'UNAVAILABLE' });
     await svc.close();
   });

@@ -221,7 +221,7 @@ describe('authenticate: the identity of a connection, decided before the WebSock
   });
 });
 
-describe('authenticate: reporting, options and the deprecated authorize', () => {
+describe('authenticate: reporting and options', () => {
   it('with no on("error") listener, a throwing authenticate is logged with Nest\'s Logger (never silent)', async () => {
     const logged: string[] = [];
     const logger: LoggerService = { log: () => {}, warn: () => {}, error: (m: unknown) => void logged.push(String(m)) };
@@ -238,15 +238,7 @@ describe('authenticate: reporting, options and the deprecated authorize', () => 
     }
   });
 
-  it('authorize (deprecated) still refuses with 401 and admits without an identity; setting both is refused', async () => {
-    const svc = await startService({ controllers: [SecureController], providers: [AdminOnly] }, { authorize: async (req) => req.headers.authorization === 'Bearer good' });
-    try {
-      expect(await first(svc.client(bearer('good')).send('whoami', {}))).toEqual({ ctx: null, peer: null });
-      expect(await connectError(svc.client(bearer('bad')))).toMatchObject({ message: expect.stringMatching(/HTTP 401/) });
-    } finally {
-      await svc.close();
-    }
-    expect(() => new WsMsgpackServer({ authenticate, authorize: () => true })).toThrow(/`authenticate` or `authorize`, not both/);
+  it('authenticate must be a function', () => {
     expect(() => new WsMsgpackServer({ authenticate: 'x' as never })).toThrow(/authenticate must be a function/);
   });
 

@@ -16,7 +16,7 @@ describe('resolveLimits: options that cannot work are refused with the option na
     [{ maxDepth: NaN }, /maxDepth must be a whole number >= 2/],
     [{ maxArrayLength: -5 }, /maxArrayLength must be a whole number >= 0/],
     [{ overflow: 'sometimes' }, /overflow must be one of/],
-    [{ highWaterMark: 100 }, /highWaterMark. \(items\) was replaced by .maxStreamBufferBytes./],
+    [{ serializer: {} }, /the .serializer. option of Nest's transports is not supported/],
   ])('%j', (options, message) => {
     expect(() => resolveLimits(options as never)).toThrow(message);
   });
