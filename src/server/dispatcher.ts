@@ -15,6 +15,7 @@ import type { ServerCallSpan } from '../tracing/spans.js';
 import { activeTracing } from '../tracing/tracing.js';
 import { installFilterBridge } from './filter-bridge.js';
 import { installPipeBridge } from './pipe-bridge.js';
+import type { CallLog } from './call-log.js';
 import { WsMsgpackContext, type WsMsgpackCallInfo } from './ws-msgpack.context.js';
 
 /** Nest's message when no handler matches (the same text as the TCP transport). */
@@ -58,6 +59,9 @@ export abstract class WsMsgpackDispatcher<EventsMap extends Record<string, Funct
 
   /** Reports an error no caller can be told about. */
   protected abstract reportError(error: Error): void;
+
+  /** Per-call logging (option `logCalls`), when on. */
+  protected callLog: CallLog | undefined;
 
   /**
    * Sends the connection's calls and events to Nest handlers. The connected hook is dispatched
@@ -138,14 +142,20 @@ export abstract class WsMsgpackDispatcher<EventsMap extends Record<string, Funct
     const pattern = patternAsString(call.pattern);
     // The connection hooks' patterns are this side's own: a peer cannot call them.
     const handler = pattern === undefined || isReserved(pattern) ? null : this.findHandler(pattern);
-    if (!handler) throw new WsMsgpackError(WsMsgpackErrorCode.UNIMPLEMENTED, NO_MESSAGE_HANDLER);
+    if (!handler) {
+      const error = new WsMsgpackError(WsMsgpackErrorCode.UNIMPLEMENTED, NO_MESSAGE_HANDLER);
+      this.callLog?.refused(call, pattern ?? call.pattern, a.peer.id, error);
+      throw error;
+    }
+    const logged = this.callLog?.watch(call, pattern!, a.peer.id);
     const ctx = new WsMsgpackContext([pattern!, call.headers, call, a.socket, a.request, a.peer]);
     const endHook = this.onProcessingEndHook;
     if (endHook) call.onEnd(() => endHook(this.transportId, ctx));
     // With tracing: a SERVER span continuing the caller's trace, ended once the response has.
     const span = activeTracing()?.serverCall(pattern!, call.headers);
     if (span) call.onEnd(() => span.end(call.signal));
-    return this.runHandler(handler, call.payload, ctx, span);
+    const result = this.runHandler(handler, call.payload, ctx, span);
+    return logged ? logged(result) : result;
   }
 
   /**

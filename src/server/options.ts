@@ -1,6 +1,7 @@
 import type { IncomingMessage, Server as HttpServer } from 'node:http';
 import type { Server as HttpsServer, ServerOptions as HttpsServerOptions } from 'node:https';
 import type { ConnectionLimits } from '../connection/options.js';
+import type { WsMsgpackCallLogLevel } from './call-log.js';
 
 /**
  * Which browser origins may open a connection (`allowedOrigins`): a list of origins
@@ -70,6 +71,13 @@ export interface WsMsgpackServerOptions extends ConnectionLimits {
    * no limit.
    */
   maxServerInboundBytes?: number;
+  /**
+   * Logs every call once it has ended (id, pattern, peer, outcome, duration) through Nest's
+   * `Logger`, context `WsMsgpackServer`: `true` or `'debug'` at debug level, `'verbose'` at
+   * verbose level; the app's log levels still decide what is printed. Defaults to false (off):
+   * Nest prints debug lines by default, and a line per call is noise in production.
+   */
+  logCalls?: boolean | WsMsgpackCallLogLevel;
   /**
    * Time allowed to complete an upgrade on the server, in ms: the checks (`allowedOrigins`,
    * `authenticate`) must answer within it, or the upgrade gets HTTP 503 (reported) and the socket

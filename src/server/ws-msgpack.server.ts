@@ -1,3 +1,4 @@
+import { Logger } from '@nestjs/common';
 import type { CustomTransportStrategy } from '@nestjs/microservices';
 import type { IncomingMessage, Server as HttpServer } from 'node:http';
 import type { Server as HttpsServer } from 'node:https';
@@ -17,6 +18,7 @@ import { WsMsgpackStatus } from '../constants.js';
 import { LocalPeerDirectory, type WsMsgpackPeerDirectory } from '../peer/directory.js';
 import { ConnectionPeer, type WsMsgpackPeer } from '../peer/peer.js';
 import { BEARER_PROTOCOL_PREFIX, CloseCode, SUBPROTOCOL_V1, SUPPORTED_SUBPROTOCOLS } from '../protocol/constants.js';
+import { callLogOf, describeAddress } from './call-log.js';
 import { WsMsgpackDispatcher } from './dispatcher.js';
 import type { WsMsgpackServerOptions } from './options.js';
 import { checkStandaloneOptions, createStandaloneServer } from './standalone-server.js';
@@ -81,6 +83,8 @@ export class WsMsgpackServer extends WsMsgpackDispatcher<WsMsgpackServerEvents, 
   private readonly closeTimeout: number;
   /** What the frames of all peers hold (maxServerInboundBytes), ended connections' lingering handlers included. */
   private readonly inbound: BufferBudget;
+  /** Where the server says once where it listens (Nest's transports do). */
+  private readonly listenLog = new Logger('WsMsgpackServer');
 
   constructor(private readonly options: WsMsgpackServerOptions = {}) {
     super();
@@ -98,6 +102,7 @@ export class WsMsgpackServer extends WsMsgpackDispatcher<WsMsgpackServerEvents, 
       throw new TypeError(`nestjs-ws-msgpack: option maxServerInboundBytes must be a number >= 0, got ${String(maxInbound)}`);
     }
     this.inbound = new BufferBudget(maxInbound || Infinity); // 0: no limit
+    this.callLog = callLogOf(options.logCalls);
   }
 
   /** Memory the frames of all peers hold now, as `maxServerInboundBytes` counts it. For metrics. */
@@ -135,6 +140,7 @@ export class WsMsgpackServer extends WsMsgpackDispatcher<WsMsgpackServerEvents, 
         return;
       }
       this.unroute = routeUpgrades(shared as HttpServer, path, onUpgrade, () => void this.close());
+      this.listenLog.log(`Accepting WebSocket upgrades on path ${path} of the HTTP server${describeAddress(shared.address(), ' (listening on ', ')')}`);
       this._status$.next(WsMsgpackStatus.CONNECTED);
       callback();
       return;
@@ -179,6 +185,7 @@ export class WsMsgpackServer extends WsMsgpackDispatcher<WsMsgpackServerEvents, 
         return;
       }
       this._status$.next(WsMsgpackStatus.CONNECTED);
+      this.listenLog.log(`Listening on ${this.options.tls ? 'wss' : 'ws'}://${describeAddress(http.address())}${path ?? ''}`);
       answer();
     });
   }
