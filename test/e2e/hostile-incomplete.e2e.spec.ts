@@ -66,7 +66,11 @@ describe('a message that never completes (issue 15, item 4)', () => {
       let heldCount = 0;
       await until(
         () => {
-          for (const s of svc.server.unwrap().clients) if (!held.has(s) && bytesOfPartialMessage(s) >= MB) (held.add(s), heldCount++);
+          for (const s of svc.server.unwrap().clients) {
+            if (held.has(s) || bytesOfPartialMessage(s) < MB) continue;
+            held.add(s);
+            heldCount++;
+          }
           return heldCount === 20;
         },
         5000,
