@@ -15,6 +15,18 @@ export interface ServerLink {
   readonly socket: WebSocket;
 }
 
+/** Options of `client.exposeHandlers()`. */
+export interface WsMsgpackExposeOptions {
+  /**
+   * Whether the strategy's `listen()` (`app.startAllMicroservices()`) waits for the client's
+   * connection: up to `readyTimeout`, through reconnect attempts, then it fails with UNAVAILABLE
+   * (a service that must not start without its server). Default false: it returns at once, the
+   * client connects in the background with its backoff (see `client.status`), and the handlers
+   * are served from the first connection on.
+   */
+  waitForConnection?: boolean;
+}
+
 /** Events of {@link WsMsgpackClientHandlers.on}. */
 export type WsMsgpackClientHandlersEvents = {
   /** What the client's own `'error'` event reports. */
@@ -24,22 +36,37 @@ export type WsMsgpackClientHandlersEvents = {
 /**
  * A Nest microservice strategy that serves a client app's handlers to the server, over the
  * connection a {@link WsMsgpackClient} opened: obtained with `client.exposeHandlers()` and passed
- * to `app.connectMicroservice()`. Its `listen()` connects the client (startup fails with
- * UNAVAILABLE if the server cannot be reached) and dispatches the server's calls and events into
- * the app's handlers, on this connection and on every later one.
+ * to `app.connectMicroservice()`. Its `listen()` starts the client connecting (in the
+ * background, or waiting for it with `waitForConnection`) and dispatches the server's calls and
+ * events into the app's handlers, on the first connection and on every later one.
  */
 export class WsMsgpackClientHandlers extends WsMsgpackDispatcher<WsMsgpackClientHandlersEvents, WsMsgpackStatus> implements CustomTransportStrategy {
   private statusLink: Subscription | undefined;
+  private options: WsMsgpackExposeOptions = {};
 
   constructor(private readonly client: WsMsgpackClient) {
     super();
   }
 
-  /** Starts serving and connects the client; `callback` gets the connection error, if any. */
+  /** @internal Sets the options of `exposeHandlers()` (they apply at the next `listen()`). */
+  configure(options: WsMsgpackExposeOptions): void {
+    this.options = { ...options };
+  }
+
+  /**
+   * Starts serving and the client connecting. By default `callback` runs at once and the client
+   * connects in the background; with `waitForConnection`, once connected, or with the UNAVAILABLE
+   * error when no connection came within `readyTimeout`.
+   */
   listen(callback: (error?: unknown, ...info: unknown[]) => void): void {
     this.statusLink ??= this.client.status.subscribe((s) => this._status$.next(s as WsMsgpackStatus));
     this.client.serveWith(this);
-    this.client.connect().then(
+    if (!this.options.waitForConnection) {
+      callback();
+      this.client.connectInBackground();
+      return;
+    }
+    this.client.connectWaiting().then(
       () => callback(),
       (e: unknown) => callback(e),
     );

@@ -1,12 +1,16 @@
 import { WebSocket, type ClientOptions } from 'ws';
 import { SUBPROTOCOL_V1 } from '../protocol/constants.js';
+import { withCause } from '../connection/session.js';
 import { WsMsgpackError, WsMsgpackErrorCode } from '../protocol/errors.js';
 
 const ignore = (): void => {};
 
 /** One WebSocket opening handshake that can be called off. */
 export interface Handshake<T> {
-  /** Resolves with what `adopt` made of the open socket; rejects with UNAVAILABLE when it failed or was cancelled. */
+  /**
+   * Resolves with what `adopt` made of the open socket; rejects with UNAVAILABLE when it failed or
+   * was cancelled (a socket error is the rejection's `cause`).
+   */
   readonly opened: Promise<T>;
   /** Calls the handshake off: the socket is terminated and `opened` rejects with `reason`. No effect once settled. */
   cancel(reason: string): void;
@@ -28,13 +32,14 @@ export function startHandshake<T>(url: string, options: ClientOptions, adopt: (w
     resolveOpened = resolve;
     rejectOpened = reject;
   });
-  const fail = (reason: string, details?: Record<string, unknown>): void => {
+  const fail = (reason: string, details?: Record<string, unknown>, cause?: Error): void => {
     if (settled) return;
     settled = true;
     cleanup();
     ws.on('error', ignore); // terminate() during the handshake reports an error nobody needs
     ws.terminate();
-    rejectOpened(new WsMsgpackError(WsMsgpackErrorCode.UNAVAILABLE, `cannot connect to ${url}: ${reason}`, details));
+    const error = new WsMsgpackError(WsMsgpackErrorCode.UNAVAILABLE, `cannot connect to ${url}: ${reason}`, details);
+    rejectOpened(cause ? withCause(error, cause) : error);
   };
   const onOpen = (): void => {
     if (settled) return;
@@ -51,7 +56,8 @@ export function startHandshake<T>(url: string, options: ClientOptions, adopt: (w
     }
     resolveOpened(adopted);
   };
-  const onError = (err: Error): void => fail(err.message, { cause: String(err), code: (err as NodeJS.ErrnoException).code });
+  // The socket's own error (Node's ECONNREFUSED, ENOTFOUND, ...) is the error's `cause`: `err.cause.code`.
+  const onError = (err: Error): void => fail(err.message, { cause: String(err), code: (err as NodeJS.ErrnoException).code }, err);
   const onClose = (code: number, reason: Buffer): void =>
     fail(`closed during handshake (code ${code}${reason.length ? `: ${reason.toString()}` : ''})`, { closeCode: code });
   const onUnexpected = (_req: unknown, res: { statusCode?: number; statusMessage?: string }): void =>

@@ -1,5 +1,5 @@
 import type { ClientOptions as WsClientOptions } from 'ws';
-import type { ConnectionLimits } from '../connection/options.js';
+import type { ConnectionLimits, WsMsgpackCallOptions } from '../connection/options.js';
 import type { ReconnectOptions } from '../connection/session.js';
 
 export type { ReconnectOptions } from '../connection/session.js';
@@ -33,18 +33,35 @@ export interface WsMsgpackClientOptions extends ConnectionLimits {
    */
   reconnect?: boolean | ReconnectOptions;
   /**
-   * Whether calls and events made while not connected wait for the connection (gRPC's
-   * wait-for-ready: up to their deadline, or `readyTimeout`), or fail at once with UNAVAILABLE
-   * while the connection is down. Per call: `WsMsgpackRecordBuilder.setWaitForReady()`. Default true.
+   * What calls, events and `connect()` made while not connected do (gRPC's wait-for-ready):
+   * - `false` (the default, gRPC's and Nest TCP's fail-fast): while the last connection attempt
+   *   failed (refused, unreachable) and the next one waits for its backoff, they fail at once
+   *   with UNAVAILABLE, whose `cause` is the socket's error (`err.cause.code === 'ECONNREFUSED'`);
+   *   while an attempt is under way (the first one, or the one after a drop) they wait for it and
+   *   fail with its error if it fails.
+   * - `true`: they wait for a connection through the reconnect attempts, up to their deadline
+   *   (or `readyTimeout`).
+   *
+   * Per call: `WsMsgpackRecordBuilder.setWaitForReady()`.
    */
   waitForReady?: boolean;
   /**
    * How long `connect()`, and a call or event without a deadline, wait for a connection before
-   * failing with UNAVAILABLE. Default 10,000 ms.
+   * failing with UNAVAILABLE (through reconnect attempts with `waitForReady`; for the attempt
+   * under way without). Default 10,000 ms.
    */
   readyTimeout?: number;
   /** Most events waiting for a connection; more fail at once with UNAVAILABLE. Default 1,000. */
   maxPendingEvents?: number;
   /** Further options for the `ws` WebSocket (TLS: `ca`, `cert`, `key`, `rejectUnauthorized`; agent, ...). */
   wsOptions?: Omit<WsClientOptions, 'maxPayload' | 'headers' | 'handshakeTimeout'>;
+}
+
+/**
+ * Per-call options of {@link WsMsgpackClient.iterate}: what a `WsMsgpackRecord` carries (they
+ * win over a record's, headers are merged), and an AbortSignal.
+ */
+export interface WsMsgpackIterateOptions extends Omit<WsMsgpackCallOptions, 'declaredTimeout' | 'keepAlive'> {
+  /** Aborting cancels the call (the server's handler is cancelled too); `next()` then rejects with CANCELLED. */
+  signal?: AbortSignal;
 }

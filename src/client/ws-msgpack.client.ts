@@ -10,14 +10,25 @@ import type { CloseInfo, Connection } from '../connection/connection.js';
 import { ReportingListeners } from '../connection/listeners.js';
 import { wsSocketOptions, type WsMsgpackCallOptions } from '../connection/options.js';
 import { PING_PATTERN } from '../protocol/constants.js';
-import type { WsMsgpackStatus } from '../constants.js';
+import { WsMsgpackStatus } from '../constants.js';
 import { ConnectionPeer } from '../peer/peer.js';
 import { unpackCall } from '../peer/record.js';
 import { toRpcErrorPayload } from '../server/stream-errors.js';
 import { activeTracing } from '../tracing/tracing.js';
-import { WsMsgpackClientHandlers, type ServerLink } from './client-handlers.js';
+import { abortableIterator } from './abortable.js';
+import { WsMsgpackClientHandlers, type ServerLink, type WsMsgpackExposeOptions } from './client-handlers.js';
 import { startHandshake, type Handshake } from './handshake.js';
-import type { WsMsgpackClientOptions } from './options.js';
+import type { WsMsgpackClientOptions, WsMsgpackIterateOptions } from './options.js';
+import type { Headers } from '../protocol/frames.js';
+
+/** Most patterns whose dropped events are logged (once each); a server sending endless new ones is only counted. */
+const MAX_DROPPED_PATTERNS_LOGGED = 1000;
+
+/** Nest's own `serializeResponse` / `serializeError` (identities): a subclass that overrides either gets its responses and errors through them. */
+const baseSerializers = ClientProxy.prototype as unknown as { serializeResponse: unknown; serializeError: unknown };
+
+/** Nest 12's `createPacket` (runs the `setOnDispatchHook` hook); absent on Nest 11. */
+type CreatePacket = (pattern: unknown, data: unknown) => { metadata?: unknown };
 
 /** Events of {@link WsMsgpackClient.on}. */
 export type WsMsgpackClientEvents = {
@@ -41,8 +52,12 @@ export type WsMsgpackClientEvents = {
  * ```
  *
  * One multiplexed connection, opened lazily by the first call (or `connect()`); when it drops it
- * is opened again by itself, with backoff, and calls made meanwhile wait for it (up to their
- * deadline). Calls in flight when it drops fail with UNAVAILABLE: they are never re-sent.
+ * is opened again by itself, with backoff. Calls made meanwhile wait for an attempt under way and
+ * fail at once while the last attempt failed (`waitForReady: true`: they wait through the
+ * attempts, up to their deadline). Calls in flight when it drops fail with UNAVAILABLE: they are
+ * never re-sent. Like Nest's own clients, responses and errors of `send()` go through
+ * `serializeResponse()` / `serializeError()`, and (Nest 12) every request and event through
+ * `createPacket()`, whose `setOnDispatchHook()` metadata travels as headers.
  */
 // The base's Status parameter stays `string`, so the class fits `ClientsModule`'s `customClass: Type<ClientProxy>`;
 // `status` itself is typed below.
@@ -55,6 +70,10 @@ export class WsMsgpackClient extends ClientProxy<WsMsgpackClientEvents, string> 
   /** The strategy exposeHandlers() made, and the one serving now (after its listen()). */
   private exposed: WsMsgpackClientHandlers | undefined;
   private handlers: WsMsgpackClientHandlers | undefined;
+  private lastStatus: WsMsgpackStatus | undefined;
+  private dropped = 0;
+  /** Patterns whose dropped events were logged. */
+  private readonly droppedPatterns = new Set<string>();
 
   constructor(private readonly options: WsMsgpackClientOptions) {
     super();
@@ -66,7 +85,10 @@ export class WsMsgpackClient extends ClientProxy<WsMsgpackClientEvents, string> 
         open: (url, headers, adopt) => this.openSocket(url, headers as Record<string, string> | undefined, adopt),
         connection: (socket, options) => new ServingConnection(socket, options),
         attach: (conn) => this.attach(conn as ServingConnection),
-        status: (status) => this._status$.next(status),
+        status: (status) => {
+          this.lastStatus = status;
+          this._status$.next(status);
+        },
         connected: () => this.events.emit('connect'),
         disconnected: (_conn, info) => this.events.emit('disconnect', info),
         report: (error) => this.events.report(error),
@@ -82,11 +104,21 @@ export class WsMsgpackClient extends ClientProxy<WsMsgpackClientEvents, string> 
   }
 
   /**
-   * Resolves with the open connection, connecting if needed; waits up to `readyTimeout` (through
-   * reconnect attempts), then rejects with UNAVAILABLE naming the last failure. Idempotent.
+   * Resolves with the open connection, connecting if needed. Like a call: it waits for the attempt
+   * under way and rejects with its UNAVAILABLE (`cause`: the socket's error, such as Node's
+   * ECONNREFUSED) when it fails, or at once while the last attempt failed; with `waitForReady` it
+   * waits through reconnect attempts up to `readyTimeout`. Idempotent.
    */
   connect(): Promise<Connection> {
     return this.core.connect();
+  }
+
+  /**
+   * Events from the server dropped because this client exposes no handlers (`exposeHandlers()`):
+   * not an error (each pattern is logged once, at debug level), only counted here.
+   */
+  get droppedEvents(): number {
+    return this.dropped;
   }
 
   /**
@@ -117,29 +149,49 @@ export class WsMsgpackClient extends ClientProxy<WsMsgpackClientEvents, string> 
    * Sends a request. Cold: sends on subscription (waiting for the connection if needed, see
    * `waitForReady`); unsubscribing cancels the call on the server. `data` may be a stream
    * (Observable, async iterable, or a non-array iterable) and may be a {@link WsMsgpackRecord}.
+   * Each response goes through `serializeResponse()`, an error through `serializeError()`.
    */
   override send<TResult = unknown, TInput = unknown>(pattern: unknown, data: TInput): Observable<TResult> {
-    const { payload, options } = this.unpack(data);
-    // Keep-alive calls (the health check's probe) are not traced: a probe every few seconds would be noise.
-    const tracing = pattern === PING_PATTERN ? undefined : activeTracing();
-    if (tracing) return tracing.clientCall(pattern, options, (traced) => this.core.call(pattern, payload, traced)) as Observable<TResult>;
-    return this.core.call(pattern, payload, options) as Observable<TResult>;
+    const serialized = this.serializeResponse !== baseSerializers.serializeResponse || this.serializeError !== baseSerializers.serializeError;
+    return new Observable<TResult>((subscriber) => {
+      const call = this.startCall(pattern, data) as Observable<TResult>;
+      if (!serialized) return call.subscribe(subscriber);
+      const guarded = (f: () => void): void => {
+        try {
+          f();
+        } catch (e) {
+          subscriber.error(e); // a serializer that throws fails the call, which cancels it
+        }
+      };
+      return call.subscribe({
+        next: (value) => guarded(() => subscriber.next(this.serializeResponse(value) as TResult)),
+        error: (err: unknown) => guarded(() => subscriber.error(this.serializeError(err))),
+        complete: () => subscriber.complete(),
+      });
+    });
   }
 
   /**
    * Sends a request and consumes the response by pulling, with end-to-end backpressure: the server
    * is never more than one credit window (`window` option, record `setWindow`) ahead of the loop.
-   * `break` (or `return()`) cancels the call on the server.
+   * `break` (or `return()`) cancels the call on the server; so does `options.signal`. `options`
+   * are a record's per-call options (they win over those of a record passed as `data`).
    *
    * ```ts
-   * for await (const row of client.iterate<Row>('export', query)) await slowWrite(row);
+   * for await (const row of client.iterate<Row>('export', query, { timeout: 60_000, window: 64, signal })) await slowWrite(row);
    * ```
    */
-  iterate<TResult = unknown, TInput = unknown>(pattern: unknown, data: TInput): AsyncIterableIterator<TResult> {
-    const { payload, options } = this.unpack(data);
+  iterate<TResult = unknown, TInput = unknown>(pattern: unknown, data: TInput, options: WsMsgpackIterateOptions = {}): AsyncIterableIterator<TResult> {
+    const { signal, ...callOptions } = options;
+    const { payload, options: unpacked } = this.unpack(data, this.dispatchMetadata(pattern, data));
+    const merged: WsMsgpackCallOptions = { ...unpacked };
+    for (const [key, value] of Object.entries(callOptions)) if (value !== undefined) (merged as Record<string, unknown>)[key] = value;
+    if (unpacked.headers && callOptions.headers) merged.headers = { ...unpacked.headers, ...callOptions.headers };
     const tracing = activeTracing();
-    if (tracing) return tracing.clientIterate(pattern, options, (traced) => this.core.iterate<TResult>(pattern, payload, traced));
-    return this.core.iterate<TResult>(pattern, payload, options);
+    const it = tracing
+      ? tracing.clientIterate(pattern, merged, (traced) => this.core.iterate<TResult>(pattern, payload, traced))
+      : this.core.iterate<TResult>(pattern, payload, merged);
+    return signal ? abortableIterator(it, signal) : it;
   }
 
   /**
@@ -148,7 +200,7 @@ export class WsMsgpackClient extends ClientProxy<WsMsgpackClientEvents, string> 
    * returned Observable completes once the event was handed to the socket, or errors (UNAVAILABLE).
    */
   override emit<TResult = undefined, TInput = unknown>(pattern: unknown, data: TInput): Observable<TResult> {
-    const { payload, options } = this.unpack(data);
+    const { payload, options } = this.unpack(data, this.dispatchMetadata(pattern, data));
     const source = defer(async () => {
       await this.sendEvent(pattern, payload, options);
       return undefined as TResult;
@@ -166,12 +218,33 @@ export class WsMsgpackClient extends ClientProxy<WsMsgpackClientEvents, string> 
    *
    * ```ts
    * app.connectMicroservice({ strategy: app.get<WsMsgpackClient>('HUB').exposeHandlers() });
-   * await app.startAllMicroservices(); // connects the client
+   * await app.startAllMicroservices(); // returns at once; the client connects in the background
    * ```
+   *
+   * `startAllMicroservices()` does not wait for the server: the client keeps connecting with its
+   * backoff (see `status`) and the handlers are served from the first connection on. With
+   * `{ waitForConnection: true }` it waits (up to `readyTimeout`, through reconnect attempts) and
+   * fails with UNAVAILABLE when the server cannot be reached. One strategy per client: a later
+   * call returns it, with the options it passes (if any) replacing the earlier ones.
    */
-  exposeHandlers(): WsMsgpackClientHandlers {
+  exposeHandlers(options?: WsMsgpackExposeOptions): WsMsgpackClientHandlers {
     this.exposed ??= new WsMsgpackClientHandlers(this);
+    if (options) this.exposed.configure(options);
     return this.exposed;
+  }
+
+  /** @internal The strategy's start: connect in the background (a first failure is logged once, as a warning). */
+  connectInBackground(): void {
+    this.core.connect(false).then(undefined, (e: unknown) => {
+      if (this.lastStatus === WsMsgpackStatus.CLOSED) return;
+      const reason = e instanceof Error ? e.message : String(e);
+      this.logger.warn(`not connected to the server yet (${reason}); reconnecting in the background, the exposed handlers are served once connected`);
+    });
+  }
+
+  /** @internal The strategy's start with `waitForConnection`: through reconnect attempts, up to `readyTimeout`. */
+  connectWaiting(): Promise<Connection> {
+    return this.core.connect(true);
   }
 
   /** @internal The strategy's listen() and close(): dispatch the server's calls into it, or stop. */
@@ -195,9 +268,9 @@ export class WsMsgpackClient extends ClientProxy<WsMsgpackClientEvents, string> 
     this.events.report(error);
   }
 
-  /** Nest's callback-style publish, kept for code that calls it directly. */
+  /** Nest's callback-style publish (the packet's `metadata` as headers), kept for code that calls it directly. */
   protected publish(packet: ReadPacket, callback: (packet: WritePacket) => void): () => void {
-    const sub = this.send(packet.pattern, packet.data).subscribe({
+    const sub = this.startCall(packet.pattern, packet.data, metadataOf(packet)).subscribe({
       next: (response) => callback({ response }),
       error: (err: unknown) => callback({ err }),
       complete: () => callback({ isDisposed: true }),
@@ -205,11 +278,30 @@ export class WsMsgpackClient extends ClientProxy<WsMsgpackClientEvents, string> 
     return () => sub.unsubscribe();
   }
 
-  /** Nest's promise-style event dispatch, kept for code that calls it directly. */
+  /** Nest's promise-style event dispatch (the packet's `metadata` as headers), kept for code that calls it directly. */
   protected async dispatchEvent<T = unknown>(packet: ReadPacket): Promise<T> {
-    const { payload, options } = this.unpack(packet.data);
+    const { payload, options } = this.unpack(packet.data, metadataOf(packet));
     await this.sendEvent(packet.pattern, payload, options);
     return undefined as T;
+  }
+
+  /** A call through the core (cold); with tracing, in a CLIENT span. `metadata` defaults to the dispatch hook's. */
+  private startCall(pattern: unknown, data: unknown, metadata = this.dispatchMetadata(pattern, data)): Observable<unknown> {
+    const { payload, options } = this.unpack(data, metadata);
+    // Keep-alive calls (the health check's probe) are not traced: a probe every few seconds would be noise.
+    const tracing = pattern === PING_PATTERN ? undefined : activeTracing();
+    if (tracing) return tracing.clientCall(pattern, options, (traced) => this.core.call(pattern, payload, traced));
+    return this.core.call(pattern, payload, options);
+  }
+
+  /**
+   * Nest 12: the packet's `metadata` after `createPacket()` (which runs the `setOnDispatchHook()`
+   * hook, or a subclass's override). Undefined on Nest 11, and for keep-alive calls.
+   */
+  private dispatchMetadata(pattern: unknown, data: unknown): Record<string, unknown> | undefined {
+    const create = (this as unknown as { createPacket?: CreatePacket }).createPacket;
+    if (typeof create !== 'function' || pattern === PING_PATTERN) return undefined;
+    return metadataOf(create.call(this, pattern, data));
   }
 
   /** Sends an event through the core; with tracing, in a PRODUCER span whose context goes in the event's headers. */
@@ -219,8 +311,11 @@ export class WsMsgpackClient extends ClientProxy<WsMsgpackClientEvents, string> 
     return this.core.emit(pattern, payload, options);
   }
 
-  private unpack(data: unknown): { payload: unknown; options: WsMsgpackCallOptions } {
-    return unpackCall(data, this.options.timeout);
+  /** Payload and options of `data` (a record or not); packet metadata joins the headers, a record's own headers win. */
+  private unpack(data: unknown, metadata: Record<string, unknown> | undefined): { payload: unknown; options: WsMsgpackCallOptions } {
+    const unpacked = unpackCall(data, this.options.timeout);
+    if (metadata) unpacked.options = { ...unpacked.options, headers: { ...metadata, ...unpacked.options.headers } as Headers };
+    return unpacked;
   }
 
   /** Opens one `ws` socket with the headers `prepare` gave; `adopt` makes the Connection in its 'open' event. */
@@ -244,12 +339,20 @@ export class WsMsgpackClient extends ClientProxy<WsMsgpackClientEvents, string> 
     else this.serveNothing(conn);
   }
 
-  /** No handlers exposed: the server's calls get UNIMPLEMENTED, its events are reported as dropped. */
+  /**
+   * No handlers exposed: the server's calls get UNIMPLEMENTED; its events (a `broadcast()`) are
+   * dropped, which is no error: counted in {@link droppedEvents}, each pattern logged once at debug level.
+   */
   private serveNothing(conn: Connection): void {
     conn.onRequest(undefined);
-    conn.onEvent((event) =>
-      this.events.report(new Error(`an event from the server (pattern ${JSON.stringify(event.pattern)}) was dropped: this client exposes no handlers (see exposeHandlers())`)),
-    );
+    conn.onEvent((event) => {
+      this.dropped++;
+      if (this.droppedPatterns.size >= MAX_DROPPED_PATTERNS_LOGGED) return;
+      const shown = patternShown(event.pattern);
+      if (this.droppedPatterns.has(shown)) return;
+      this.droppedPatterns.add(shown);
+      this.logger.debug(`events from the server with pattern ${shown} are dropped: this client exposes no handlers (see exposeHandlers()); logged once, counted in client.droppedEvents`);
+    });
   }
 }
 
@@ -258,3 +361,19 @@ function urlOf(conn: Connection): string {
   return (conn.socket as unknown as { url?: string }).url ?? '';
 }
 
+/** A packet's metadata when it has some (an object with keys). */
+function metadataOf(packet: { metadata?: unknown }): Record<string, unknown> | undefined {
+  const m = packet.metadata;
+  return m !== null && typeof m === 'object' && Object.keys(m).length > 0 ? (m as Record<string, unknown>) : undefined;
+}
+
+/** A pattern for a log line: JSON, cut at 100 characters (the server chooses how long it is). */
+function patternShown(pattern: unknown): string {
+  let text: string;
+  try {
+    text = JSON.stringify(pattern) ?? String(pattern);
+  } catch {
+    text = String(pattern);
+  }
+  return text.length > 100 ? `${text.slice(0, 100)}…` : text;
+}

@@ -8,6 +8,7 @@ import { DEFAULT_RECONNECT, isReadyTimeout, Session, type ReconnectOptions, type
 import { startTimer } from './timers.js';
 import { extensionCodecOf } from '../protocol/extensions.js';
 import { whenSocketClosed, type WebSocketLike } from './socket.js';
+import { callIteratorWhenReady } from './ready-iterator.js';
 
 /** How long close() waits for a socket's closing handshake before cutting it. */
 const CLOSE_TIMEOUT_MS = 2000;
@@ -29,7 +30,12 @@ export interface ClientCoreOptions extends ConnectionLimits {
   reconnect?: boolean | ReconnectOptions;
   /** Default deadline of every call, in ms. Off by default. */
   timeout?: number;
-  /** Whether calls made while not connected wait for the connection. Default true. */
+  /**
+   * Whether calls, events and `connect()` made while not connected wait for the connection
+   * through reconnect attempts (up to their deadline, or `readyTimeout`). Default false: gRPC's
+   * fail-fast, they wait for an attempt under way (or starting) and fail with UNAVAILABLE when it
+   * fails, or at once while the last attempt failed and the next waits for its backoff.
+   */
   waitForReady?: boolean;
   /** How long `connect()` and a call without a deadline wait for a connection. Default 10,000 ms. */
   readyTimeout?: number;
@@ -176,9 +182,18 @@ export class ClientCore {
     return [...this.open];
   }
 
-  /** Resolves with the open connection, connecting if needed; rejects with UNAVAILABLE after `readyTimeout`. */
-  connect(): Promise<Connection> {
-    return this.session.ready(this.readyTimeout);
+  /**
+   * Resolves with the open connection, connecting if needed. With `waitForReady` (the argument,
+   * else the option) it waits through attempts up to `readyTimeout`; without, it fails with the
+   * first failed attempt's UNAVAILABLE (at once while the last attempt failed).
+   */
+  connect(waitForReady?: boolean): Promise<Connection> {
+    return this.session.ready(this.readyTimeout, !(waitForReady ?? this.options.waitForReady ?? false));
+  }
+
+  /** Starts connecting in the background when nobody is (the attempts go on with their backoff); waits for nothing. */
+  start(): void {
+    this.session.start();
   }
 
   /** Stops reconnecting, fails waiting calls, closes every connection; resolves once the sockets closed (cut after 2 s). */
@@ -274,13 +289,14 @@ export class ClientCore {
 
   /**
    * Waits for a connection on behalf of a call: up to its deadline (which then fails it with
-   * DEADLINE_EXCEEDED), else `readyTimeout`; at once when it does not wait for ready. Resolves with
+   * DEADLINE_EXCEEDED), else `readyTimeout`; without wait-for-ready, only for an attempt under way
+   * (see {@link Session.ready}). Resolves with
    * the connection and the options with what is left of the deadline.
    */
   private async whenReady(options: WsMsgpackCallOptions): Promise<{ conn: Connection; options: WsMsgpackCallOptions }> {
     const open = this.session.connection;
     if (open) return { conn: open, options };
-    const failFast = (options.waitForReady ?? this.options.waitForReady ?? true) === false;
+    const failFast = !(options.waitForReady ?? this.options.waitForReady ?? false);
     const deadline = options.timeout !== undefined && options.timeout > 0 && Number.isFinite(options.timeout) ? options.timeout : undefined;
     const started = Date.now();
     try {
@@ -356,56 +372,4 @@ export class ClientCore {
     this.hooks.attach(conn);
     return conn;
   }
-}
-
-/**
- * An async iterator over a call that needs a connection first: it connects on the first `next()`
- * (through `connect`, which may wait and gives the options with what is left of the deadline),
- * then pulls the call's response. `return()` settles a `next()` still waiting and cancels the call
- * at once; after a failed connect, later `next()` calls are done.
- */
-function callIteratorWhenReady<T>(
-  connect: () => Promise<{ conn: Connection; options: WsMsgpackCallOptions }>,
-  pattern: unknown,
-  payload: unknown,
-): AsyncIterableIterator<T> {
-  let inner: AsyncIterableIterator<unknown> | undefined;
-  let starting: Promise<AsyncIterableIterator<unknown>> | undefined;
-  /** `open` until `return()`, or until connecting failed. */
-  let phase: 'open' | 'done' = 'open';
-  let onReturn!: () => void;
-  const returned = new Promise<undefined>((resolve) => (onReturn = () => resolve(undefined)));
-  const done: IteratorResult<T> = { value: undefined, done: true };
-  const iterator: AsyncIterableIterator<T> = {
-    next: async () => {
-      if (phase === 'done') return done;
-      // Connected: pull directly (racing `returned` on every item would pile reactions on it; the
-      // call's own iterator already settles a pending next() on return()).
-      if (inner) return (await inner.next()) as IteratorResult<T>;
-      starting ??= connect().then(({ conn, options }) => (inner = conn.iterate(pattern, payload, options)));
-      let it: AsyncIterableIterator<unknown> | undefined;
-      try {
-        it = await Promise.race([starting, returned]); // return() settles a next() still connecting
-      } catch (e) {
-        if ((phase as string) === 'done') return done; // return() came first
-        phase = 'done';
-        throw e;
-      }
-      if ((phase as string) === 'done' || !it) return done; // return() came while connecting: the call never starts
-      return (await it.next()) as IteratorResult<T>;
-    },
-    // Not queued behind a pending next(): it settles that next() and cancels the call at once.
-    return: async () => {
-      phase = 'done';
-      onReturn();
-      await inner?.return?.();
-      return done;
-    },
-    throw: async (error: unknown) => {
-      await iterator.return!();
-      throw error;
-    },
-    [Symbol.asyncIterator]: () => iterator,
-  };
-  return iterator;
 }

@@ -71,6 +71,15 @@ export function isReadyTimeout(error: unknown): boolean {
   return typeof error === 'object' && error !== null && readyTimeouts.has(error);
 }
 
+/**
+ * Sets `error.cause` as `new Error(message, { cause })` would (not enumerable): what a transport
+ * error wraps, such as Node's `ECONNREFUSED` error of a refused connection.
+ */
+export function withCause<E extends Error>(error: E, cause: unknown): E {
+  Object.defineProperty(error, 'cause', { value: cause, writable: true, configurable: true, enumerable: false });
+  return error;
+}
+
 /** Reasons retrying cannot fix: an HTTP 4xx refusal (but 408, 429) or a version mismatch (4000). */
 function isPermanent(error: unknown): boolean {
   const d = (error as { details?: { httpStatus?: unknown; closeCode?: unknown } } | null)?.details;
@@ -96,6 +105,10 @@ export class Session {
   private connectedAt = 0;
   private urlIndex = 0;
   private lastError: unknown;
+  /** Failed attempts since the last connection (or start), counted until each URL had one: a round. */
+  private roundFailures = 0;
+  /** A whole round of attempts failed (each URL refused, was unreachable, or timed out), and none succeeded since. */
+  private lastAttemptFailed = false;
   private readonly waiters = new Set<Waiter>();
 
   constructor(
@@ -122,19 +135,20 @@ export class Session {
   /**
    * Resolves with an open connection, starting to connect if nobody is. Waits up to `timeoutMs`
    * through reconnect attempts; rejects with UNAVAILABLE (naming the last failure) then, when the
-   * session gives up, or when it is closed. `failFast`: reject at the first failed attempt.
+   * session gives up, or when it is closed.
+   *
+   * `failFast` (gRPC's semantics without wait-for-ready): while the last attempt failed and the
+   * next one waits for its backoff, reject at once; while an attempt is under way (or about to
+   * start: the first one, or the one after a drop), wait for it and reject if it fails. With
+   * several URLs, "the attempt" is a round: one attempt per URL (as gRPC's pick_first fails a
+   * call only once every address failed).
    */
   ready(timeoutMs: number, failFast = false): Promise<Connection> {
     const open = this.connection;
     if (open) return Promise.resolve(open);
-    // Down: reconnecting, or the current connection's socket already closing.
-    if (failFast && (this.phase === 'reconnecting' || this.current !== undefined)) {
-      return Promise.reject(this.unavailable('the connection is down (the caller asked not to wait)'));
-    }
-    if (this.phase === 'idle' || this.phase === 'disconnected' || this.phase === 'closed') {
-      this.failures = 0;
-      this.permanentRefusals = 0;
-      this.dial();
+    this.start();
+    if (failFast && this.lastAttemptFailed && this.attempt === undefined) {
+      return Promise.reject(this.unavailable('not connected: the last connection attempt failed and the next one waits for its backoff (the call does not wait for ready)'));
     }
     return new Promise<Connection>((resolve, reject) => {
       const w: Waiter = { resolve, reject, timer: undefined, failFast };
@@ -148,6 +162,19 @@ export class Session {
       }
       this.waiters.add(w);
     });
+  }
+
+  /**
+   * Starts connecting when nobody is (never connected, gave up, or closed), without waiting: the
+   * attempts go on with their backoff until one succeeds (or the session gives up).
+   */
+  start(): void {
+    if (this.phase === 'idle' || this.phase === 'disconnected' || this.phase === 'closed') {
+      this.failures = 0;
+      this.permanentRefusals = 0;
+      this.roundFailures = 0;
+      this.dial();
+    }
   }
 
   /** Stops: no more attempts; waiting callers fail with UNAVAILABLE. The current connection is the caller's to close. */
@@ -184,6 +211,8 @@ export class Session {
 
   private adopt(conn: Connection): void {
     this.current = conn;
+    this.lastAttemptFailed = false;
+    this.roundFailures = 0;
     this.permanentRefusals = 0;
     this.connectedAt = Date.now(); // `failures` is reset when it proves stable (see dropped)
     conn.onClose((info) => this.dropped(conn, info));
@@ -191,6 +220,7 @@ export class Session {
       // Let its calls finish on it; new calls go to a new connection, to the next URL, at once.
       if (this.current !== conn) return;
       this.current = undefined;
+      this.roundFailures = 0;
       this.events.disconnected(conn, { code: 1001, reason: 'the server is going away' });
       this.urlIndex++;
       this.setPhase('reconnecting');
@@ -208,6 +238,7 @@ export class Session {
   private dropped(conn: Connection, info: CloseInfo): void {
     if (this.current !== conn) return;
     this.current = undefined;
+    this.roundFailures = 0;
     if (this.phase !== 'closed') {
       this.lastError = new WsMsgpackError(WsMsgpackErrorCode.UNAVAILABLE, `connection closed (code ${info.code}${info.reason ? `: ${info.reason}` : ''})`, { closeCode: info.code });
       if (Date.now() - this.connectedAt >= STABLE_CONNECTION_MS) this.failures = 0;
@@ -229,7 +260,12 @@ export class Session {
     this.failures++;
     // With replicas, one refusing (a 404 on one of them) does not stop the others being tried.
     this.permanentRefusals = isPermanent(error) ? this.permanentRefusals + 1 : 0;
-    this.rejectWaiters(error, true);
+    // Fail-fast callers are told once each URL failed (one attempt, with a single URL).
+    if (++this.roundFailures >= this.urls.length) {
+      this.roundFailures = 0;
+      this.lastAttemptFailed = true;
+      this.rejectWaiters(error, true);
+    }
     if (!this.reconnect || this.permanentRefusals >= this.urls.length || this.failures >= this.reconnect.maxAttempts) return this.giveUp();
     this.urlIndex++;
     this.setPhase('reconnecting');
@@ -264,9 +300,15 @@ export class Session {
     }
   }
 
+  /**
+   * UNAVAILABLE naming the last failure; its `cause` is that failure's own cause (Node's
+   * `ECONNREFUSED` error: `err.cause.code`), or the failure itself.
+   */
   private unavailable(message: string): WsMsgpackError {
-    const last = this.lastError instanceof Error ? `; last failure: ${this.lastError.message}` : '';
-    return new WsMsgpackError(WsMsgpackErrorCode.UNAVAILABLE, `${message}${last}`, this.lastError instanceof WsMsgpackError ? this.lastError.details : undefined);
+    const last = this.lastError;
+    const error = new WsMsgpackError(WsMsgpackErrorCode.UNAVAILABLE, `${message}${last instanceof Error ? `; last failure: ${last.message}` : ''}`, last instanceof WsMsgpackError ? last.details : undefined);
+    if (last !== undefined) withCause(error, last instanceof WsMsgpackError && last.cause !== undefined ? last.cause : last);
+    return error;
   }
 
   private setPhase(phase: SessionPhase): void {

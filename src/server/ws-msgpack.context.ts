@@ -44,6 +44,22 @@ export class WsMsgpackContext extends BaseRpcContext<WsMsgpackContextArgs> {
   }
 
   /**
+   * Nest 12's packet metadata (`TcpContext.getMetadata()`): on this transport metadata travels as
+   * headers, so these are the call's headers whose values are strings, whether a Nest client's
+   * `setOnDispatchHook()` set them as `packet.metadata` or the caller as record headers. `{}` when
+   * there are none (never undefined).
+   */
+  getMetadata(): Record<string, string> {
+    const headers = this.args[1];
+    const metadata: Record<string, string> = {};
+    for (const key of Object.keys(headers)) {
+      const value = headers[key];
+      if (typeof value === 'string') metadata[key] = value;
+    }
+    return metadata;
+  }
+
+  /**
    * Aborted when the caller cancels (unsubscribes), the call's deadline passes, or the connection
    * closes. `signal.reason` is a `WsMsgpackError` with code CANCELLED, DEADLINE_EXCEEDED or
    * UNAVAILABLE. For events it never aborts.

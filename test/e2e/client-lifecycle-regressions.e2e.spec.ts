@@ -78,6 +78,7 @@ describe('a headers function that throws', () => {
     const client = new WsMsgpackClient({
       url: svc.url,
       reconnect: { initialDelay: 5, maxDelay: 10 },
+      waitForReady: true, // connect() waits through the failed attempts
       headers: () => {
         calls++;
         if (calls < 3) throw new Error('token store down');

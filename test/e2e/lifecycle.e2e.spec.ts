@@ -146,8 +146,8 @@ describe('WsMsgpackClient lifecycle', () => {
     const err = await errorOf(once.send('ping', 1));
     expect(err).toBeInstanceOf(WsMsgpackError);
     expect(err).toMatchObject({ code: 'UNAVAILABLE', message: expect.stringMatching(/cannot connect/) });
-    // Reconnecting (the default), the call waits readyTimeout, then fails naming the last failure.
-    const retrying = new WsMsgpackClient({ url, connectTimeout: 2000, readyTimeout: 300 });
+    // Reconnecting (the default) and waiting for ready, the call waits readyTimeout, then fails naming the last failure.
+    const retrying = new WsMsgpackClient({ url, connectTimeout: 2000, readyTimeout: 300, waitForReady: true });
     try {
       const err2 = await errorOf(retrying.send('ping', 1));
       expect(err2).toMatchObject({ code: 'UNAVAILABLE', message: expect.stringMatching(/not connected within 300 ms; last failure: cannot connect/) });

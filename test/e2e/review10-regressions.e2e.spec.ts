@@ -68,6 +68,7 @@ describe('a token or headers function that never settles', () => {
       WebSocket: StandardWebSocket,
       connectTimeout: 250,
       reconnect: { initialDelay: 1, maxDelay: 5 },
+      waitForReady: true, // the call waits through the timed-out attempt for the next one
       token: () => (++calls === 1 ? new Promise<string>(() => {}) : 'token-admin'),
     });
     c.on('error', () => {});
@@ -85,6 +86,7 @@ describe('a token or headers function that never settles', () => {
       url: svc.url,
       connectTimeout: 250,
       reconnect: { initialDelay: 1, maxDelay: 5 },
+      waitForReady: true, // connect() waits through the timed-out attempt for the next one
       headers: () => (++calls === 1 ? new Promise<Record<string, string>>(() => {}) : { authorization: 'Bearer token-admin' }),
     });
     c.on('error', () => {});
