@@ -270,7 +270,7 @@ export class WsMsgpackClient extends ClientProxy<WsMsgpackClientEvents, string> 
 
   /** Nest's callback-style publish (the packet's `metadata` as headers), kept for code that calls it directly. */
   protected publish(packet: ReadPacket, callback: (packet: WritePacket) => void): () => void {
-    const sub = this.startCall(packet.pattern, packet.data, metadataOf(packet)).subscribe({
+    const sub = this.startCall(packet.pattern, packet.data, metadataOf(packet as ReadPacket & { metadata?: unknown })).subscribe({
       next: (response) => callback({ response }),
       error: (err: unknown) => callback({ err }),
       complete: () => callback({ isDisposed: true }),
@@ -280,7 +280,7 @@ export class WsMsgpackClient extends ClientProxy<WsMsgpackClientEvents, string> 
 
   /** Nest's promise-style event dispatch (the packet's `metadata` as headers), kept for code that calls it directly. */
   protected async dispatchEvent<T = unknown>(packet: ReadPacket): Promise<T> {
-    const { payload, options } = this.unpack(packet.data, metadataOf(packet));
+    const { payload, options } = this.unpack(packet.data, metadataOf(packet as ReadPacket & { metadata?: unknown }));
     await this.sendEvent(packet.pattern, payload, options);
     return undefined as T;
   }

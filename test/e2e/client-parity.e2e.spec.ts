@@ -15,6 +15,9 @@ import { all, errorOf, first, freePort, startService, until, WAIT_MS, within, ty
 const NEST_12 = typeof (ClientProxy.prototype as { setOnDispatchHook?: unknown }).setOnDispatchHook === 'function';
 const onNest12 = NEST_12 ? it : it.skip;
 
+/** Nest 12's packet, with its metadata (Nest 11's ReadPacket has none). */
+type Packet = ReadPacket & { metadata?: Record<string, string> };
+
 const seen = { eventMetadata: [] as unknown[], aborted: 0, headers: [] as unknown[] };
 
 /** What a context gives as metadata: Nest 12's TcpContext and this transport's both have getMetadata(). */
@@ -132,7 +135,7 @@ describe('Nest client contracts, side by side with Nest TCP', () => {
 
   onNest12('setOnDispatchHook(): the hook sees every request and event; its metadata reaches ctx.getMetadata(), as with Nest TCP', async () => {
     const hooked: Array<{ pattern: unknown; data: unknown }> = [];
-    const hook = (packet: ReadPacket): void => {
+    const hook = (packet: Packet): void => {
       hooked.push({ pattern: packet.pattern, data: packet.data });
       packet.metadata = { traceId: 't-1', tenant: 'acme' };
     };
@@ -158,7 +161,7 @@ describe('Nest client contracts, side by side with Nest TCP', () => {
 
   onNest12("metadata is this transport's headers: a record's own headers join it, and win on a clash", async () => {
     const ws = wsClient();
-    (ws as unknown as { setOnDispatchHook(h: (p: ReadPacket) => void): void }).setOnDispatchHook((packet) => {
+    (ws as unknown as { setOnDispatchHook(h: (p: Packet) => void): void }).setOnDispatchHook((packet) => {
       packet.metadata = { traceId: 't-2', tenant: 'from-hook' };
     });
     const record = new WsMsgpackRecordBuilder({}).setHeaders({ tenant: 'from-record', n: 7 }).build();
