@@ -92,8 +92,8 @@ describe('WsMsgpackServer lifecycle', () => {
     }
   });
 
-  it('authorize() refuses upgrades with HTTP 401 and lets authorised ones in', async () => {
-    const svc = await startService({ controllers: [PingController] }, { authorize: (req) => req.headers.authorization === 'Bearer good' });
+  it('authenticate() refuses upgrades with HTTP 401 and lets authorised ones in', async () => {
+    const svc = await startService({ controllers: [PingController] }, { authenticate: (req) => req.headers.authorization === 'Bearer good' });
     try {
       const ok = svc.client({ headers: { authorization: 'Bearer good' } });
       expect(await first(ok.send('ping', 1))).toBe(2);

@@ -134,7 +134,7 @@ describe('reconnect (on by default)', () => {
     const port = await freePort();
     const tokens: unknown[] = [];
     const opts: WsMsgpackServerOptions = {
-      authorize: (req) => {
+      authenticate: (req) => {
         tokens.push(req.headers.authorization);
         return true;
       },
@@ -170,7 +170,7 @@ describe('reconnect (on by default)', () => {
 
   it('a refusal retrying cannot fix (HTTP 401) stops at once: disconnected, no retry', async () => {
     let asked = 0;
-    const svc = await startService({ controllers: [EchoController] }, { authorize: () => (asked++, false) });
+    const svc = await startService({ controllers: [EchoController] }, { authenticate: () => (asked++, false) });
     const { client, statuses } = watched({ url: svc.url, reconnect: fast });
     try {
       const err = await errorOf(client.send('echo', 1));

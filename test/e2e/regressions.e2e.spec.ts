@@ -144,7 +144,7 @@ describe('regressions', () => {
 
   it('bug 1: client.close() during the handshake, then connect(): the cancelled attempt never opens, no orphaned socket, no stray connect', async () => {
     const held: ((ok: boolean) => void)[] = [];
-    const own = await startService({ controllers }, { authorize: () => new Promise<boolean>((resolve) => held.push(resolve)) });
+    const own = await startService({ controllers }, { authenticate: () => new Promise<boolean>((resolve) => held.push(resolve)) });
     let serverConnections = 0;
     own.server.on('connection', () => serverConnections++);
     const client = own.client();
@@ -152,17 +152,17 @@ describe('regressions', () => {
     client.status.subscribe((s) => log.push(`status ${s}`));
     client.on('connect', () => log.push('connect event'));
     try {
-      // Attempt A: the server holds its upgrade in authorize().
+      // Attempt A: the server holds its upgrade in authenticate().
       const a = client.connect().then(
         () => 'opened',
         (e: unknown) => `failed ${codeOf(e)}`,
       );
-      await until(() => held.length === 1, WAIT_MS, 'upgrade A reaching authorize()');
+      await until(() => held.length === 1, WAIT_MS, 'upgrade A reaching authenticate()');
       log.push('-- close()');
       const closing = client.close();
       // Attempt B, while A is still held by the server.
       const b = client.connect();
-      await until(() => held.length === 2, WAIT_MS, 'upgrade B reaching authorize()');
+      await until(() => held.length === 2, WAIT_MS, 'upgrade B reaching authenticate()');
       held[1]!(true);
       const connB = await within(b, WAIT_MS, 'connect() B');
       expect(connB.isClosed).toBe(false);
@@ -380,9 +380,9 @@ describe('regressions', () => {
 // ---------------------------------------------------------------- 'error' event semantics
 
 describe("server 'error' event", () => {
-  it('a throwing authorize() is reported through on("error") and the upgrade is refused with 401', async () => {
+  it('a throwing authenticate() is reported through on("error") and the upgrade is refused with 500', async () => {
     const own = await startService({ controllers }, {
-      authorize: () => {
+      authenticate: () => {
         throw new Error('auth backend down');
       },
     });
@@ -390,8 +390,8 @@ describe("server 'error' event", () => {
     own.server.on('error', (e) => errors.push(e));
     try {
       const err = await errorOf(own.client().send('ping', 1));
-      expect(err).toMatchObject({ code: 'UNAVAILABLE', message: expect.stringMatching(/401/) });
-      await until(() => errors.length === 1, WAIT_MS, "authorize()'s error reaching on('error')");
+      expect(err).toMatchObject({ code: 'UNAVAILABLE', message: expect.stringMatching(/500/) });
+      await until(() => errors.length === 1, WAIT_MS, "authenticate()'s error reaching on('error')");
       expect(errors[0]!.message).toMatch(/auth backend down/);
       expect(own.server.connectionCount).toBe(0);
     } finally {
