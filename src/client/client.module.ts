@@ -11,9 +11,12 @@ export interface WsMsgpackClientRegistration extends WsMsgpackClientOptions {
 /**
  * `T` when it has no key that {@link WsMsgpackClientOptions} lacks: what makes a typo (`timout`)
  * in a factory's returned object a compile error, which TypeScript does not check by itself for a
- * function's return value.
+ * function's return value. The error names the key: `Type 'number' is not assignable to type
+ * '"timout is not an option of WsMsgpackClientOptions"'`.
  */
-export type WsMsgpackExactOptions<T> = T & { [K in Exclude<keyof T, keyof WsMsgpackClientOptions>]: never };
+export type WsMsgpackExactOptions<T> = [Exclude<keyof T, keyof WsMsgpackClientOptions>] extends [never]
+  ? T
+  : Omit<T, Exclude<keyof T, keyof WsMsgpackClientOptions>> & { [K in Exclude<keyof T, keyof WsMsgpackClientOptions>]: `${K & string} is not an option of WsMsgpackClientOptions` };
 
 /** One client of {@link WsMsgpackClientModule.registerAsync}: options from a factory (`ConfigService` and the like). */
 export interface WsMsgpackClientAsyncRegistration<T extends WsMsgpackClientOptions = WsMsgpackClientOptions> {
@@ -98,7 +101,7 @@ export class WsMsgpackClientModule {
       providers.push({
         provide: c.name,
         inject: c.inject ?? [],
-        useFactory: async (...args: unknown[]) => create(await c.useFactory(...(args as never[]))),
+        useFactory: async (...args: unknown[]) => create((await c.useFactory(...(args as never[]))) as WsMsgpackClientOptions),
       });
     }
     return { module: WsMsgpackClientModule, global: extras.isGlobal ?? false, imports, providers, exports: list.map((c) => c.name) };

@@ -4,9 +4,9 @@
  * `logCalls` logs one line per ended call at debug (or verbose) level; both through Nest's
  * Logger, so the app's log levels decide.
  */
-import { Controller, Module, type LoggerService, type LogLevel } from '@nestjs/common';
+import { Controller, Module, type INestMicroservice, type LoggerService, type LogLevel } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
-import { MessagePattern, Payload, type INestMicroservice } from '@nestjs/microservices';
+import { MessagePattern, Payload } from '@nestjs/microservices';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { NEVER } from 'rxjs';

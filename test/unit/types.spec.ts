@@ -40,4 +40,10 @@ describe('typed client registration (tsc)', () => {
     expect(r.status).not.toBe(0);
     expect(r.output).toMatch(/error TS\d+: .*(ulr|timout)/);
   }, 60_000);
+
+  it('a typo in a registerAsync factory is named in the message (not "not assignable to type never")', () => {
+    const r = typecheck('registration.async-optional-typo.ts');
+    expect(r.output).toMatch(/"timout is not an option of WsMsgpackClientOptions"/);
+    expect(r.output).not.toMatch(/not assignable to type 'never'/);
+  }, 60_000);
 });
