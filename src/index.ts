@@ -5,9 +5,9 @@ export { WsMsgpackServerModule, InjectWsMsgpackServer, type WsMsgpackServerModul
 export { WsMsgpackUpgradeError } from './server/upgrade-gate.js';
 export { WsMsgpackContext, type WsMsgpackContextArgs, type WsMsgpackCallInfo } from './server/ws-msgpack.context.js';
 export { WsMsgpackClient, type WsMsgpackClientEvents } from './client/ws-msgpack.client.js';
-export { WsMsgpackClientHandlers, type WsMsgpackClientHandlersEvents } from './client/client-handlers.js';
+export { WsMsgpackClientHandlers, type WsMsgpackClientHandlersEvents, type WsMsgpackExposeOptions } from './client/client-handlers.js';
 export { WsMsgpackClientModule, InjectWsMsgpackClient, type WsMsgpackClientRegistration, type WsMsgpackClientAsyncRegistration, type WsMsgpackClientModuleExtras } from './client/client.module.js';
-export type { WsMsgpackClientOptions, WsMsgpackHeaders, ReconnectOptions } from './client/options.js';
+export type { WsMsgpackClientOptions, WsMsgpackHeaders, ReconnectOptions, WsMsgpackIterateOptions } from './client/options.js';
 export { DEFAULT_RECONNECT } from './connection/session.js';
 export { WsMsgpackRecord, WsMsgpackRecordBuilder, type WsMsgpackCallOptions } from './peer/record.js';
 export { WsMessagePattern, WsEventPattern } from './decorators/patterns.js';

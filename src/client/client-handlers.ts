@@ -46,6 +46,7 @@ export class WsMsgpackClientHandlers extends WsMsgpackDispatcher<WsMsgpackClient
 
   constructor(private readonly client: WsMsgpackClient) {
     super();
+    this.unhandledEventLevel = 'debug'; // a broadcast of a pattern this app does not handle is no error
   }
 
   /** @internal Sets the options of `exposeHandlers()` (they apply at the next `listen()`). */

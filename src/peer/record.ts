@@ -63,8 +63,10 @@ export class WsMsgpackRecordBuilder<TData = unknown> {
   }
 
   /**
-   * Whether this call, made while the client is not connected, waits for the connection (up to
-   * its deadline) or fails at once with UNAVAILABLE. Default: the client's `waitForReady` (true).
+   * Whether this call, made while the client is not connected, waits through reconnect attempts
+   * (up to its deadline, or `readyTimeout`), or fails fast: it waits only for an attempt under way
+   * and fails at once with UNAVAILABLE while the last attempt failed. Default: the client's
+   * `waitForReady` (false: fail fast).
    */
   setWaitForReady(wait: boolean): this {
     this.options = { ...this.options, waitForReady: wait };

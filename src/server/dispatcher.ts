@@ -21,6 +21,9 @@ import { WsMsgpackContext, type WsMsgpackCallInfo } from './ws-msgpack.context.j
 /** Nest's message when no handler matches (the same text as the TCP transport). */
 export { NO_MESSAGE_HANDLER };
 
+/** Most distinct unhandled event patterns logged (each once). */
+const MAX_LOGGED_PATTERNS = 1000;
+
 /** Most distinct pattern strings whose resolution is remembered. */
 const MAX_RESOLVED_PATTERNS = 1024;
 
@@ -62,6 +65,14 @@ export abstract class WsMsgpackDispatcher<EventsMap extends Record<string, Funct
 
   /** Per-call logging (option `logCalls`), when on. */
   protected callLog: CallLog | undefined;
+  /**
+   * How an event without a handler is logged: an error on a server (its clients emit what it
+   * should handle); debug on a client exposing handlers (the server broadcasts to every client,
+   * each handling what it chose to).
+   */
+  protected unhandledEventLevel: 'error' | 'debug' = 'error';
+  /** The unhandled event patterns already logged. */
+  private readonly unhandledPatterns = new Set<string>();
 
   /**
    * Sends the connection's calls and events to Nest handlers. The connected hook is dispatched
@@ -211,8 +222,7 @@ export abstract class WsMsgpackDispatcher<EventsMap extends Record<string, Funct
   private dispatchEvent(event: IncomingEvent, a: Attachment): Promise<unknown> | undefined {
     const pattern = patternAsString(event.pattern);
     if (pattern === undefined || !this.findHandler(pattern)) {
-      // Nest's own message, with the pattern cut short (a peer chooses how long it is).
-      this.logger.error(`There is no matching event handler defined in the remote service. Event pattern: ${shown(event.pattern)}`);
+      this.unhandledEvent(event.pattern);
       return undefined;
     }
     if (isReserved(pattern)) {
@@ -234,6 +244,20 @@ export abstract class WsMsgpackDispatcher<EventsMap extends Record<string, Funct
         )
       : handle();
     return handled.catch((err: unknown) => this.logger.error(err));
+  }
+
+  /**
+   * An event no handler takes: Nest's own message (the pattern cut short: a peer chooses how long
+   * it is), logged once per pattern (at most {@link MAX_LOGGED_PATTERNS} of them), so a peer
+   * repeating it cannot flood the log; at `unhandledEventLevel`.
+   */
+  private unhandledEvent(pattern: unknown): void {
+    const key = shown(pattern);
+    if (this.unhandledPatterns.has(key) || this.unhandledPatterns.size >= MAX_LOGGED_PATTERNS) return;
+    this.unhandledPatterns.add(key);
+    const line = `There is no matching event handler defined in the remote service. Event pattern: ${key} (logged once per pattern)`;
+    if (this.unhandledEventLevel === 'error') this.logger.error(line);
+    else this.logger.debug?.(line);
   }
 
   /** The call info of every event: no call id, never aborted, no end. */

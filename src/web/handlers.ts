@@ -60,6 +60,8 @@ function sortKeys(value: unknown): unknown {
  */
 export class WebHandlers {
   private readonly routes = new Map<string, WsMsgpackWebHandler<never, unknown>>();
+  /** Events from the server that no handler took (not an error: see {@link WsMsgpackWebClient.droppedEvents}). */
+  dropped = 0;
 
   constructor(private readonly report: (error: Error) => void) {}
 
@@ -93,11 +95,12 @@ export class WebHandlers {
 
   private onEvent(event: IncomingEvent): void {
     const fn = this.routes.get(patternKey(event.pattern));
-    const name = JSON.stringify(event.pattern);
     if (!fn) {
-      this.report(new Error(`an event from the server (pattern ${name}) was dropped: no handler (client.handle())`));
+      // A page handles the events it chose to (client.handle()); a broadcast of another pattern is no error.
+      this.dropped++;
       return;
     }
+    const name = JSON.stringify(event.pattern);
     const context: WsMsgpackWebCallContext = { pattern: event.pattern, headers: event.headers, signal: new AbortController().signal, deadline: undefined, isCall: false };
     const failed = (e: unknown): void => this.report(new Error(`the handler of event ${name} failed: ${e instanceof Error ? e.message : String(e)}`, { cause: e }));
     try {

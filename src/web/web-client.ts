@@ -108,6 +108,14 @@ export class WsMsgpackWebClient {
     return this.current;
   }
 
+  /**
+   * Events from the server that no `handle()`d pattern took: dropped, which is no error (a page
+   * handles the events it chose to), so not reported on `'error'`; counted here.
+   */
+  get droppedEvents(): number {
+    return this.handlers.dropped;
+  }
+
   /** Connects now (else the first call does); rejects with UNAVAILABLE after `readyTimeout`. */
   async connect(): Promise<void> {
     await this.core.connect();
