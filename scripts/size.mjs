@@ -1,7 +1,7 @@
 #!/usr/bin/env node
-// The browser client's size budget: bundles the client entry as a browser app would (esbuild,
-// platform browser, ESM, minified, everything bundled: @msgpack/msgpack and the parts of rxjs in
-// use), gzips it (level 9) and fails above 28 KB gzipped. Also fails when the bundle pulls in a
+// The browser client's size budget: bundles the client entry as a browser app would (esbuild with
+// its default resolution, platform browser, ESM, minified, everything bundled: @msgpack/msgpack
+// and the parts of rxjs in use), gzips it (level 9) and fails above 29 KB gzipped. Also fails when the bundle pulls in a
 // Node built-in, @nestjs/* or ws (see scripts/browser-bundle.mjs).
 //
 //   npm run size                    # src/web/index.ts
@@ -14,7 +14,10 @@ import { bundleForBrowser, DEFAULT_ENTRY, ROOT } from './browser-bundle.mjs';
 // budget, byte-aware credit, pullable request streams, refused bursts) added about 2.5 KB gzipped
 // that the browser client shares; what only a Node side needs (the decoded-size estimate, report
 // limiting, input backpressure) is injected by the server and the Nest client (peer-guards.ts).
-const BUDGET = 28 * 1024;
+// 28 KB until issue 16, measured with rxjs's ES2015 build (esbuild condition 'es2015', as Angular
+// CLI resolves it); measured now as Vite, webpack 5 and esbuild resolve it by default (rxjs's esm5
+// build with tslib, ~0.75 KB gzipped more), the same code is 28.25 KB: the budget is 29 KB.
+const BUDGET = 29 * 1024;
 const entry = process.argv[2] ? resolve(process.argv[2]) : DEFAULT_ENTRY;
 
 let bundle;
