@@ -199,10 +199,10 @@ export interface WsMsgpackCallOptions {
    */
   overflow?: OverflowStrategy;
   /**
-   * While the client is not connected: `true` (the client's default) waits for the connection up
-   * to the call's deadline (or the client's `readyTimeout`); `false` fails at once with
-   * UNAVAILABLE when the connection is down (the first connection of a lazy client is still
-   * waited for).
+   * While the client is not connected: `true` waits for a connection through reconnect attempts,
+   * up to the call's deadline (or the client's `readyTimeout`); `false` fails fast (gRPC's
+   * semantics): it waits only for an attempt under way and fails with its UNAVAILABLE, or at once
+   * while the last attempt failed. Default: the client's `waitForReady` option (default false).
    */
   waitForReady?: boolean;
   /** @internal The deadline as the caller set it, when `timeout` is what is left of it (for messages). */
