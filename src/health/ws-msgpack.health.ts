@@ -18,7 +18,8 @@ export interface WsMsgpackHealthCheckOptions {
   /**
    * How long the check may take, in ms: the keep-alive round trip on an open connection, or the
    * one connection attempt a client with no connection (never connected, or gave up) makes.
-   * A client that is reconnecting is reported down at once, without waiting. A finite number > 0;
+   * A client that is reconnecting waits only for the attempt under way (within this timeout), and
+   * is down at once while its last attempt failed. A finite number > 0;
    * default 1000.
    */
   timeout?: number;
@@ -65,7 +66,8 @@ export class WsMsgpackHealthIndicator {
    * - connected: up when the round trip completes within `timeout` (a dead, half-open connection
    *   is down after `timeout`);
    * - reconnecting (the connection dropped, or the server is going away and the client moved on):
-   *   down at once; up again once the client's own reconnect succeeds;
+   *   the check waits for the reconnect attempt under way (within `timeout`), and is down at once
+   *   while the last attempt failed (the client's fail-fast rule); up again once a reconnect succeeds;
    * - never connected yet, or gave up (`disconnected`): one connection attempt, bounded by
    *   `timeout` (a lazily connecting client is connected by its first health check);
    * - closed (`client.close()` was called, e.g. during shutdown): down at once, and the check does

@@ -41,7 +41,7 @@ export interface WsMsgpackWebCallOptions extends Omit<WsMsgpackCallOptions, 'dec
 
 /** Events of {@link WsMsgpackWebClient.on}. */
 export type WsMsgpackWebClientEvents = {
-  /** What no call can be told about (socket errors, invalid frames, a dropped event). Without a listener: `console.error`. */
+  /** What no call can be told about (socket errors, invalid frames, a handler that failed). Without a listener: `console.error`. */
   error: (error: Error) => void;
   /** A connection opened. */
   connect: () => void;
@@ -116,7 +116,11 @@ export class WsMsgpackWebClient {
     return this.handlers.dropped;
   }
 
-  /** Connects now (else the first call does); rejects with UNAVAILABLE after `readyTimeout`. */
+  /**
+   * Connects now (else the first call does). Follows the calls' rule: with `waitForReady` false (the
+   * default) it waits for the attempt under way and rejects with UNAVAILABLE if it fails (at once while
+   * the last attempt failed); with `waitForReady: true` it waits through attempts up to `readyTimeout`.
+   */
   async connect(): Promise<void> {
     await this.core.connect();
   }
