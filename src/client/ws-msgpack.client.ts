@@ -238,6 +238,14 @@ export class WsMsgpackClient extends ClientProxy<WsMsgpackClientEvents, string> 
     this.core.connect(false).then(undefined, (e: unknown) => {
       if (this.lastStatus === WsMsgpackStatus.CLOSED) return;
       const reason = e instanceof Error ? e.message : String(e);
+      if (this.lastStatus === WsMsgpackStatus.DISCONNECTED) {
+        // Gave up (reconnect off, or maxAttempts reached): nothing reconnects by itself.
+        this.logger.error(
+          `could not connect to the server (${reason}) and stopped trying (reconnect is off or its maxAttempts was reached): ` +
+            'the exposed handlers are served only once a call or connect() opens a connection',
+        );
+        return;
+      }
       this.logger.warn(`not connected to the server yet (${reason}); reconnecting in the background, the exposed handlers are served once connected`);
     });
   }

@@ -173,6 +173,7 @@ export class Session {
       this.failures = 0;
       this.permanentRefusals = 0;
       this.roundFailures = 0;
+      this.lastAttemptFailed = false; // a new round: fail-fast callers wait for it to fail whole
       this.dial();
     }
   }
@@ -243,10 +244,10 @@ export class Session {
       this.lastError = new WsMsgpackError(WsMsgpackErrorCode.UNAVAILABLE, `connection closed (code ${info.code}${info.reason ? `: ${info.reason}` : ''})`, { closeCode: info.code });
       if (Date.now() - this.connectedAt >= STABLE_CONNECTION_MS) this.failures = 0;
       else this.failures++;
+      this.urlIndex++; // failover: the next replica first (also for the next start())
       if (!this.reconnect || info.code === 4000 || this.failures >= this.reconnect.maxAttempts) {
         this.giveUp();
       } else {
-        this.urlIndex++; // failover: the next replica first
         this.setPhase('reconnecting');
         this.schedule();
       }
@@ -261,13 +262,16 @@ export class Session {
     // With replicas, one refusing (a 404 on one of them) does not stop the others being tried.
     this.permanentRefusals = isPermanent(error) ? this.permanentRefusals + 1 : 0;
     // Fail-fast callers are told once each URL failed (one attempt, with a single URL).
-    if (++this.roundFailures >= this.urls.length) {
+    const roundFailed = ++this.roundFailures >= this.urls.length;
+    if (roundFailed) {
       this.roundFailures = 0;
       this.lastAttemptFailed = true;
       this.rejectWaiters(error, true);
     }
-    if (!this.reconnect || this.permanentRefusals >= this.urls.length || this.failures >= this.reconnect.maxAttempts) return this.giveUp();
-    this.urlIndex++;
+    this.urlIndex++; // the next replica first
+    // Without reconnecting, one round: each URL once, at once, before giving up.
+    if (!this.reconnect) return roundFailed ? this.giveUp() : this.dial();
+    if (this.permanentRefusals >= this.urls.length || this.failures >= this.reconnect.maxAttempts) return this.giveUp();
     this.setPhase('reconnecting');
     this.schedule();
   }

@@ -28,7 +28,7 @@ export class CallLog {
     call.onEnd(() => {
       const ms = (performance.now() - started).toFixed(1);
       const ended = call.signal.aborted ? codeOf(call.signal.reason) : outcome;
-      this.write(`call ${call.id} ${JSON.stringify(pattern)} from peer ${peerId}: ${ended} in ${ms} ms`);
+      this.write(`call ${call.id} ${JSON.stringify(shown(pattern))} from peer ${peerId}: ${ended} in ${ms} ms`);
     });
     const noteError = (e: unknown): void => void (outcome = `error ${codeOf(e)}`);
     const watched = (source: OutboundSource): OutboundSource => (isObservable(source) ? source.pipe(tap({ error: noteError })) : source);
@@ -43,13 +43,24 @@ export class CallLog {
 
   /** A call refused before any handler ran (no handler for its pattern). */
   refused(call: IncomingCall, pattern: unknown, peerId: string, error: unknown): void {
-    this.write(`call ${call.id} ${JSON.stringify(pattern)} from peer ${peerId}: error ${codeOf(error)} (no handler)`);
+    this.write(`call ${call.id} ${JSON.stringify(shown(pattern))} from peer ${peerId}: error ${codeOf(error)} (no handler)`);
   }
 
   private write(line: string): void {
     if (this.level === 'verbose') this.logger.verbose(line);
     else this.logger.debug(line);
   }
+}
+
+/** A peer-chosen pattern for a log line: as sent when a string, else JSON; cut at 100 characters. */
+export function shown(pattern: unknown): string {
+  let s: string;
+  try {
+    s = typeof pattern === 'string' ? pattern : String(JSON.stringify(pattern));
+  } catch {
+    s = String(pattern);
+  }
+  return s.length > 100 ? `${s.slice(0, 100)}… (${s.length} characters)` : s;
 }
 
 /** The code of a transport error; `APPLICATION_ERROR` for what a handler threw or errored with. */

@@ -15,7 +15,7 @@ import type { ServerCallSpan } from '../tracing/spans.js';
 import { activeTracing } from '../tracing/tracing.js';
 import { installFilterBridge } from './filter-bridge.js';
 import { installPipeBridge } from './pipe-bridge.js';
-import type { CallLog } from './call-log.js';
+import { shown, type CallLog } from './call-log.js';
 import { WsMsgpackContext, type WsMsgpackCallInfo } from './ws-msgpack.context.js';
 
 /** Nest's message when no handler matches (the same text as the TCP transport). */
@@ -332,14 +332,4 @@ function fewValues(v: unknown, max: number): boolean {
   return true;
 }
 
-/** A pattern for a log line: at most 100 characters. */
-function shown(pattern: unknown): string {
-  let s: string;
-  try {
-    s = typeof pattern === 'string' ? pattern : String(JSON.stringify(pattern));
-  } catch {
-    s = String(pattern);
-  }
-  return s.length > 100 ? `${s.slice(0, 100)}… (${s.length} characters)` : s;
-}
 

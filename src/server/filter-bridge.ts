@@ -1,7 +1,7 @@
 import { RpcProxy } from '@nestjs/microservices/context/rpc-proxy.js';
 import { BaseRpcExceptionFilter } from '@nestjs/microservices/exceptions/base-rpc-exception-filter.js';
 import { isObservable, throwError } from 'rxjs';
-import { WsMsgpackError } from '../protocol/errors.js';
+import { WsMsgpackError, WsMsgpackErrorCode } from '../protocol/errors.js';
 import { isFromRequestStream } from '../connection/errors.js';
 import { expandIterables, isAsyncIterable, iterateThrough } from '../connection/iteration.js';
 import { WsMsgpackContext } from './ws-msgpack.context.js';
@@ -53,7 +53,9 @@ type Catch = (this: unknown, exception: unknown, host: { getArgByIndex?(i: numbe
  * peer's UNIMPLEMENTED, a DEADLINE_EXCEEDED, an UNAVAILABLE) thrown in a handler of this transport
  * to the caller typed, with its code, instead of `Internal server error`: a handler that relays a
  * call to a peer fails the way the peer failed. Not the caller's own errors: an ERROR the caller
- * sent on its request stream, let through by the handler, is answered as any other error. Custom filters (`@Catch(WsMsgpackError)`, or
+ * sent on its request stream, let through by the handler, is answered as any other error. An
+ * UNAVAILABLE goes with a message of its own and no details: this side's may name its own
+ * infrastructure (the address a client could not reach, the socket error). Custom filters (`@Catch(WsMsgpackError)`, or
  * catch-all ones) run first and see the error itself, as before; other errors and other
  * transports' calls are untouched. Patches `BaseRpcExceptionFilter.prototype.catch` (the default
  * filter, and `super.catch` of filters extending it; checked against @nestjs/microservices 11.0 -
@@ -64,7 +66,7 @@ function installTransportErrors(): void {
   if (!proto || typeof proto.catch !== 'function' || proto[INSTALLED]) return;
   const original = proto.catch;
   proto.catch = function (this: unknown, exception, host) {
-    if (exception instanceof WsMsgpackError && !isFromRequestStream(exception) && host?.getArgByIndex?.(1) instanceof WsMsgpackContext) return throwError(() => exception);
+    if (exception instanceof WsMsgpackError && !isFromRequestStream(exception) && host?.getArgByIndex?.(1) instanceof WsMsgpackContext) return throwError(() => relayed(exception));
     return original.call(this, exception, host);
   };
   proto[INSTALLED] = true;
@@ -76,4 +78,10 @@ function asIterationSource(result: unknown, ctx: WsMsgpackContext): unknown {
     return iterateThrough(result, (disposeIfUnused) => ctx.onCallEnd(() => disposeIfUnused().catch((e: unknown) => ctx.reportError(e))));
   }
   return result;
+}
+
+/** What a caller is told of a transport error its handler let through (see installTransportErrors). */
+function relayed(error: WsMsgpackError): WsMsgpackError {
+  if (error.code !== WsMsgpackErrorCode.UNAVAILABLE) return error;
+  return new WsMsgpackError(WsMsgpackErrorCode.UNAVAILABLE, 'a service this call depends on is unavailable');
 }

@@ -1,3 +1,4 @@
+import { PipesContextCreator } from '@nestjs/core/pipes/pipes-context-creator.js';
 import { RpcContextCreator } from '@nestjs/microservices/context/rpc-context-creator.js';
 import { isObservable, Observable } from 'rxjs';
 import { inboundStreamOf, type InboundStream } from '../connection/inbound-stream.js';
@@ -8,12 +9,15 @@ interface Pipe {
   transform(value: unknown, metadata: unknown): unknown;
 }
 
-type GetParamValue = (this: RpcContextCreatorLike, value: unknown, metadata: unknown, pipes: Pipe[]) => Promise<unknown>;
+type GetParamValue = (this: unknown, value: unknown, metadata: unknown, pipes: Pipe[]) => Promise<unknown>;
+type GetGlobalMetadata = (this: unknown, ...args: unknown[]) => unknown;
 
-/** What the bridge reads of Nest's `RpcContextCreator` (checked against @nestjs/microservices 11.0 - 12.1). */
-interface RpcContextCreatorLike {
-  pipesContextCreator?: { config?: { getGlobalPipes?(): unknown[]; getGlobalRequestPipes?(): { metatype?: unknown }[] } };
-}
+/**
+ * Every global pipe instance Nest has handed out: what `PipesContextCreator.getGlobalMetadata`
+ * returns (`useGlobalPipes`, `APP_PIPE`, and the instances of request-scoped `APP_PIPE`s, however
+ * they were provided), recorded as Nest builds each handler's pipes, before any call.
+ */
+const GLOBAL_PIPES = new WeakSet<object>();
 
 /** This copy of the package's mark on `RpcContextCreator.prototype`. */
 const INSTALLED = Symbol('nestjs-ws-msgpack pipe bridge');
@@ -35,43 +39,42 @@ const INSTALLED = Symbol('nestjs-ws-msgpack pipe bridge');
  *   an `Observable` that can never emit) replaced it: the call fails at once, through the
  *   exception filters, with an error naming the pipe, instead of hanging.
  *
- * Patches `RpcContextCreator.prototype.getParamValue` (present with this signature in
- * @nestjs/microservices 11.0 through 12.1; `test/unit/nest-internals.spec.ts` fails when it
- * changes). Values that are not request streams take Nest's own path untouched. Idempotent;
+ * Patches `RpcContextCreator.prototype.getParamValue` (@nestjs/microservices) and
+ * `PipesContextCreator.prototype.getGlobalMetadata` (@nestjs/core), present with these signatures
+ * in Nest 11.0 through 12.5; `test/unit/nest-internals.spec.ts` fails when they change. Global
+ * pipes are told from the others by instance, as Nest hands them out. Values that are not request streams take Nest's own path untouched. Idempotent;
  * returns false when Nest's internals do not look as expected (then pipes apply as Nest applies them).
  */
 export function installPipeBridge(): boolean {
   const proto = (RpcContextCreator as { prototype?: unknown } | undefined)?.prototype as ({ getParamValue?: GetParamValue } & Record<symbol, unknown>) | undefined;
-  if (!proto || typeof proto.getParamValue !== 'function') return false;
+  const pipesProto = (PipesContextCreator as { prototype?: unknown } | undefined)?.prototype as ({ getGlobalMetadata?: GetGlobalMetadata } & Record<symbol, unknown>) | undefined;
+  if (!proto || typeof proto.getParamValue !== 'function' || !pipesProto || typeof pipesProto.getGlobalMetadata !== 'function') return false;
   if (proto[INSTALLED]) return true;
   const original = proto.getParamValue;
-  proto.getParamValue = function (this: RpcContextCreatorLike, value, metadata, pipes) {
+  proto.getParamValue = function (this: unknown, value, metadata, pipes) {
     const stream = inboundStreamOf(value);
     if (!stream || !Array.isArray(pipes) || pipes.length === 0) return original.call(this, value, metadata, pipes);
-    return applyToStream(this, stream, value, metadata, pipes);
+    return applyToStream(stream, value, metadata, pipes);
+  };
+  const globals = pipesProto.getGlobalMetadata;
+  pipesProto.getGlobalMetadata = function (this: unknown, ...args: unknown[]) {
+    const result = globals.apply(this, args);
+    if (Array.isArray(result)) for (const pipe of result) if (typeof pipe === 'object' && pipe !== null) GLOBAL_PIPES.add(pipe);
+    return result;
   };
   proto[INSTALLED] = true;
   return true;
 }
 
-async function applyToStream(creator: RpcContextCreatorLike, stream: InboundStream, value: unknown, metadata: unknown, pipes: Pipe[]): Promise<unknown> {
-  const isGlobal = globalPipes(creator);
+async function applyToStream(stream: InboundStream, value: unknown, metadata: unknown, pipes: Pipe[]): Promise<unknown> {
   let current = value;
   for (const pipe of pipes) {
-    if (isGlobal(pipe)) continue;
+    if (GLOBAL_PIPES.has(pipe)) continue;
     const next = await pipe.transform(current, metadata);
     if (next !== current && !stream.taken && !isLiveStream(next)) throw replacedError(pipe, next);
     current = next;
   }
   return current;
-}
-
-/** Tells the app's global pipes (instances, and the classes of request-scoped ones) from the others. */
-function globalPipes(creator: RpcContextCreatorLike): (pipe: Pipe) => boolean {
-  const config = creator.pipesContextCreator?.config;
-  const instances = new Set(config?.getGlobalPipes?.() ?? []);
-  const scoped = new Set((config?.getGlobalRequestPipes?.() ?? []).map((w) => w.metatype));
-  return (pipe) => instances.has(pipe) || scoped.has((pipe as { constructor?: unknown }).constructor);
 }
 
 /** An Observable that may emit (not a bare `new Observable()`), or an async iterable. */

@@ -118,6 +118,13 @@ export class WsMsgpackServer extends WsMsgpackDispatcher<WsMsgpackServerEvents, 
   listen(callback: (error?: unknown, ...info: unknown[]) => void): void {
     this.closingDone = undefined;
     const path = this.options.path ? normalizePath(this.options.path) : null;
+    let shared: HttpServer | undefined;
+    try {
+      shared = sharedServer(this.options.httpServer);
+    } catch (e) {
+      callback(e);
+      return;
+    }
     this.wss = new WebSocketServer({
       ...wsSocketOptions(this.options),
       noServer: true,
@@ -133,13 +140,8 @@ export class WsMsgpackServer extends WsMsgpackDispatcher<WsMsgpackServerEvents, 
       });
     };
 
-    if (this.options.httpServer) {
-      const shared = typeof this.options.httpServer === 'function' ? this.options.httpServer() : this.options.httpServer;
-      if (!shared || typeof (shared as HttpServer).on !== 'function') {
-        callback(new TypeError(`nestjs-ws-msgpack: option httpServer gave ${String(shared)} when the server started listening, not an HTTP server`));
-        return;
-      }
-      this.unroute = routeUpgrades(shared as HttpServer, path, onUpgrade, () => void this.close());
+    if (shared) {
+      this.unroute = routeUpgrades(shared, path, onUpgrade, () => void this.close());
       this.listenLog.log(`Accepting WebSocket upgrades on path ${path} of the HTTP server${describeAddress(shared.address(), ' (listening on ', ')')}`);
       this._status$.next(WsMsgpackStatus.CONNECTED);
       callback();
@@ -416,6 +418,16 @@ function pickProtocol(offered: Set<string>): string | false {
   // (never a bearer-token entry: a token is not echoed back).
   for (const p of offered) if (!p.startsWith(BEARER_PROTOCOL_PREFIX)) return p;
   return false;
+}
+
+/** The HTTP server to share (option `httpServer`, a function called now); throws when it gives none. */
+function sharedServer(option: WsMsgpackServerOptions['httpServer']): HttpServer | undefined {
+  if (!option) return undefined;
+  const server = typeof option === 'function' ? option() : option;
+  if (!server || typeof (server as HttpServer).on !== 'function') {
+    throw new TypeError(`nestjs-ws-msgpack: option httpServer gave ${String(server)} when the server started listening, not an HTTP server`);
+  }
+  return server as HttpServer;
 }
 
 function normalizePath(path: string): string {

@@ -171,4 +171,17 @@ describe('httpServer as a function', () => {
       await app.close();
     }
   });
+
+  it('a function that throws fails listen() with its error, and leaves nothing behind (close() resolves)', async () => {
+    @Module({})
+    class Empty {}
+    const server = new WsMsgpackServer({ httpServer: () => { throw new Error('no HTTP app yet'); }, path: '/rpc' });
+    const app = await NestFactory.createMicroservice(Empty, { strategy: server, logger: false });
+    try {
+      await expect(within(app.listen(), 5000, 'listen')).rejects.toThrow(/^no HTTP app yet$/);
+      expect(() => server.unwrap()).toThrow(/Not initialized/); // no WebSocketServer was made
+    } finally {
+      await within(app.close(), 5000, 'close');
+    }
+  });
 });

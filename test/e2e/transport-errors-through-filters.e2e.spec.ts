@@ -8,7 +8,7 @@
 import { ArgumentsHost, Catch, Controller, UseFilters, type RpcExceptionFilter } from '@nestjs/common';
 import { MessagePattern, RpcException } from '@nestjs/microservices';
 import { firstValueFrom, Observable, throwError } from 'rxjs';
-import { WsMsgpackError, WsMsgpackErrorCode, WsPeer, type WsMsgpackPeer } from '../../src/index.js';
+import { WsMsgpackClient, WsMsgpackError, WsMsgpackErrorCode, WsPeer, type WsMsgpackPeer } from '../../src/index.js';
 import { errorOf, startService, type TestService } from '../support/helpers.js';
 
 @Catch(WsMsgpackError)
@@ -72,5 +72,33 @@ describe('transport errors inside handlers reach the caller typed (issue 16, ite
   it('other errors are untouched: a plain Error is still "Internal server error", an RpcException its error', async () => {
     expect(await errorOf(svc.client().send('plain.error', {}), 5000)).toEqual({ status: 'error', message: 'Internal server error' });
     expect(await errorOf(svc.client().send('rpc.error', {}), 5000)).toEqual({ status: 'error', message: 'told on purpose' });
+  });
+});
+
+describe('a relayed UNAVAILABLE does not tell the caller about this side (review of issue 16)', () => {
+  let svc: TestService;
+  @Controller()
+  class Relay {
+    @MessagePattern('relay.down')
+    async down(): Promise<unknown> {
+      const downstream = new WsMsgpackClient({ url: 'ws://127.0.0.1:1/internal', reconnect: false });
+      try {
+        return await firstValueFrom(downstream.send('x', 1));
+      } finally {
+        await downstream.close();
+      }
+    }
+  }
+  beforeAll(async () => {
+    svc = await startService({ controllers: [Relay] });
+  });
+  afterAll(() => svc.close());
+
+  it('code UNAVAILABLE, a message of its own, no details (no internal address, no socket error)', async () => {
+    const err = (await errorOf(svc.client().send('relay.down', {}), 5000)) as WsMsgpackError;
+    expect(err).toBeInstanceOf(WsMsgpackError);
+    expect(err.code).toBe(WsMsgpackErrorCode.UNAVAILABLE);
+    expect(err.message).toBe('a service this call depends on is unavailable');
+    expect(err.details).toBeUndefined();
   });
 });

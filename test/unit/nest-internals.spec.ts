@@ -4,6 +4,7 @@
  * the installed Nest no longer looks the way the patches expect, instead of the patches silently
  * doing nothing.
  */
+import { PipesContextCreator } from '@nestjs/core/pipes/pipes-context-creator.js';
 import { RpcContextCreator } from '@nestjs/microservices/context/rpc-context-creator.js';
 import { RpcProxy } from '@nestjs/microservices/context/rpc-proxy.js';
 import { BaseRpcExceptionFilter } from '@nestjs/microservices/exceptions/base-rpc-exception-filter.js';
@@ -35,11 +36,14 @@ describe(`Nest internals the transport patches (@nestjs/microservices ${version}
     expect(installPipeBridge()).toBe(true);
   });
 
-  it("PipesContextCreator keeps the app's config with getGlobalPipes()", () => {
-    const source = read('core/pipes/pipes-context-creator.js');
-    expect(source).toMatch(/this\.config = config/);
-    expect(source).toMatch(/this\.config\.getGlobalPipes\(\)/);
-    expect(source).toMatch(/getGlobalRequestPipes\(\)/);
+  it('PipesContextCreator.prototype.getGlobalMetadata() hands out the global pipe instances each handler gets', () => {
+    expect(typeof (PipesContextCreator.prototype as unknown as { getGlobalMetadata: unknown }).getGlobalMetadata).toBe('function');
+    const creator = read('core/helpers/context-creator.js');
+    expect(creator).toMatch(/this\.getGlobalMetadata\(contextId, inquirerId\)/);
+    expect(creator).toMatch(/this\.createConcreteContext\(globalMetadata \|\| \[\], contextId, inquirerId\)/);
+    const pipes = read('core/pipes/pipes-context-creator.js');
+    expect(pipes).toMatch(/getGlobalMetadata\(contextId = /);
+    expect(pipes).toMatch(/this\.config\.getGlobalPipes\(\)/);
   });
 
   it('BaseRpcExceptionFilter.prototype.catch(exception, host) is what the default filter runs', () => {
