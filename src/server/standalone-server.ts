@@ -48,3 +48,19 @@ export function createStandaloneServer(options: WsMsgpackServerOptions, onReques
     onRequest,
   );
 }
+
+/** The HTTP server to share (option `httpServer`, a function called now); throws when it gives none. */
+export function sharedServer(option: WsMsgpackServerOptions['httpServer']): HttpServer | undefined {
+  if (!option) return undefined;
+  const server = typeof option === 'function' ? option() : option;
+  if (!server || typeof (server as HttpServer).on !== 'function') {
+    throw new TypeError(`nestjs-ws-msgpack: option httpServer gave ${String(server)} when the server started listening, not an HTTP server`);
+  }
+  return server as HttpServer;
+}
+
+/** A listening path as routes compare it: with a leading slash, without a trailing one ('/rpc'). */
+export function normalizePath(path: string): string {
+  const p = path.startsWith('/') ? path : `/${path}`;
+  return p.length > 1 && p.endsWith('/') ? p.slice(0, -1) : p;
+}

@@ -3,6 +3,7 @@ import type { Duplex } from 'node:stream';
 import { asError } from '../connection/frame-writer.js';
 import { checkDuration } from '../connection/options.js';
 import { startTimer, type Timer } from '../connection/timers.js';
+import { BEARER_PROTOCOL_PREFIX, SUPPORTED_SUBPROTOCOLS } from '../protocol/constants.js';
 import type { WsMsgpackAllowedOrigins, WsMsgpackServerOptions } from './options.js';
 
 /** Default of {@link WsMsgpackServerOptions.maxConnections}. */
@@ -257,4 +258,13 @@ function checkCount(name: string, value: number | undefined, fallback: number): 
   if (value === undefined) return fallback;
   if (value === Infinity || (Number.isInteger(value) && value > 0)) return value;
   throw new TypeError(`nestjs-ws-msgpack: option ${name} must be a positive integer or Infinity, got ${String(value)}`);
+}
+
+/** The subprotocol to accept from those offered: ours, else the peer's own first offer (never a bearer-token entry), so the close reason can tell it why it is refused. */
+export function pickProtocol(offered: Set<string>): string | false {
+  for (const p of SUPPORTED_SUBPROTOCOLS) if (offered.has(p)) return p;
+  // Accept with the peer's own first offer only to tell it, in the close reason, why it is refused
+  // (never a bearer-token entry: a token is not echoed back).
+  for (const p of offered) if (!p.startsWith(BEARER_PROTOCOL_PREFIX)) return p;
+  return false;
 }

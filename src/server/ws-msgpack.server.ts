@@ -17,13 +17,13 @@ import { startTimer, type Timer } from '../connection/timers.js';
 import { WsMsgpackStatus } from '../constants.js';
 import { LocalPeerDirectory, type WsMsgpackPeerDirectory } from '../peer/directory.js';
 import { ConnectionPeer, type WsMsgpackPeer } from '../peer/peer.js';
-import { BEARER_PROTOCOL_PREFIX, CloseCode, SUBPROTOCOL_V1, SUPPORTED_SUBPROTOCOLS } from '../protocol/constants.js';
+import { CloseCode, SUBPROTOCOL_V1 } from '../protocol/constants.js';
 import { callLogOf, describeAddress } from './call-log.js';
 import { WsMsgpackDispatcher } from './dispatcher.js';
 import type { WsMsgpackServerOptions } from './options.js';
-import { checkStandaloneOptions, createStandaloneServer } from './standalone-server.js';
+import { checkStandaloneOptions, createStandaloneServer, normalizePath, sharedServer } from './standalone-server.js';
 import { toRpcErrorPayload } from './stream-errors.js';
-import { refuseUpgrade, UpgradeGate } from './upgrade-gate.js';
+import { pickProtocol, refuseUpgrade, UpgradeGate } from './upgrade-gate.js';
 import { routeUpgrades } from './upgrade-router.js';
 
 export { NO_MESSAGE_HANDLER } from './dispatcher.js';
@@ -410,27 +410,4 @@ export class WsMsgpackServer extends WsMsgpackDispatcher<WsMsgpackServerEvents, 
       await new Promise<void>((resolve) => http.close(() => resolve()));
     }
   }
-}
-
-function pickProtocol(offered: Set<string>): string | false {
-  for (const p of SUPPORTED_SUBPROTOCOLS) if (offered.has(p)) return p;
-  // Accept with the peer's own first offer only to tell it, in the close reason, why it is refused
-  // (never a bearer-token entry: a token is not echoed back).
-  for (const p of offered) if (!p.startsWith(BEARER_PROTOCOL_PREFIX)) return p;
-  return false;
-}
-
-/** The HTTP server to share (option `httpServer`, a function called now); throws when it gives none. */
-function sharedServer(option: WsMsgpackServerOptions['httpServer']): HttpServer | undefined {
-  if (!option) return undefined;
-  const server = typeof option === 'function' ? option() : option;
-  if (!server || typeof (server as HttpServer).on !== 'function') {
-    throw new TypeError(`nestjs-ws-msgpack: option httpServer gave ${String(server)} when the server started listening, not an HTTP server`);
-  }
-  return server as HttpServer;
-}
-
-function normalizePath(path: string): string {
-  const p = path.startsWith('/') ? path : `/${path}`;
-  return p.length > 1 && p.endsWith('/') ? p.slice(0, -1) : p;
 }
