@@ -1,11 +1,12 @@
 import { Module, type DynamicModule } from '@nestjs/common';
+import { HttpAdapterHost } from '@nestjs/core';
 import { ClientsModule } from '@nestjs/microservices';
-import { WsMsgpackClient } from '../../src/index.js';
+import type { Server } from 'node:http';
+import { WsMsgpackClient, WsMsgpackServerModule } from '../../src/index.js';
 import { MATH_CLIENT } from '../shared.js';
 import { BrowserController } from './browser.controller.js';
 import { HttpController } from './http.controller.js';
 import { RpcController } from './rpc.controller.js';
-import { RpcServerRef } from './rpc-server.ref.js';
 import { StatsService } from './stats.service.js';
 
 @Module({})
@@ -15,6 +16,13 @@ export class AppModule {
     return {
       module: AppModule,
       imports: [
+        // The server through DI (services inject it to broadcast); main starts it with
+        // app.connectMicroservice({ strategy: app.get(WsMsgpackServer) }). Hybrid: on the HTTP app's
+        // port, so httpServer is a function (the HTTP server does not exist yet when modules are made).
+        WsMsgpackServerModule.forRootAsync({
+          inject: [HttpAdapterHost],
+          useFactory: (host: HttpAdapterHost) => ({ httpServer: () => host.httpAdapter.getHttpServer() as Server, path: '/rpc' }),
+        }),
         ClientsModule.register([
           {
             name: MATH_CLIENT,
@@ -24,7 +32,7 @@ export class AppModule {
         ]),
       ],
       controllers: [RpcController, HttpController, BrowserController],
-      providers: [StatsService, RpcServerRef],
+      providers: [StatsService],
     };
   }
 }

@@ -2,10 +2,9 @@ import { Controller, Logger, UseFilters } from '@nestjs/common';
 import { MessagePattern, Payload, RpcException } from '@nestjs/microservices';
 import { finalize, firstValueFrom, from, interval, map, range, reduce, throwError, timeout, type Observable } from 'rxjs';
 // In your own app: import { ... } from 'nestjs-ws-msgpack';
-import { WS_PEER_CONNECTED, WsEventPattern, WsHeaders, WsMessagePattern, WsPeer, WsSignal, type WsMsgpackPeer, type WsRequestStream } from '../../src/index.js';
+import { InjectWsMsgpackServer, WS_PEER_CONNECTED, WsEventPattern, WsHeaders, WsMessagePattern, WsMsgpackServer, WsPeer, WsSignal, type WsMsgpackPeer, type WsRequestStream } from '../../src/index.js';
 import type { AuditEvent, DivRequest, PageAnswer, Price, Quote, QuotesRequest, RepeatRequest, Row, SleepRequest, Stats } from '../shared.js';
 import { OutOfStockError, OutOfStockFilter } from './out-of-stock.filter.js';
-import { RpcServerRef } from './rpc-server.ref.js';
 import { StatsService } from './stats.service.js';
 
 /** Rows already in memory, as a Nest TCP handler would return them. */
@@ -21,7 +20,7 @@ export class RpcController {
 
   constructor(
     private readonly stats: StatsService,
-    private readonly rpc: RpcServerRef,
+    @InjectWsMsgpackServer() private readonly server: WsMsgpackServer, // WsMsgpackServerModule (app.module.ts)
   ) {}
 
   /**
@@ -44,7 +43,7 @@ export class RpcController {
   /** Broadcast an event to every connected client; answers how many it reached. */
   @WsMessagePattern('announce')
   announce(@Payload() text: string): number {
-    return this.rpc.server.broadcast('news', text, (peer) => peer.handshake.url.includes('agent'));
+    return this.server.broadcast('news', text, (peer) => peer.handshake.url.includes('agent'));
   }
 
   /** Unary: one request, one answer; a domain error travels as the RpcException's payload. */

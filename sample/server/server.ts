@@ -6,7 +6,6 @@ import type { AddressInfo } from 'node:net';
 // In your own app: import { WsMsgpackServer } from 'nestjs-ws-msgpack';
 import { WsMsgpackServer } from '../../src/index.js';
 import { AppModule } from './app.module.js';
-import { RpcServerRef } from './rpc-server.ref.js';
 
 /** The running sample server (main.ts runs it as a process; test/e2e/sample-browser boots it in-process). */
 export interface SampleServer {
@@ -49,10 +48,8 @@ export async function startSampleServer(options: SampleServerOptions = {}): Prom
   const port = await choosePort(host, options.port);
   const app = await NestFactory.create(AppModule.forRoot({ rpcUrl: `ws://${host}:${port}/rpc` }), options.logger === undefined ? {} : { logger: options.logger });
 
-  // Hybrid app: the WebSocket transport shares the HTTP server, on its own path.
-  const rpcServer = new WsMsgpackServer({ httpServer: app.getHttpServer() as Server, path: '/rpc' });
-  app.get(RpcServerRef).server = rpcServer; // handlers reach the connected peers through it (broadcast)
-  app.connectMicroservice({ strategy: rpcServer });
+  // Hybrid app: the WebSocket transport shares the HTTP server, on its own path (app.module.ts).
+  app.connectMicroservice({ strategy: app.get(WsMsgpackServer) });
   await app.startAllMicroservices();
   await app.listen(port, host);
 
