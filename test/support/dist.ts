@@ -1,5 +1,5 @@
 import { execSync } from 'node:child_process';
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -21,6 +21,23 @@ function newest(dir: string): number {
  */
 export function ensureBuilt(): void {
   const entry = join(root, 'dist/esm/index.js');
-  if (existsSync(entry) && statSync(entry).mtimeMs >= newest(join(root, 'src'))) return;
-  execSync('npm run build', { cwd: root, stdio: 'ignore', timeout: 120_000 });
+  const fresh = (): boolean => existsSync(entry) && statSync(entry).mtimeMs >= newest(join(root, 'src'));
+  if (fresh()) return;
+  // One build at a time: two jest workers building at once would remove each other's dist/.
+  const lock = join(root, '.dist-build.lock');
+  const deadline = Date.now() + 180_000;
+  for (;;) {
+    try {
+      mkdirSync(lock); // atomic: whoever creates it builds
+      break;
+    } catch {
+      if (Date.now() > deadline) throw new Error(`ensureBuilt: ${lock} held for 3 minutes (a crashed build? remove it)`);
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 200); // another worker builds
+    }
+  }
+  try {
+    if (!fresh()) execSync('npm run build', { cwd: root, stdio: 'ignore', timeout: 120_000 });
+  } finally {
+    rmSync(lock, { recursive: true, force: true });
+  }
 }
