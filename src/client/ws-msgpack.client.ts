@@ -13,6 +13,7 @@ import { PING_PATTERN } from '../protocol/constants.js';
 import { WsMsgpackStatus } from '../constants.js';
 import { ConnectionPeer } from '../peer/peer.js';
 import { unpackCall } from '../peer/record.js';
+import { patternAsString, shown } from '../server/patterns.js';
 import { toRpcErrorPayload } from '../server/stream-errors.js';
 import { activeTracing } from '../tracing/tracing.js';
 import { abortableIterator } from './abortable.js';
@@ -356,10 +357,10 @@ export class WsMsgpackClient extends ClientProxy<WsMsgpackClientEvents, string> 
     conn.onEvent((event) => {
       this.dropped++;
       if (this.droppedPatterns.size >= MAX_DROPPED_PATTERNS_LOGGED) return;
-      const shown = patternShown(event.pattern);
-      if (this.droppedPatterns.has(shown)) return;
-      this.droppedPatterns.add(shown);
-      this.logger.debug(`events from the server with pattern ${shown} are dropped: this client exposes no handlers (see exposeHandlers()); logged once, counted in client.droppedEvents`);
+      const named = shown(patternAsString(event.pattern), event.pattern); // bounded, escaped, never the whole pattern
+      if (this.droppedPatterns.has(named)) return;
+      this.droppedPatterns.add(named);
+      this.logger.debug(`events from the server with pattern ${named} are dropped: this client exposes no handlers (see exposeHandlers()); logged once, counted in client.droppedEvents`);
     });
   }
 }
@@ -375,13 +376,3 @@ function metadataOf(packet: { metadata?: unknown }): Record<string, unknown> | u
   return m !== null && typeof m === 'object' && Object.keys(m).length > 0 ? (m as Record<string, unknown>) : undefined;
 }
 
-/** A pattern for a log line: JSON, cut at 100 characters (the server chooses how long it is). */
-function patternShown(pattern: unknown): string {
-  let text: string;
-  try {
-    text = JSON.stringify(pattern) ?? String(pattern);
-  } catch {
-    text = String(pattern);
-  }
-  return text.length > 100 ? `${text.slice(0, 100)}…` : text;
-}

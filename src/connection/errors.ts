@@ -30,7 +30,17 @@ export function describeError(error: unknown): ErrorDescription {
 /** The value a received ERROR frame surfaces as: APPLICATION_ERROR data as-is, else a {@link WsMsgpackError}. */
 export function errorFromFrame(frame: ErrorFrame): unknown {
   if (frame.code === WsMsgpackErrorCode.APPLICATION_ERROR && frame.data !== undefined) return frame.data;
-  return new WsMsgpackError(frame.code, frame.message, frame.data);
+  const error = new WsMsgpackError(frame.code, frame.message, frame.data);
+  FROM_PEER.add(error);
+  return error;
+}
+
+/** Transport errors made from a peer's ERROR frame: their code, message and details are the peer's words. */
+const FROM_PEER = new WeakSet<object>();
+
+/** Whether `error` was made from a peer's ERROR frame (see {@link errorFromFrame}). */
+export function isFromPeer(error: unknown): boolean {
+  return typeof error === 'object' && error !== null && FROM_PEER.has(error);
 }
 
 /** What the calls of a closed connection fail with (UNAVAILABLE, naming the close code and reason). */

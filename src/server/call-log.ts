@@ -2,7 +2,9 @@ import { Logger } from '@nestjs/common';
 import { isObservable, tap } from 'rxjs';
 import type { IncomingCall } from '../connection/incoming.js';
 import type { OutboundSource } from '../connection/outbound-types.js';
-import { WsMsgpackError } from '../protocol/errors.js';
+import { ReportLimiter } from '../connection/report-limiter.js';
+import { WsMsgpackError, WsMsgpackErrorCode } from '../protocol/errors.js';
+import { shown } from './patterns.js';
 
 /** Where calls are logged: Nest's `debug` or `verbose` level. */
 export type WsMsgpackCallLogLevel = 'debug' | 'verbose';
@@ -28,7 +30,7 @@ export class CallLog {
     call.onEnd(() => {
       const ms = (performance.now() - started).toFixed(1);
       const ended = call.signal.aborted ? codeOf(call.signal.reason) : outcome;
-      this.write(`call ${call.id} ${JSON.stringify(shown(pattern))} from peer ${peerId}: ${ended} in ${ms} ms`);
+      this.write(`call ${call.id} ${shown(pattern, call.pattern)} from peer ${peerId}: ${ended} in ${ms} ms`);
     });
     const noteError = (e: unknown): void => void (outcome = `error ${codeOf(e)}`);
     const watched = (source: OutboundSource): OutboundSource => (isObservable(source) ? source.pipe(tap({ error: noteError })) : source);
@@ -42,8 +44,8 @@ export class CallLog {
   }
 
   /** A call refused before any handler ran (no handler for its pattern). */
-  refused(call: IncomingCall, pattern: unknown, peerId: string, error: unknown): void {
-    this.write(`call ${call.id} ${JSON.stringify(shown(pattern))} from peer ${peerId}: error ${codeOf(error)} (no handler)`);
+  refused(call: IncomingCall, pattern: string | undefined, peerId: string, error: unknown): void {
+    this.write(`call ${call.id} ${shown(pattern, call.pattern)} from peer ${peerId}: error ${codeOf(error)} (no handler)`);
   }
 
   private write(line: string): void {
@@ -52,16 +54,31 @@ export class CallLog {
   }
 }
 
-/** A peer-chosen pattern for a log line: as sent when a string, else JSON; cut at 100 characters. */
-export function shown(pattern: unknown): string {
-  let s: string;
-  try {
-    s = typeof pattern === 'string' ? pattern : String(JSON.stringify(pattern));
-  } catch {
-    s = String(pattern);
+/**
+ * The unhandled events a dispatcher logs: Nest's own line, once per pattern, and at most 10 lines
+ * a second (the rest summed up in one line), so a peer sending ever new patterns can neither
+ * flood the log nor grow memory: the patterns already logged are at most 1,000, then forgotten.
+ */
+export class UnhandledEventLog {
+  private readonly logged = new Set<string>();
+  private readonly limiter: ReportLimiter;
+
+  constructor(write: (line: string) => void) {
+    this.limiter = new ReportLimiter((e) => write(e.message));
   }
-  return s.length > 100 ? `${s.slice(0, 100)}… (${s.length} characters)` : s;
+
+  /** An event whose pattern (as patternAsString made it) no handler takes. */
+  offer(pattern: string | undefined, original: unknown): void {
+    const key = shown(pattern, original);
+    if (this.logged.has(key)) return;
+    if (this.logged.size >= MAX_LOGGED_PATTERNS) this.logged.clear();
+    this.logged.add(key);
+    this.limiter.offer(() => new WsMsgpackError(WsMsgpackErrorCode.UNIMPLEMENTED, `There is no matching event handler defined in the remote service. Event pattern: ${key} (logged once per pattern)`));
+  }
 }
+
+/** Most distinct unhandled event patterns remembered as logged (then forgotten, and logged again). */
+const MAX_LOGGED_PATTERNS = 1000;
 
 /** The code of a transport error; `APPLICATION_ERROR` for what a handler threw or errored with. */
 function codeOf(e: unknown): string {

@@ -15,14 +15,12 @@ import type { ServerCallSpan } from '../tracing/spans.js';
 import { activeTracing } from '../tracing/tracing.js';
 import { installFilterBridge } from './filter-bridge.js';
 import { installPipeBridge } from './pipe-bridge.js';
-import { shown, type CallLog } from './call-log.js';
+import { UnhandledEventLog, type CallLog } from './call-log.js';
+import { patternAsString } from './patterns.js';
 import { WsMsgpackContext, type WsMsgpackCallInfo } from './ws-msgpack.context.js';
 
 /** Nest's message when no handler matches (the same text as the TCP transport). */
 export { NO_MESSAGE_HANDLER };
-
-/** Most distinct unhandled event patterns logged (each once). */
-const MAX_LOGGED_PATTERNS = 1000;
 
 /** Most distinct pattern strings whose resolution is remembered. */
 const MAX_RESOLVED_PATTERNS = 1024;
@@ -71,8 +69,8 @@ export abstract class WsMsgpackDispatcher<EventsMap extends Record<string, Funct
    * each handling what it chose to).
    */
   protected unhandledEventLevel: 'error' | 'debug' = 'error';
-  /** The unhandled event patterns already logged. */
-  private readonly unhandledPatterns = new Set<string>();
+  /** Nest's "no matching event handler" line: once per pattern, at most 10 a second. */
+  private readonly unhandledEvents = new UnhandledEventLog((line) => (this.unhandledEventLevel === 'error' ? this.logger.error(line) : this.logger.debug?.(line)));
 
   /**
    * Sends the connection's calls and events to Nest handlers. The connected hook is dispatched
@@ -155,7 +153,7 @@ export abstract class WsMsgpackDispatcher<EventsMap extends Record<string, Funct
     const handler = pattern === undefined || isReserved(pattern) ? null : this.findHandler(pattern);
     if (!handler) {
       const error = new WsMsgpackError(WsMsgpackErrorCode.UNIMPLEMENTED, NO_MESSAGE_HANDLER);
-      this.callLog?.refused(call, pattern ?? call.pattern, a.peer.id, error);
+      this.callLog?.refused(call, pattern, a.peer.id, error);
       throw error;
     }
     const logged = this.callLog?.watch(call, pattern!, a.peer.id);
@@ -222,7 +220,7 @@ export abstract class WsMsgpackDispatcher<EventsMap extends Record<string, Funct
   private dispatchEvent(event: IncomingEvent, a: Attachment): Promise<unknown> | undefined {
     const pattern = patternAsString(event.pattern);
     if (pattern === undefined || !this.findHandler(pattern)) {
-      this.unhandledEvent(event.pattern);
+      this.unhandledEvents.offer(pattern, event.pattern);
       return undefined;
     }
     if (isReserved(pattern)) {
@@ -246,19 +244,6 @@ export abstract class WsMsgpackDispatcher<EventsMap extends Record<string, Funct
     return handled.catch((err: unknown) => this.logger.error(err));
   }
 
-  /**
-   * An event no handler takes: Nest's own message (the pattern cut short: a peer chooses how long
-   * it is), logged once per pattern (at most {@link MAX_LOGGED_PATTERNS} of them), so a peer
-   * repeating it cannot flood the log; at `unhandledEventLevel`.
-   */
-  private unhandledEvent(pattern: unknown): void {
-    const key = shown(pattern);
-    if (this.unhandledPatterns.has(key) || this.unhandledPatterns.size >= MAX_LOGGED_PATTERNS) return;
-    this.unhandledPatterns.add(key);
-    const line = `There is no matching event handler defined in the remote service. Event pattern: ${key} (logged once per pattern)`;
-    if (this.unhandledEventLevel === 'error') this.logger.error(line);
-    else this.logger.debug?.(line);
-  }
 
   /** The call info of every event: no call id, never aborted, no end. */
   private readonly eventCall: WsMsgpackCallInfo = {
@@ -291,45 +276,3 @@ function describe(e: unknown): string {
     return String(e);
   }
 }
-
-/**
- * Longest pattern (as a string, or an object pattern's JSON) that can match a handler. Routes are
- * short; a longer pattern is answered as unknown without being parsed or normalised (Nest's lookup
- * JSON-parses and walks it: a 15 MB pattern stopped the event loop for seconds).
- */
-export const MAX_PATTERN_LENGTH = 4096;
-
-/** Values an object pattern may hold (keys and values, nested) to be looked up at all. */
-const MAX_PATTERN_VALUES = 256;
-
-/**
- * The pattern as Nest's TCP transport sees it: strings as-is, anything else JSON-encoded;
- * undefined when it cannot be encoded or is too long to be any handler's.
- */
-function patternAsString(pattern: unknown): string | undefined {
-  if (typeof pattern === 'string') return pattern.length <= MAX_PATTERN_LENGTH ? pattern : undefined;
-  if (!fewValues(pattern, MAX_PATTERN_VALUES)) return undefined; // before JSON.stringify walks it all
-  try {
-    const s = JSON.stringify(pattern);
-    return s !== undefined && s.length <= MAX_PATTERN_LENGTH ? s : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-/** True when `v` holds at most `max` values (keys and values of its maps and arrays, nested). */
-function fewValues(v: unknown, max: number): boolean {
-  const stack: unknown[] = [v];
-  let seen = 0;
-  while (stack.length > 0) {
-    const x = stack.pop();
-    if (typeof x !== 'object' || x === null || ArrayBuffer.isView(x)) continue;
-    const values = Array.isArray(x) ? x : Object.values(x as object);
-    seen += Array.isArray(x) ? values.length : 2 * values.length;
-    if (seen > max) return false;
-    for (const child of values) stack.push(child);
-  }
-  return true;
-}
-
-

@@ -2,7 +2,7 @@ import { RpcProxy } from '@nestjs/microservices/context/rpc-proxy.js';
 import { BaseRpcExceptionFilter } from '@nestjs/microservices/exceptions/base-rpc-exception-filter.js';
 import { isObservable, throwError } from 'rxjs';
 import { WsMsgpackError, WsMsgpackErrorCode } from '../protocol/errors.js';
-import { isFromRequestStream } from '../connection/errors.js';
+import { isFromPeer, isFromRequestStream } from '../connection/errors.js';
 import { expandIterables, isAsyncIterable, iterateThrough } from '../connection/iteration.js';
 import { WsMsgpackContext } from './ws-msgpack.context.js';
 
@@ -52,21 +52,23 @@ type Catch = (this: unknown, exception: unknown, host: { getArgByIndex?(i: numbe
  * Lets Nest's default RPC exception filter pass a transport error (a {@link WsMsgpackError}: a
  * peer's UNIMPLEMENTED, a DEADLINE_EXCEEDED, an UNAVAILABLE) thrown in a handler of this transport
  * to the caller typed, with its code, instead of `Internal server error`: a handler that relays a
- * call to a peer fails the way the peer failed. Not the caller's own errors: an ERROR the caller
- * sent on its request stream, let through by the handler, is answered as any other error. An
- * UNAVAILABLE goes with a message of its own and no details: this side's may name its own
- * infrastructure (the address a client could not reach, the socket error). Custom filters (`@Catch(WsMsgpackError)`, or
+ * call to a peer fails the way the peer failed, in this side's words (see `relayed` for what is
+ * told). Not the caller's own errors: an ERROR the caller sent on its request stream, let through
+ * by the handler, is answered as any other error. Custom filters (`@Catch(WsMsgpackError)`, or
  * catch-all ones) run first and see the error itself, as before; other errors and other
  * transports' calls are untouched. Patches `BaseRpcExceptionFilter.prototype.catch` (the default
  * filter, and `super.catch` of filters extending it; checked against @nestjs/microservices 11.0 -
- * 12.1, `test/unit/nest-internals.spec.ts`).
+ * 12.5, `test/unit/nest-internals.spec.ts`).
  */
 function installTransportErrors(): void {
   const proto = (BaseRpcExceptionFilter as { prototype?: unknown } | undefined)?.prototype as ({ catch?: Catch } & Record<symbol, unknown>) | undefined;
   if (!proto || typeof proto.catch !== 'function' || proto[INSTALLED]) return;
   const original = proto.catch;
   proto.catch = function (this: unknown, exception, host) {
-    if (exception instanceof WsMsgpackError && !isFromRequestStream(exception) && host?.getArgByIndex?.(1) instanceof WsMsgpackContext) return throwError(() => relayed(exception));
+    if (exception instanceof WsMsgpackError && !isFromRequestStream(exception) && host?.getArgByIndex?.(1) instanceof WsMsgpackContext) {
+      const told = relayed(exception);
+      if (told) return throwError(() => told);
+    }
     return original.call(this, exception, host);
   };
   proto[INSTALLED] = true;
@@ -80,8 +82,24 @@ function asIterationSource(result: unknown, ctx: WsMsgpackContext): unknown {
   return result;
 }
 
-/** What a caller is told of a transport error its handler let through (see installTransportErrors). */
-function relayed(error: WsMsgpackError): WsMsgpackError {
-  if (error.code !== WsMsgpackErrorCode.UNAVAILABLE) return error;
-  return new WsMsgpackError(WsMsgpackErrorCode.UNAVAILABLE, 'a service this call depends on is unavailable');
+/** The codes this transport defines: the only ones relayed typed. */
+const KNOWN_CODES = new Set<string>(Object.values(WsMsgpackErrorCode));
+
+/**
+ * What a caller is told of a transport error its handler let through, or undefined when it is
+ * answered as any other error (Internal server error). Only codes this transport defines, except
+ * APPLICATION_ERROR (a peer's handler failed: this handler's business), are relayed typed:
+ * - an error a peer sent (its ERROR frame): the code only, with a message of this side's and no
+ *   details, since the peer's words would reach callers it has nothing to do with;
+ * - UNAVAILABLE: a message of its own and no details, since this side's may name its own
+ *   infrastructure (the address a client could not reach, the socket error);
+ * - PROTOCOL_ERROR (a peer's broken frame, in this side's words about it): the same;
+ * - anything else this side raised (a deadline, a cancel, a limit, what the handler threw itself): as it is.
+ */
+function relayed(error: WsMsgpackError): WsMsgpackError | undefined {
+  if (!KNOWN_CODES.has(error.code) || error.code === WsMsgpackErrorCode.APPLICATION_ERROR) return undefined;
+  if (error.code === WsMsgpackErrorCode.UNAVAILABLE) return new WsMsgpackError(error.code, 'a service this call depends on is unavailable');
+  // The peer's words, or what this side made of its broken frames: the code only.
+  if (isFromPeer(error) || error.code === WsMsgpackErrorCode.PROTOCOL_ERROR) return new WsMsgpackError(error.code, `a call this one depends on failed with ${error.code}`);
+  return error;
 }

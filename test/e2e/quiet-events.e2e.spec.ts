@@ -46,7 +46,7 @@ describe('an event no handler takes', () => {
       for (let i = 0; i < 5; i++) await first(client.emit('nobody.b', i));
       expect(await first(client.send('whoami', null))).toEqual(expect.any(String)); // the events were handled before this
       const lines = errors.mock.calls.map((a) => String(a[0])).filter((m) => NO_HANDLER.test(m));
-      expect(lines.map((m) => NO_HANDLER.exec(m)![1])).toEqual(['nobody.a', 'nobody.b']);
+      expect(lines.map((m) => NO_HANDLER.exec(m)![1])).toEqual(['"nobody.a"', '"nobody.b"']);
     } finally {
       errors.mockRestore();
     }
