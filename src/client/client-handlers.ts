@@ -3,9 +3,9 @@ import type { Subscription } from 'rxjs';
 import type { WebSocket } from 'ws';
 import type { CloseInfo } from '../connection/connection.js';
 import type { ServingConnection } from '../connection/serving-connection.js';
-import type { WsMsgpackStatus } from '../constants.js';
+import type { WsMsgpackStatus } from '../session/status.js';
 import type { ConnectionPeer } from '../peer/peer.js';
-import { WsMsgpackDispatcher } from '../server/dispatcher.js';
+import { WsMsgpackDispatcher } from '../nest/dispatcher.js';
 import type { WsMsgpackClient } from './ws-msgpack.client.js';
 
 /** A client's open connection and its peer, the server. */

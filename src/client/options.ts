@@ -1,8 +1,8 @@
 import type { ClientOptions as WsClientOptions } from 'ws';
 import type { ConnectionLimits, WsMsgpackCallOptions } from '../connection/options.js';
-import type { ReconnectOptions } from '../connection/session.js';
+import type { ReconnectOptions } from '../session/session.js';
 
-export type { ReconnectOptions } from '../connection/session.js';
+export type { ReconnectOptions } from '../session/session.js';
 
 /** Upgrade request headers, or a function that gives them (called before every connection attempt). */
 export type WsMsgpackHeaders = Record<string, string> | (() => Record<string, string> | Promise<Record<string, string>>);

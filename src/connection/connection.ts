@@ -12,7 +12,7 @@ import { startCallKeepAlive } from './keepalive.js';
 import { Listeners, rethrowLater } from './listeners.js';
 import { resolveLimits, type ConnectionLimits, type ResolvedLimits, type WsMsgpackCallOptions } from './options.js';
 import { OutgoingCalls } from './outgoing.js';
-import type { PeerGuards, ReportSink } from './peer-guards.js';
+import type { PeerGuards, ReportSink } from './guards.js';
 import { Queue } from './queue.js';
 import { bindSocket, type SocketSupport, type WebSocketLike } from './socket.js';
 

@@ -96,3 +96,12 @@ export function fromRequestStream(error: unknown): unknown {
 export function isFromRequestStream(error: unknown): boolean {
   return typeof error === 'object' && error !== null && REQUEST_STREAM_ERRORS.has(error);
 }
+
+/**
+ * Sets `error.cause` as `new Error(message, { cause })` would (not enumerable): what a transport
+ * error wraps, such as Node's `ECONNREFUSED` error of a refused connection.
+ */
+export function withCause<E extends Error>(error: E, cause: unknown): E {
+  Object.defineProperty(error, 'cause', { value: cause, writable: true, configurable: true, enumerable: false });
+  return error;
+}

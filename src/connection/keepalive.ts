@@ -1,9 +1,15 @@
 import type { Observable, Subscription } from 'rxjs';
-import type { PingableSocket } from './ws-socket.js';
 import { startTimer, type Timer } from './timers.js';
 
 /** Longest delay `setInterval` honours (larger ones fire every 1 ms). */
 const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** The part of a Node `ws` WebSocket that keep-alive uses. */
+export interface PingableSocket {
+  ping(): void;
+  terminate(): void;
+  on(event: 'pong' | 'close', cb: () => void): unknown;
+}
 
 /**
  * Pings every `intervalMs`; a peer that has not answered a ping with a pong within `timeoutMs` is

@@ -1,7 +1,7 @@
 import { createParamDecorator, type ExecutionContext, type PipeTransform, type Type } from '@nestjs/common';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { WsMsgpackPeer } from '../peer/peer.js';
-import { WsMsgpackContext } from '../server/ws-msgpack.context.js';
+import { WsMsgpackContext } from '../nest/ws-msgpack.context.js';
 
 /** A pipe instance or class, as Nest's parameter decorators accept them. */
 export type ParamPipe = PipeTransform | Type<PipeTransform>;

@@ -1,5 +1,5 @@
 import { EventPattern, MessagePattern } from '@nestjs/microservices';
-import { WS_MSGPACK_TRANSPORT } from '../constants.js';
+import { WS_MSGPACK_TRANSPORT } from '../nest/constants.js';
 
 /**
  * `@MessagePattern` bound to this transport only: in a hybrid app with several transports, the

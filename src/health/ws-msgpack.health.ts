@@ -2,7 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import { HealthIndicatorService, type HealthIndicatorResult } from '@nestjs/terminus';
 import type { Observable } from 'rxjs';
 import type { WsMsgpackClient } from '../client/ws-msgpack.client.js';
-import { WsMsgpackStatus } from '../constants.js';
+import { WsMsgpackStatus } from '../session/status.js';
 import { WsMsgpackRecord } from '../peer/record.js';
 import { WsMsgpackError } from '../protocol/errors.js';
 import { PING_PATTERN } from '../protocol/constants.js';

@@ -5,28 +5,28 @@ import type { Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { WS_SOCKET_SUPPORT } from '../connection/ws-socket.js';
+import { WS_SOCKET_SUPPORT } from '../node/ws-socket.js';
 import { ServingConnection } from '../connection/serving-connection.js';
 import { extensionCodecOf } from '../protocol/extensions.js';
 import { asError } from '../connection/frame-writer.js';
 import { ReportingListeners } from '../connection/listeners.js';
 import { checkDuration, resolveLimits, wsSocketOptions } from '../connection/options.js';
 import { BufferBudget } from '../connection/frame-queue.js';
-import { NODE_PEER_GUARDS } from '../connection/peer-guards.js';
+import { NODE_PEER_GUARDS } from '../node/peer-guards.js';
 import { startTimer, type Timer } from '../connection/timers.js';
-import { WsMsgpackStatus } from '../constants.js';
+import { WsMsgpackStatus } from '../session/status.js';
 import { LocalPeerDirectory, type WsMsgpackPeerDirectory } from '../peer/directory.js';
 import { ConnectionPeer, type WsMsgpackPeer } from '../peer/peer.js';
 import { CloseCode, SUBPROTOCOL_V1 } from '../protocol/constants.js';
-import { callLogOf, describeAddress } from './call-log.js';
-import { WsMsgpackDispatcher } from './dispatcher.js';
+import { callLogOf, describeAddress } from '../nest/call-log.js';
+import { WsMsgpackDispatcher } from '../nest/dispatcher.js';
 import type { WsMsgpackServerOptions } from './options.js';
-import { checkStandaloneOptions, createStandaloneServer, normalizePath, sharedServer } from './standalone-server.js';
-import { toRpcErrorPayload } from './stream-errors.js';
-import { pickProtocol, refuseUpgrade, UpgradeGate } from './upgrade-gate.js';
-import { routeUpgrades } from './upgrade-router.js';
+import { checkStandaloneOptions, createStandaloneServer, normalizePath, sharedServer } from '../node/standalone-server.js';
+import { toRpcErrorPayload } from '../nest/stream-errors.js';
+import { pickProtocol, refuseUpgrade, UpgradeGate } from '../node/upgrade-gate.js';
+import { routeUpgrades } from '../patches/http-upgrade-router.js';
 
-export { NO_MESSAGE_HANDLER } from './dispatcher.js';
+export { NO_MESSAGE_HANDLER } from '../nest/dispatcher.js';
 
 /** Events of {@link WsMsgpackServer.on}. */
 export type WsMsgpackServerEvents = {

@@ -1,9 +1,9 @@
 import { Observable, type Subscriber, type Subscription } from 'rxjs';
-import { ClientCore, type ClientCoreOptions, type SocketAttempt } from '../connection/client-core.js';
+import { ClientCore, type ClientCoreOptions, type SocketAttempt } from '../session/client-core.js';
 import type { CloseInfo } from '../connection/connection.js';
 import { ReportingListeners } from '../connection/listeners.js';
 import type { WsMsgpackCallOptions } from '../connection/options.js';
-import type { WsMsgpackStatus } from '../constants.js';
+import type { WsMsgpackStatus } from '../session/status.js';
 import { bearerProtocol, SUBPROTOCOL_V1 } from '../protocol/constants.js';
 import { WsMsgpackError, WsMsgpackErrorCode } from '../protocol/errors.js';
 import { openWebSocket, type WebSocketConstructor } from './dial.js';

@@ -21,7 +21,7 @@ import { first, startService, until, WAIT_MS, within, type TestService } from '.
 /**
  * Exception filters see every handler error alike on this transport, whichever form the handler
  * has: a sync throw, a rejected Promise, an erroring Observable, or an async generator (which the
- * transport iterates after Nest's RpcProxy has returned, see src/server/filter-bridge.ts).
+ * transport iterates after Nest's RpcProxy has returned, see src/patches/nest-filters.ts).
  */
 
 /** One exception as an exception filter saw it. */

@@ -12,7 +12,7 @@ import { MessagePattern, Payload } from '@nestjs/microservices';
 import { decode, encode } from '@msgpack/msgpack';
 import WebSocket, { WebSocketServer } from 'ws';
 import { Connection } from '../../src/connection/connection.js';
-import { WS_SOCKET_SUPPORT } from '../../src/connection/ws-socket.js';
+import { WS_SOCKET_SUPPORT } from '../../src/node/ws-socket.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';

@@ -11,7 +11,7 @@ import { connect } from 'node:net';
 import WebSocket from 'ws';
 import { WsMsgpackErrorCode } from '../../src/index.js';
 import { first, startService, until, within, type TestService } from '../support/helpers.js';
-import { bytesOfPartialMessage } from '../../src/connection/ws-reader.js';
+import { bytesOfPartialMessage } from '../../src/patches/ws.js';
 
 const MB = 1024 * 1024;
 

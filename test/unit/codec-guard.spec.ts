@@ -6,7 +6,7 @@
  */
 import { Decoder } from '@msgpack/msgpack';
 import { readFileSync } from 'node:fs';
-import { guardDecoder } from '../../src/protocol/codec.js';
+import { guardDecoder } from '../../src/patches/msgpack.js';
 
 const hex = (h: string): Uint8Array => Uint8Array.from(Buffer.from(h, 'hex'));
 /** A decoder guarded with maxDepth 3. */

@@ -1,6 +1,6 @@
 import { FrameWriter } from '../../src/connection/frame-writer.js';
 import type { WebSocketLike } from '../../src/connection/socket.js';
-import { WS_SOCKET_SUPPORT } from '../../src/connection/ws-socket.js';
+import { WS_SOCKET_SUPPORT } from '../../src/node/ws-socket.js';
 import { DEFAULT_DECODER_LIMITS, FrameCodec } from '../../src/protocol/codec.js';
 import { ProtocolViolation } from '../../src/protocol/errors.js';
 import { FrameType, type Frame, type NextFrame } from '../../src/protocol/frames.js';

@@ -1,6 +1,6 @@
 import { from, Subject, toArray, type Observable } from 'rxjs';
 import { Connection, type ConnectionOptions } from '../../src/connection/connection.js';
-import { WS_SOCKET_SUPPORT } from '../../src/connection/ws-socket.js';
+import { WS_SOCKET_SUPPORT } from '../../src/node/ws-socket.js';
 import { InboundCredit, OutboundCredit } from '../../src/connection/credit.js';
 import { FrameCodec } from '../../src/protocol/codec.js';
 import { FrameType, type Frame } from '../../src/protocol/frames.js';

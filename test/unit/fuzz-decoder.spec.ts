@@ -18,7 +18,8 @@
 import { readFileSync } from 'node:fs';
 import { Decoder, Encoder, ExtData } from '@msgpack/msgpack';
 import fc from 'fast-check';
-import { DEFAULT_DECODER_LIMITS, FrameCodec, checkDepth, guardDecoder } from '../../src/protocol/codec.js';
+import { DEFAULT_DECODER_LIMITS, FrameCodec, checkDepth } from '../../src/protocol/codec.js';
+import { guardDecoder } from '../../src/patches/msgpack.js';
 import { ProtocolViolation } from '../../src/protocol/errors.js';
 import { FrameType, MAX_CALL_ID, OVERFLOW_STRATEGIES, type Frame } from '../../src/protocol/frames.js';
 import { peekHeader } from '../../src/protocol/validate.js';

@@ -1,6 +1,6 @@
 /**
- * The transport patches three of Nest's internals (src/server/filter-bridge.ts: RpcProxy.create and
- * BaseRpcExceptionFilter.catch; src/server/pipe-bridge.ts: RpcContextCreator.getParamValue). Each stated the range it was checked against; these fail loudly when
+ * The transport patches three of Nest's internals (src/patches/nest-filters.ts: RpcProxy.create and
+ * BaseRpcExceptionFilter.catch; src/patches/nest-pipes.ts: RpcContextCreator.getParamValue). Each stated the range it was checked against; these fail loudly when
  * the installed Nest no longer looks the way the patches expect, instead of the patches silently
  * doing nothing.
  */
@@ -11,8 +11,8 @@ import { BaseRpcExceptionFilter } from '@nestjs/microservices/exceptions/base-rp
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { installFilterBridge } from '../../src/server/filter-bridge.js';
-import { installPipeBridge } from '../../src/server/pipe-bridge.js';
+import { installFilterBridge } from '../../src/patches/nest-filters.js';
+import { installPipeBridge } from '../../src/patches/nest-pipes.js';
 
 const modules = fileURLToPath(new URL('../../node_modules/@nestjs/', import.meta.url));
 /** Read from the installed files (Nest 12's exports map hides package.json). */

@@ -1,5 +1,5 @@
-import type { FrameWriter } from './frame-writer.js';
-import type { ReadControl } from './socket.js';
+import type { FrameWriter } from '../connection/frame-writer.js';
+import type { ReadControl } from '../connection/socket.js';
 
 /**
  * Backpressure on input, as a proxy applies it: while the socket to the peer holds more than

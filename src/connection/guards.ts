@@ -1,8 +1,6 @@
-import { sharedEstimator, type DecodedSizeEstimator } from '../protocol/decoded-size.js';
+import type { DecodedSizeEstimator } from '../protocol/decoded-size.js';
 import type { WsMsgpackError } from '../protocol/errors.js';
 import type { FrameWriter } from './frame-writer.js';
-import { ReadThrottle } from './read-throttle.js';
-import { ReportLimiter } from './report-limiter.js';
 import type { ReadControl } from './socket.js';
 
 /** Where a connection sends the reports of its peer's bad frames. */
@@ -27,10 +25,3 @@ export interface PeerGuards {
   /** A server stops reading a peer whose outbound is congested (see ReadThrottle). */
   throttleReading(reader: ReadControl, writer: FrameWriter): { afterFrame(): void };
 }
-
-/** The guards of the server's and the Nest client's connections. */
-export const NODE_PEER_GUARDS: PeerGuards = {
-  estimator: sharedEstimator,
-  limitReports: (report) => new ReportLimiter(report),
-  throttleReading: (reader, writer) => new ReadThrottle(reader, writer),
-};

@@ -1,3 +1,11 @@
+/**
+ * A patch of Node's `http.Server` on the instance: its `emit` (to take the 'upgrade' events of
+ * our paths before any other listener sees them) and its `close` (to end our WebSocket
+ * connections before the server waits for its sockets). Relies on Node's http server delivering
+ * an upgrade with `server.emit('upgrade', request, socket, head)` on the instance, and treating it
+ * as plain HTTP unless some 'upgrade' listener exists; checked on Node 20.x and 22.x by
+ * `test/unit/patches.spec.ts`, which fails when that changes.
+ */
 import type { IncomingMessage, Server as HttpServer } from 'node:http';
 import type { Duplex } from 'node:stream';
 

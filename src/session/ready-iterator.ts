@@ -1,5 +1,5 @@
-import type { Connection } from './connection.js';
-import type { WsMsgpackCallOptions } from './options.js';
+import type { Connection } from '../connection/connection.js';
+import type { WsMsgpackCallOptions } from '../connection/options.js';
 
 /**
  * An async iterator over a call that needs a connection first: it connects on the first `next()`

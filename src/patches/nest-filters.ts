@@ -4,7 +4,7 @@ import { isObservable, throwError } from 'rxjs';
 import { WsMsgpackError, WsMsgpackErrorCode } from '../protocol/errors.js';
 import { isFromPeer, isFromRequestStream } from '../connection/errors.js';
 import { expandIterables, isAsyncIterable, iterateThrough } from '../connection/iteration.js';
-import { WsMsgpackContext } from './ws-msgpack.context.js';
+import { WsMsgpackContext } from '../nest/ws-msgpack.context.js';
 
 type Callback = (...args: unknown[]) => Promise<unknown>;
 type Create = (this: unknown, targetCallback: Callback, ...rest: unknown[]) => Callback;

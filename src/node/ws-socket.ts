@@ -1,6 +1,7 @@
-import { startKeepAlive } from './keepalive.js';
-import type { ReadControl, ReadOptions, SocketListener, SocketSupport, WebSocketLike, WriteBatching } from './socket.js';
+import { startKeepAlive, type PingableSocket } from '../connection/keepalive.js';
+import type { ReadControl, ReadOptions, SocketListener, SocketSupport, WebSocketLike, WriteBatching } from '../connection/socket.js';
 import { WsReader } from './ws-reader.js';
+import { rawSocketOf } from '../patches/ws.js';
 
 /** `ws`'s EventEmitter interface. */
 interface NodeWebSocket {
@@ -10,12 +11,6 @@ interface NodeWebSocket {
   once(event: 'close', cb: () => void): unknown;
 }
 
-/** The part of a Node `ws` WebSocket that keep-alive uses. */
-export interface PingableSocket {
-  ping(): void;
-  terminate(): void;
-  on(event: 'pong' | 'close', cb: () => void): unknown;
-}
 
 /** `ws`'s send with fragmentation options. */
 interface FragmentingSocket {
@@ -123,7 +118,7 @@ export const WS_SOCKET_SUPPORT: SocketSupport = {
   },
 
   batching(ws: WebSocketLike): WriteBatching | undefined {
-    const raw = (ws as unknown as { _socket?: Partial<CorkableSocket> })._socket;
+    const raw = rawSocketOf<CorkableSocket>(ws);
     return raw && typeof raw.cork === 'function' && typeof raw.uncork === 'function' ? new CorkedWrites(ws as unknown as FragmentingSocket, raw as CorkableSocket) : undefined;
   },
 

@@ -1,6 +1,6 @@
 import { WebSocket, type ClientOptions } from 'ws';
 import { SUBPROTOCOL_V1 } from '../protocol/constants.js';
-import { withCause } from '../connection/session.js';
+import { withCause } from '../connection/errors.js';
 import { WsMsgpackError, WsMsgpackErrorCode } from '../protocol/errors.js';
 
 const ignore = (): void => {};

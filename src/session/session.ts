@@ -1,6 +1,7 @@
+import { withCause } from '../connection/errors.js';
 import { WsMsgpackError, WsMsgpackErrorCode } from '../protocol/errors.js';
-import type { CloseInfo, Connection } from './connection.js';
-import { startTimer, type Timer } from './timers.js';
+import type { CloseInfo, Connection } from '../connection/connection.js';
+import { startTimer, type Timer } from '../connection/timers.js';
 
 /**
  * Where a client's connection stands:
@@ -71,14 +72,6 @@ export function isReadyTimeout(error: unknown): boolean {
   return typeof error === 'object' && error !== null && readyTimeouts.has(error);
 }
 
-/**
- * Sets `error.cause` as `new Error(message, { cause })` would (not enumerable): what a transport
- * error wraps, such as Node's `ECONNREFUSED` error of a refused connection.
- */
-export function withCause<E extends Error>(error: E, cause: unknown): E {
-  Object.defineProperty(error, 'cause', { value: cause, writable: true, configurable: true, enumerable: false });
-  return error;
-}
 
 /** Reasons retrying cannot fix: an HTTP 4xx refusal (but 408, 429) or a version mismatch (4000). */
 function isPermanent(error: unknown): boolean {

@@ -1,7 +1,8 @@
 import { WsMsgpackError, WsMsgpackErrorCode } from '../protocol/errors.js';
-import { Queue } from './queue.js';
-import type { ReadControl, ReadOptions, SocketListener } from './socket.js';
-import { startTimer, type Timer } from './timers.js';
+import { Queue } from '../connection/queue.js';
+import type { ReadControl, ReadOptions, SocketListener } from '../connection/socket.js';
+import { startTimer, type Timer } from '../connection/timers.js';
+import { bytesOfPartialMessage, hasReceiverInternals, rawSocketOf } from '../patches/ws.js';
 
 /**
  * Most time one connection's messages are handled in one turn of the event loop, in ms. Past it,
@@ -27,11 +28,6 @@ interface NodeWebSocket {
  * complete (`_fragments`). Read on ws 8.23.0 and the same throughout ws 8.x; test/unit/ws-internals.spec.ts
  * fails when the installed ws no longer has them (the check is then off, never wrong).
  */
-interface ReceiverInternals {
-  _bufferedBytes?: unknown;
-  _fragments?: unknown;
-}
-
 /** The TCP socket under a `ws` WebSocket: where the bytes of a message arrive. */
 interface DataSource {
   on(event: 'data', cb: () => void): unknown;
@@ -94,8 +90,8 @@ export class WsReader implements ReadControl {
     });
     ws.on('error', (err) => listener.onSocketError(err));
     const limit = options.incompleteMessageTimeout;
-    if (limit > 0 && limit !== Infinity && receiverOf(ws)) {
-      const raw = (ws as unknown as { _socket?: Partial<DataSource> })._socket;
+    if (limit > 0 && limit !== Infinity && hasReceiverInternals(ws)) {
+      const raw = rawSocketOf<DataSource>(ws);
       // Registered after ws's own 'data' listener: the chunk has been parsed when this runs.
       if (raw && typeof raw.on === 'function') (raw as DataSource).on('data', () => this.watchIncomplete());
     }
@@ -237,19 +233,4 @@ export class WsReader implements ReadControl {
   /** When the incomplete-message timer fires; what was left of it when reading was paused. */
   private incompleteDue = 0;
   private incompleteLeft: number | undefined;
-}
-
-/** `ws`'s Receiver, when it has the internals the incomplete-message check reads. */
-function receiverOf(ws: NodeWebSocket): ReceiverInternals | undefined {
-  const r = (ws as unknown as { _receiver?: ReceiverInternals })._receiver;
-  return r && typeof r._bufferedBytes === 'number' && Array.isArray(r._fragments) ? r : undefined;
-}
-
-/** Bytes of a message that has begun and not ended (0: none), from ws's Receiver. */
-export function bytesOfPartialMessage(ws: object): number {
-  const r = receiverOf(ws as NodeWebSocket);
-  if (!r) return 0;
-  let n = r._bufferedBytes as number;
-  for (const f of r._fragments as { length?: unknown }[]) if (typeof f.length === 'number') n += f.length;
-  return n;
 }

@@ -4,7 +4,7 @@ import { asError } from '../connection/frame-writer.js';
 import { checkDuration } from '../connection/options.js';
 import { startTimer, type Timer } from '../connection/timers.js';
 import { BEARER_PROTOCOL_PREFIX, SUPPORTED_SUBPROTOCOLS } from '../protocol/constants.js';
-import type { WsMsgpackAllowedOrigins, WsMsgpackServerOptions } from './options.js';
+import type { WsMsgpackAllowedOrigins, WsMsgpackUpgradeOptions } from './options.js';
 
 /** Default of {@link WsMsgpackServerOptions.maxConnections}. */
 export const DEFAULT_MAX_CONNECTIONS = 10_000;
@@ -76,7 +76,7 @@ export class UpgradeGate {
   private readonly waiting = new Set<(refusal: Refusal) => void>();
 
   constructor(
-    options: WsMsgpackServerOptions,
+    options: WsMsgpackUpgradeOptions,
     private readonly report: (error: Error) => void,
   ) {
     this.maxConnections = checkCount('maxConnections', options.maxConnections, DEFAULT_MAX_CONNECTIONS);

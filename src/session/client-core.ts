@@ -1,13 +1,13 @@
 import { Observable, type Subscription } from 'rxjs';
-import { WsMsgpackStatus } from '../constants.js';
+import { WsMsgpackStatus } from './status.js';
 import { WsMsgpackError, WsMsgpackErrorCode } from '../protocol/errors.js';
-import { Connection, type CloseInfo, type ConnectionOptions } from './connection.js';
-import type { ConnectionLimits, WsMsgpackCallOptions } from './options.js';
-import { resolveLimits } from './options.js';
+import { Connection, type CloseInfo, type ConnectionOptions } from '../connection/connection.js';
+import type { ConnectionLimits, WsMsgpackCallOptions } from '../connection/options.js';
+import { resolveLimits } from '../connection/options.js';
 import { DEFAULT_RECONNECT, isReadyTimeout, Session, type ReconnectOptions, type SessionPhase } from './session.js';
-import { startTimer } from './timers.js';
+import { startTimer } from '../connection/timers.js';
 import { extensionCodecOf } from '../protocol/extensions.js';
-import { whenSocketClosed, type WebSocketLike } from './socket.js';
+import { whenSocketClosed, type WebSocketLike } from '../connection/socket.js';
 import { callIteratorWhenReady } from './ready-iterator.js';
 
 /** How long close() waits for a socket's closing handshake before cutting it. */

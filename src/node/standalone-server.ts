@@ -1,6 +1,6 @@
 import { createServer, type RequestListener, type Server as HttpServer, type ServerOptions as HttpServerOptions } from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
-import type { WsMsgpackServerOptions } from './options.js';
+import type { WsMsgpackListenOptions, WsMsgpackUpgradeOptions } from './options.js';
 import { DEFAULT_HANDSHAKE_TIMEOUT } from './upgrade-gate.js';
 
 /** Node's default `requestTimeout` (`headersTimeout` may not exceed it). */
@@ -9,7 +9,7 @@ const NODE_REQUEST_TIMEOUT = 300_000;
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** Throws a `TypeError` for options of the standalone server set with `httpServer`, or a `tls` that is not an object. */
-export function checkStandaloneOptions(options: WsMsgpackServerOptions): void {
+export function checkStandaloneOptions(options: WsMsgpackListenOptions & Pick<WsMsgpackUpgradeOptions, 'handshakeTimeout' | 'maxHeaderSize'>): void {
   for (const key of ['tls', 'maxHeaderSize'] as const) {
     if (options.httpServer && options[key] !== undefined) {
       throw new TypeError(`nestjs-ws-msgpack: option ${key} is for the standalone server; with \`httpServer\` it is that server's own setting (create it with https.createServer / its own options)`);
@@ -25,7 +25,7 @@ export function checkStandaloneOptions(options: WsMsgpackServerOptions): void {
  * also bounds how long a client may take to send its upgrade request's headers (Node then
  * answers 408) and the TLS handshake, so a slow client cannot hold a socket for Node's minutes.
  */
-export function createStandaloneServer(options: WsMsgpackServerOptions, onRequest: RequestListener): HttpServer | HttpsServer {
+export function createStandaloneServer(options: WsMsgpackListenOptions & Pick<WsMsgpackUpgradeOptions, 'handshakeTimeout' | 'maxHeaderSize'>, onRequest: RequestListener): HttpServer | HttpsServer {
   // Node wants whole ms here; 0 and Infinity both mean no limit (the option is checked by the gate).
   const given = options.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT;
   const timeout = Number.isFinite(given) ? Math.ceil(given) : 0;
@@ -50,7 +50,7 @@ export function createStandaloneServer(options: WsMsgpackServerOptions, onReques
 }
 
 /** The HTTP server to share (option `httpServer`, a function called now); throws when it gives none. */
-export function sharedServer(option: WsMsgpackServerOptions['httpServer']): HttpServer | undefined {
+export function sharedServer(option: WsMsgpackListenOptions['httpServer']): HttpServer | undefined {
   if (!option) return undefined;
   const server = typeof option === 'function' ? option() : option;
   if (!server || typeof (server as HttpServer).on !== 'function') {
