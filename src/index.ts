@@ -26,6 +26,6 @@ export type { ConnectionLimits } from './connection/options.js';
 export { DEFAULT_LIMITS } from './connection/options.js';
 export type { WsRequestStream } from './connection/inbound-stream.js';
 export type { WebSocketLike } from './connection/socket.js';
-export { OVERFLOW_STRATEGIES, type OverflowStrategy, type Headers } from './protocol/frames.js';
+export { OVERFLOW_STRATEGIES, type OverflowStrategy, type WsMsgpackCallHeaders } from './protocol/frames.js';
 export { configureWsMsgpackTracing, WS_MSGPACK_TRACER_NAME } from './tracing/configure.js';
 export type { WsMsgpackTracingOptions, WsMsgpackTracerProvider, WsMsgpackOtelApi } from './tracing/options.js';

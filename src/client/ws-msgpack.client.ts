@@ -20,7 +20,7 @@ import { abortableIterator } from './abortable.js';
 import { WsMsgpackClientHandlers, type ServerLink, type WsMsgpackExposeOptions } from './client-handlers.js';
 import { startHandshake, type Handshake } from '../node/handshake.js';
 import type { WsMsgpackClientOptions, WsMsgpackIterateOptions } from './options.js';
-import type { Headers } from '../protocol/frames.js';
+import type { WsMsgpackCallHeaders } from '../protocol/frames.js';
 
 /** Most patterns whose dropped events are logged (once each); a server sending endless new ones is only counted. */
 const MAX_DROPPED_PATTERNS_LOGGED = 1000;
@@ -323,7 +323,7 @@ export class WsMsgpackClient extends ClientProxy<WsMsgpackClientEvents, string> 
   /** Payload and options of `data` (a record or not); packet metadata joins the headers, a record's own headers win. */
   private unpack(data: unknown, metadata: Record<string, unknown> | undefined): { payload: unknown; options: WsMsgpackCallOptions } {
     const unpacked = unpackCall(data, this.options.timeout);
-    if (metadata) unpacked.options = { ...unpacked.options, headers: { ...metadata, ...unpacked.options.headers } as Headers };
+    if (metadata) unpacked.options = { ...unpacked.options, headers: { ...metadata, ...unpacked.options.headers } as WsMsgpackCallHeaders };
     return unpacked;
   }
 

@@ -2,7 +2,7 @@ import { Observable } from 'rxjs';
 import { FrameCodec } from '../protocol/codec.js';
 import { CloseCode, PING_PATTERN } from '../protocol/constants.js';
 import { ProtocolViolation, WsMsgpackError, WsMsgpackErrorCode } from '../protocol/errors.js';
-import { FrameType, type Frame, type Headers, type RequestFrame } from '../protocol/frames.js';
+import { FrameType, type Frame, type WsMsgpackCallHeaders, type RequestFrame } from '../protocol/frames.js';
 import { callIterator } from './call-iterator.js';
 import { BufferBudget } from './frame-queue.js';
 import { closedError, sendOverflowError, violationReport } from './errors.js';
@@ -46,7 +46,7 @@ export interface IncomingEvent {
   /** The event data. */
   readonly payload: unknown;
   /** Headers sent with the event (empty object when none). */
-  readonly headers: Headers;
+  readonly headers: WsMsgpackCallHeaders;
 }
 
 /** How a connection ended. */
@@ -86,7 +86,7 @@ function isPing(frame: Frame): boolean {
   return frame.type === FrameType.REQUEST && frame.pattern === PING_PATTERN && !frame.stream;
 }
 
-const EMPTY_HEADERS: Headers = Object.freeze({}) as Headers;
+const EMPTY_HEADERS: WsMsgpackCallHeaders = Object.freeze({}) as WsMsgpackCallHeaders;
 
 /** Most frames {@link Connection.holdPeerWork} holds before it gives up on the peer. */
 const MAX_HELD_FRAMES = 10_000;
@@ -284,7 +284,7 @@ export class Connection {
   }
 
   /** Emits an event (fire and forget). Throws UNAVAILABLE when the connection is not open, or when the data cannot be encoded. */
-  emit(pattern: unknown, payload: unknown, headers?: Headers): void {
+  emit(pattern: unknown, payload: unknown, headers?: WsMsgpackCallHeaders): void {
     if (this.closedInfo) throw this.unavailable(this.closedInfo);
     this.writer.assertRoom();
     this.writer.send(headers === undefined ? { type: FrameType.EVENT, pattern, payload } : { type: FrameType.EVENT, pattern, payload, headers });
@@ -397,7 +397,7 @@ export class Connection {
     this.listeners.emit('goingAway', new WsMsgpackError(WsMsgpackErrorCode.GOING_AWAY, message, data));
   }
 
-  private onEventFrame(pattern: unknown, payload: unknown, headers: Headers | undefined, cost: number): void {
+  private onEventFrame(pattern: unknown, payload: unknown, headers: WsMsgpackCallHeaders | undefined, cost: number): void {
     const handler = this.eventHandler;
     if (!handler) return;
     let running: unknown;

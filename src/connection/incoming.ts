@@ -1,5 +1,5 @@
 import { ProtocolViolation, WsMsgpackError, WsMsgpackErrorCode } from '../protocol/errors.js';
-import { FrameType, MAX_CALL_ID, type CompleteFrame, type ErrorFrame, type Headers, type NextFrame, type RequestFrame } from '../protocol/frames.js';
+import { FrameType, MAX_CALL_ID, type CompleteFrame, type ErrorFrame, type WsMsgpackCallHeaders, type NextFrame, type RequestFrame } from '../protocol/frames.js';
 import { errorFromFrame, fromRequestStream } from './errors.js';
 import type { BufferBudget } from './frame-queue.js';
 import type { FrameWriter } from './frame-writer.js';
@@ -21,7 +21,7 @@ export interface IncomingCall {
   /** True when `payload` is a request stream. */
   readonly isStream: boolean;
   /** Headers sent with the call (empty object when none). */
-  readonly headers: Headers;
+  readonly headers: WsMsgpackCallHeaders;
   /** Aborted when the call is cancelled, passes its deadline, breaks the protocol, or the connection closes. */
   readonly signal: AbortSignal;
   /** Absolute deadline (ms since epoch), when the caller set one. */
@@ -74,7 +74,7 @@ interface IncomingState {
   handler: 'running' | 'pending' | 'lingering' | 'returned';
 }
 
-const EMPTY_HEADERS: Headers = Object.freeze({}) as Headers;
+const EMPTY_HEADERS: WsMsgpackCallHeaders = Object.freeze({}) as WsMsgpackCallHeaders;
 
 /**
  * The calls the peer started: accepting them (id rules, the concurrency limit), the handler's

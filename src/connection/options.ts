@@ -1,5 +1,5 @@
 import type { FrameCodecOptions } from '../protocol/codec.js';
-import { OVERFLOW_STRATEGIES, type Headers, type OverflowStrategy } from '../protocol/frames.js';
+import { OVERFLOW_STRATEGIES, type WsMsgpackCallHeaders, type OverflowStrategy } from '../protocol/frames.js';
 
 export type { OverflowStrategy } from '../protocol/frames.js';
 
@@ -188,7 +188,7 @@ export function wsSocketOptions(limits: Pick<ConnectionLimits, 'maxPayload'>): {
 /** Options of one call: what `WsMsgpackRecordBuilder` sets, and what `Connection.call` takes. */
 export interface WsMsgpackCallOptions {
   /** Headers for the handler (`ctx.getHeaders()` / `@WsHeaders()`). */
-  headers?: Headers;
+  headers?: WsMsgpackCallHeaders;
   /** Deadline in milliseconds; the call fails with DEADLINE_EXCEEDED and the handler is aborted after it. */
   timeout?: number;
   /** Credit window for this call's response stream (0 = unlimited). */

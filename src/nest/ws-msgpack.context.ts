@@ -2,7 +2,7 @@ import { BaseRpcContext } from '@nestjs/microservices';
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import type { WebSocket } from 'ws';
 import { ConnectionPeer, type WsMsgpackPeer } from '../peer/peer.js';
-import type { Headers } from '../protocol/frames.js';
+import type { WsMsgpackCallHeaders } from '../protocol/frames.js';
 
 /** The call a {@link WsMsgpackContext} belongs to. */
 export interface WsMsgpackCallInfo {
@@ -19,7 +19,7 @@ export interface WsMsgpackCallInfo {
 /** The arguments held by {@link WsMsgpackContext}, in order. */
 export type WsMsgpackContextArgs = [
   pattern: string,
-  headers: Headers,
+  headers: WsMsgpackCallHeaders,
   call: WsMsgpackCallInfo,
   socket: WebSocket,
   request: IncomingMessage | undefined,
@@ -39,7 +39,7 @@ export class WsMsgpackContext extends BaseRpcContext<WsMsgpackContextArgs> {
   }
 
   /** Headers the caller attached with `WsMsgpackRecordBuilder.setHeaders()`; `{}` when none. */
-  getHeaders(): Headers {
+  getHeaders(): WsMsgpackCallHeaders {
     return this.args[1];
   }
 

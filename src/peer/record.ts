@@ -1,5 +1,5 @@
 import type { OverflowStrategy, WsMsgpackCallOptions } from '../connection/options.js';
-import type { Headers } from '../protocol/frames.js';
+import type { WsMsgpackCallHeaders } from '../protocol/frames.js';
 
 export type { WsMsgpackCallOptions } from '../connection/options.js';
 
@@ -36,7 +36,7 @@ export class WsMsgpackRecordBuilder<TData = unknown> {
   }
 
   /** Sets the headers (replacing earlier ones). */
-  setHeaders(headers: Headers): this {
+  setHeaders(headers: WsMsgpackCallHeaders): this {
     this.options = { ...this.options, headers };
     return this;
   }

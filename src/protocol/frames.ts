@@ -17,7 +17,7 @@ export const FrameType = {
 export type FrameType = (typeof FrameType)[keyof typeof FrameType];
 
 /** Per-call headers: a msgpack map with string keys. */
-export type Headers = Record<string, unknown>;
+export type WsMsgpackCallHeaders = Record<string, unknown>;
 
 /**
  * What a sender does with push-stream items it cannot send yet (no credit, or a congested socket)
@@ -39,7 +39,7 @@ export interface RequestFrame {
   pattern: unknown;
   /** The request data; `undefined` when `stream` is true (items follow as NEXT frames). */
   payload: unknown;
-  headers?: Headers;
+  headers?: WsMsgpackCallHeaders;
   /** Initial credit for response items; absent means unlimited. */
   credit?: number;
   /** Deadline, in milliseconds from when the responder receives the frame. */
@@ -55,7 +55,7 @@ export interface EventFrame {
   type: typeof FrameType.EVENT;
   pattern: unknown;
   payload: unknown;
-  headers?: Headers;
+  headers?: WsMsgpackCallHeaders;
 }
 
 /** One stream item (a response item, or a request-stream item from the requester). */

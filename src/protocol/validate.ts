@@ -1,6 +1,6 @@
 import { ExtData } from '@msgpack/msgpack';
 import { ProtocolViolation, WsMsgpackErrorCode } from './errors.js';
-import { FrameType, MAX_CALL_ID, MetaKey, OVERFLOW_STRATEGIES, type EventFrame, type Frame, type Headers, type OverflowStrategy, type RequestFrame } from './frames.js';
+import { FrameType, MAX_CALL_ID, MetaKey, OVERFLOW_STRATEGIES, type EventFrame, type Frame, type WsMsgpackCallHeaders, type OverflowStrategy, type RequestFrame } from './frames.js';
 
 const isCallId = (v: unknown): v is number =>
   typeof v === 'number' && Number.isInteger(v) && v > 0 && v <= MAX_CALL_ID;
@@ -108,7 +108,7 @@ function readMeta(meta: unknown, kind: string, id: number): Record<string, unkno
   return meta;
 }
 
-function readHeaders(meta: Record<string, unknown>, kind: string, id: number): Headers | undefined {
+function readHeaders(meta: Record<string, unknown>, kind: string, id: number): WsMsgpackCallHeaders | undefined {
   const headers = meta[MetaKey.HEADERS];
   if (headers === undefined || headers === null) return undefined;
   if (!isMap(headers)) throw new ProtocolViolation(`${kind}: meta.h (headers) must be a map`, id, kind === 'EVENT' ? FrameType.EVENT : FrameType.REQUEST);

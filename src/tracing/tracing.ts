@@ -3,7 +3,7 @@ import { Observable } from 'rxjs';
 import { describeError } from '../connection/errors.js';
 import type { WsMsgpackCallOptions } from '../connection/options.js';
 import { WsMsgpackErrorCode } from '../protocol/errors.js';
-import type { Headers } from '../protocol/frames.js';
+import type { WsMsgpackCallHeaders } from '../protocol/frames.js';
 import { CANCELLED, EventSpan, OK, ServerCallSpan, type Outcome } from './spans.js';
 import { tracingGeneration, tracingOptions, WS_MSGPACK_TRACER_NAME } from './configure.js';
 import { loadOtelApi, packageVersion, type OtelApiModule } from './load.js';
@@ -29,7 +29,7 @@ const ATTR = {
 
 
 /** Reads call headers (values of any msgpack type) as a text map: strings, and arrays of strings. */
-const headerGetter: TextMapGetter<Headers> = {
+const headerGetter: TextMapGetter<WsMsgpackCallHeaders> = {
   keys: (carrier) => Object.keys(carrier),
   get: (carrier, key) => {
     const value = carrier[key];
@@ -243,7 +243,7 @@ export class Tracing {
    * headers (a call without one starts a trace; the context the socket happened to be in is
    * never the parent). `undefined` when it would neither record nor carry a trace.
    */
-  serverCall(pattern: string, headers: Headers): ServerCallSpan | undefined {
+  serverCall(pattern: string, headers: WsMsgpackCallHeaders): ServerCallSpan | undefined {
     // Tracing never fails a call: a propagator that throws on the peer's headers, or a throwing
     // tracer, leaves the call untraced.
     return safely(() => {
@@ -255,7 +255,7 @@ export class Tracing {
   }
 
   /** An event the peer emitted to a handler here: a CONSUMER span (`process <pattern>`), as {@link serverCall}. */
-  consumer(pattern: string, headers: Headers): EventSpan | undefined {
+  consumer(pattern: string, headers: WsMsgpackCallHeaders): EventSpan | undefined {
     return safely(() => {
       const parent = this.api.propagation.extract(this.api.ROOT_CONTEXT, headers, headerGetter);
       const span = this.tracer().startSpan(

@@ -5,14 +5,14 @@ import { isAsyncIterable } from '../connection/iteration.js';
 import { SingleValue, type OutboundSource } from '../connection/outbound-types.js';
 import { NO_MESSAGE_HANDLER } from '../protocol/constants.js';
 import { WsMsgpackError, WsMsgpackErrorCode } from '../protocol/errors.js';
-import type { Headers } from '../protocol/frames.js';
+import type { WsMsgpackCallHeaders } from '../protocol/frames.js';
 
 /** What a handler registered with `client.handle()` is told about the call. */
 export interface WsMsgpackWebCallContext {
   /** The pattern as the server sent it. */
   readonly pattern: unknown;
   /** Headers the server sent with the call (`{}` when none). */
-  readonly headers: Headers;
+  readonly headers: WsMsgpackCallHeaders;
   /**
    * Aborted when the call ends early: the server cancelled it (unsubscribed), its deadline
    * passed, or the connection closed. Stop the work then (`fetch(url, { signal })`).

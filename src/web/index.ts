@@ -13,5 +13,5 @@ export { DEFAULT_LIMITS, type ConnectionLimits, type OverflowStrategy } from '..
 export type { CloseInfo } from '../connection/connection.js';
 export type { WsRequestStream } from '../connection/inbound-stream.js';
 export type { WebSocketLike } from '../connection/socket.js';
-export type { Headers } from '../protocol/frames.js';
+export type { WsMsgpackCallHeaders } from '../protocol/frames.js';
 export { ExtData, type WsMsgpackExtension, type ExtensionOptions } from '../protocol/extensions.js';
