@@ -1,8 +1,6 @@
 import type { Observable, Subscription } from 'rxjs';
-import { startTimer, type Timer } from './timers.js';
+import { MAX_TIMER_MS, startTimer, type Timer } from './timers.js';
 
-/** Longest delay `setInterval` honours (larger ones fire every 1 ms). */
-const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** The part of a Node `ws` WebSocket that keep-alive uses. */
 export interface PingableSocket {

@@ -17,11 +17,6 @@ export class LazyAbort {
     return this.controller.signal;
   }
 
-  /** True once aborted. */
-  get aborted(): boolean {
-    return this.abortReason !== NOT_ABORTED;
-  }
-
   /** Why it was aborted (undefined before). */
   get reason(): unknown {
     return this.abortReason === NOT_ABORTED ? undefined : this.abortReason;

@@ -1,5 +1,5 @@
-/** Longest delay `setTimeout` honours (larger ones fire after 1 ms). */
-const MAX_TIMER_MS = 2 ** 31 - 1;
+/** Longest delay `setTimeout` honours (~24.8 days; larger ones fire after 1 ms). */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** A cancellable timer. */
 export interface Timer {

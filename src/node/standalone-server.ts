@@ -2,11 +2,10 @@ import { createServer, type RequestListener, type Server as HttpServer, type Ser
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { WsMsgpackListenOptions, WsMsgpackUpgradeOptions } from './options.js';
 import { DEFAULT_HANDSHAKE_TIMEOUT } from './upgrade-gate.js';
+import { MAX_TIMER_MS } from '../connection/timers.js';
 
 /** Node's default `requestTimeout` (`headersTimeout` may not exceed it). */
 const NODE_REQUEST_TIMEOUT = 300_000;
-/** Longest delay `setTimeout` honours: the TLS handshake timer is one (a longer one fires at once). */
-const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** Throws a `TypeError` for options of the standalone server set with `httpServer`, or a `tls` that is not an object. */
 export function checkStandaloneOptions(options: WsMsgpackListenOptions & Pick<WsMsgpackUpgradeOptions, 'handshakeTimeout' | 'maxHeaderSize'>): void {

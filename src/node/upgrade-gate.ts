@@ -89,11 +89,6 @@ export class UpgradeGate {
     this.origins = originCheck(options.allowedOrigins);
   }
 
-  /** Upgrades admitted to the checks and not answered yet (they count against `maxConnections`). */
-  get pendingCount(): number {
-    return this.pending;
-  }
-
   /**
    * Answers every upgrade still being checked with `refusal` now (the server is closing: its
    * sockets must not hold `close()` until the checks end, or forever). What their checks

@@ -1,3 +1,11 @@
+/**
+ * Patches of Nest's internals for exception filters, checked against @nestjs/microservices 11.0 -
+ * 12.5 (`test/unit/nest-internals.spec.ts` fails when they change shape):
+ * - `RpcProxy.prototype.create`: errors of async generator handlers reach the exception filters;
+ * - `BaseRpcExceptionFilter.prototype.catch`: a transport error a handler lets through reaches the
+ *   caller typed, in this side's words.
+ * Both act only on this transport's calls (the context is a `WsMsgpackContext`).
+ */
 import { RpcProxy } from '@nestjs/microservices/context/rpc-proxy.js';
 import { BaseRpcExceptionFilter } from '@nestjs/microservices/exceptions/base-rpc-exception-filter.js';
 import { isObservable, throwError } from 'rxjs';

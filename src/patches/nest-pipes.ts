@@ -1,3 +1,9 @@
+/**
+ * A patch of Nest's internals for pipes on request streams, checked against Nest 11.0 - 12.5
+ * (`RpcContextCreator.prototype.getParamValue` of @nestjs/microservices and
+ * `PipesContextCreator.prototype.getGlobalMetadata` of @nestjs/core; `test/unit/nest-internals.spec.ts`
+ * fails when they change shape). See {@link installPipeBridge}.
+ */
 import { PipesContextCreator } from '@nestjs/core/pipes/pipes-context-creator.js';
 import { RpcContextCreator } from '@nestjs/microservices/context/rpc-context-creator.js';
 import { isObservable, Observable } from 'rxjs';

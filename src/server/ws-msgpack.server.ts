@@ -13,7 +13,7 @@ import { ReportingListeners } from '../connection/listeners.js';
 import { checkDuration, resolveLimits, wsSocketOptions } from '../connection/options.js';
 import { BufferBudget } from '../connection/frame-queue.js';
 import { NODE_PEER_GUARDS } from '../node/peer-guards.js';
-import { startTimer, type Timer } from '../connection/timers.js';
+import { MAX_TIMER_MS, startTimer, type Timer } from '../connection/timers.js';
 import { WsMsgpackStatus } from '../session/status.js';
 import { LocalPeerDirectory, type WsMsgpackPeerDirectory } from '../peer/directory.js';
 import { ConnectionPeer, type WsMsgpackPeer } from '../peer/peer.js';
@@ -53,8 +53,6 @@ const DEFAULT_DRAIN_TIMEOUT = 1000;
 const DEFAULT_CLOSE_TIMEOUT = 2000;
 /** Default of {@link WsMsgpackServerOptions.maxServerInboundBytes}. */
 const DEFAULT_MAX_SERVER_INBOUND_BYTES = 1024 * 1024 * 1024;
-/** Longest delay `setTimeout` honours (~24.8 days): what "no limit" becomes where a timer needs a number. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /**
  * NestJS microservice transport over WebSocket + MessagePack.

@@ -41,12 +41,6 @@ export function packageVersion(): string | undefined {
   return version ?? undefined;
 }
 
-/** @internal Tests: forget what was resolved, so the next call resolves again. */
-export function resetOtelApiLoad(): void {
-  loaded = undefined;
-  version = undefined;
-}
-
 /** `id` required from the first anchor that has it and passes `accept`; `undefined` when none does. */
 function resolveFirst<T>(id: string, accept: (value: unknown) => value is T): T | undefined {
   for (const anchor of anchors()) {
