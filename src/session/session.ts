@@ -73,6 +73,16 @@ export function isReadyTimeout(error: unknown): boolean {
 }
 
 
+/**
+ * The wait before the next reconnect attempt, in ms, after `failures` consecutive failed attempts:
+ * exponential backoff with full jitter, `random() × min(maxDelay, initialDelay × factor^failures)`.
+ * `random` returns a number in [0, 1) (`Math.random` unless a test injects its own).
+ */
+export function backoffDelay(failures: number, reconnect: Pick<Required<ReconnectOptions>, 'initialDelay' | 'maxDelay' | 'factor'>, random: () => number = Math.random): number {
+  const ceiling = Math.min(reconnect.maxDelay, reconnect.initialDelay * reconnect.factor ** failures);
+  return random() * ceiling;
+}
+
 /** Reasons retrying cannot fix: an HTTP 4xx refusal (but 408, 429) or a version mismatch (4000). */
 function isPermanent(error: unknown): boolean {
   const d = (error as { details?: { httpStatus?: unknown; closeCode?: unknown } } | null)?.details;
@@ -269,12 +279,11 @@ export class Session {
     this.schedule();
   }
 
-  /** The next attempt after a full-jitter backoff: random in [0, min(maxDelay, initialDelay × factor^failures)]. */
+  /** The next attempt after a full-jitter backoff ({@link backoffDelay}). */
   private schedule(): void {
-    const r = this.reconnect as Required<ReconnectOptions>;
-    const ceiling = Math.min(r.maxDelay, r.initialDelay * r.factor ** this.failures);
+    const delay = backoffDelay(this.failures, this.reconnect as Required<ReconnectOptions>);
     // Unref'd: reconnecting alone does not keep a process alive (a caller waiting does).
-    this.retry = startTimer(Math.random() * ceiling, () => {
+    this.retry = startTimer(delay, () => {
       this.retry = undefined;
       this.dial();
     }, false);

@@ -1,3 +1,5 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { Controller } from '@nestjs/common';
 import { EventPattern, MessagePattern, Payload } from '@nestjs/microservices';
 import { interval, type Observable } from 'rxjs';
@@ -191,6 +193,63 @@ describe('reconnect (on by default)', () => {
       expect(statuses).toEqual([WsMsgpackStatus.CONNECTING, WsMsgpackStatus.DISCONNECTED]);
     } finally {
       await client.close();
+    }
+  });
+});
+
+/** An HTTP server on 127.0.0.1 port 0 that answers every WebSocket upgrade 503 (a refusal worth retrying), counting them. */
+async function refusing(): Promise<{ url: string; attempts(): number; close(): Promise<void> }> {
+  let attempts = 0;
+  const server = createServer((_req, res) => res.writeHead(503).end());
+  server.on('upgrade', (_req, socket) => {
+    attempts++;
+    socket.end('HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `ws://127.0.0.1:${port}`,
+    attempts: () => attempts,
+    close: () => new Promise<void>((resolve) => {
+      server.closeAllConnections();
+      server.close(() => resolve());
+    }),
+  };
+}
+
+describe('reconnect backoff against a server refusing with 503 (the schedule itself is unit-tested in test/unit/backoff.spec.ts)', () => {
+  it('the attempts back off: within a 1 s window, a handful of attempts, not a reconnect loop (the delay grows from initialDelay)', async () => {
+    const server = await refusing();
+    // Ceilings 80, 160, 320, 640, 640… after the second attempt: about 5 attempts a second on average.
+    // A zero-delay loop makes hundreds; a delay that never grows (≤ 20 ms) about 50. 20 is a bound
+    // correct code reaches with a probability below 1e-8 (the sum of 15 draws in [0, 640) under 1 s).
+    const { client, statuses } = watched({ url: server.url, reconnect: { initialDelay: 20, factor: 2, maxDelay: 640 } });
+    try {
+      client.connect().catch(() => {});
+      await until(() => server.attempts() >= 2, WAIT_MS, 'a second attempt');
+      const before = server.attempts();
+      // The window is what is measured: there is no event to await instead.
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      const during = server.attempts() - before;
+      expect(during).toBeLessThanOrEqual(20);
+      expect(statuses).toEqual([WsMsgpackStatus.CONNECTING, WsMsgpackStatus.RECONNECTING]); // still trying, never gave up
+    } finally {
+      await client.close();
+      await server.close();
+    }
+  });
+
+  it('the delay stops growing at maxDelay: attempts go on at that pace (25 of them, where an uncapped factor of 4 would take hours)', async () => {
+    const server = await refusing();
+    // Capped: each wait is under 20 ms, 25 attempts take well under a second. Uncapped: 40, 160, 640, 2,560, 10,240 ms…
+    const { client, statuses } = watched({ url: server.url, reconnect: { initialDelay: 10, factor: 4, maxDelay: 20 } });
+    try {
+      client.connect().catch(() => {});
+      await until(() => server.attempts() >= 25, 2 * WAIT_MS, '25 attempts');
+      expect(statuses).toEqual([WsMsgpackStatus.CONNECTING, WsMsgpackStatus.RECONNECTING]);
+    } finally {
+      await client.close();
+      await server.close();
     }
   });
 });
