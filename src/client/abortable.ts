@@ -1,9 +1,9 @@
-import { WsMsgpackError, WsMsgpackErrorCode } from '../protocol/errors.js';
+import { WsMsgpackError, cancelled } from '../protocol/errors.js';
 
 /** The error of a call aborted by its signal (CANCELLED, naming the signal's reason). */
 export function abortedError(signal: AbortSignal): WsMsgpackError {
   const reason: unknown = signal.reason;
-  return new WsMsgpackError(WsMsgpackErrorCode.CANCELLED, `the call was aborted${reason instanceof Error ? `: ${reason.message}` : ''}`);
+  return cancelled(`the call was aborted${reason instanceof Error ? `: ${reason.message}` : ''}`);
 }
 
 /**

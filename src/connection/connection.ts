@@ -1,7 +1,7 @@
 import { Observable } from 'rxjs';
 import { FrameCodec } from '../protocol/codec.js';
 import { CloseCode, PING_PATTERN } from '../protocol/constants.js';
-import { ProtocolViolation, WsMsgpackError, WsMsgpackErrorCode } from '../protocol/errors.js';
+import { ProtocolViolation, WsMsgpackError, WsMsgpackErrorCode, goingAway, unavailable } from '../protocol/errors.js';
 import { FrameType, type Frame, type WsMsgpackCallHeaders, type RequestFrame } from '../protocol/frames.js';
 import { callIterator } from './call-iterator.js';
 import { BufferBudget } from './frame-queue.js';
@@ -393,8 +393,8 @@ export class Connection {
 
   private onPeerGoingAway(message: string, data: unknown): void {
     if (this.goingAway) return;
-    this.goingAway = new WsMsgpackError(WsMsgpackErrorCode.UNAVAILABLE, `the peer is going away: ${message}`, data);
-    this.listeners.emit('goingAway', new WsMsgpackError(WsMsgpackErrorCode.GOING_AWAY, message, data));
+    this.goingAway = unavailable(`the peer is going away: ${message}`, data);
+    this.listeners.emit('goingAway', goingAway(message, data));
   }
 
   private onEventFrame(pattern: unknown, payload: unknown, headers: WsMsgpackCallHeaders | undefined, cost: number): void {

@@ -1,4 +1,4 @@
-import { WsMsgpackError, WsMsgpackErrorCode, type ProtocolViolation } from '../protocol/errors.js';
+import { WsMsgpackError, WsMsgpackErrorCode, type ProtocolViolation, unavailable, resourceExhausted } from '../protocol/errors.js';
 import type { ErrorFrame } from '../protocol/frames.js';
 
 /** The code, message and data an error travels as in an ERROR frame. */
@@ -45,7 +45,7 @@ export function isFromPeer(error: unknown): boolean {
 
 /** What the calls of a closed connection fail with (UNAVAILABLE, naming the close code and reason). */
 export function closedError(code: number, reason: string): WsMsgpackError {
-  return new WsMsgpackError(WsMsgpackErrorCode.UNAVAILABLE, `connection closed (code ${code}${reason ? `: ${reason}` : ''})`, {
+  return unavailable(`connection closed (code ${code}${reason ? `: ${reason}` : ''})`, {
     closeCode: code,
     closeReason: reason,
   });
@@ -53,18 +53,14 @@ export function closedError(code: number, reason: string): WsMsgpackError {
 
 /** The report of a peer cut for letting more than `maxSendBufferSize` bytes pile up unread. */
 export function sendOverflowError(waiting: number, maxSendBufferSize: number): WsMsgpackError {
-  return new WsMsgpackError(
-    WsMsgpackErrorCode.RESOURCE_EXHAUSTED,
-    `the peer is not reading: ${waiting} bytes wait to be sent, more than maxSendBufferSize (${maxSendBufferSize}), and it took none of them for a second; the connection was cut`,
+  return resourceExhausted(`the peer is not reading: ${waiting} bytes wait to be sent, more than maxSendBufferSize (${maxSendBufferSize}), and it took none of them for a second; the connection was cut`,
     { bufferedBytes: waiting },
   );
 }
 
 /** A new event or call refused: the peer has not read what already waits for it. */
 export function sendBufferFull(waiting: number, maxSendBufferSize: number): WsMsgpackError {
-  return new WsMsgpackError(
-    WsMsgpackErrorCode.RESOURCE_EXHAUSTED,
-    `not sent: ${waiting} bytes already wait for the peer, more than maxSendBufferSize (${maxSendBufferSize}); it is not reading as fast as this side sends`,
+  return resourceExhausted(`not sent: ${waiting} bytes already wait for the peer, more than maxSendBufferSize (${maxSendBufferSize}); it is not reading as fast as this side sends`,
     { bufferedBytes: waiting, maxSendBufferSize },
   );
 }

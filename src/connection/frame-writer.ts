@@ -1,5 +1,5 @@
 import type { FrameCodec } from '../protocol/codec.js';
-import { WsMsgpackError, WsMsgpackErrorCode } from '../protocol/errors.js';
+import { WsMsgpackError, WsMsgpackErrorCode, internalError, resourceExhausted, unavailable } from '../protocol/errors.js';
 import { FrameType, type ErrorFrame, type Frame } from '../protocol/frames.js';
 import { describeError, sendBufferFull } from './errors.js';
 import { startTimer, type Timer } from './timers.js';
@@ -152,7 +152,7 @@ export class FrameWriter {
     try {
       return shared ? this.codec.encodeShared(frame) : this.codec.encode(frame);
     } catch (e) {
-      throw new WsMsgpackError(WsMsgpackErrorCode.INTERNAL, `value could not be encoded as msgpack: ${asError(e).message}`);
+      throw internalError(`value could not be encoded as msgpack: ${asError(e).message}`);
     }
   }
 
@@ -162,7 +162,7 @@ export class FrameWriter {
   }
 
   private tooBig(size: number): WsMsgpackError {
-    return new WsMsgpackError(WsMsgpackErrorCode.RESOURCE_EXHAUSTED, `frame of ${size} bytes exceeds maxPayload (${this.limits.maxPayload} bytes)`);
+    return resourceExhausted(`frame of ${size} bytes exceeds maxPayload (${this.limits.maxPayload} bytes)`);
   }
 
   private write(bytes: Uint8Array): void {
@@ -213,9 +213,7 @@ export class FrameWriter {
   private assertOpen(): void {
     const state = this.socket.readyState;
     if (state === 1 && !this.stopped) return;
-    throw new WsMsgpackError(
-      WsMsgpackErrorCode.UNAVAILABLE,
-      `the frame was not sent: the connection is ${this.stopped ? 'closed' : `not open (WebSocket ${READY_STATE_NAMES[state] ?? state})`}`,
+    throw unavailable(`the frame was not sent: the connection is ${this.stopped ? 'closed' : `not open (WebSocket ${READY_STATE_NAMES[state] ?? state})`}`,
     );
   }
 

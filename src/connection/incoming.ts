@@ -1,4 +1,4 @@
-import { ProtocolViolation, WsMsgpackError, WsMsgpackErrorCode } from '../protocol/errors.js';
+import { ProtocolViolation, WsMsgpackError, WsMsgpackErrorCode, cancelled, deadlineExceeded, resourceExhausted, unimplemented } from '../protocol/errors.js';
 import { FrameType, MAX_CALL_ID, type CompleteFrame, type ErrorFrame, type WsMsgpackCallHeaders, type NextFrame, type RequestFrame } from '../protocol/frames.js';
 import { errorFromFrame, fromRequestStream } from './errors.js';
 import type { BufferBudget } from './frame-queue.js';
@@ -143,7 +143,7 @@ export class IncomingCalls {
     if (this.busy >= limits.maxConcurrentCalls) {
       writer.sendError(
         id,
-        new WsMsgpackError(WsMsgpackErrorCode.RESOURCE_EXHAUSTED, `too many concurrent calls on this connection (limit ${limits.maxConcurrentCalls})`),
+        resourceExhausted(`too many concurrent calls on this connection (limit ${limits.maxConcurrentCalls})`),
       );
       return;
     }
@@ -170,7 +170,7 @@ export class IncomingCalls {
       frame.timeout === undefined
         ? undefined
         : startTimer(frame.timeout, () => {
-            const err = new WsMsgpackError(WsMsgpackErrorCode.DEADLINE_EXCEEDED, `deadline of ${frame.timeout} ms exceeded`);
+            const err = deadlineExceeded(`deadline of ${frame.timeout} ms exceeded`);
             abort.abort(err);
             response.fail(err);
           });
@@ -197,7 +197,7 @@ export class IncomingCalls {
     };
     let result: OutboundSource | Promise<OutboundSource>;
     try {
-      if (!handler) throw new WsMsgpackError(WsMsgpackErrorCode.UNIMPLEMENTED, 'this peer does not answer calls');
+      if (!handler) throw unimplemented('this peer does not answer calls');
       result = handler(call);
     } catch (e) {
       response.fail(e);
@@ -262,8 +262,8 @@ export class IncomingCalls {
     const expired = reason === WsMsgpackErrorCode.DEADLINE_EXCEEDED || (st.deadline !== undefined && Date.now() >= st.deadline);
     st.abort.abort(
       expired
-        ? new WsMsgpackError(WsMsgpackErrorCode.DEADLINE_EXCEEDED, 'the call passed its deadline')
-        : new WsMsgpackError(WsMsgpackErrorCode.CANCELLED, 'the caller cancelled the call'),
+        ? deadlineExceeded('the call passed its deadline')
+        : cancelled('the caller cancelled the call'),
     );
     st.response.stop();
   }
@@ -325,7 +325,7 @@ export class IncomingCalls {
     });
     st.timer?.cancel();
     st.input?.close(
-      st.abort.reason ?? new WsMsgpackError(WsMsgpackErrorCode.CANCELLED, 'the call ended before its request stream did'),
+      st.abort.reason ?? cancelled('the call ended before its request stream did'),
     );
     for (const callback of st.onEnd) this.host.guard(callback);
   }

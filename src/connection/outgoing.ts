@@ -1,5 +1,5 @@
 import { isObservable } from 'rxjs';
-import { ProtocolViolation, WsMsgpackError, WsMsgpackErrorCode } from '../protocol/errors.js';
+import { ProtocolViolation, WsMsgpackError, WsMsgpackErrorCode, deadlineExceeded, resourceExhausted } from '../protocol/errors.js';
 import { FrameType, type CompleteFrame, type ErrorFrame, type NextFrame, type RequestFrame } from '../protocol/frames.js';
 import { byteCap, InboundCredit } from './credit.js';
 import { errorFromFrame } from './errors.js';
@@ -122,7 +122,7 @@ export class OutgoingCalls {
     if (frame.timeout !== undefined) {
       const ms = frame.timeout;
       const declared = options.declaredTimeout ?? ms;
-      call.timer = startTimer(ms, () => this.abandon(call, new WsMsgpackError(WsMsgpackErrorCode.DEADLINE_EXCEEDED, `deadline of ${declared} ms exceeded`)));
+      call.timer = startTimer(ms, () => this.abandon(call, deadlineExceeded(`deadline of ${declared} ms exceeded`)));
     }
     if (isStream) {
       // The request stream starts with no credit: the responder's first CREDIT opens it.
@@ -209,9 +209,7 @@ export class OutgoingCalls {
     if (!inbound.fits(cost)) {
       this.abandon(
         call,
-        new WsMsgpackError(
-          WsMsgpackErrorCode.RESOURCE_EXHAUSTED,
-          `response items waiting for the consumer exceed maxInboundBytes (${inbound.limit}): consume them faster, or lower the call's window`,
+        resourceExhausted(`response items waiting for the consumer exceed maxInboundBytes (${inbound.limit}): consume them faster, or lower the call's window`,
           { bufferedBytes: call.held },
         ),
       );

@@ -1,4 +1,4 @@
-import { WsMsgpackError, WsMsgpackErrorCode } from '../protocol/errors.js';
+import { WsMsgpackError, resourceExhausted } from '../protocol/errors.js';
 import type { OverflowStrategy } from '../protocol/frames.js';
 import { FRAME_OVERHEAD_BYTES, FrameQueue, type BufferBudget } from './frame-queue.js';
 
@@ -100,9 +100,7 @@ export class PushBuffer {
       this.frames.bytes + cost > this.maxBytes
         ? `this stream's buffer is full (maxStreamBufferBytes ${this.maxBytes})`
         : `the connection's stream buffers are full (maxConnectionBufferBytes ${this.budget.limit})`;
-    return new WsMsgpackError(
-      WsMsgpackErrorCode.RESOURCE_EXHAUSTED,
-      `stream buffer overflow: ${what}; the consumer is slower than the Observable (use an async iterable for backpressure, another overflow strategy, or a larger buffer)`,
+    return resourceExhausted(`stream buffer overflow: ${what}; the consumer is slower than the Observable (use an async iterable for backpressure, another overflow strategy, or a larger buffer)`,
       { bufferedBytes: this.frames.bytes, bufferedItems: this.frames.length },
     );
   }

@@ -1,4 +1,4 @@
-import { WsMsgpackError, WsMsgpackErrorCode } from '../protocol/errors.js';
+import { WsMsgpackErrorCode, unavailable } from '../protocol/errors.js';
 import { FrameType, type Frame } from '../protocol/frames.js';
 import { Connection, type HeldFrame } from './connection.js';
 import { Queue } from './queue.js';
@@ -62,7 +62,7 @@ export class ServingConnection extends Connection {
    */
   goAway(message: string, data?: unknown): void {
     if (this.goingAway || this.closedInfo) return;
-    this.goingAway = new WsMsgpackError(WsMsgpackErrorCode.UNAVAILABLE, `the connection is going away: ${message}`);
+    this.goingAway = unavailable(`the connection is going away: ${message}`);
     this.incoming.refuseNew(this.goingAway);
     const frame: Frame = { type: FrameType.ERROR, id: 0, code: WsMsgpackErrorCode.GOING_AWAY, message };
     if (data !== undefined) frame.data = data;

@@ -3,7 +3,7 @@ import { isObservable, tap } from 'rxjs';
 import type { IncomingCall } from '../connection/incoming.js';
 import type { OutboundSource } from '../connection/outbound-types.js';
 import { ReportLimiter } from '../connection/report-limiter.js';
-import { WsMsgpackError, WsMsgpackErrorCode } from '../protocol/errors.js';
+import { WsMsgpackError, unimplemented } from '../protocol/errors.js';
 import { shown } from './patterns.js';
 
 /** Where calls are logged: Nest's `debug` or `verbose` level. */
@@ -73,7 +73,7 @@ export class UnhandledEventLog {
     if (this.logged.has(key)) return;
     if (this.logged.size >= MAX_LOGGED_PATTERNS) this.logged.clear();
     this.logged.add(key);
-    this.limiter.offer(() => new WsMsgpackError(WsMsgpackErrorCode.UNIMPLEMENTED, `There is no matching event handler defined in the remote service. Event pattern: ${key} (logged once per pattern)`));
+    this.limiter.offer(() => unimplemented(`There is no matching event handler defined in the remote service. Event pattern: ${key} (logged once per pattern)`));
   }
 }
 

@@ -9,7 +9,7 @@ import type { IncomingCall } from '../connection/incoming.js';
 import { SingleValue, type OutboundSource } from '../connection/outbound-types.js';
 import { WS_MSGPACK_TRANSPORT, WS_PEER_CONNECTED, WS_PEER_DISCONNECTED, type WsPeerConnected, type WsPeerDisconnected } from './constants.js';
 import type { ConnectionPeer } from '../peer/peer.js';
-import { WsMsgpackError, WsMsgpackErrorCode } from '../protocol/errors.js';
+import { unimplemented } from '../protocol/errors.js';
 import { NO_MESSAGE_HANDLER } from '../protocol/constants.js';
 import type { ServerCallSpan } from '../tracing/spans.js';
 import { activeTracing } from '../tracing/tracing.js';
@@ -152,7 +152,7 @@ export abstract class WsMsgpackDispatcher<EventsMap extends Record<string, Funct
     // The connection hooks' patterns are this side's own: a peer cannot call them.
     const handler = pattern === undefined || isReserved(pattern) ? null : this.findHandler(pattern);
     if (!handler) {
-      const error = new WsMsgpackError(WsMsgpackErrorCode.UNIMPLEMENTED, NO_MESSAGE_HANDLER);
+      const error = unimplemented(NO_MESSAGE_HANDLER);
       this.callLog?.refused(call, pattern, a.peer.id, error);
       throw error;
     }
@@ -243,7 +243,6 @@ export abstract class WsMsgpackDispatcher<EventsMap extends Record<string, Funct
       : handle();
     return handled.catch((err: unknown) => this.logger.error(err));
   }
-
 
   /** The call info of every event: no call id, never aborted, no end. */
   private readonly eventCall: WsMsgpackCallInfo = {

@@ -1,7 +1,7 @@
 import { WebSocket, type ClientOptions } from 'ws';
 import { SUBPROTOCOL_V1 } from '../protocol/constants.js';
 import { withCause } from '../connection/errors.js';
-import { WsMsgpackError, WsMsgpackErrorCode } from '../protocol/errors.js';
+import { unavailable } from '../protocol/errors.js';
 
 const ignore = (): void => {};
 
@@ -38,7 +38,7 @@ export function startHandshake<T>(url: string, options: ClientOptions, adopt: (w
     cleanup();
     ws.on('error', ignore); // terminate() during the handshake reports an error nobody needs
     ws.terminate();
-    const error = new WsMsgpackError(WsMsgpackErrorCode.UNAVAILABLE, `cannot connect to ${url}: ${reason}`, details);
+    const error = unavailable(`cannot connect to ${url}: ${reason}`, details);
     rejectOpened(cause ? withCause(error, cause) : error);
   };
   const onOpen = (): void => {

@@ -1,4 +1,4 @@
-import { WsMsgpackError, WsMsgpackErrorCode } from '../protocol/errors.js';
+import { resourceExhausted } from '../protocol/errors.js';
 import { Queue } from '../connection/queue.js';
 import type { ReadControl, ReadOptions, SocketListener } from '../connection/socket.js';
 import { startTimer, type Timer } from '../connection/timers.js';
@@ -220,9 +220,7 @@ export class WsReader implements ReadControl {
       return;
     }
     this.listener.onSocketError(
-      new WsMsgpackError(
-        WsMsgpackErrorCode.RESOURCE_EXHAUSTED,
-        `a message from the peer did not complete within incompleteMessageTimeout (${limit} ms; ${held} bytes of it had arrived): the connection was cut`,
+      resourceExhausted(`a message from the peer did not complete within incompleteMessageTimeout (${limit} ms; ${held} bytes of it had arrived): the connection was cut`,
       ),
     );
     this.ws.terminate?.();

@@ -1,6 +1,6 @@
 import { Observable, of, throwError, type Subscriber } from 'rxjs';
 import type { Connection } from '../connection/connection.js';
-import { WsMsgpackError, WsMsgpackErrorCode } from '../protocol/errors.js';
+import { WsMsgpackError, cancelled } from '../protocol/errors.js';
 import { unpackCall } from './record.js';
 
 /** What is known of a peer from its connection's opening handshake. */
@@ -157,7 +157,7 @@ class CallBoundPeer implements WsMsgpackPeer {
 /** The error a nested call fails with when the call that made it ended. */
 function callEnded(reason: unknown): WsMsgpackError {
   if (reason instanceof WsMsgpackError) return new WsMsgpackError(reason.code, `the call that made this one ended: ${reason.message}`, reason.details);
-  return new WsMsgpackError(WsMsgpackErrorCode.CANCELLED, 'the call that made this one ended');
+  return cancelled('the call that made this one ended');
 }
 
 function newPeerId(): string {

@@ -49,6 +49,24 @@ export class WsMsgpackError extends Error {
 }
 
 /**
+ * The transport errors this side raises, one maker per code (in the manner of `ws`'s
+ * `createError`), so that each code is made in one way wherever it is raised.
+ */
+export const unavailable = (message: string, details?: unknown): WsMsgpackError => new WsMsgpackError(WsMsgpackErrorCode.UNAVAILABLE, message, details);
+/** See {@link unavailable}. */
+export const deadlineExceeded = (message: string, details?: unknown): WsMsgpackError => new WsMsgpackError(WsMsgpackErrorCode.DEADLINE_EXCEEDED, message, details);
+/** See {@link unavailable}. */
+export const cancelled = (message: string, details?: unknown): WsMsgpackError => new WsMsgpackError(WsMsgpackErrorCode.CANCELLED, message, details);
+/** See {@link unavailable}. */
+export const resourceExhausted = (message: string, details?: unknown): WsMsgpackError => new WsMsgpackError(WsMsgpackErrorCode.RESOURCE_EXHAUSTED, message, details);
+/** See {@link unavailable}. */
+export const unimplemented = (message: string, details?: unknown): WsMsgpackError => new WsMsgpackError(WsMsgpackErrorCode.UNIMPLEMENTED, message, details);
+/** See {@link unavailable}. */
+export const internalError = (message: string, details?: unknown): WsMsgpackError => new WsMsgpackError(WsMsgpackErrorCode.INTERNAL, message, details);
+/** See {@link unavailable}. */
+export const goingAway = (message: string, details?: unknown): WsMsgpackError => new WsMsgpackError(WsMsgpackErrorCode.GOING_AWAY, message, details);
+
+/**
  * Raised by frame validation; carries the call id when the frame had a readable one, and the code
  * the call fails with: PROTOCOL_ERROR for a frame the protocol does not allow, RESOURCE_EXHAUSTED
  * for a valid frame over a limit of the receiver's (`maxInboundBytes`).

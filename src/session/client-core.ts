@@ -1,6 +1,6 @@
 import { Observable, type Subscription } from 'rxjs';
 import { WsMsgpackStatus } from './status.js';
-import { WsMsgpackError, WsMsgpackErrorCode } from '../protocol/errors.js';
+import { WsMsgpackError, deadlineExceeded, unavailable } from '../protocol/errors.js';
 import { Connection, type CloseInfo, type ConnectionOptions } from '../connection/connection.js';
 import type { ConnectionLimits, WsMsgpackCallOptions } from '../connection/options.js';
 import { resolveLimits } from '../connection/options.js';
@@ -250,7 +250,7 @@ export class ClientCore {
     }
     const max = this.options.maxPendingEvents ?? 1000;
     if (this.queued.length >= max) {
-      return Promise.reject(new WsMsgpackError(WsMsgpackErrorCode.UNAVAILABLE, `not connected, and ${max} events already wait for the connection (maxPendingEvents)`));
+      return Promise.reject(unavailable(`not connected, and ${max} events already wait for the connection (maxPendingEvents)`));
     }
     return new Promise<void>((resolve, reject) => {
       const entry: QueuedEvent = { pattern, payload, options, conn: undefined, resolve, reject };
@@ -306,7 +306,7 @@ export class ClientCore {
     } catch (e) {
       // Its own wait ran out (not the clock's reading, which a timer may beat by a millisecond).
       if (deadline !== undefined && isReadyTimeout(e)) {
-        throw new WsMsgpackError(WsMsgpackErrorCode.DEADLINE_EXCEEDED, `deadline of ${deadline} ms exceeded while waiting for a connection`, (e as WsMsgpackError).details);
+        throw deadlineExceeded(`deadline of ${deadline} ms exceeded while waiting for a connection`, (e as WsMsgpackError).details);
       }
       throw e;
     }
@@ -328,7 +328,7 @@ export class ClientCore {
       if (offReason !== undefined) return;
       offReason = reason;
       inner?.cancel(reason);
-      callOff(new WsMsgpackError(WsMsgpackErrorCode.UNAVAILABLE, `cannot connect to ${url}: ${reason}`));
+      callOff(unavailable(`cannot connect to ${url}: ${reason}`));
     };
     const timer = startTimer(ms, () => cancel(`no connection within ${ms} ms (connectTimeout)`), false);
     const opened = (async (): Promise<Connection> => {
@@ -358,7 +358,7 @@ export class ClientCore {
     } catch (e) {
       const message = `the ${name} function threw: ${e instanceof Error ? e.message : String(e)}`;
       this.hooks.report(new Error(message, { cause: e }));
-      throw new WsMsgpackError(WsMsgpackErrorCode.UNAVAILABLE, `cannot connect to ${url}: ${message}`);
+      throw unavailable(`cannot connect to ${url}: ${message}`);
     }
   }
 

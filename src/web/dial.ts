@@ -2,7 +2,7 @@ import type { Connection } from '../connection/connection.js';
 import type { SocketAttempt } from '../session/client-core.js';
 import type { WebSocketLike } from '../connection/socket.js';
 import { SUBPROTOCOL_V1 } from '../protocol/constants.js';
-import { WsMsgpackError, WsMsgpackErrorCode } from '../protocol/errors.js';
+import { unavailable } from '../protocol/errors.js';
 
 /**
  * A standard WebSocket constructor: the browser's (and Deno's, Bun's, Node ≥ 22's) global
@@ -40,7 +40,7 @@ export function openWebSocket(
   } catch (e) {
     // A malformed URL, or a subprotocol entry the constructor refuses (SyntaxError).
     const message = e instanceof Error ? e.message : String(e);
-    return { opened: Promise.reject(new WsMsgpackError(WsMsgpackErrorCode.UNAVAILABLE, `cannot connect to ${url}: ${message}`)), cancel: ignore };
+    return { opened: Promise.reject(unavailable(`cannot connect to ${url}: ${message}`)), cancel: ignore };
   }
   ws.binaryType = 'arraybuffer';
   let settled = false;
@@ -68,7 +68,7 @@ export function openWebSocket(
     settled = true;
     cleanup();
     abandon();
-    rejectOpened(new WsMsgpackError(WsMsgpackErrorCode.UNAVAILABLE, `cannot connect to ${url}: ${reason}`, details));
+    rejectOpened(unavailable(`cannot connect to ${url}: ${reason}`, details));
   }
   function onOpen(): void {
     if (settled) return;

@@ -4,7 +4,7 @@ import type { IncomingCall } from '../connection/incoming.js';
 import { isAsyncIterable } from '../connection/iteration.js';
 import { SingleValue, type OutboundSource } from '../connection/outbound-types.js';
 import { NO_MESSAGE_HANDLER } from '../protocol/constants.js';
-import { WsMsgpackError, WsMsgpackErrorCode } from '../protocol/errors.js';
+import { unimplemented } from '../protocol/errors.js';
 import type { WsMsgpackCallHeaders } from '../protocol/frames.js';
 
 /** What a handler registered with `client.handle()` is told about the call. */
@@ -87,7 +87,7 @@ export class WebHandlers {
 
   private onCall(call: IncomingCall): OutboundSource | Promise<OutboundSource> {
     const fn = this.routes.get(patternKey(call.pattern));
-    if (!fn) throw new WsMsgpackError(WsMsgpackErrorCode.UNIMPLEMENTED, NO_MESSAGE_HANDLER);
+    if (!fn) throw unimplemented(NO_MESSAGE_HANDLER);
     const context: WsMsgpackWebCallContext = { pattern: call.pattern, headers: call.headers, signal: call.signal, deadline: call.deadline, isCall: true };
     const result = fn(call.payload as never, context);
     return toSource(result);

@@ -5,7 +5,7 @@ import { ReportingListeners } from '../connection/listeners.js';
 import type { WsMsgpackCallOptions } from '../connection/options.js';
 import type { WsMsgpackStatus } from '../session/status.js';
 import { bearerProtocol, SUBPROTOCOL_V1 } from '../protocol/constants.js';
-import { WsMsgpackError, WsMsgpackErrorCode } from '../protocol/errors.js';
+import { WsMsgpackError, cancelled } from '../protocol/errors.js';
 import { openWebSocket, type WebSocketConstructor } from './dial.js';
 import { WebHandlers, type WsMsgpackWebHandler } from './handlers.js';
 
@@ -257,5 +257,5 @@ export class WsMsgpackWebClient {
 /** The error of a call aborted by its signal. */
 function aborted(signal: AbortSignal): WsMsgpackError {
   const reason: unknown = signal.reason;
-  return new WsMsgpackError(WsMsgpackErrorCode.CANCELLED, `the call was aborted${reason instanceof Error ? `: ${reason.message}` : ''}`);
+  return cancelled(`the call was aborted${reason instanceof Error ? `: ${reason.message}` : ''}`);
 }
