@@ -1,10 +1,12 @@
+import { jest } from '@jest/globals';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { Controller } from '@nestjs/common';
 import { MessagePattern } from '@nestjs/microservices';
-import { WsMsgpackClient, WS_PEER_CONNECTED, WsEventPattern, WsPeer, type WsMsgpackPeer } from '../../src/index.js';
+import { WsMsgpackClient, WsMsgpackServer, WS_PEER_CONNECTED, WsEventPattern, WsPeer, type WsMsgpackPeer } from '../../src/index.js';
 import { errorOf, startService, until, WAIT_MS, within, type TestService } from '../support/helpers.js';
+import { RawPeer } from '../support/raw-peer.js';
 import { codeOf } from '../support/streams.js';
 
 /**
@@ -89,6 +91,41 @@ describe('keep-alive finds a frozen peer within interval + timeout', () => {
     } finally {
       await client.close();
       await kill(child);
+    }
+  });
+});
+
+describe('keepAliveInterval: Infinity is off, not a fallback to the default (30 s)', () => {
+  // Fake clocks (the sockets stay real): the server's keep-alive timers are armed under them, so
+  // 31 s of its time pass at once. A pong to the peer's own ping then marks the point in the
+  // stream by which any server ping already arrived: an order, not a wait.
+  it.each([
+    ['Infinity: no ping, however long the connection lasts', Infinity, 0],
+    ['the default (the same check sees the ping Infinity must not send)', undefined, 1],
+  ])('keepAliveInterval %s', async (_what, keepAliveInterval, expected) => {
+    jest.useFakeTimers({ doNotFake: ['nextTick', 'setImmediate', 'queueMicrotask', 'hrtime', 'performance', 'Date'] });
+    const server = new WsMsgpackServer(keepAliveInterval === undefined ? { port: 0 } : { port: 0, keepAliveInterval });
+    server.on('error', () => {});
+    let raw: RawPeer | undefined;
+    try {
+      await new Promise<void>((r) => server.listen(() => r()));
+      raw = await RawPeer.open(`ws://127.0.0.1:${server.address()!.port}`);
+      // (until() sleeps on setTimeout, faked here: setImmediate turns instead, bounded by the real clock)
+      for (const deadline = Date.now() + WAIT_MS; server.connectionCount !== 1; ) {
+        if (Date.now() > deadline) throw new Error('connection not open');
+        await new Promise((r) => setImmediate(r));
+      }
+      let pings = 0;
+      raw.ws.on('ping', () => pings++);
+      jest.advanceTimersByTime(31_000);
+      const pong = new Promise<void>((resolve) => raw!.ws.once('pong', () => resolve()));
+      raw.ws.ping();
+      await pong;
+      expect(pings).toBe(expected);
+    } finally {
+      jest.useRealTimers();
+      raw?.close();
+      await within(server.close());
     }
   });
 });

@@ -1,3 +1,4 @@
+import { jest } from '@jest/globals';
 import { Controller, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { MessagePattern, Payload } from '@nestjs/microservices';
@@ -210,20 +211,6 @@ describe('Infinity for a time option means no limit (not ~1 ms), and bad values 
     }
   });
 
-  it('keepAliveInterval: Infinity sends no pings (it is off, like 0)', async () => {
-    const server = new WsMsgpackServer({ port: 0, keepAliveInterval: Infinity });
-    await new Promise<void>((r) => server.listen(() => r()));
-    const raw = await RawPeer.open(`ws://127.0.0.1:${server.address()!.port}`);
-    try {
-      let pings = 0;
-      raw.ws.on('ping', () => pings++);
-      await holds(() => pings === 0, 'no ping');
-    } finally {
-      raw.close();
-      await within(server.close());
-    }
-  });
-
   it('keep-alive calls (sockets that cannot ping) with keepAliveTimeout: Infinity never cut the connection', async () => {
     let pings = 0;
     let cut: string | undefined;
@@ -312,8 +299,13 @@ describe('Infinity for a time option means no limit (not ~1 ms), and bad values 
     }
   });
 
-  it('closeTimeout: Infinity: close() does not cut a peer that has not finished the closing handshake', async () => {
-    const svc = await startService({ controllers: [Echo] }, { closeTimeout: Infinity });
+  // Fake clocks once the connection is open (the sockets stay real): 5 s of the server's time pass
+  // at once, past the default closeTimeout (2 s), so a silent fallback to it would cut the peer.
+  it.each([
+    ['Infinity: close() does not cut a peer that has not finished the closing handshake, past the 2 s default', Infinity, false],
+    ['the default (2 s): the same peer is cut and close() ends (the check sees the cut Infinity must not make)', undefined, true],
+  ])('closeTimeout %s', async (_what, closeTimeout, cut) => {
+    const svc = await startService({ controllers: [Echo] }, closeTimeout === undefined ? {} : { closeTimeout });
     const { socket, answer } = rawUpgrade(svc.server.address()!.port);
     const upgraded = new Promise<void>((resolve) => socket.on('data', (d: string) => d.startsWith('HTTP/1.1 101') && resolve()));
     try {
@@ -322,13 +314,22 @@ describe('Infinity for a time option means no limit (not ~1 ms), and bad values 
       let socketClosed = false;
       socket.once('close', () => (socketClosed = true));
       let closed = false;
+      jest.useFakeTimers({ doNotFake: ['nextTick', 'setImmediate', 'queueMicrotask', 'hrtime', 'performance', 'Date'] });
       const closing = svc.server.close().then(() => (closed = true));
-      // The raw socket never answers the server's close frame.
-      await holds(() => !socketClosed && !closed, 'the socket stays, close() keeps waiting');
+      // The raw socket never answers the server's close frame. 5 s in 100 ms steps, each followed by
+      // turns of the event loop (close() awaits its drain before arming its timer).
+      for (let i = 0; i < 50; i++) {
+        jest.advanceTimersByTime(100);
+        for (let j = 0; j < 5; j++) await new Promise((r) => setImmediate(r));
+      }
+      jest.useRealTimers();
+      if (cut) await within(closing, WAIT_MS, 'close() after closeTimeout');
+      expect({ socketClosed: cut ? await within(answer, WAIT_MS, 'socket cut').then(() => socketClosed) : socketClosed, closed }).toEqual({ socketClosed: cut, closed: cut });
       socket.destroy();
       await within(answer, WAIT_MS, 'socket closed');
       await within(closing, WAIT_MS, 'close() once the peer is gone');
     } finally {
+      jest.useRealTimers();
       socket.destroy();
       await svc.close();
     }
