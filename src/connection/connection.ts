@@ -2,7 +2,7 @@ import { Observable } from 'rxjs';
 import { FrameCodec } from '../protocol/codec.js';
 import { CloseCode, PING_PATTERN } from '../protocol/constants.js';
 import { ProtocolViolation, WsMsgpackError, WsMsgpackErrorCode, goingAway, unavailable } from '../protocol/errors.js';
-import { FrameType, type Frame, type WsMsgpackCallHeaders, type RequestFrame } from '../protocol/frames.js';
+import { assertNever, FrameType, type Frame, type WsMsgpackCallHeaders, type RequestFrame } from '../protocol/frames.js';
 import { callIterator } from './call-iterator.js';
 import { BufferBudget } from './frame-queue.js';
 import { closedError, sendOverflowError, violationReport } from './errors.js';
@@ -384,6 +384,8 @@ export class Connection {
         return this.incoming.onCancel(frame.id, frame.reason);
       case FrameType.CREDIT:
         return this.isOwn(frame.id) ? this.outgoing.onCredit(frame.id, frame.credit) : this.incoming.onCredit(frame.id, frame.credit);
+      default:
+        return assertNever(frame, 'frame type');
     }
   }
 

@@ -142,7 +142,17 @@ export function toWire(frame: Frame): unknown[] {
       return frame.reason === undefined ? [frame.type, frame.id] : [frame.type, frame.id, frame.reason];
     case FrameType.CREDIT:
       return [frame.type, frame.id, frame.credit];
+    default:
+      return assertNever(frame, 'frame type');
   }
+}
+
+/**
+ * For the `default` of a switch that covers every case of a union: a compile error when a case is
+ * added to the union and not to the switch; a TypeError if a value outside it comes anyway.
+ */
+export function assertNever(value: never, what: string): never {
+  throw new TypeError(`unexpected ${what}: ${JSON.stringify((value as { type?: unknown } | null)?.type ?? value)}`);
 }
 
 function requestMeta(frame: RequestFrame): Record<string, unknown> | undefined {
