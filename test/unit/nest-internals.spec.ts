@@ -48,7 +48,7 @@ describe(`Nest internals the transport patches (@nestjs/microservices ${version}
 
   it('BaseRpcExceptionFilter.prototype.catch(exception, host) is what the default filter runs', () => {
     const source = read('microservices/exceptions/rpc-exceptions-handler.js');
-    expect(source).toMatch(/extends BaseRpcExceptionFilter/);
+    expect(source).toMatch(/extends (\w+\.)?BaseRpcExceptionFilter\b/); // ESM (Nest 12) or CJS (Nest 11)
     expect(source).toMatch(/super\.catch\(exception, host\)/);
     expect(typeof (BaseRpcExceptionFilter.prototype as unknown as { catch: unknown }).catch).toBe('function');
   });
