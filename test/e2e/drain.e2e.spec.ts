@@ -4,7 +4,21 @@ import { finalize, interval, type Observable } from 'rxjs';
 import { WsSignal } from '../../src/index.js';
 import { errorOf, first, startService, until, WAIT_MS, within } from '../support/helpers.js';
 import { RawPeer } from '../support/raw-peer.js';
+import WebSocket from 'ws';
 import { codeOf, gate, newTag, Probes } from '../support/streams.js';
+
+/** Opens plain sockets to `url` until one is refused (the server has begun to close); resolves with the refusal. */
+async function refusedOnceClosing(url: string): Promise<string> {
+  for (const deadline = Date.now() + WAIT_MS; Date.now() < deadline; ) {
+    const outcome = await new Promise<string | undefined>((resolve) => {
+      const ws = new WebSocket(url, ['wsmp.v1']);
+      ws.once('open', () => (ws.terminate(), resolve(undefined)));
+      ws.once('error', (e) => resolve(e.message));
+    });
+    if (outcome !== undefined) return outcome;
+  }
+  throw new Error('new connections were still accepted');
+}
 
 const probes = new Probes();
 const release = { gate: gate() };
@@ -44,7 +58,9 @@ describe('graceful shutdown: close() drains', () => {
       await until(() => probes.get(tag).started === 1, WAIT_MS, 'handler running');
       let closed = false;
       const closing = svc.app.close().then(() => (closed = true));
-      await until(() => svc.server.connectionCount === 1 && !closed, WAIT_MS, 'draining');
+      // The drain is under way once new connections are refused; the held call's connection stays.
+      await refusedOnceClosing(svc.url);
+      expect({ connections: svc.server.connectionCount, closed }).toEqual({ connections: 1, closed: false });
       release.gate.open();
       expect(await answer).toBe(`done ${tag}`);
       await within(closing, WAIT_MS, 'close after the drain');
