@@ -1,31 +1,39 @@
-export { WS_MSGPACK_TRANSPORT, WS_PEER_CONNECTED, WS_PEER_DISCONNECTED, type WsPeerConnected, type WsPeerDisconnected } from './nest/constants.js';
-export { WsMsgpackStatus } from './session/status.js';
-export { WsMsgpackServer, NO_MESSAGE_HANDLER, type WsMsgpackServerEvents } from './server/ws-msgpack.server.js';
+/**
+ * `nestjs-ws-msgpack`: what a Nest app writes against. The wire-level names (subprotocol,
+ * keep-alive pattern, default limits, the connection core's types) are in
+ * `nestjs-ws-msgpack/protocol` (src/protocol.ts); the browser client is `nestjs-ws-msgpack/client`,
+ * the terminus health indicator `nestjs-ws-msgpack/terminus`.
+ */
+// The server, its options and module.
+export { WsMsgpackServer, type WsMsgpackServerEvents } from './server/ws-msgpack.server.js';
 export type { WsMsgpackServerOptions, WsMsgpackAllowedOrigins } from './server/options.js';
 export { WsMsgpackServerModule, InjectWsMsgpackServer, type WsMsgpackServerModuleExtras, type WsMsgpackServerAsyncOptions } from './server/server.module.js';
 export { WsMsgpackUpgradeError } from './node/upgrade-gate.js';
-export { WsMsgpackContext, type WsMsgpackContextArgs, type WsMsgpackCallInfo } from './nest/ws-msgpack.context.js';
+export { bearerToken } from './node/bearer.js';
+// The client, its options and module.
 export { WsMsgpackClient, type WsMsgpackClientEvents } from './client/ws-msgpack.client.js';
 export { WsMsgpackClientHandlers, type WsMsgpackClientHandlersEvents, type WsMsgpackExposeOptions } from './client/client-handlers.js';
 export { WsMsgpackClientModule, InjectWsMsgpackClient, type WsMsgpackClientRegistration, type WsMsgpackClientAsyncRegistration, type WsMsgpackClientModuleExtras } from './client/client.module.js';
 export type { WsMsgpackClientOptions, WsMsgpackHeaders, ReconnectOptions, WsMsgpackIterateOptions } from './client/options.js';
-export { DEFAULT_RECONNECT } from './session/session.js';
+// Handlers: context, record builder, decorators, the Nest transport id and peer events.
+export { WsMsgpackContext, type WsMsgpackContextArgs, type WsMsgpackCallInfo } from './nest/ws-msgpack.context.js';
 export { WsMsgpackRecord, WsMsgpackRecordBuilder, type WsMsgpackCallOptions } from './peer/record.js';
 export { WsMessagePattern, WsEventPattern } from './decorators/patterns.js';
 export { WsHeaders, WsPeer, WsSignal, WsSocket, WsUpgradeHeaders, WsUser, type ParamPipe } from './decorators/params.js';
+export { WS_MSGPACK_TRANSPORT, WS_PEER_CONNECTED, WS_PEER_DISCONNECTED, type WsPeerConnected, type WsPeerDisconnected } from './nest/constants.js';
+export type { WsRequestStream } from './connection/inbound-stream.js';
+export type { OverflowStrategy, WsMsgpackCallHeaders } from './protocol/frames.js';
+// Peers and topics.
 export type { WsMsgpackPeer, WsMsgpackHandshake } from './peer/peer.js';
 export type { WsMsgpackPeerDirectory } from './peer/directory.js';
 export { WsMsgpackTopics } from './peer/topics.js';
+// Errors, status, close codes.
 export { WsMsgpackError, WsMsgpackErrorCode } from './protocol/errors.js';
-export { SUBPROTOCOL_V1, CloseCode, PING_PATTERN, BEARER_PROTOCOL_PREFIX, bearerProtocol } from './protocol/constants.js';
-export { bearerToken } from './node/bearer.js';
-export type { DecoderLimits } from './protocol/codec.js';
+export { WsMsgpackStatus } from './session/status.js';
+export { CloseCode } from './protocol/constants.js';
+export type { CloseInfo } from './connection/connection.js';
+// Custom types on the wire.
 export { ExtData, type WsMsgpackExtension, type ExtensionOptions } from './protocol/extensions.js';
-export type { Connection, ConnectionOptions, CloseInfo } from './connection/connection.js';
-export type { ConnectionLimits } from './connection/options.js';
-export { DEFAULT_LIMITS } from './connection/options.js';
-export type { WsRequestStream } from './connection/inbound-stream.js';
-export type { WebSocketLike } from './connection/socket.js';
-export { OVERFLOW_STRATEGIES, type OverflowStrategy, type WsMsgpackCallHeaders } from './protocol/frames.js';
+// Tracing.
 export { configureWsMsgpackTracing, WS_MSGPACK_TRACER_NAME } from './tracing/configure.js';
 export type { WsMsgpackTracingOptions, WsMsgpackTracerProvider, WsMsgpackOtelApi } from './tracing/options.js';

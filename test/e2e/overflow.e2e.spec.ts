@@ -2,7 +2,8 @@ import { encode } from '@msgpack/msgpack';
 import { Controller } from '@nestjs/common';
 import { MessagePattern, Payload } from '@nestjs/microservices';
 import { map, type Observable, range, Subject, toArray } from 'rxjs';
-import { OVERFLOW_STRATEGIES, WsMsgpackError, WsMsgpackErrorCode, WsMsgpackRecordBuilder, type OverflowStrategy } from '../../src/index.js';
+import { WsMsgpackError, WsMsgpackErrorCode, WsMsgpackRecordBuilder, type OverflowStrategy } from '../../src/index.js';
+import { OVERFLOW_STRATEGIES } from '../../src/protocol.js';
 import { errorOf, first, until, startService, within, type TestService } from '../support/helpers.js';
 import { RawPeer } from '../support/raw-peer.js';
 

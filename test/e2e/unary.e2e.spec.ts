@@ -1,6 +1,7 @@
 import { Controller } from '@nestjs/common';
 import { Ctx, MessagePattern, Payload, RpcException } from '@nestjs/microservices';
-import { WsMsgpackContext, WsMsgpackError, WsMsgpackRecordBuilder, NO_MESSAGE_HANDLER } from '../../src/index.js';
+import { WsMsgpackContext, WsMsgpackError, WsMsgpackRecordBuilder } from '../../src/index.js';
+import { NO_MESSAGE_HANDLER } from '../../src/protocol.js';
 import { errorOf, first, startService, type TestService } from '../support/helpers.js';
 
 @Controller()

@@ -1,6 +1,8 @@
 // Package smoke test, CommonJS side: `require('nestjs-ws-msgpack')` by package name (the package
 // references itself through its "exports"), which must resolve to the built dist/cjs, then one
-// request/response round trip through a real Nest microservice. Meant for Nest 11 (CommonJS):
+// request/response round trip through a real Nest microservice. Every subpath of "exports" must
+// resolve to its dist/cjs file and export exactly the names test/package/exports.json lists.
+// Meant for Nest 11 (CommonJS):
 //
 //   npm run build
 //   npm i --no-save @nestjs/common@11 @nestjs/core@11 @nestjs/microservices@11 ...
@@ -29,15 +31,36 @@ async function main() {
     `'nestjs-ws-msgpack' resolved to ${resolved}, expected .../dist/cjs/index.js (run \`npm run build\`)`,
   );
 
-  // The browser entry first: it must load without any @nestjs/* package (and without ws).
-  const clientEntry = require.resolve('nestjs-ws-msgpack/client');
-  check(clientEntry.endsWith(`${path.sep}dist${path.sep}cjs${path.sep}web${path.sep}index.js`), `'nestjs-ws-msgpack/client' resolved to ${clientEntry}`);
-  const web = require('nestjs-ws-msgpack/client');
-  const loadedNest = Object.keys(require.cache).filter((f) => /[\\/]node_modules[\\/](@nestjs|ws)[\\/]/.test(f));
-  check(loadedNest.length === 0, `requiring nestjs-ws-msgpack/client loaded ${loadedNest.join(', ')}`);
-  check(typeof web.WsMsgpackWebClient === 'function', 'nestjs-ws-msgpack/client has no WsMsgpackWebClient');
+  // Every subpath: where it resolves, and exactly which names it exports. The browser entry and
+  // the protocol entry first: they must load without any @nestjs/* package (and without ws).
+  const pkg = require('../../package.json');
+  const expected = require('./exports.json');
+  const subpaths = Object.keys(pkg.exports).filter((k) => k !== './package.json');
+  const specifierOf = (k) => (k === '.' ? pkg.name : `${pkg.name}/${k.slice(2)}`);
+  check(
+    JSON.stringify(subpaths.map(specifierOf).sort()) === JSON.stringify(Object.keys(expected).filter((k) => !k.startsWith('/')).sort()),
+    `package.json "exports" has ${subpaths.map(specifierOf).join(', ')}; test/package/exports.json lists ${Object.keys(expected).join(', ')}`,
+  );
+  const browserSafe = ['./client', './protocol'];
+  const modules = {};
+  for (const subpath of [...browserSafe, ...subpaths.filter((k) => !browserSafe.includes(k))]) {
+    const specifier = specifierOf(subpath);
+    const file = require.resolve(specifier);
+    const want = pkg.exports[subpath].require.default.slice(2).split('/').join(path.sep);
+    check(file.endsWith(`${path.sep}${want}`), `'${specifier}' resolved to ${file}, expected .../${want}`);
+    modules[specifier] = require(specifier);
+    if (browserSafe.includes(subpath)) {
+      const loadedNest = Object.keys(require.cache).filter((f) => /[\\/]node_modules[\\/](@nestjs|ws)[\\/]/.test(f));
+      check(loadedNest.length === 0, `requiring ${specifier} loaded ${loadedNest.join(', ')}`);
+    }
+    const names = Object.keys(modules[specifier]).sort();
+    const missing = expected[specifier].filter((n) => !names.includes(n));
+    const extra = names.filter((n) => !expected[specifier].includes(n));
+    check(!missing.length && !extra.length, `'${specifier}' exports: missing ${missing.join(', ') || '-'}; not in test/package/exports.json: ${extra.join(', ') || '-'}`);
+  }
+  const web = modules['nestjs-ws-msgpack/client'];
 
-  const lib = require('nestjs-ws-msgpack');
+  const lib = modules['nestjs-ws-msgpack'];
   const { WebSocket: WsWebSocket } = require('ws');
   // The module really is CommonJS (loaded by the CJS loader, not through require(esm)).
   check(require.cache[resolved] && require.cache[resolved].exports === lib, 'dist/cjs/index.js was not loaded as a CommonJS module');
@@ -49,9 +72,8 @@ async function main() {
   const { firstValueFrom, timeout } = require('rxjs');
   const nestVersion = require('@nestjs/core/package.json').version;
 
-  for (const name of ['WsMsgpackServer', 'WsMsgpackClient', 'WsMsgpackContext', 'WsMsgpackError', 'WsMessagePattern', 'SUBPROTOCOL_V1']) {
-    check(lib[name] !== undefined, `export ${name} is missing`);
-  }
+  check(lib.WsMsgpackErrorCode === web.WsMsgpackErrorCode, 'the root and the client entry hold different WsMsgpackErrorCode objects');
+  check(modules['nestjs-ws-msgpack/protocol'].SUBPROTOCOL_V1 === 'wsmp.v1', 'nestjs-ws-msgpack/protocol SUBPROTOCOL_V1 is not wsmp.v1');
   const { WsMsgpackServer, WsMsgpackClient } = lib;
 
   // @Controller() class MathController { @MessagePattern('sum') sum(@Payload() data) {...} }

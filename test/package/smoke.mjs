@@ -1,6 +1,7 @@
 // Package smoke test, ES module side: `import 'nestjs-ws-msgpack'` by package name (the package
 // references itself through its "exports"), which must resolve to the built dist/esm, then one
-// request/response round trip through a real Nest microservice.
+// request/response round trip through a real Nest microservice. Every subpath of "exports" must
+// resolve to its dist/esm file and export exactly the names test/package/exports.json lists.
 //
 //   npm run build && node test/package/smoke.mjs
 //
@@ -11,6 +12,7 @@ import 'reflect-metadata';
 import { fileURLToPath } from 'node:url';
 import { sep } from 'node:path';
 import { createRequire } from 'node:module';
+import { readFileSync } from 'node:fs';
 
 const TIMEOUT_MS = 15_000;
 const watchdog = setTimeout(() => {
@@ -29,10 +31,27 @@ async function main() {
     `'nestjs-ws-msgpack' resolved to ${resolved}, expected .../dist/esm/index.js (run \`npm run build\`)`,
   );
 
-  const clientEntry = fileURLToPath(import.meta.resolve('nestjs-ws-msgpack/client'));
-  check(clientEntry.endsWith(`${sep}dist${sep}esm${sep}web${sep}index.js`), `'nestjs-ws-msgpack/client' resolved to ${clientEntry}`);
-  const web = await import('nestjs-ws-msgpack/client');
-  check(typeof web.WsMsgpackWebClient === 'function', 'nestjs-ws-msgpack/client has no WsMsgpackWebClient');
+  // Every subpath: where it resolves, and exactly which names it exports.
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8'));
+  const expected = JSON.parse(readFileSync(new URL('./exports.json', import.meta.url), 'utf8'));
+  const subpaths = Object.keys(pkg.exports).filter((k) => k !== './package.json');
+  const specifiers = subpaths.map((k) => (k === '.' ? pkg.name : `${pkg.name}/${k.slice(2)}`));
+  check(
+    JSON.stringify(specifiers.toSorted()) === JSON.stringify(Object.keys(expected).filter((k) => !k.startsWith('/')).toSorted()),
+    `package.json "exports" has ${specifiers.join(', ')}; test/package/exports.json lists ${Object.keys(expected).join(', ')}`,
+  );
+  const modules = {};
+  for (const [i, specifier] of specifiers.entries()) {
+    const file = fileURLToPath(import.meta.resolve(specifier));
+    const want = pkg.exports[subpaths[i]].import.default.slice(2).split('/').join(sep);
+    check(file.endsWith(`${sep}${want}`), `'${specifier}' resolved to ${file}, expected .../${want}`);
+    modules[specifier] = await import(specifier);
+    const names = Object.keys(modules[specifier]).toSorted();
+    const missing = expected[specifier].filter((n) => !names.includes(n));
+    const extra = names.filter((n) => !expected[specifier].includes(n));
+    check(!missing.length && !extra.length, `'${specifier}' exports: missing ${missing.join(', ') || '-'}; not in test/package/exports.json: ${extra.join(', ') || '-'}`);
+  }
+  const web = modules['nestjs-ws-msgpack/client'];
   const { WebSocket: WsWebSocket } = await import('ws');
   const lib = await import('nestjs-ws-msgpack');
   const { Controller, Module } = await import('@nestjs/common');
@@ -41,9 +60,8 @@ async function main() {
   const { firstValueFrom, timeout } = await import('rxjs');
   const nestVersion = createRequire(import.meta.url)('@nestjs/core/package.json').version;
 
-  for (const name of ['WsMsgpackServer', 'WsMsgpackClient', 'WsMsgpackContext', 'WsMsgpackError', 'WsMessagePattern', 'SUBPROTOCOL_V1']) {
-    check(lib[name] !== undefined, `export ${name} is missing`);
-  }
+  check(lib.WsMsgpackErrorCode === web.WsMsgpackErrorCode, 'the root and the client entry hold different WsMsgpackErrorCode objects');
+  check(modules['nestjs-ws-msgpack/protocol'].SUBPROTOCOL_V1 === 'wsmp.v1', 'nestjs-ws-msgpack/protocol SUBPROTOCOL_V1 is not wsmp.v1');
   const { WsMsgpackServer, WsMsgpackClient } = lib;
 
   // @Controller() class MathController { @MessagePattern('sum') sum(@Payload() data) {...} }

@@ -1,5 +1,6 @@
 import fc from 'fast-check';
-import { BEARER_PROTOCOL_PREFIX, bearerProtocol, bearerToken } from '../../src/index.js';
+import { bearerToken } from '../../src/index.js';
+import { BEARER_PROTOCOL_PREFIX, bearerProtocol } from '../../src/protocol.js';
 import { tokenOfBearerProtocol } from '../../src/protocol/constants.js';
 
 /** RFC 7230 token characters: what a Sec-WebSocket-Protocol entry may hold. */
