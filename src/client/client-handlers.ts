@@ -1,8 +1,7 @@
 import type { CustomTransportStrategy } from '@nestjs/microservices';
 import type { Subscription } from 'rxjs';
 import type { WebSocket } from 'ws';
-import type { CloseInfo } from '../connection/connection.js';
-import type { ServingConnection } from '../connection/serving-connection.js';
+import type { CloseInfo, Connection } from '../connection/connection.js';
 import type { WsMsgpackStatus } from '../session/status.js';
 import type { ConnectionPeer } from '../peer/peer.js';
 import { WsMsgpackDispatcher } from '../nest/dispatcher.js';
@@ -10,7 +9,7 @@ import type { WsMsgpackClient } from './ws-msgpack.client.js';
 
 /** A client's open connection and its peer, the server. */
 export interface ServerLink {
-  readonly connection: ServingConnection;
+  readonly connection: Connection;
   readonly peer: ConnectionPeer;
   readonly socket: WebSocket;
 }

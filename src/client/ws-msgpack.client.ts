@@ -3,10 +3,9 @@ import { ClientProxy, type ReadPacket, type WritePacket } from '@nestjs/microser
 import { connectable, defer, Observable, Subject } from 'rxjs';
 import type { WebSocket } from 'ws';
 import { ClientCore } from '../session/client-core.js';
-import { ServingConnection } from '../connection/serving-connection.js';
 import { WS_SOCKET_SUPPORT } from '../node/ws-socket.js';
 import { NODE_PEER_GUARDS } from '../node/peer-guards.js';
-import type { CloseInfo, Connection } from '../connection/connection.js';
+import { Connection, type CloseInfo } from '../connection/connection.js';
 import { ReportingListeners } from '../connection/listeners.js';
 import { wsSocketOptions, type WsMsgpackCallOptions } from '../connection/options.js';
 import { PING_PATTERN } from '../protocol/constants.js';
@@ -84,8 +83,8 @@ export class WsMsgpackClient extends ClientProxy<WsMsgpackClientEvents, string> 
       {
         prepare: { name: 'headers', option: options.headers },
         open: (url, headers, adopt) => this.openSocket(url, headers as Record<string, string> | undefined, adopt),
-        connection: (socket, options) => new ServingConnection(socket, options),
-        attach: (conn) => this.attach(conn as ServingConnection),
+        connection: (socket, options) => new Connection(socket, options),
+        attach: (conn) => this.attach(conn as Connection),
         status: (status) => {
           this.lastStatus = status;
           this._status$.next(status);
@@ -337,7 +336,7 @@ export class WsMsgpackClient extends ClientProxy<WsMsgpackClientEvents, string> 
   }
 
   /** A connection was made (in the socket's 'open' event, before any frame is handled). */
-  private attach(conn: ServingConnection): void {
+  private attach(conn: Connection): void {
     const link: ServerLink = { connection: conn, peer: new ConnectionPeer(conn, { url: urlOf(conn), headers: {}, remoteAddress: undefined }, this.options.timeout), socket: conn.socket as unknown as WebSocket };
     this.links.set(conn, link);
     conn.onClose((info) => {

@@ -10,86 +10,14 @@ import { asError, FrameWriter } from './frame-writer.js';
 import { IncomingCalls, type RequestHandler } from './incoming.js';
 import { startCallKeepAlive } from './keepalive.js';
 import { Listeners, rethrowLater } from './listeners.js';
-import { resolveLimits, type ConnectionLimits, type ResolvedLimits, type WsMsgpackCallOptions } from './options.js';
+import { resolveLimits, type ResolvedLimits, type WsMsgpackCallOptions } from './options.js';
 import { OutgoingCalls } from './outgoing.js';
-import type { PeerGuards, ReportSink } from './guards.js';
-import { Queue } from './queue.js';
+import type { ReportSink } from './guards.js';
+import type { FrameGate, GateHost } from './peer-work-hold.js';
+import { EMPTY_HEADERS, isPing, isPromiseLike, OPEN, type CloseInfo, type ConnectionEvents, type ConnectionOptions, type ConnectionPhase, type EventHandler } from './connection-types.js';
 import { bindSocket, type SocketSupport, type WebSocketLike } from './socket.js';
 
-/** Options of a {@link Connection}. */
-export interface ConnectionOptions extends ConnectionLimits {
-  /** 'client' starts odd call ids, 'server' even ones. */
-  role: 'client' | 'server';
-  /**
-   * @internal Maps an error thrown while pulling an async iterable that a request handler
-   * returned (the Nest server applies the default exception filter's mapping).
-   */
-  mapStreamError?: (error: unknown) => unknown;
-  /** @internal What a Node side adds against a hostile peer (`NODE_PEER_GUARDS`); none in the browser. */
-  guards?: PeerGuards;
-  /**
-   * @internal The server's budget of what its peers' frames may hold in all (`maxServerInboundBytes`):
-   * this connection's inbound budget is part of it.
-   */
-  serverInbound?: BufferBudget;
-  /**
-   * @internal A Node `ws` socket's extras (events, pings, corking): `WS_SOCKET_SUPPORT` from the
-   * server and the Nest client. Without it the socket is used through the standard WebSocket API.
-   */
-  socketSupport?: SocketSupport;
-}
-
-/** An event the peer emitted. */
-export interface IncomingEvent {
-  /** The pattern as sent. */
-  readonly pattern: unknown;
-  /** The event data. */
-  readonly payload: unknown;
-  /** Headers sent with the event (empty object when none). */
-  readonly headers: WsMsgpackCallHeaders;
-}
-
-/** How a connection ended. */
-export interface CloseInfo {
-  /** WebSocket close code. */
-  code: number;
-  /** Close reason text. */
-  reason: string;
-}
-
-/** Events of a {@link Connection}. */
-type ConnectionEvents = {
-  close: (info: CloseInfo) => void;
-  error: (error: Error) => void;
-  goingAway: (notice: WsMsgpackError) => void;
-};
-
-/** A frame of the peer held back while a connected hook runs. */
-export interface HeldFrame {
-  readonly frame: Frame;
-  /** When it arrived (a held REQUEST's deadline counts from then). */
-  readonly at: number;
-  /** Its size on the wire, and its charge to `inbound`. */
-  readonly bytes: number;
-  readonly cost: number;
-}
-
-/** Handles the events the peer emits; a returned promise says when the handler is done. */
-type EventHandler = (event: IncomingEvent) => void | PromiseLike<unknown>;
-
-function isPromiseLike(v: unknown): v is PromiseLike<unknown> {
-  return typeof (v as PromiseLike<unknown> | null)?.then === 'function';
-}
-
-/** A keep-alive call (answered by the core itself, never held). */
-function isPing(frame: Frame): boolean {
-  return frame.type === FrameType.REQUEST && frame.pattern === PING_PATTERN && !frame.stream;
-}
-
-const EMPTY_HEADERS: WsMsgpackCallHeaders = Object.freeze({}) as WsMsgpackCallHeaders;
-
-/** Most frames {@link Connection.holdPeerWork} holds before it gives up on the peer. */
-const MAX_HELD_FRAMES = 10_000;
+export type { CloseInfo, ConnectionOptions, IncomingEvent } from './connection-types.js';
 
 /**
  * One multiplexed protocol peer over a WebSocket. Server and client both use it: each side can
@@ -105,22 +33,14 @@ export class Connection {
   private readonly limits: ResolvedLimits;
   private readonly budget: BufferBudget;
   /** What the peer's frames hold here (maxInboundBytes): requests of running calls, waiting items, held frames. */
-  /** @internal */
-  protected readonly inbound: BufferBudget;
-  /** @internal */
-  protected readonly writer: FrameWriter;
-  /** @internal */
-  protected readonly outgoing: OutgoingCalls;
-  /** @internal */
-  protected readonly incoming: IncomingCalls;
+  private readonly inbound: BufferBudget;
+  private readonly writer: FrameWriter;
+  private readonly outgoing: OutgoingCalls;
+  private readonly incoming: IncomingCalls;
   private readonly ownParity: number;
   private readonly listeners: Listeners<ConnectionEvents>;
   private readonly stopKeepAlive: () => void;
-  /** @internal */
-  protected closedInfo: CloseInfo | undefined;
-  /** Set once either side announced GOING_AWAY: what new calls fail with. */
-  /** @internal */
-  protected goingAway: WsMsgpackError | undefined;
+  private phase: ConnectionPhase = OPEN;
   /** A server's input backpressure (none on a client). */
   private readonly throttle: { afterFrame(): void } | undefined;
   /** Reports of the peer's bad frames (limited, with the Node guards). */
@@ -128,11 +48,8 @@ export class Connection {
   private readonly support: SocketSupport | undefined;
   private requestHandler: RequestHandler | undefined;
   private eventHandler: EventHandler | undefined;
-  /** Frames of the peer's calls and events held back by {@link holdPeerWork}, with when they came, their size and cost. */
-  /** @internal */
-  protected held: Queue<HeldFrame> | undefined;
-  /** @internal */
-  protected heldBytes = 0;
+  /** What stands between decoded frames and their dispatch for now (a connected hook's hold), if anything. */
+  private gate: FrameGate | undefined;
 
   constructor(
     /** The underlying WebSocket. */
@@ -154,7 +71,7 @@ export class Connection {
     const host = { writer, sink, limits: this.limits, budget: this.budget, inbound: this.inbound };
     this.outgoing = new OutgoingCalls(
       // A keep-alive call still goes out while going away: the calls draining on it need a live peer.
-      { ...host, closedError: (keepAlive) => (this.closedInfo ? this.unavailable(this.closedInfo) : keepAlive ? undefined : this.goingAway) },
+      { ...host, closedError: (keepAlive) => this.refusal(keepAlive) },
       options.role === 'client' ? 1 : 2,
     );
     this.incoming = new IncomingCalls({
@@ -208,7 +125,8 @@ export class Connection {
 
   /** Adds a listener for the end of the connection (called once; at once if it has ended). */
   onClose(listener: (info: CloseInfo) => void): void {
-    if (this.closedInfo) this.guard(() => listener(this.closedInfo!));
+    const phase = this.phase;
+    if (phase.name === 'closed') this.guard(() => listener(phase.info));
     else this.listeners.on('close', listener);
   }
 
@@ -223,7 +141,7 @@ export class Connection {
 
   /** True once the connection has ended. */
   get isClosed(): boolean {
-    return this.closedInfo !== undefined;
+    return this.phase.name === 'closed';
   }
 
   /**
@@ -231,7 +149,7 @@ export class Connection {
    * connection (they fail with UNAVAILABLE); the calls under way go on until it closes.
    */
   get isGoingAway(): boolean {
-    return this.goingAway !== undefined;
+    return this.phase.name === 'going-away';
   }
 
   /**
@@ -285,7 +203,7 @@ export class Connection {
 
   /** Emits an event (fire and forget). Throws UNAVAILABLE when the connection is not open, or when the data cannot be encoded. */
   emit(pattern: unknown, payload: unknown, headers?: WsMsgpackCallHeaders): void {
-    if (this.closedInfo) throw this.unavailable(this.closedInfo);
+    if (this.phase.name === 'closed') throw this.unavailable(this.phase.info);
     this.writer.assertRoom();
     this.writer.send(headers === undefined ? { type: FrameType.EVENT, pattern, payload } : { type: FrameType.EVENT, pattern, payload, headers });
   }
@@ -303,10 +221,56 @@ export class Connection {
     }
   }
 
+  /**
+   * @internal This side is shutting down: tells the peer (a connection-level ERROR with code
+   * GOING_AWAY, `data` as its details), answers the peer's new REQUESTs with UNAVAILABLE, and
+   * starts no new calls of its own. Calls under way go on; close() ends them.
+   */
+  goAway(message: string, data?: unknown): void {
+    if (this.phase.name !== 'open') return;
+    const refusal = unavailable(`the connection is going away: ${message}`);
+    this.phase = { name: 'going-away', refusal };
+    this.incoming.refuseNew(refusal);
+    const frame: Frame = { type: FrameType.ERROR, id: 0, code: WsMsgpackErrorCode.GOING_AWAY, message };
+    if (data !== undefined) frame.data = data;
+    this.writer.sendControl(frame);
+    this.writer.flush();
+  }
+
+  /**
+   * @internal Resolves once no call runs in either direction: neither the peer's calls here nor
+   * this side's calls to the peer (closing ends them all). What a drain waits for.
+   */
+  whenNoCalls(): Promise<void> {
+    return Promise.all([this.incoming.whenNone(), this.outgoing.whenNone()]).then(() => undefined);
+  }
+
+  /**
+   * @internal Puts a gate between decoded frames and their dispatch (the Nest side's connected
+   * hook holds the peer's work with a `PeerWorkHold`), unless one stands there already. The gate
+   * sees the connection only through the narrow {@link GateHost}; keep-alive calls pass it.
+   */
+  gateWith(make: (host: GateHost) => FrameGate): void {
+    if (this.gate || this.phase.name === 'closed') return;
+    const host: GateHost = {
+      isPeerWork: (frame) => frame.type === FrameType.EVENT || (frame.id !== 0 && !this.isOwn(frame.id)),
+      dispatch: (frame, cost) => this.dispatchSafely(frame, cost),
+      inbound: this.inbound,
+      maxHeldBytes: this.limits.maxConnectionBufferBytes,
+      closed: () => this.isClosed,
+      close: (code, reason) => this.close(code, reason),
+      ungate: () => {
+        if (this.gate === gate) this.gate = undefined;
+      },
+    };
+    const gate = make(host);
+    this.gate = gate;
+  }
+
   // ---------------------------------------------------------------- inbound
 
   private onMessage(data: Uint8Array | string, isBinary: boolean): void {
-    if (this.closedInfo) return;
+    if (this.phase.name === 'closed') return;
     if (!isBinary) {
       this.onViolation(new ProtocolViolation('text frames are not part of the protocol: send one msgpack value per binary frame'));
       return;
@@ -321,16 +285,9 @@ export class Connection {
       return;
     }
     const cost = this.codec.lastCost;
-    if (this.held && isPing(frame)) return this.guardedPing(frame as RequestFrame);
-    if (this.held && (frame.type === FrameType.EVENT || (frame.id !== 0 && !this.isOwn(frame.id)))) {
-      const bytes = (data as Uint8Array).byteLength;
-      this.heldBytes += bytes;
-      this.inbound.charge(cost);
-      this.held.push({ frame, at: Date.now(), bytes, cost });
-      if (this.held.length > MAX_HELD_FRAMES || this.heldBytes > this.limits.maxConnectionBufferBytes) {
-        this.close(1008, 'too many frames while the connected hook ran');
-      }
-      return;
+    if (this.gate) {
+      if (isPing(frame)) return this.guardedPing(frame as RequestFrame); // keep-alive is never held
+      if (this.gate.offer(frame, (data as Uint8Array).byteLength, cost)) return;
     }
     this.dispatchSafely(frame, cost);
     this.throttle?.afterFrame();
@@ -338,7 +295,7 @@ export class Connection {
 
   /** More than `maxSendBufferSize` bytes wait unread by the peer: cut the connection (reported). */
   private onSendOverflow(waiting: number): void {
-    if (this.closedInfo) return;
+    if (this.phase.name === 'closed') return;
     this.emitError(sendOverflowError(waiting, this.limits.maxSendBufferSize));
     this.terminate({ code: 1008, reason: 'send buffer overflow: the peer does not read' });
     if (this.support) this.support.terminate(this.socket);
@@ -354,8 +311,8 @@ export class Connection {
     }
   }
 
-  /** @internal `cost`: the frame's estimated decoded size (charged to `inbound` while this side holds its values). */
-  protected dispatchSafely(frame: Frame, cost: number): void {
+  /** `cost`: the frame's estimated decoded size (charged to `inbound` while this side holds its values). */
+  private dispatchSafely(frame: Frame, cost: number): void {
     try {
       this.dispatch(frame, cost);
     } catch (e) {
@@ -394,8 +351,8 @@ export class Connection {
   }
 
   private onPeerGoingAway(message: string, data: unknown): void {
-    if (this.goingAway) return;
-    this.goingAway = unavailable(`the peer is going away: ${message}`, data);
+    if (this.phase.name !== 'open') return;
+    this.phase = { name: 'going-away', refusal: unavailable(`the peer is going away: ${message}`, data) };
     this.listeners.emit('goingAway', goingAway(message, data));
   }
 
@@ -428,10 +385,10 @@ export class Connection {
   // ---------------------------------------------------------------- end
 
   private terminate(info: CloseInfo): void {
-    if (this.closedInfo) return;
-    this.closedInfo = info;
-    for (let h = this.held?.shift(); h; h = this.held!.shift()) this.inbound.charge(-h.cost);
-    this.held = undefined;
+    if (this.phase.name === 'closed') return;
+    this.phase = { name: 'closed', info };
+    this.gate?.drop();
+    this.gate = undefined;
     this.writer.stop();
     this.stopKeepAlive();
     this.violations.stop();
@@ -443,6 +400,13 @@ export class Connection {
 
   private unavailable(info: CloseInfo): WsMsgpackError {
     return closedError(info.code, info.reason);
+  }
+
+  /** What a new call of this side fails with now: none while open (a keep-alive call goes out while going away too). */
+  private refusal(keepAlive: boolean | undefined): WsMsgpackError | undefined {
+    const phase = this.phase;
+    if (phase.name === 'closed') return this.unavailable(phase.info);
+    return phase.name === 'going-away' && !keepAlive ? phase.refusal : undefined;
   }
 
   private emitError(error: Error): void {

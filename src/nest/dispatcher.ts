@@ -2,8 +2,7 @@ import { Server, type MessageHandler } from '@nestjs/microservices';
 import type { IncomingMessage } from 'node:http';
 import { isObservable, lastValueFrom } from 'rxjs';
 import type { WebSocket } from 'ws';
-import type { CloseInfo, IncomingEvent } from '../connection/connection.js';
-import type { ServingConnection } from '../connection/serving-connection.js';
+import type { CloseInfo, Connection, IncomingEvent } from '../connection/connection.js';
 import { asError } from '../connection/frame-writer.js';
 import type { IncomingCall } from '../connection/incoming.js';
 import { SingleValue, type OutboundSource } from '../connection/outbound-types.js';
@@ -18,6 +17,7 @@ import { installPipeBridge } from '../patches/nest-pipes.js';
 import { UnhandledEventLog, type CallLog } from './call-log.js';
 import { patternAsString } from './patterns.js';
 import { WsMsgpackContext, type WsMsgpackCallInfo } from './ws-msgpack.context.js';
+import { PeerWorkHold } from '../connection/peer-work-hold.js';
 
 /** Nest's message when no handler matches (the same text as the TCP transport). */
 export { NO_MESSAGE_HANDLER };
@@ -27,7 +27,7 @@ const MAX_RESOLVED_PATTERNS = 1024;
 
 /** What a connection's calls and events need to reach Nest handlers. */
 export interface Attachment {
-  readonly connection: ServingConnection;
+  readonly connection: Connection;
   readonly peer: ConnectionPeer;
   readonly socket: WebSocket;
   /** The upgrade request (server side). */
@@ -47,7 +47,7 @@ export abstract class WsMsgpackDispatcher<EventsMap extends Record<string, Funct
   /** Pattern strings (as sent) already resolved to a handler by Nest's normalisation. */
   private readonly resolved = new Map<string, MessageHandler>();
   /** The connected hook of each attached connection, until it is detached. */
-  private readonly connectedHooks = new WeakMap<ServingConnection, Promise<void>>();
+  private readonly connectedHooks = new WeakMap<Connection, Promise<void>>();
   /** Disconnected hooks under way (close() waits for them). */
   private readonly pendingHooks = new Set<Promise<void>>();
 
@@ -84,7 +84,7 @@ export abstract class WsMsgpackDispatcher<EventsMap extends Record<string, Funct
       const payload: WsPeerConnected = { peerId: a.peer.id };
       const connected = this.runHook(WS_PEER_CONNECTED, payload, a);
       this.connectedHooks.set(a.connection, connected);
-      a.connection.holdPeerWork(connected);
+      a.connection.gateWith((host) => new PeerWorkHold(host, connected)); // the peer's work waits for the hook
     }
   }
 

@@ -6,7 +6,6 @@ import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { WS_SOCKET_SUPPORT } from '../node/ws-socket.js';
-import { ServingConnection } from '../connection/serving-connection.js';
 import { extensionCodecOf } from '../protocol/extensions.js';
 import { asError } from '../connection/frame-writer.js';
 import { ReportingListeners } from '../connection/listeners.js';
@@ -25,6 +24,7 @@ import { checkStandaloneOptions, createStandaloneServer, normalizePath, sharedSe
 import { toRpcErrorPayload } from '../nest/stream-errors.js';
 import { pickProtocol, refuseUpgrade, UpgradeGate } from '../node/upgrade-gate.js';
 import { routeUpgrades } from '../patches/http-upgrade-router.js';
+import { Connection } from '../connection/connection.js';
 
 export { NO_MESSAGE_HANDLER } from '../nest/dispatcher.js';
 
@@ -70,7 +70,7 @@ export class WsMsgpackServer extends WsMsgpackDispatcher<WsMsgpackServerEvents, 
   private readonly gate: UpgradeGate;
   private unroute: (() => void) | undefined;
   /** Open connections, each with its peer. */
-  private readonly connections = new Map<ServingConnection, ConnectionPeer>();
+  private readonly connections = new Map<Connection, ConnectionPeer>();
   private readonly directory = new LocalPeerDirectory();
   /** Listeners registered with on(); events fire after this transport's own checks. */
   private readonly events = new ReportingListeners<WsMsgpackServerEvents>((message, stack) => this.logger.error(message, stack));
@@ -295,7 +295,7 @@ export class WsMsgpackServer extends WsMsgpackDispatcher<WsMsgpackServerEvents, 
       ws.close(CloseCode.UNSUPPORTED_VERSION, `unsupported protocol version: offered ${offered}; this server speaks ${SUBPROTOCOL_V1}`.slice(0, 123));
       return;
     }
-    const conn = new ServingConnection(ws, {
+    const conn = new Connection(ws, {
       ...this.options,
       role: 'server',
       mapStreamError: toRpcErrorPayload,
