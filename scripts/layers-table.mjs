@@ -44,7 +44,7 @@ export function table() {
     const may = mayImport(f);
     return `| \`src/${f}/\` | ${ROLES[f]} | ${may.length ? may.map((m) => `\`${m}\``).join(', ') : '—'} | ${files.map((n) => `\`${n}\``).join(', ')} |`;
   });
-  return [BEGIN, '', '| folder | job | may import (lint) | files |', '|---|---|---|---|', ...rows, '', '`src/index.ts` is the public API and nothing else.', '', END].join('\n');
+  return [BEGIN, '', '| folder | job | may import (lint) | files |', '|---|---|---|---|', ...rows, '', '`src/index.ts` (the root entry) and `src/protocol.ts` (`nestjs-ws-msgpack/protocol`) are the public API and nothing else; `src/web/index.ts` and `src/health/index.ts` are the `/client` and `/terminus` entries.', '', END].join('\n');
 }
 
 const design = join(ROOT, 'docs', 'DESIGN.md');

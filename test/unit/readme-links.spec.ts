@@ -314,6 +314,7 @@ describe('the code samples of the README and the guides', () => {
               'nestjs-ws-msgpack': [join(root, 'src', 'index.ts')],
               'nestjs-ws-msgpack/client': [join(root, 'src', 'web', 'index.ts')],
               'nestjs-ws-msgpack/terminus': [join(root, 'src', 'health', 'index.ts')],
+              'nestjs-ws-msgpack/protocol': [join(root, 'src', 'protocol.ts')],
               '@nestjs/config': ['./stubs/nestjs-config.d.ts'],
               '@opentelemetry/exporter-trace-otlp-http': ['./stubs/otlp-exporter.d.ts'],
             },
