@@ -6,12 +6,30 @@ import { defineConfig, globalIgnores } from 'eslint/config';
 import globals from 'globals';
 import tseslint from 'typescript-eslint';
 
-
 // ---------------------------------------------------------------------------------------------
 // The layers of src/ (docs/DESIGN.md, "Layers"): each folder may import only the folders listed
 // for it, and only the packages its layer allows; a lower layer importing a higher one fails lint.
 const FOLDERS = ['protocol', 'connection', 'session', 'node', 'peer', 'tracing', 'nest', 'patches', 'decorators', 'web', 'server', 'client', 'health'];
-const NODE_BUILTINS = ['node:*', 'http', 'https', 'net', 'tls', 'stream', 'fs', 'path', 'os', 'crypto', 'zlib', 'events', 'module', 'url', 'util', 'buffer', 'child_process', 'worker_threads'];
+const NODE_BUILTINS = [
+  'node:*',
+  'http',
+  'https',
+  'net',
+  'tls',
+  'stream',
+  'fs',
+  'path',
+  'os',
+  'crypto',
+  'zlib',
+  'events',
+  'module',
+  'url',
+  'util',
+  'buffer',
+  'child_process',
+  'worker_threads',
+];
 const NO_NODE = { group: NODE_BUILTINS, message: 'this layer runs in browsers too: no Node built-in' };
 const NO_WS = { group: ['ws', 'ws/*'], message: 'this layer works over any WebSocket-like object: no `ws`' };
 const NO_NEST = { group: ['@nestjs/*'], message: 'this layer knows nothing of Nest' };
@@ -19,13 +37,34 @@ const NO_RXJS = { group: ['rxjs', 'rxjs/*'], message: 'the protocol is pure data
 const NO_OTEL = { group: ['@opentelemetry/*'], message: 'OpenTelemetry is loaded only by src/tracing' };
 /** folder: [the src/ folders (or single files) it may import, the package rules] */
 const LAYERS = {
-  protocol: [['protocol', 'patches/msgpack.js'], [NO_NODE, NO_WS, NO_NEST, NO_RXJS, NO_OTEL]],
-  connection: [['protocol', 'connection'], [NO_NODE, NO_WS, NO_NEST, NO_OTEL]],
-  session: [['protocol', 'connection', 'session'], [NO_NODE, NO_WS, NO_NEST, NO_OTEL]],
-  web: [['protocol', 'connection', 'session', 'web'], [NO_NODE, NO_WS, NO_NEST, NO_OTEL]],
-  peer: [['protocol', 'connection', 'peer'], [NO_NODE, NO_WS, NO_NEST, NO_OTEL]],
-  node: [['protocol', 'connection', 'node', 'patches/ws.js', 'patches/http-upgrade-router.js'], [NO_NEST, NO_OTEL]],
-  tracing: [['protocol', 'connection', 'tracing'], [NO_WS, NO_NEST]],
+  protocol: [
+    ['protocol', 'patches/msgpack.js'],
+    [NO_NODE, NO_WS, NO_NEST, NO_RXJS, NO_OTEL],
+  ],
+  connection: [
+    ['protocol', 'connection'],
+    [NO_NODE, NO_WS, NO_NEST, NO_OTEL],
+  ],
+  session: [
+    ['protocol', 'connection', 'session'],
+    [NO_NODE, NO_WS, NO_NEST, NO_OTEL],
+  ],
+  web: [
+    ['protocol', 'connection', 'session', 'web'],
+    [NO_NODE, NO_WS, NO_NEST, NO_OTEL],
+  ],
+  peer: [
+    ['protocol', 'connection', 'peer'],
+    [NO_NODE, NO_WS, NO_NEST, NO_OTEL],
+  ],
+  node: [
+    ['protocol', 'connection', 'node', 'patches/ws.js', 'patches/http-upgrade-router.js'],
+    [NO_NEST, NO_OTEL],
+  ],
+  tracing: [
+    ['protocol', 'connection', 'tracing'],
+    [NO_WS, NO_NEST],
+  ],
   nest: [['protocol', 'connection', 'peer', 'tracing', 'nest', 'patches/nest-filters.js', 'patches/nest-pipes.js'], [NO_OTEL]],
   patches: [['protocol', 'connection', 'nest', 'patches'], [NO_OTEL]],
   decorators: [['protocol', 'peer', 'nest', 'decorators'], [NO_OTEL]],
@@ -66,10 +105,7 @@ export default defineConfig(
     linterOptions: { reportUnusedDisableDirectives: 'error' },
     rules: {
       // `_`-prefixed names are deliberately unused (callback signatures, destructuring).
-      '@typescript-eslint/no-unused-vars': [
-        'error',
-        { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrorsIgnorePattern: '^_', ignoreRestSiblings: true },
-      ],
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrorsIgnorePattern: '^_', ignoreRestSiblings: true }],
     },
   },
 

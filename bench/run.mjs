@@ -52,8 +52,16 @@ function parseArgs(argv) {
     else if (key === '--quiet') out.quiet = true;
     else if (key === '--cpu-prof') out.cpuProf = true;
     else if (key === '--budget') out.budget = Number(value);
-    else if (key === '--only') out.only = value.split(',').map((s) => s.trim().toLowerCase()).filter(Boolean);
-    else if (key === '--rows') out.rows = value.split(',').map((s) => s.trim()).filter(Boolean);
+    else if (key === '--only')
+      out.only = value
+        .split(',')
+        .map((s) => s.trim().toLowerCase())
+        .filter(Boolean);
+    else if (key === '--rows')
+      out.rows = value
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean);
     else if (key === '--rounds') out.rounds = Number(value);
     else if (key === '--help' || key === '-h') {
       console.log(HELP);
@@ -265,7 +273,9 @@ function machine() {
   };
   const git = (cmd) => {
     try {
-      return execSync(`git ${cmd}`, { cwd: ROOT, stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
+      return execSync(`git ${cmd}`, { cwd: ROOT, stdio: ['ignore', 'pipe', 'ignore'] })
+        .toString()
+        .trim();
     } catch {
       return undefined;
     }
@@ -563,11 +573,9 @@ function textTable(lines) {
 
 function markdownTable(lines) {
   const esc = (s) => s.replace(/\|/g, '\\|');
-  return [
-    `| scenario | ${rows.join(' | ')} |`,
-    `|---|${rows.map(() => '---:').join('|')}|`,
-    ...lines.map((l) => `| ${esc(l.label)} | ${l.cells.map(esc).join(' | ')} |`),
-  ].join('\n');
+  return [`| scenario | ${rows.join(' | ')} |`, `|---|${rows.map(() => '---:').join('|')}|`, ...lines.map((l) => `| ${esc(l.label)} | ${l.cells.map(esc).join(' | ')} |`)].join(
+    '\n',
+  );
 }
 
 function headerLines(info, dist, done) {
@@ -601,17 +609,7 @@ function writeResults(partialNote) {
   const dir = path.join(BENCH, 'results');
   fs.mkdirSync(dir, { recursive: true });
   const head = headerLines(info, dist, done);
-  const md = [
-    '## Benchmark results',
-    '',
-    ...head.map((h) => `${h}  `),
-    ...(partialNote ? [`**${partialNote}**  `] : []),
-    '',
-    markdownTable(lines),
-    '',
-    legend(),
-    '',
-  ].join('\n');
+  const md = ['## Benchmark results', '', ...head.map((h) => `${h}  `), ...(partialNote ? [`**${partialNote}**  `] : []), '', markdownTable(lines), '', legend(), ''].join('\n');
   const json = {
     machine: info,
     dist,
@@ -709,9 +707,7 @@ function resummarize(entry) {
  */
 function scenarioGroups(list) {
   const names = new Set(list.map((sc) => sc.name));
-  return list
-    .filter((sc) => !sc.counterpart || !names.has(sc.counterpart))
-    .map((sc) => [sc, ...list.filter((c) => c.counterpart === sc.name)]);
+  return list.filter((sc) => !sc.counterpart || !names.has(sc.counterpart)).map((sc) => [sc, ...list.filter((c) => c.counterpart === sc.name)]);
 }
 
 async function main() {

@@ -12,13 +12,14 @@ const ROOT = fileURLToPath(new URL('..', import.meta.url));
 /** What each folder is for, lowest layer first. */
 const ROLES = {
   protocol: 'the wire: frames, msgpack codec, validation, errors (pure data; no Nest, no sockets, no rxjs)',
-  connection: 'the connection core: one multiplexed peer over any WebSocket-like object (ids, calls both ways, streams, credit, cancellation, deadlines); no Nest, no Node built-ins, no `ws`',
+  connection:
+    'the connection core: one multiplexed peer over any WebSocket-like object (ids, calls both ways, streams, credit, cancellation, deadlines); no Nest, no Node built-ins, no `ws`',
   session: 'a client connection over time, shared by the Nest and browser clients: attempts, backoff, failover, fail-fast or wait-for-ready',
   node: 'Node and `ws` adapters: socket support, fair reading, handshake, upgrade checks, the standalone HTTP(S) server, the server options they read',
   peer: 'peers as handlers see them: `WsMsgpackPeer`, the peer directory, topics, call records',
   tracing: 'OpenTelemetry spans (the optional peer is loaded only here)',
   nest: 'the Nest integration both the server and the client use: dispatch into handlers, context, stream errors, patterns, logging',
-  patches: 'every patch of another library\'s internals, each with the version range it was checked against and a test that fails when it changes',
+  patches: "every patch of another library's internals, each with the version range it was checked against and a test that fails when it changes",
   decorators: 'the `Ws…` pattern and parameter decorators',
   web: 'the browser client (`nestjs-ws-msgpack/client`)',
   server: 'WsMsgpackServer, its options and module',
@@ -32,19 +33,38 @@ function mayImport(folder) {
   const config = readFileSync(join(ROOT, 'eslint.config.js'), 'utf8');
   const m = new RegExp(`^  ${folder}: \\[\\[([^\\]]*)\\]`, 'm').exec(config);
   if (!m) throw new Error(`eslint.config.js LAYERS has no entry for ${folder}`);
-  return m[1].split(',').map((s) => s.trim().replace(/^'|'$/g, '')).filter((s) => s && s !== folder);
+  return m[1]
+    .split(',')
+    .map((s) => s.trim().replace(/^'|'$/g, ''))
+    .filter((s) => s && s !== folder);
 }
 
 export function table() {
-  const folders = readdirSync(join(ROOT, 'src'), { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name);
+  const folders = readdirSync(join(ROOT, 'src'), { withFileTypes: true })
+    .filter((d) => d.isDirectory())
+    .map((d) => d.name);
   const unknown = folders.filter((f) => !(f in ROLES));
   if (unknown.length) throw new Error(`scripts/layers-table.mjs: no role for src/${unknown.join(', src/')}`);
-  const rows = Object.keys(ROLES).filter((f) => folders.includes(f)).map((f) => {
-    const files = readdirSync(join(ROOT, 'src', f)).filter((n) => n.endsWith('.ts')).sort();
-    const may = mayImport(f);
-    return `| \`src/${f}/\` | ${ROLES[f]} | ${may.length ? may.map((m) => `\`${m}\``).join(', ') : '—'} | ${files.map((n) => `\`${n}\``).join(', ')} |`;
-  });
-  return [BEGIN, '', '| folder | job | may import (lint) | files |', '|---|---|---|---|', ...rows, '', '`src/index.ts` (the root entry) and `src/protocol.ts` (`nestjs-ws-msgpack/protocol`) are the public API and nothing else; `src/web/index.ts` and `src/health/index.ts` are the `/client` and `/terminus` entries.', '', END].join('\n');
+  const rows = Object.keys(ROLES)
+    .filter((f) => folders.includes(f))
+    .map((f) => {
+      const files = readdirSync(join(ROOT, 'src', f))
+        .filter((n) => n.endsWith('.ts'))
+        .sort();
+      const may = mayImport(f);
+      return `| \`src/${f}/\` | ${ROLES[f]} | ${may.length ? may.map((m) => `\`${m}\``).join(', ') : '—'} | ${files.map((n) => `\`${n}\``).join(', ')} |`;
+    });
+  return [
+    BEGIN,
+    '',
+    '| folder | job | may import (lint) | files |',
+    '|---|---|---|---|',
+    ...rows,
+    '',
+    '`src/index.ts` (the root entry) and `src/protocol.ts` (`nestjs-ws-msgpack/protocol`) are the public API and nothing else; `src/web/index.ts` and `src/health/index.ts` are the `/client` and `/terminus` entries.',
+    '',
+    END,
+  ].join('\n');
 }
 
 const design = join(ROOT, 'docs', 'DESIGN.md');

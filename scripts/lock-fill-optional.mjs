@@ -47,9 +47,7 @@ if (check) {
 }
 if (added.length) {
   // npm's own order: '' first, then by locale.
-  const sorted = Object.fromEntries(
-    Object.entries(lock.packages).sort(([a], [b]) => (a === '' ? -1 : b === '' ? 1 : a.localeCompare(b, 'en'))),
-  );
+  const sorted = Object.fromEntries(Object.entries(lock.packages).sort(([a], [b]) => (a === '' ? -1 : b === '' ? 1 : a.localeCompare(b, 'en'))));
   lock.packages = sorted;
   writeFileSync(file, `${JSON.stringify(lock, null, 2)}\n`);
 }

@@ -13,7 +13,13 @@ export { bearerToken } from './node/bearer.js';
 // The client, its options and module.
 export { WsMsgpackClient, type WsMsgpackClientEvents } from './client/ws-msgpack.client.js';
 export { WsMsgpackClientHandlers, type WsMsgpackClientHandlersEvents, type WsMsgpackExposeOptions } from './client/client-handlers.js';
-export { WsMsgpackClientModule, InjectWsMsgpackClient, type WsMsgpackClientRegistration, type WsMsgpackClientAsyncRegistration, type WsMsgpackClientModuleExtras } from './client/client.module.js';
+export {
+  WsMsgpackClientModule,
+  InjectWsMsgpackClient,
+  type WsMsgpackClientRegistration,
+  type WsMsgpackClientAsyncRegistration,
+  type WsMsgpackClientModuleExtras,
+} from './client/client.module.js';
 export type { WsMsgpackClientOptions, WsMsgpackHeaders, ReconnectOptions, WsMsgpackIterateOptions } from './client/options.js';
 // Handlers: context, record builder, decorators, the Nest transport id and peer events.
 export { WsMsgpackContext, type WsMsgpackContextArgs, type WsMsgpackCallInfo } from './nest/ws-msgpack.context.js';

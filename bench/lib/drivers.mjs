@@ -111,7 +111,12 @@ export async function binary(a, { size, calls, warmup }) {
     if (!sameBytes(got, buf)) intact = false;
   }
   const elapsed = performance.now() - t0;
-  const what = got instanceof Uint8Array ? `${got.constructor.name}(${got.byteLength})` : typeof got === 'object' && got ? `object with keys ${Object.keys(got).slice(0, 3).join(',')}` : typeof got;
+  const what =
+    got instanceof Uint8Array
+      ? `${got.constructor.name}(${got.byteLength})`
+      : typeof got === 'object' && got
+        ? `object with keys ${Object.keys(got).slice(0, 3).join(',')}`
+        : typeof got;
   return { mbPerSec: (size * calls) / 1000 / elapsed, intact, received: what };
 }
 

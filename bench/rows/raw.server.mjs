@@ -46,8 +46,7 @@ function onConnection(ws) {
       send([END, id]);
     },
     stream: (id, { count }) => pushStream(id, count, item),
-    slow: (id, { tag, limit }) =>
-      pushStream(id, limit, slowItem, { onStart: () => probe.start(tag), onItem: () => probe.tick(tag), onStop: () => probe.stop(tag) }),
+    slow: (id, { tag, limit }) => pushStream(id, limit, slowItem, { onStart: () => probe.start(tag), onItem: () => probe.tick(tag), onStop: () => probe.stop(tag) }),
     ticks: (id, { tag }) => {
       probe.start(tag);
       let i = 0;

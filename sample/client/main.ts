@@ -100,10 +100,7 @@ async function main(): Promise<void> {
   // 3. Cancellation: sleep 3 s, but stop listening after 1 s; unsubscribing cancels it on the server.
   const CANCELLED = Symbol('cancelled');
   const started = Date.now();
-  const slept = await lastValueFrom(
-    client.send<string, SleepRequest>('sleep', { seconds: 3 }).pipe(takeUntil(timer(1000))),
-    { defaultValue: CANCELLED },
-  );
+  const slept = await lastValueFrom(client.send<string, SleepRequest>('sleep', { seconds: 3 }).pipe(takeUntil(timer(1000))), { defaultValue: CANCELLED });
   const elapsed = Date.now() - started;
   print('sleep(3)', slept === CANCELLED ? `cancelled after ${elapsed} ms` : slept);
   if (slept !== CANCELLED) throw new Error(`sleep(3): expected to cancel it, got ${show(slept)}`);
@@ -203,9 +200,7 @@ async function main(): Promise<void> {
   expectEqual('broadcast', news, 'news: the sample works');
 
   // 8. Call headers, read on the server with @WsHeaders('x-tenant').
-  const tenant = await firstValueFrom(
-    client.send<string>('whoami', new WsMsgpackRecordBuilder({}).setHeaders({ 'x-tenant': 'acme' }).build()),
-  );
+  const tenant = await firstValueFrom(client.send<string>('whoami', new WsMsgpackRecordBuilder({}).setHeaders({ 'x-tenant': 'acme' }).build()));
   print('whoami [x-tenant: acme]', tenant);
   expectEqual('whoami', tenant, 'tenant acme');
 

@@ -2,7 +2,18 @@ import { Controller, Logger, UseFilters } from '@nestjs/common';
 import { MessagePattern, Payload, RpcException } from '@nestjs/microservices';
 import { finalize, firstValueFrom, from, interval, map, range, reduce, throwError, timeout, type Observable } from 'rxjs';
 // In your own app: import { ... } from 'nestjs-ws-msgpack';
-import { InjectWsMsgpackServer, WS_PEER_CONNECTED, WsEventPattern, WsHeaders, WsMessagePattern, WsMsgpackServer, WsPeer, WsSignal, type WsMsgpackPeer, type WsRequestStream } from '../../src/index.js';
+import {
+  InjectWsMsgpackServer,
+  WS_PEER_CONNECTED,
+  WsEventPattern,
+  WsHeaders,
+  WsMessagePattern,
+  WsMsgpackServer,
+  WsPeer,
+  WsSignal,
+  type WsMsgpackPeer,
+  type WsRequestStream,
+} from '../../src/index.js';
 import type { AuditEvent, DivRequest, PageAnswer, Price, Quote, QuotesRequest, RepeatRequest, Row, SleepRequest, Stats } from '../shared.js';
 import { OutOfStockError, OutOfStockFilter } from './out-of-stock.filter.js';
 import { StatsService } from './stats.service.js';

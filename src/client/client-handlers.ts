@@ -84,10 +84,7 @@ export class WsMsgpackClientHandlers extends WsMsgpackDispatcher<WsMsgpackClient
   }
 
   /** Registers a listener: 'error' forwards to the client's own 'error' event. */
-  on<EventKey extends keyof WsMsgpackClientHandlersEvents = keyof WsMsgpackClientHandlersEvents>(
-    event: EventKey,
-    callback: WsMsgpackClientHandlersEvents[EventKey],
-  ): void {
+  on<EventKey extends keyof WsMsgpackClientHandlersEvents = keyof WsMsgpackClientHandlersEvents>(event: EventKey, callback: WsMsgpackClientHandlersEvents[EventKey]): void {
     this.client.on(event, callback);
   }
 

@@ -131,10 +131,7 @@ export class WsMsgpackClient extends ClientProxy<WsMsgpackClientEvents, string> 
   }
 
   /** Registers a listener for 'error', 'connect' or 'disconnect'. */
-  override on<EventKey extends keyof WsMsgpackClientEvents = keyof WsMsgpackClientEvents>(
-    event: EventKey,
-    callback: WsMsgpackClientEvents[EventKey],
-  ): void {
+  override on<EventKey extends keyof WsMsgpackClientEvents = keyof WsMsgpackClientEvents>(event: EventKey, callback: WsMsgpackClientEvents[EventKey]): void {
     this.events.on(event, callback);
   }
 
@@ -328,16 +325,16 @@ export class WsMsgpackClient extends ClientProxy<WsMsgpackClientEvents, string> 
 
   /** Opens one `ws` socket with the headers `prepare` gave; `adopt` makes the Connection in its 'open' event. */
   private openSocket(url: string, headers: Record<string, string> | undefined, adopt: (ws: WebSocket) => Connection): Handshake<Connection> {
-    return startHandshake(
-      url,
-      { ...this.options.wsOptions, ...wsSocketOptions(this.options), headers, handshakeTimeout: this.options.connectTimeout ?? 10_000 },
-      adopt,
-    );
+    return startHandshake(url, { ...this.options.wsOptions, ...wsSocketOptions(this.options), headers, handshakeTimeout: this.options.connectTimeout ?? 10_000 }, adopt);
   }
 
   /** A connection was made (in the socket's 'open' event, before any frame is handled). */
   private attach(conn: Connection): void {
-    const link: ServerLink = { connection: conn, peer: new ConnectionPeer(conn, { url: urlOf(conn), headers: {}, remoteAddress: undefined }, this.options.timeout), socket: conn.socket as unknown as WebSocket };
+    const link: ServerLink = {
+      connection: conn,
+      peer: new ConnectionPeer(conn, { url: urlOf(conn), headers: {}, remoteAddress: undefined }, this.options.timeout),
+      socket: conn.socket as unknown as WebSocket,
+    };
     this.links.set(conn, link);
     conn.onClose((info) => {
       this.links.delete(conn);
@@ -359,7 +356,9 @@ export class WsMsgpackClient extends ClientProxy<WsMsgpackClientEvents, string> 
       const named = shown(patternAsString(event.pattern), event.pattern); // bounded, escaped, never the whole pattern
       if (this.droppedPatterns.has(named)) return;
       this.droppedPatterns.add(named);
-      this.logger.debug(`events from the server with pattern ${named} are dropped: this client exposes no handlers (see exposeHandlers()); logged once, counted in client.droppedEvents`);
+      this.logger.debug(
+        `events from the server with pattern ${named} are dropped: this client exposes no handlers (see exposeHandlers()); logged once, counted in client.droppedEvents`,
+      );
     });
   }
 }
@@ -374,4 +373,3 @@ function metadataOf(packet: { metadata?: unknown }): Record<string, unknown> | u
   const m = packet.metadata;
   return m !== null && typeof m === 'object' && Object.keys(m).length > 0 ? (m as Record<string, unknown>) : undefined;
 }
-

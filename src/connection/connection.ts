@@ -14,7 +14,17 @@ import { resolveLimits, type ResolvedLimits, type WsMsgpackCallOptions } from '.
 import { OutgoingCalls } from './outgoing.js';
 import type { ReportSink } from './guards.js';
 import type { FrameGate, GateHost } from './peer-work-hold.js';
-import { EMPTY_HEADERS, isPing, isPromiseLike, OPEN, type CloseInfo, type ConnectionEvents, type ConnectionOptions, type ConnectionPhase, type EventHandler } from './connection-types.js';
+import {
+  EMPTY_HEADERS,
+  isPing,
+  isPromiseLike,
+  OPEN,
+  type CloseInfo,
+  type ConnectionEvents,
+  type ConnectionOptions,
+  type ConnectionPhase,
+  type EventHandler,
+} from './connection-types.js';
 import { bindSocket, type SocketSupport, type WebSocketLike } from './socket.js';
 
 export type { CloseInfo, ConnectionOptions, IncomingEvent } from './connection-types.js';
@@ -103,11 +113,11 @@ export class Connection {
     this.stopKeepAlive =
       support?.keepAlive(socket, keepAliveInterval, keepAliveTimeout) ??
       startCallKeepAlive(
-          () => this.call(PING_PATTERN, null, { window: 0, keepAlive: true }),
-          (reason) => this.close(CloseCode.KEEPALIVE_TIMEOUT, reason),
-          keepAliveInterval,
-          keepAliveTimeout,
-        );
+        () => this.call(PING_PATTERN, null, { window: 0, keepAlive: true }),
+        (reason) => this.close(CloseCode.KEEPALIVE_TIMEOUT, reason),
+        keepAliveInterval,
+        keepAliveTimeout,
+      );
   }
 
   /** @internal Sets the handler for calls the peer starts. Without one, calls fail with UNIMPLEMENTED. */
@@ -159,7 +169,6 @@ export class Connection {
   onGoingAway(listener: (notice: WsMsgpackError) => void): void {
     this.listeners.on('goingAway', listener);
   }
-
 
   /** Calls the peer started that are still running here. */
   get incomingCalls(): number {
@@ -426,4 +435,3 @@ export class Connection {
     }
   }
 }
-

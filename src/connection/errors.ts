@@ -17,9 +17,7 @@ export interface ErrorDescription {
  */
 export function describeError(error: unknown): ErrorDescription {
   if (error instanceof WsMsgpackError) {
-    return error.details === undefined
-      ? { code: error.code, message: error.message }
-      : { code: error.code, message: error.message, data: error.details };
+    return error.details === undefined ? { code: error.code, message: error.message } : { code: error.code, message: error.message, data: error.details };
   }
   if (error instanceof Error) return { code: WsMsgpackErrorCode.APPLICATION_ERROR, message: error.message };
   if (typeof error === 'string') return { code: WsMsgpackErrorCode.APPLICATION_ERROR, message: error, data: error };
@@ -53,14 +51,16 @@ export function closedError(code: number, reason: string): WsMsgpackError {
 
 /** The report of a peer cut for letting more than `maxSendBufferSize` bytes pile up unread. */
 export function sendOverflowError(waiting: number, maxSendBufferSize: number): WsMsgpackError {
-  return resourceExhausted(`the peer is not reading: ${waiting} bytes wait to be sent, more than maxSendBufferSize (${maxSendBufferSize}), and it took none of them for a second; the connection was cut`,
+  return resourceExhausted(
+    `the peer is not reading: ${waiting} bytes wait to be sent, more than maxSendBufferSize (${maxSendBufferSize}), and it took none of them for a second; the connection was cut`,
     { bufferedBytes: waiting },
   );
 }
 
 /** A new event or call refused: the peer has not read what already waits for it. */
 export function sendBufferFull(waiting: number, maxSendBufferSize: number): WsMsgpackError {
-  return resourceExhausted(`not sent: ${waiting} bytes already wait for the peer, more than maxSendBufferSize (${maxSendBufferSize}); it is not reading as fast as this side sends`,
+  return resourceExhausted(
+    `not sent: ${waiting} bytes already wait for the peer, more than maxSendBufferSize (${maxSendBufferSize}); it is not reading as fast as this side sends`,
     { bufferedBytes: waiting, maxSendBufferSize },
   );
 }

@@ -213,8 +213,7 @@ export class FrameWriter {
   private assertOpen(): void {
     const state = this.socket.readyState;
     if (state === 1 && !this.stopped) return;
-    throw unavailable(`the frame was not sent: the connection is ${this.stopped ? 'closed' : `not open (WebSocket ${READY_STATE_NAMES[state] ?? state})`}`,
-    );
+    throw unavailable(`the frame was not sent: the connection is ${this.stopped ? 'closed' : `not open (WebSocket ${READY_STATE_NAMES[state] ?? state})`}`);
   }
 
   private readonly checkDrain = (): void => {

@@ -237,7 +237,13 @@ export class InboundStream {
   private iterator(): AsyncIterableIterator<unknown> {
     if (!this.take('iterator')) {
       const error = new Error('a request stream can be subscribed to (or iterated) only once');
-      return { next: () => Promise.reject(error), return: () => Promise.resolve({ value: undefined, done: true }), [Symbol.asyncIterator]() { return this; } };
+      return {
+        next: () => Promise.reject(error),
+        return: () => Promise.resolve({ value: undefined, done: true }),
+        [Symbol.asyncIterator]() {
+          return this;
+        },
+      };
     }
     const it: AsyncIterableIterator<unknown> = {
       next: () => {

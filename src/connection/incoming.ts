@@ -141,10 +141,7 @@ export class IncomingCalls {
       return;
     }
     if (this.busy >= limits.maxConcurrentCalls) {
-      writer.sendError(
-        id,
-        resourceExhausted(`too many concurrent calls on this connection (limit ${limits.maxConcurrentCalls})`),
-      );
+      writer.sendError(id, resourceExhausted(`too many concurrent calls on this connection (limit ${limits.maxConcurrentCalls})`));
       return;
     }
     const abort = new LazyAbort();
@@ -260,11 +257,7 @@ export class IncomingCalls {
     const st = this.calls.get(id);
     if (!st) return; // cancel for an unknown or finished call: ignored
     const expired = reason === WsMsgpackErrorCode.DEADLINE_EXCEEDED || (st.deadline !== undefined && Date.now() >= st.deadline);
-    st.abort.abort(
-      expired
-        ? deadlineExceeded('the call passed its deadline')
-        : cancelled('the caller cancelled the call'),
-    );
+    st.abort.abort(expired ? deadlineExceeded('the call passed its deadline') : cancelled('the caller cancelled the call'));
     st.response.stop();
   }
 
@@ -324,9 +317,7 @@ export class IncomingCalls {
       stopped();
     });
     st.timer?.cancel();
-    st.input?.close(
-      st.abort.reason ?? cancelled('the call ended before its request stream did'),
-    );
+    st.input?.close(st.abort.reason ?? cancelled('the call ended before its request stream did'));
     for (const callback of st.onEnd) this.host.guard(callback);
   }
 }

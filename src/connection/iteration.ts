@@ -45,10 +45,7 @@ export function isStreamIterable(v: unknown): v is Iterable<unknown> {
  * receives a function that disposes of `source` unless somebody subscribed (for the end of the
  * call: a result the call ended before using); it rejects with what the clean-up threw.
  */
-export function iterateThrough(
-  source: AsyncIterable<unknown> | Iterable<unknown>,
-  whenUnused?: (disposeIfUnused: () => Promise<void>) => void,
-): Observable<IterationHandle> {
+export function iterateThrough(source: AsyncIterable<unknown> | Iterable<unknown>, whenUnused?: (disposeIfUnused: () => Promise<void>) => void): Observable<IterationHandle> {
   let subscribed = false;
   whenUnused?.(() => (subscribed ? Promise.resolve() : disposeStream(source)));
   return new Observable<IterationHandle>((subscriber) => {

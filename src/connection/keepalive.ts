@@ -1,7 +1,6 @@
 import type { Observable, Subscription } from 'rxjs';
 import { MAX_TIMER_MS, startTimer, type Timer } from './timers.js';
 
-
 /** The part of a Node `ws` WebSocket that keep-alive uses. */
 export interface PingableSocket {
   ping(): void;
@@ -34,10 +33,14 @@ export function startKeepAlive(socket: PingableSocket, intervalMs: number, timeo
       return; // closing: the close event follows
     }
     if (wait === Infinity) return; // no limit: the peer is never presumed dead
-    waiting = startTimer(wait, () => {
-      stop();
-      socket.terminate();
-    }, false);
+    waiting = startTimer(
+      wait,
+      () => {
+        stop();
+        socket.terminate();
+      },
+      false,
+    );
   });
   const stop = (): void => {
     ticker.cancel();
@@ -57,12 +60,7 @@ export function startKeepAlive(socket: PingableSocket, intervalMs: number, timeo
  * it; a timeout of 0 means the interval, and Infinity never cuts (the next call waits for the
  * answer to the previous one, however long it takes).
  */
-export function startCallKeepAlive(
-  ping: () => Observable<unknown>,
-  cut: (reason: string) => void,
-  intervalMs: number,
-  timeoutMs: number,
-): () => void {
+export function startCallKeepAlive(ping: () => Observable<unknown>, cut: (reason: string) => void, intervalMs: number, timeoutMs: number): () => void {
   if (!isPeriod(intervalMs)) return () => {};
   const wait = timeoutMs > 0 ? timeoutMs : intervalMs;
   let inFlight: { sub: Subscription | undefined; timer: Timer | undefined } | undefined;
@@ -75,11 +73,15 @@ export function startCallKeepAlive(
     if (inFlight) return; // the previous keep-alive call is still waiting for its answer
     const entry: { sub: Subscription | undefined; timer: Timer | undefined } = { sub: undefined, timer: undefined };
     if (wait !== Infinity) {
-      entry.timer = startTimer(wait, () => {
-        inFlight = undefined; // closing fails the call itself
-        stop();
-        cut(`keep-alive timeout: no answer to a keep-alive call within ${wait} ms`);
-      }, false);
+      entry.timer = startTimer(
+        wait,
+        () => {
+          inFlight = undefined; // closing fails the call itself
+          stop();
+          cut(`keep-alive timeout: no answer to a keep-alive call within ${wait} ms`);
+        },
+        false,
+      );
     }
     inFlight = entry;
     // Any outcome is an answer (a local failure means the connection is closing, which stops this too).
@@ -115,11 +117,15 @@ function every(ms: number, fn: () => void): Timer {
   let current: Timer;
   let stopped = false;
   const arm = (): void => {
-    current = startTimer(ms, () => {
-      if (stopped) return;
-      arm();
-      fn();
-    }, false);
+    current = startTimer(
+      ms,
+      () => {
+        if (stopped) return;
+        arm();
+        fn();
+      },
+      false,
+    );
   };
   arm();
   return {

@@ -134,7 +134,16 @@ export function resolveLimits(options: ConnectionLimits): ResolvedLimits {
     const v = options[key];
     if (v !== undefined) (limits as Record<typeof key, number>)[key] = checkDuration(key, v);
   }
-  const numeric = ['window', 'maxStreamBufferBytes', 'maxConnectionBufferBytes', 'maxBufferedBytes', 'maxConcurrentCalls', 'maxInboundBytes', 'maxSendBufferSize', 'maxPayload'] as const;
+  const numeric = [
+    'window',
+    'maxStreamBufferBytes',
+    'maxConnectionBufferBytes',
+    'maxBufferedBytes',
+    'maxConcurrentCalls',
+    'maxInboundBytes',
+    'maxSendBufferSize',
+    'maxPayload',
+  ] as const;
   for (const key of numeric) {
     const v = options[key];
     if (v === undefined) continue;

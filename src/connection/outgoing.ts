@@ -117,7 +117,18 @@ export class OutgoingCalls {
       observer.error(e);
       return undefined;
     }
-    const call: OutgoingCall = { id, observer, credit: new InboundCredit(window), autoCredit, request: undefined, timer: undefined, held: 0, receivedItems: 0, receivedBytes: 0, phase: 'running' };
+    const call: OutgoingCall = {
+      id,
+      observer,
+      credit: new InboundCredit(window),
+      autoCredit,
+      request: undefined,
+      timer: undefined,
+      held: 0,
+      receivedItems: 0,
+      receivedBytes: 0,
+      phase: 'running',
+    };
     this.calls.set(id, call);
     if (frame.timeout !== undefined) {
       const ms = frame.timeout;
@@ -209,9 +220,9 @@ export class OutgoingCalls {
     if (!inbound.fits(cost)) {
       this.abandon(
         call,
-        resourceExhausted(`response items waiting for the consumer exceed maxInboundBytes (${inbound.limit}): consume them faster, or lower the call's window`,
-          { bufferedBytes: call.held },
-        ),
+        resourceExhausted(`response items waiting for the consumer exceed maxInboundBytes (${inbound.limit}): consume them faster, or lower the call's window`, {
+          bufferedBytes: call.held,
+        }),
       );
       return false;
     }

@@ -9,8 +9,7 @@ const RELEASE_SLICE_MS = 2;
 
 const now: () => number = typeof performance !== 'undefined' ? () => performance.now() : () => Date.now();
 
-const schedule: (fn: () => void) => void =
-  typeof setImmediate === 'function' ? (fn) => void setImmediate(fn) : (fn) => void setTimeout(fn, 0);
+const schedule: (fn: () => void) => void = typeof setImmediate === 'function' ? (fn) => void setImmediate(fn) : (fn) => void setTimeout(fn, 0);
 
 /**
  * What a {@link Connection} lets a gate see and do: narrow on purpose, so that a gate is a

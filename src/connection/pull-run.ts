@@ -8,9 +8,7 @@ export const PULL_BATCH = 128;
 
 /** Lets I/O and other streams run (a fast generator resolves on microtasks only). */
 export const yieldToEventLoop: () => Promise<void> =
-  typeof setImmediate === 'function'
-    ? () => new Promise((resolve) => setImmediate(resolve))
-    : () => new Promise((resolve) => setTimeout(resolve, 0));
+  typeof setImmediate === 'function' ? () => new Promise((resolve) => setImmediate(resolve)) : () => new Promise((resolve) => setTimeout(resolve, 0));
 
 /** One iterator an outbound stream is pulling, or will pull. */
 export interface PullRun {

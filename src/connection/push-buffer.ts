@@ -100,7 +100,8 @@ export class PushBuffer {
       this.frames.bytes + cost > this.maxBytes
         ? `this stream's buffer is full (maxStreamBufferBytes ${this.maxBytes})`
         : `the connection's stream buffers are full (maxConnectionBufferBytes ${this.budget.limit})`;
-    return resourceExhausted(`stream buffer overflow: ${what}; the consumer is slower than the Observable (use an async iterable for backpressure, another overflow strategy, or a larger buffer)`,
+    return resourceExhausted(
+      `stream buffer overflow: ${what}; the consumer is slower than the Observable (use an async iterable for backpressure, another overflow strategy, or a larger buffer)`,
       { bufferedBytes: this.frames.bytes, bufferedItems: this.frames.length },
     );
   }

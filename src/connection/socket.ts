@@ -89,9 +89,7 @@ export function bindSocket(ws: WebSocketLike, listener: SocketListener, options:
     else if (d instanceof ArrayBuffer) listener.onMessage(new Uint8Array(d), true);
     else if (ArrayBuffer.isView(d)) listener.onMessage(new Uint8Array(d.buffer, d.byteOffset, d.byteLength), true);
   }) as (event: never) => void);
-  dom.addEventListener('close', ((ev: { code: number; reason: string }) => listener.onClose(ev.code, ev.reason)) as (
-    event: never,
-  ) => void);
+  dom.addEventListener('close', ((ev: { code: number; reason: string }) => listener.onClose(ev.code, ev.reason)) as (event: never) => void);
   dom.addEventListener('error', (() => listener.onSocketError(new Error('WebSocket error'))) as (event: never) => void);
   return NO_READ_CONTROL;
 }

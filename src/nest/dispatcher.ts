@@ -96,9 +96,7 @@ export abstract class WsMsgpackDispatcher<EventsMap extends Record<string, Funct
     const connected = this.connectedHooks.get(a.connection) ?? Promise.resolve();
     this.connectedHooks.delete(a.connection);
     const payload: WsPeerDisconnected = { peerId: a.peer.id, code: info.code, reason: info.reason };
-    const done = connected
-      .then(() => (this.findHandler(WS_PEER_DISCONNECTED) ? this.runHook(WS_PEER_DISCONNECTED, payload, a) : undefined))
-      .then(() => a.peer.state.clear());
+    const done = connected.then(() => (this.findHandler(WS_PEER_DISCONNECTED) ? this.runHook(WS_PEER_DISCONNECTED, payload, a) : undefined)).then(() => a.peer.state.clear());
     this.pendingHooks.add(done);
     void done.then(() => this.pendingHooks.delete(done));
   }
@@ -107,10 +105,9 @@ export abstract class WsMsgpackDispatcher<EventsMap extends Record<string, Funct
   protected hooksSettled(ms: number): Promise<void> {
     if (this.pendingHooks.size === 0) return Promise.resolve();
     let timer: ReturnType<typeof setTimeout> | undefined;
-    return Promise.race([
-      Promise.all([...this.pendingHooks]).then(() => undefined),
-      new Promise<void>((resolve) => (timer = setTimeout(resolve, ms))),
-    ]).finally(() => clearTimeout(timer));
+    return Promise.race([Promise.all([...this.pendingHooks]).then(() => undefined), new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]).finally(() =>
+      clearTimeout(timer),
+    );
   }
 
   /**

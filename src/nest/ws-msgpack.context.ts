@@ -79,7 +79,8 @@ export class WsMsgpackContext extends BaseRpcContext<WsMsgpackContextArgs> {
    */
   getRequest(): IncomingMessage {
     const request = this.args[4];
-    if (!request) throw new Error('WsMsgpackContext.getRequest(): this call came from the server, over a connection this client opened; there is no upgrade request (use getPeer().handshake)');
+    if (!request)
+      throw new Error('WsMsgpackContext.getRequest(): this call came from the server, over a connection this client opened; there is no upgrade request (use getPeer().handshake)');
     return request;
   }
 

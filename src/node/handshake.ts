@@ -58,8 +58,7 @@ export function startHandshake<T>(url: string, options: ClientOptions, adopt: (w
   };
   // The socket's own error (Node's ECONNREFUSED, ENOTFOUND, ...) is the error's `cause`: `err.cause.code`.
   const onError = (err: Error): void => fail(err.message, { cause: String(err), code: (err as NodeJS.ErrnoException).code }, err);
-  const onClose = (code: number, reason: Buffer): void =>
-    fail(`closed during handshake (code ${code}${reason.length ? `: ${reason.toString()}` : ''})`, { closeCode: code });
+  const onClose = (code: number, reason: Buffer): void => fail(`closed during handshake (code ${code}${reason.length ? `: ${reason.toString()}` : ''})`, { closeCode: code });
   const onUnexpected = (_req: unknown, res: { statusCode?: number; statusMessage?: string }): void =>
     fail(`HTTP ${res.statusCode ?? '?'} ${res.statusMessage ?? ''}`.trim(), { httpStatus: res.statusCode });
   function cleanup(): void {

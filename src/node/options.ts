@@ -7,9 +7,7 @@ import type { Server as HttpsServer, ServerOptions as HttpsServerOptions } from 
  * is let through), or a function deciding for each upgrade (it gets `undefined` when there is no
  * `Origin`). Refused upgrades get HTTP 403.
  */
-export type WsMsgpackAllowedOrigins =
-  | readonly string[]
-  | ((origin: string | undefined, request: IncomingMessage) => boolean | Promise<boolean>);
+export type WsMsgpackAllowedOrigins = readonly string[] | ((origin: string | undefined, request: IncomingMessage) => boolean | Promise<boolean>);
 
 /** Where the server listens: its own HTTP(S) server (standalone), or a shared one. Part of {@link WsMsgpackServerOptions}. */
 export interface WsMsgpackListenOptions {

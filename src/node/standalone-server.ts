@@ -11,7 +11,9 @@ const NODE_REQUEST_TIMEOUT = 300_000;
 export function checkStandaloneOptions(options: WsMsgpackListenOptions & Pick<WsMsgpackUpgradeOptions, 'handshakeTimeout' | 'maxHeaderSize'>): void {
   for (const key of ['tls', 'maxHeaderSize'] as const) {
     if (options.httpServer && options[key] !== undefined) {
-      throw new TypeError(`nestjs-ws-msgpack: option ${key} is for the standalone server; with \`httpServer\` it is that server's own setting (create it with https.createServer / its own options)`);
+      throw new TypeError(
+        `nestjs-ws-msgpack: option ${key} is for the standalone server; with \`httpServer\` it is that server's own setting (create it with https.createServer / its own options)`,
+      );
     }
   }
   if (options.tls !== undefined && (typeof options.tls !== 'object' || options.tls === null)) {
@@ -24,7 +26,10 @@ export function checkStandaloneOptions(options: WsMsgpackListenOptions & Pick<Ws
  * also bounds how long a client may take to send its upgrade request's headers (Node then
  * answers 408) and the TLS handshake, so a slow client cannot hold a socket for Node's minutes.
  */
-export function createStandaloneServer(options: WsMsgpackListenOptions & Pick<WsMsgpackUpgradeOptions, 'handshakeTimeout' | 'maxHeaderSize'>, onRequest: RequestListener): HttpServer | HttpsServer {
+export function createStandaloneServer(
+  options: WsMsgpackListenOptions & Pick<WsMsgpackUpgradeOptions, 'handshakeTimeout' | 'maxHeaderSize'>,
+  onRequest: RequestListener,
+): HttpServer | HttpsServer {
   // Node wants whole ms here; 0 and Infinity both mean no limit (the option is checked by the gate).
   const given = options.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT;
   const timeout = Number.isFinite(given) ? Math.ceil(given) : 0;

@@ -137,7 +137,9 @@ export class UpgradeGate {
       ]);
       if (outcome === 'timeout') {
         checks.catch(() => {}); // settles later, if ever: nobody is waiting for it any more
-        this.report(new Error(`the checks of an upgrade (allowedOrigins, authenticate) did not finish within handshakeTimeout (${this.handshakeTimeout} ms); it was refused with 503`));
+        this.report(
+          new Error(`the checks of an upgrade (allowedOrigins, authenticate) did not finish within handshakeTimeout (${this.handshakeTimeout} ms); it was refused with 503`),
+        );
         refuseUpgrade(socket, { status: 503, body: `the upgrade was not completed within ${this.handshakeTimeout} ms` });
         release();
         return undefined;

@@ -35,8 +35,7 @@ interface DataSource {
 
 const now: () => number = typeof performance !== 'undefined' ? () => performance.now() : () => Date.now();
 
-const schedule: (fn: () => void) => void =
-  typeof setImmediate === 'function' ? (fn) => void setImmediate(fn) : (fn) => void setTimeout(fn, 0);
+const schedule: (fn: () => void) => void = typeof setImmediate === 'function' ? (fn) => void setImmediate(fn) : (fn) => void setTimeout(fn, 0);
 
 /**
  * A message that arrives this long after the connection's last one was handled starts a new
@@ -154,7 +153,8 @@ export class WsReader implements ReadControl {
       this.deliver(m.data, m.isBinary);
     }
     if (this.closed) return;
-    if (this.inbox.length > 0) this.scheduleDrain(); // resume() schedules it when paused for the outbound
+    if (this.inbox.length > 0)
+      this.scheduleDrain(); // resume() schedules it when paused for the outbound
     else if (this.closing) this.end();
     else this.setPaused('fair', false);
   };
@@ -220,8 +220,7 @@ export class WsReader implements ReadControl {
       return;
     }
     this.listener.onSocketError(
-      resourceExhausted(`a message from the peer did not complete within incompleteMessageTimeout (${limit} ms; ${held} bytes of it had arrived): the connection was cut`,
-      ),
+      resourceExhausted(`a message from the peer did not complete within incompleteMessageTimeout (${limit} ms; ${held} bytes of it had arrived): the connection was cut`),
     );
     this.ws.terminate?.();
   };

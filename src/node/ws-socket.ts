@@ -11,7 +11,6 @@ interface NodeWebSocket {
   once(event: 'close', cb: () => void): unknown;
 }
 
-
 /** `ws`'s send with fragmentation options. */
 interface FragmentingSocket {
   send(data: Uint8Array, options: { binary: boolean; fin: boolean }): void;

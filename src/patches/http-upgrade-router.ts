@@ -44,12 +44,7 @@ export function requestPath(request: IncomingMessage): string {
  * waits for its sockets. Returns a function that removes the route (and the interception with
  * the last route).
  */
-export function routeUpgrades(
-  server: HttpServer,
-  path: string | null,
-  handler: UpgradeHandler,
-  beforeClose: () => void = () => {},
-): () => void {
+export function routeUpgrades(server: HttpServer, path: string | null, handler: UpgradeHandler, beforeClose: () => void = () => {}): () => void {
   let router = routers.get(server);
   if (!router) {
     const originalEmit = server.emit;

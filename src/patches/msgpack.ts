@@ -134,7 +134,6 @@ function stillDue(state: StackState | undefined): number {
   return 0;
 }
 
-
 /**
  * `@msgpack/msgpack` returns `bin` as a `Uint8Array` view of the input. Node users expect the
  * `Buffer` they sent; wrapping the same memory costs no copy.

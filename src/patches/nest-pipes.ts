@@ -94,7 +94,13 @@ function isLiveStream(value: unknown): boolean {
 
 function replacedError(pipe: Pipe, got: unknown): Error {
   const name = (pipe as { constructor?: { name?: string } }).constructor?.name || 'a pipe';
-  const what = isObservable(got) ? 'an Observable that can never emit' : got === null ? 'null' : typeof got === 'object' ? `a ${(got as object).constructor?.name ?? 'null-prototype'} object` : typeof got;
+  const what = isObservable(got)
+    ? 'an Observable that can never emit'
+    : got === null
+      ? 'null'
+      : typeof got === 'object'
+        ? `a ${(got as object).constructor?.name ?? 'null-prototype'} object`
+        : typeof got;
   return new TypeError(
     `nestjs-ws-msgpack: the pipe ${name} replaced the request stream with ${what}, so the handler could never read the items: ` +
       'the call was failed. A pipe on a request-stream parameter must return the stream, a stream made from it (stream.pipe(...)), ' +

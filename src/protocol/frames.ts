@@ -102,14 +102,7 @@ export interface CreditFrame {
 }
 
 /** Any protocol v1 frame. */
-export type Frame =
-  | RequestFrame
-  | EventFrame
-  | NextFrame
-  | CompleteFrame
-  | ErrorFrame
-  | CancelFrame
-  | CreditFrame;
+export type Frame = RequestFrame | EventFrame | NextFrame | CompleteFrame | ErrorFrame | CancelFrame | CreditFrame;
 
 /** Keys of the REQUEST/EVENT meta map on the wire. */
 export const MetaKey = { HEADERS: 'h', CREDIT: 'n', TIMEOUT: 't', STREAM: 's', OVERFLOW: 'o' } as const;
@@ -122,22 +115,16 @@ export function toWire(frame: Frame): unknown[] {
   switch (frame.type) {
     case FrameType.REQUEST: {
       const meta = requestMeta(frame);
-      return meta === undefined
-        ? [frame.type, frame.id, frame.pattern, frame.payload]
-        : [frame.type, frame.id, frame.pattern, frame.payload, meta];
+      return meta === undefined ? [frame.type, frame.id, frame.pattern, frame.payload] : [frame.type, frame.id, frame.pattern, frame.payload, meta];
     }
     case FrameType.EVENT:
-      return frame.headers === undefined
-        ? [frame.type, frame.pattern, frame.payload]
-        : [frame.type, frame.pattern, frame.payload, { [MetaKey.HEADERS]: frame.headers }];
+      return frame.headers === undefined ? [frame.type, frame.pattern, frame.payload] : [frame.type, frame.pattern, frame.payload, { [MetaKey.HEADERS]: frame.headers }];
     case FrameType.NEXT:
       return [frame.type, frame.id, frame.value];
     case FrameType.COMPLETE:
       return frame.hasValue ? [frame.type, frame.id, frame.value] : [frame.type, frame.id];
     case FrameType.ERROR:
-      return frame.data === undefined
-        ? [frame.type, frame.id, frame.code, frame.message]
-        : [frame.type, frame.id, frame.code, frame.message, frame.data];
+      return frame.data === undefined ? [frame.type, frame.id, frame.code, frame.message] : [frame.type, frame.id, frame.code, frame.message, frame.data];
     case FrameType.CANCEL:
       return frame.reason === undefined ? [frame.type, frame.id] : [frame.type, frame.id, frame.reason];
     case FrameType.CREDIT:

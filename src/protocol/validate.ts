@@ -1,18 +1,25 @@
 import { ExtData } from '@msgpack/msgpack';
 import { ProtocolViolation, WsMsgpackErrorCode } from './errors.js';
-import { FrameType, MAX_CALL_ID, MetaKey, OVERFLOW_STRATEGIES, type EventFrame, type Frame, type WsMsgpackCallHeaders, type OverflowStrategy, type RequestFrame } from './frames.js';
+import {
+  FrameType,
+  MAX_CALL_ID,
+  MetaKey,
+  OVERFLOW_STRATEGIES,
+  type EventFrame,
+  type Frame,
+  type WsMsgpackCallHeaders,
+  type OverflowStrategy,
+  type RequestFrame,
+} from './frames.js';
 
-const isCallId = (v: unknown): v is number =>
-  typeof v === 'number' && Number.isInteger(v) && v > 0 && v <= MAX_CALL_ID;
+const isCallId = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v > 0 && v <= MAX_CALL_ID;
 
-const isCount = (v: unknown): v is number =>
-  typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= MAX_CALL_ID;
+const isCount = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= MAX_CALL_ID;
 
 const isMap = (v: unknown): v is Record<string, unknown> =>
   typeof v === 'object' && v !== null && !Array.isArray(v) && !ArrayBuffer.isView(v) && !(v instanceof Date) && !(v instanceof ExtData);
 
-const isPattern = (v: unknown): boolean =>
-  typeof v === 'string' || (typeof v === 'number' && Number.isFinite(v)) || isMap(v);
+const isPattern = (v: unknown): boolean => typeof v === 'string' || (typeof v === 'number' && Number.isFinite(v)) || isMap(v);
 
 /**
  * Checks a decoded msgpack value against the protocol v1 frame grammar and returns the typed
@@ -63,7 +70,8 @@ function parseRequest(value: unknown[], id: number): Frame {
   const credit = meta[MetaKey.CREDIT];
   if (credit !== undefined && !isCount(credit)) throw new ProtocolViolation('REQUEST: meta.n (credit) must be a non-negative integer', id, FrameType.REQUEST);
   const timeout = meta[MetaKey.TIMEOUT];
-  if (timeout !== undefined && !(isCount(timeout) && timeout > 0)) throw new ProtocolViolation('REQUEST: meta.t (timeout) must be a positive integer of milliseconds', id, FrameType.REQUEST);
+  if (timeout !== undefined && !(isCount(timeout) && timeout > 0))
+    throw new ProtocolViolation('REQUEST: meta.t (timeout) must be a positive integer of milliseconds', id, FrameType.REQUEST);
   const stream = meta[MetaKey.STREAM];
   if (stream !== undefined && typeof stream !== 'boolean') throw new ProtocolViolation('REQUEST: meta.s (stream) must be a boolean', id, FrameType.REQUEST);
   const overflow = meta[MetaKey.OVERFLOW];
@@ -97,9 +105,7 @@ function parseError(value: unknown[], id: number): Frame {
   if (typeof code !== 'string' || typeof message !== 'string') {
     throw new ProtocolViolation('ERROR: code and message must be strings', id, FrameType.ERROR);
   }
-  return value.length >= 5
-    ? { type: FrameType.ERROR, id, code, message, data: value[4] }
-    : { type: FrameType.ERROR, id, code, message };
+  return value.length >= 5 ? { type: FrameType.ERROR, id, code, message, data: value[4] } : { type: FrameType.ERROR, id, code, message };
 }
 
 function readMeta(meta: unknown, kind: string, id: number): Record<string, unknown> {
@@ -169,14 +175,21 @@ function peekNumber(bytes: Uint8Array, view: DataView, pos: number): { value: nu
   if (width === undefined || pos + 1 + width > bytes.length) return undefined;
   const at = pos + 1;
   const value =
-    b === 0xcc ? view.getUint8(at)
-    : b === 0xcd ? view.getUint16(at)
-    : b === 0xce ? view.getUint32(at)
-    : b === 0xd0 ? view.getInt8(at)
-    : b === 0xd1 ? view.getInt16(at)
-    : b === 0xd2 ? view.getInt32(at)
-    : b === 0xca ? view.getFloat32(at)
-    : view.getFloat64(at); // 0xcb
+    b === 0xcc
+      ? view.getUint8(at)
+      : b === 0xcd
+        ? view.getUint16(at)
+        : b === 0xce
+          ? view.getUint32(at)
+          : b === 0xd0
+            ? view.getInt8(at)
+            : b === 0xd1
+              ? view.getInt16(at)
+              : b === 0xd2
+                ? view.getInt32(at)
+                : b === 0xca
+                  ? view.getFloat32(at)
+                  : view.getFloat64(at); // 0xcb
   return { value, end: at + width };
 }
 

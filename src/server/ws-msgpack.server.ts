@@ -168,9 +168,10 @@ export class WsMsgpackServer extends WsMsgpackDispatcher<WsMsgpackServerEvents, 
         this._status$.next(WsMsgpackStatus.DISCONNECTED);
         void this.cleanup();
       }
-      const message = err.code === 'EADDRINUSE'
-        ? `WsMsgpackServer: port ${this.options.port ?? DEFAULT_PORT} on ${this.options.host ?? DEFAULT_HOST} is already in use (EADDRINUSE)`
-        : `WsMsgpackServer: cannot listen: ${err.message}`;
+      const message =
+        err.code === 'EADDRINUSE'
+          ? `WsMsgpackServer: port ${this.options.port ?? DEFAULT_PORT} on ${this.options.host ?? DEFAULT_HOST} is already in use (EADDRINUSE)`
+          : `WsMsgpackServer: cannot listen: ${err.message}`;
       answer(Object.assign(new Error(message, { cause: err }), { code: err.code }));
     };
     http.once('error', onListenError);
@@ -221,10 +222,7 @@ export class WsMsgpackServer extends WsMsgpackDispatcher<WsMsgpackServerEvents, 
   }
 
   /** Registers a listener for 'connection', 'disconnect' or 'error'. */
-  on<EventKey extends keyof WsMsgpackServerEvents = keyof WsMsgpackServerEvents>(
-    event: EventKey,
-    callback: WsMsgpackServerEvents[EventKey],
-  ): void {
+  on<EventKey extends keyof WsMsgpackServerEvents = keyof WsMsgpackServerEvents>(event: EventKey, callback: WsMsgpackServerEvents[EventKey]): void {
     this.events.on(event, callback);
   }
 
@@ -329,7 +327,6 @@ export class WsMsgpackServer extends WsMsgpackDispatcher<WsMsgpackServerEvents, 
     this.events.report(err);
   }
 
-
   private async doClose(): Promise<void> {
     // Upgrades still in allowedOrigins/authenticate are answered now, not when their checks end
     // (at handshakeTimeout, or never): they would hold the HTTP server's close.
@@ -355,13 +352,13 @@ export class WsMsgpackServer extends WsMsgpackDispatcher<WsMsgpackServerEvents, 
       ...(timeout === Infinity
         ? []
         : [
-          new Promise<void>((resolve) => {
-            timer = startTimer(timeout, () => {
-              for (const ws of sockets) ws.terminate();
-              resolve();
-            });
-          }),
-        ]),
+            new Promise<void>((resolve) => {
+              timer = startTimer(timeout, () => {
+                for (const ws of sockets) ws.terminate();
+                resolve();
+              });
+            }),
+          ]),
     ]);
     timer?.cancel();
     await this.hooksSettled(Math.min(timeout, MAX_TIMER_MS)); // disconnected hooks still use the app's providers

@@ -337,7 +337,10 @@ export class ClientCore {
       const attempt = this.hooks.open(url, prepared, (socket) => this.adopt(socket));
       inner = attempt;
       // Opened just as it was called off: nobody will use it.
-      attempt.opened.then((conn) => offReason !== undefined && conn.close(1000, 'client closed'), () => {});
+      attempt.opened.then(
+        (conn) => offReason !== undefined && conn.close(1000, 'client closed'),
+        () => {},
+      );
       return Promise.race([attempt.opened, off]);
     })();
     opened.then(

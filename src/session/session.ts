@@ -72,7 +72,6 @@ export function isReadyTimeout(error: unknown): boolean {
   return typeof error === 'object' && error !== null && readyTimeouts.has(error);
 }
 
-
 /**
  * The wait before the next reconnect attempt, in ms, after `failures` consecutive failed attempts:
  * exponential backoff with full jitter, `random() × min(maxDelay, initialDelay × factor^failures)`.
@@ -244,7 +243,9 @@ export class Session {
     this.current = undefined;
     this.roundFailures = 0;
     if (this.phase !== 'closed') {
-      this.lastError = new WsMsgpackError(WsMsgpackErrorCode.UNAVAILABLE, `connection closed (code ${info.code}${info.reason ? `: ${info.reason}` : ''})`, { closeCode: info.code });
+      this.lastError = new WsMsgpackError(WsMsgpackErrorCode.UNAVAILABLE, `connection closed (code ${info.code}${info.reason ? `: ${info.reason}` : ''})`, {
+        closeCode: info.code,
+      });
       if (Date.now() - this.connectedAt >= STABLE_CONNECTION_MS) this.failures = 0;
       else this.failures++;
       this.urlIndex++; // failover: the next replica first (also for the next start())
@@ -283,10 +284,14 @@ export class Session {
   private schedule(): void {
     const delay = backoffDelay(this.failures, this.reconnect as Required<ReconnectOptions>);
     // Unref'd: reconnecting alone does not keep a process alive (a caller waiting does).
-    this.retry = startTimer(delay, () => {
-      this.retry = undefined;
-      this.dial();
-    }, false);
+    this.retry = startTimer(
+      delay,
+      () => {
+        this.retry = undefined;
+        this.dial();
+      },
+      false,
+    );
   }
 
   private giveUp(): void {
@@ -312,7 +317,11 @@ export class Session {
    */
   private unavailable(message: string): WsMsgpackError {
     const last = this.lastError;
-    const error = new WsMsgpackError(WsMsgpackErrorCode.UNAVAILABLE, `${message}${last instanceof Error ? `; last failure: ${last.message}` : ''}`, last instanceof WsMsgpackError ? last.details : undefined);
+    const error = new WsMsgpackError(
+      WsMsgpackErrorCode.UNAVAILABLE,
+      `${message}${last instanceof Error ? `; last failure: ${last.message}` : ''}`,
+      last instanceof WsMsgpackError ? last.details : undefined,
+    );
     if (last !== undefined) withCause(error, last instanceof WsMsgpackError && last.cause !== undefined ? last.cause : last);
     return error;
   }

@@ -68,11 +68,7 @@ export class ServerCallSpan extends ActiveSpan {
     if (this.ended) return;
     this.ended = true;
     if (!this.span.isRecording()) return;
-    const outcome: Outcome = this.error
-      ? { kind: 'error', error: this.error.value }
-      : signal.aborted
-        ? { kind: 'error', error: signal.reason }
-        : OK;
+    const outcome: Outcome = this.error ? { kind: 'error', error: this.error.value } : signal.aborted ? { kind: 'error', error: signal.reason } : OK;
     this.tracing.endCall(this.span, outcome, 'server');
   }
 }
@@ -90,4 +86,3 @@ export class EventSpan extends ActiveSpan {
     }
   }
 }
-

@@ -27,7 +27,6 @@ const ATTR = {
   MESSAGING_OPERATION_NAME: 'messaging.operation.name',
 } as const;
 
-
 /** Reads call headers (values of any msgpack type) as a text map: strings, and arrays of strings. */
 const headerGetter: TextMapGetter<WsMsgpackCallHeaders> = {
   keys: (carrier) => Object.keys(carrier),
@@ -214,11 +213,7 @@ export class Tracing {
     try {
       const destination = patternName(pattern);
       const parent = this.api.context.active();
-      span = this.tracer().startSpan(
-        `emit ${destination}`,
-        { kind: this.api.SpanKind.PRODUCER, attributes: this.messagingAttributes(destination, 'send', 'emit') },
-        parent,
-      );
+      span = this.tracer().startSpan(`emit ${destination}`, { kind: this.api.SpanKind.PRODUCER, attributes: this.messagingAttributes(destination, 'send', 'emit') }, parent);
       traced = this.inject(this.api.trace.setSpan(parent, span), options);
     } catch {
       safely(() => span?.end()); // tracing never fails an event: this one goes untraced
@@ -258,11 +253,7 @@ export class Tracing {
   consumer(pattern: string, headers: WsMsgpackCallHeaders): EventSpan | undefined {
     return safely(() => {
       const parent = this.api.propagation.extract(this.api.ROOT_CONTEXT, headers, headerGetter);
-      const span = this.tracer().startSpan(
-        `process ${pattern}`,
-        { kind: this.api.SpanKind.CONSUMER, attributes: this.messagingAttributes(pattern, 'process', 'process') },
-        parent,
-      );
+      const span = this.tracer().startSpan(`process ${pattern}`, { kind: this.api.SpanKind.CONSUMER, attributes: this.messagingAttributes(pattern, 'process', 'process') }, parent);
       if (!span.isRecording() && !this.api.trace.isSpanContextValid(span.spanContext())) return undefined;
       return new EventSpan(this, span, this.api.trace.setSpan(parent, span));
     });

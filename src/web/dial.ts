@@ -28,12 +28,7 @@ const ignore = (): void => {};
  * - the server selected no subprotocol or another one;
  * - `cancel(reason)` (the client core calls it at `connectTimeout`, and on `close()`).
  */
-export function openWebSocket(
-  Ctor: WebSocketConstructor,
-  url: string,
-  protocols: string[],
-  adopt: (socket: WebSocketLike) => Connection,
-): SocketAttempt {
+export function openWebSocket(Ctor: WebSocketConstructor, url: string, protocols: string[], adopt: (socket: WebSocketLike) => Connection): SocketAttempt {
   let ws: WebSocketLike & EventTargetSocket;
   try {
     ws = new Ctor(url, protocols) as WebSocketLike & EventTargetSocket;

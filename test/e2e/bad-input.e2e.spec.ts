@@ -146,9 +146,7 @@ describe('bad input: the peer gets a precise error, the server keeps serving', (
     // 'echo' of a value the server cannot re-encode is impossible (it decoded it), so use a raw ws
     // to check the client side: a client payload that cannot be encoded fails locally.
     const c = svc.client();
-    const err = await within(
-      new Promise<unknown>((resolve) => c.send('echo', { f: Symbol('x') }).subscribe({ error: resolve, complete: () => resolve('completed') })),
-    );
+    const err = await within(new Promise<unknown>((resolve) => c.send('echo', { f: Symbol('x') }).subscribe({ error: resolve, complete: () => resolve('completed') })));
     expect(err).toMatchObject({ code: WsMsgpackErrorCode.INTERNAL });
     expect(await first(c.send('echo', 'fine'))).toBe('fine');
   });

@@ -135,7 +135,14 @@ describe('calls from the browser', () => {
       for (let i = 0; i < 256; i++) bytes[i] = i;
       const b = await client.call<{ isBytes: boolean; bytes: Uint8Array }>('bytes', bytes);
       const t = await client.call<{ isDate: boolean; next: Date }>('tomorrow', new Date('2026-12-02T10:00:00.000Z'));
-      return { serverSawBytes: b.isBytes, isUint8Array: b.bytes instanceof Uint8Array, bytes: Array.from(b.bytes), serverSawDate: t.isDate, isDate: t.next instanceof Date, iso: t.next.toISOString() };
+      return {
+        serverSawBytes: b.isBytes,
+        isUint8Array: b.bytes instanceof Uint8Array,
+        bytes: Array.from(b.bytes),
+        serverSawDate: t.isDate,
+        isDate: t.next instanceof Date,
+        iso: t.next.toISOString(),
+      };
     });
     expect(r).toEqual({
       serverSawBytes: true,

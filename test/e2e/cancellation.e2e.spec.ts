@@ -1,32 +1,8 @@
 import { Controller } from '@nestjs/common';
 import { Ctx, MessagePattern, Payload, RpcException } from '@nestjs/microservices';
-import {
-  concat,
-  finalize,
-  firstValueFrom,
-  interval,
-  lastValueFrom,
-  NEVER,
-  type Observable,
-  of,
-  reduce,
-  Subject,
-  take,
-  takeUntil,
-  tap,
-  timeout,
-  timer,
-} from 'rxjs';
+import { concat, finalize, firstValueFrom, interval, lastValueFrom, NEVER, type Observable, of, reduce, Subject, take, takeUntil, tap, timeout, timer } from 'rxjs';
 import WebSocket from 'ws';
-import {
-  WsHeaders,
-  WsMsgpackContext,
-  WsMsgpackError,
-  WsMsgpackErrorCode,
-  WsMsgpackRecordBuilder,
-  WsSignal,
-  type WsMsgpackClient,
-} from '../../src/index.js';
+import { WsHeaders, WsMsgpackContext, WsMsgpackError, WsMsgpackErrorCode, WsMsgpackRecordBuilder, WsSignal, type WsMsgpackClient } from '../../src/index.js';
 import { all, errorOf, first, startService, until, WAIT_MS, within, type TestService } from '../support/helpers.js';
 import { RawPeer } from '../support/raw-peer.js';
 import { endless, holds, Probes, ticker, type Probe, type SourceStats, abortableDelay, newTag } from '../support/streams.js';
@@ -250,10 +226,9 @@ describe('cancellation by unsubscribing', () => {
     const tag = newTag('reqCancel');
     const stats: SourceStats = { pulls: 0, finalized: 0 };
     const stop$ = new Subject<void>();
-    const done = lastValueFrom(
-      client.send('sumStream', new WsMsgpackRecordBuilder(endless(stats)).setHeaders({ tag }).build()).pipe(takeUntil(stop$)),
-      { defaultValue: 'cancelled' },
-    );
+    const done = lastValueFrom(client.send('sumStream', new WsMsgpackRecordBuilder(endless(stats)).setHeaders({ tag }).build()).pipe(takeUntil(stop$)), {
+      defaultValue: 'cancelled',
+    });
     const p = probes.get(tag);
     await until(() => p.produced >= 10, WAIT_MS, 'items reaching the handler');
     stop$.next();
@@ -382,14 +357,18 @@ describe('connection loss fails every call and tears every handler down', () => 
     const client = svc.client();
     expect(await first(client.send<number>('finite', { tag: newTag('c1'), count: 1 }))).toBe(0);
     client.unwrap<WebSocket>().terminate();
-    await until(() => {
-      try {
-        client.unwrap();
-        return false;
-      } catch {
-        return true;
-      }
-    }, WAIT_MS, 'client noticed the drop');
+    await until(
+      () => {
+        try {
+          client.unwrap();
+          return false;
+        } catch {
+          return true;
+        }
+      },
+      WAIT_MS,
+      'client noticed the drop',
+    );
     expect(await first(client.send<number>('finite', { tag: newTag('c2'), count: 1 }))).toBe(0);
   });
 });

@@ -194,7 +194,12 @@ describe('backoff and giving up', () => {
     const client = new WsMsgpackClient({ url: [a.url, b.url], reconnect: { initialDelay: 1, maxDelay: 5 } });
     client.on('error', () => {});
     try {
-      const err = await within(client.connect().then(() => undefined, (e: unknown) => e as Error));
+      const err = await within(
+        client.connect().then(
+          () => undefined,
+          (e: unknown) => e as Error,
+        ),
+      );
       expect(err?.message).toMatch(/HTTP 40[13]/);
       expect(a.refused() + b.refused()).toBe(2);
     } finally {

@@ -89,7 +89,18 @@ describe('WsMsgpackClientModule', () => {
     }
     @Module({ providers: [Consumer], exports: [Consumer] })
     class FeatureModule {}
-    @Module({ imports: [WsMsgpackClientModule.register([{ name: 'A', url: svc.url }, { name: 'B', url: svc.url }], { isGlobal: true }), FeatureModule] })
+    @Module({
+      imports: [
+        WsMsgpackClientModule.register(
+          [
+            { name: 'A', url: svc.url },
+            { name: 'B', url: svc.url },
+          ],
+          { isGlobal: true },
+        ),
+        FeatureModule,
+      ],
+    })
     class AppModule {}
     const app = await NestFactory.create(AppModule, { logger: false });
     try {

@@ -200,7 +200,12 @@ describe('a server that is down: fail-fast by default (Nest TCP, gRPC), waiting 
       const emitted = (await errorOf(ws.emit('metaEvent', {}))) as WsMsgpackError;
       expect(emitted.code).toBe('UNAVAILABLE');
       expect((emitted.cause as NodeJS.ErrnoException).code).toBe('ECONNREFUSED');
-      const connectError = (await within(ws.connect().then(() => undefined, (e: unknown) => e as WsMsgpackError))) as WsMsgpackError;
+      const connectError = (await within(
+        ws.connect().then(
+          () => undefined,
+          (e: unknown) => e as WsMsgpackError,
+        ),
+      )) as WsMsgpackError;
       expect((connectError.cause as NodeJS.ErrnoException).code).toBe('ECONNREFUSED');
     } finally {
       await tcp.close();
@@ -348,7 +353,7 @@ describe('iterate() takes per-call options, as the web client does', () => {
   });
 });
 
-describe("events from the server to a client that exposes no handlers are no error (issue 16, item 3)", () => {
+describe('events from the server to a client that exposes no handlers are no error (issue 16, item 3)', () => {
   afterEach(() => jest.restoreAllMocks());
 
   it("they are counted, each pattern logged once at debug level; nothing on 'error', no error log", async () => {

@@ -56,9 +56,7 @@ describe('many calls in flight on one connection', () => {
     const c = svc.client();
     await c.connect();
     const socket = c.unwrap();
-    const results = await within(
-      lastValueFrom(merge(...Array.from({ length: 1000 }, (_, i) => c.send<number>('jitter', i).pipe(map((v) => [i, v] as const)))).pipe(toArray())),
-    );
+    const results = await within(lastValueFrom(merge(...Array.from({ length: 1000 }, (_, i) => c.send<number>('jitter', i).pipe(map((v) => [i, v] as const)))).pipe(toArray())));
     expect(results).toHaveLength(1000);
     for (const [sent, got] of results) expect(got).toBe(sent);
     expect(c.unwrap()).toBe(socket); // still the one connection

@@ -79,7 +79,7 @@ describe('keep-alive call (section 16)', () => {
     }
   });
 
-  it('is answered while the connected hook holds the peer\'s calls (an ordinary call waits for the hook)', async () => {
+  it("is answered while the connected hook holds the peer's calls (an ordinary call waits for the hook)", async () => {
     holdHook = true;
     const peer = await RawPeer.open(svc.url);
     try {

@@ -1,16 +1,7 @@
 import { Controller, ParseIntPipe } from '@nestjs/common';
 import { Ctx, Payload } from '@nestjs/microservices';
 import type { WebSocket } from 'ws';
-import {
-  WsEventPattern,
-  WsHeaders,
-  WsMessagePattern,
-  WsMsgpackContext,
-  WsMsgpackRecordBuilder,
-  WsSignal,
-  WsSocket,
-  WsUpgradeHeaders,
-} from '../../src/index.js';
+import { WsEventPattern, WsHeaders, WsMessagePattern, WsMsgpackContext, WsMsgpackRecordBuilder, WsSignal, WsSocket, WsUpgradeHeaders } from '../../src/index.js';
 import { first, startService, until, type TestService } from '../support/helpers.js';
 
 const events: unknown[] = [];
@@ -99,7 +90,7 @@ describe('context and parameter decorators', () => {
     expect(events[0]).toEqual({ data: { e: 1 }, trace: 't-1', pattern: 'evt', callId: 0 });
   });
 
-  it('parameter decorators take pipes, like Nest\'s own (@WsHeaders(name, ParseIntPipe))', async () => {
+  it("parameter decorators take pipes, like Nest's own (@WsHeaders(name, ParseIntPipe))", async () => {
     const c = svc.client();
     expect(await first(c.send('piped', new WsMsgpackRecordBuilder({}).setHeaders({ page: '7' }).build()))).toEqual({ page: 7, type: 'number' });
     // The pipe's failure goes through Nest's exception handling like any pipe error.

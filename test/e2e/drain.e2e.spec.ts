@@ -9,7 +9,7 @@ import { codeOf, gate, newTag, Probes } from '../support/streams.js';
 
 /** Opens plain sockets to `url` until one is refused (the server has begun to close); resolves with the refusal. */
 async function refusedOnceClosing(url: string): Promise<string> {
-  for (const deadline = Date.now() + WAIT_MS; Date.now() < deadline; ) {
+  for (const deadline = Date.now() + WAIT_MS; Date.now() < deadline;) {
     const outcome = await new Promise<string | undefined>((resolve) => {
       const ws = new WebSocket(url, ['wsmp.v1']);
       ws.once('open', () => (ws.terminate(), resolve(undefined)));

@@ -57,7 +57,10 @@ describe('edge cases found in review', () => {
 
   it('the end hook runs once for a call cancelled while its handler is still pending', async () => {
     release = gate();
-    const sub = svc.client().send('pending', {}).subscribe({ error: () => {} });
+    const sub = svc
+      .client()
+      .send('pending', {})
+      .subscribe({ error: () => {} });
     await until(() => log.includes('pending started'), undefined, 'handler started');
     const c = svc.client();
     sub.unsubscribe();
@@ -93,7 +96,7 @@ describe('edge cases found in review', () => {
     expect(conn.outgoingCalls).toBe(0);
   });
 
-  it("connect(), close(), connect() leaves exactly one live connection", async () => {
+  it('connect(), close(), connect() leaves exactly one live connection', async () => {
     const c = svc.client();
     const before = svc.server.connectionCount;
     const p1 = c.connect();

@@ -111,7 +111,10 @@ class FailingController {
   @MessagePattern('observableAfter2')
   observableAfter2(): Observable<number> {
     const e = fresh('observableAfter2');
-    return concat(of(1, 2), throwError(() => e));
+    return concat(
+      of(1, 2),
+      throwError(() => e),
+    );
   }
 
   @MessagePattern('generatorAfter2')
@@ -167,7 +170,10 @@ class FailingController {
 class TcpRpcExceptionController {
   @MessagePattern('rpcExceptionGenerator')
   rpcExceptionObservable(@Payload() message: string): Observable<number> {
-    return concat(of(1), throwError(() => new RpcException(message)));
+    return concat(
+      of(1),
+      throwError(() => new RpcException(message)),
+    );
   }
 }
 
@@ -251,7 +257,7 @@ describe('a global exception filter sees every handler error alike', () => {
   afterAll(() => svc.close());
   beforeEach(reset);
 
-  it.each(CASES)('%s: the filter sees the error once; the client gets the items, then the filter\'s payload', async (_name, pattern, payload, before) => {
+  it.each(CASES)("%s: the filter sees the error once; the client gets the items, then the filter's payload", async (_name, pattern, payload, before) => {
     await expectFilteredOnce(client, pattern, payload, before);
   });
 
@@ -285,7 +291,7 @@ describe('with a global interceptor too (the generator is then an Observable of 
   afterAll(() => svc.close());
   beforeEach(reset);
 
-  it.each(CASES)('%s: the filter sees the error once; the client gets the items, then the filter\'s payload', async (_name, pattern, payload, before) => {
+  it.each(CASES)("%s: the filter sees the error once; the client gets the items, then the filter's payload", async (_name, pattern, payload, before) => {
     await expectFilteredOnce(client, pattern, payload, before);
   });
 

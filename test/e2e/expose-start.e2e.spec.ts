@@ -75,7 +75,12 @@ describe('exposeHandlers(): start-up does not depend on the hub', () => {
     const port = await freePort();
     const { app } = await clientApp({ url: `ws://127.0.0.1:${port}`, reconnect: fast, readyTimeout: 300 }, { waitForConnection: true });
     try {
-      const error = await within(app.startAllMicroservices().then(() => undefined, (e: unknown) => e));
+      const error = await within(
+        app.startAllMicroservices().then(
+          () => undefined,
+          (e: unknown) => e,
+        ),
+      );
       expect(error).toMatchObject({ code: 'UNAVAILABLE', message: expect.stringMatching(/not connected within 300 ms; last failure: cannot connect .*ECONNREFUSED/) });
     } finally {
       await within(app.close());

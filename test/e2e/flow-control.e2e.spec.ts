@@ -70,8 +70,14 @@ class FlowController {
   }
 }
 
-const isNext = (id: number) => (f: unknown[]): boolean => f[0] === 3 && f[1] === id;
-const isFor = (id: number) => (f: unknown[]): boolean => f[1] === id;
+const isNext =
+  (id: number) =>
+  (f: unknown[]): boolean =>
+    f[0] === 3 && f[1] === id;
+const isFor =
+  (id: number) =>
+  (f: unknown[]): boolean =>
+    f[1] === id;
 
 /** A raw round trip on the same socket: every frame the server sent before answering it has arrived. */
 async function barrier(peer: RawPeer, id: number): Promise<void> {
@@ -159,10 +165,18 @@ describe('flow control: response streams (pull sources are pulled only as credit
       peer.send([7, 1, 2]);
       await until(() => peer.frames.filter(isNext(1)).length >= 2, WAIT_MS, '2 NEXT');
       await barrier(peer, 7);
-      expect(peer.frames.filter(isFor(1))).toEqual([[3, 1, 0], [3, 1, 1]]);
+      expect(peer.frames.filter(isFor(1))).toEqual([
+        [3, 1, 0],
+        [3, 1, 1],
+      ]);
       peer.send([7, 1, 5]);
       await until(() => peer.frames.some((f) => f[0] === 4 && f[1] === 1), WAIT_MS, 'COMPLETE');
-      expect(peer.frames.filter(isFor(1))).toEqual([[3, 1, 0], [3, 1, 1], [3, 1, 2], [4, 1]]);
+      expect(peer.frames.filter(isFor(1))).toEqual([
+        [3, 1, 0],
+        [3, 1, 1],
+        [3, 1, 2],
+        [4, 1],
+      ]);
     } finally {
       peer.close();
     }
@@ -336,7 +350,12 @@ describe('limits: maxConcurrentCalls', () => {
     const client = svc.client();
     const tags = [newTag('slow'), newTag('slow'), newTag('slow')];
     for (const t of tags) gates.set(t, gate());
-    const outcomes = tags.map((t) => first(client.send<string>('slow', t)).then((v) => ({ ok: v }), (e: unknown) => ({ err: e })));
+    const outcomes = tags.map((t) =>
+      first(client.send<string>('slow', t)).then(
+        (v) => ({ ok: v }),
+        (e: unknown) => ({ err: e }),
+      ),
+    );
     const third = await within(outcomes[2]!, WAIT_MS, 'third call');
     expect('err' in third).toBe(true);
     const err = (third as { err: unknown }).err;

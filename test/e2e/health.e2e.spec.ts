@@ -33,8 +33,7 @@ class EchoController {
   }
 }
 
-const serviceOn = (port: number, options: { drainTimeout?: number } = {}): Promise<TestService> =>
-  startService({ controllers: [EchoController] }, { port, ...options });
+const serviceOn = (port: number, options: { drainTimeout?: number } = {}): Promise<TestService> => startService({ controllers: [EchoController] }, { port, ...options });
 
 /** The server the health app's server check looks at (the test sets it). */
 const target: { server: WsMsgpackServer | undefined } = { server: undefined };

@@ -200,7 +200,7 @@ describe('frames that decode into far more than they weigh (issue 15, item 1)', 
   });
 });
 
-describe('maxInboundBytes: what the peer\'s calls hold at once', () => {
+describe("maxInboundBytes: what the peer's calls hold at once", () => {
   let svc: TestService;
 
   beforeAll(async () => {
@@ -312,7 +312,13 @@ describe('maxServerInboundBytes: what all peers hold, ended connections included
 describe('frames that end or pace a call are never refused for the budget', () => {
   it('CANCEL, CREDIT, COMPLETE and ERROR decode with no budget left; a REQUEST does not', () => {
     const codec = new FrameCodec();
-    for (const f of [[6, 3], [7, 3, 10], [4, 3], [4, 3, 'small'], [5, 3, 'CANCELLED', 'gone']]) {
+    for (const f of [
+      [6, 3],
+      [7, 3, 10],
+      [4, 3],
+      [4, 3, 'small'],
+      [5, 3, 'CANCELLED', 'gone'],
+    ]) {
       expect(() => codec.decode(encode(f), 0)).not.toThrow();
     }
     expect(() => codec.decode(encode([1, 3, 'echo', 'x']), 0)).toThrow(/maxInboundBytes/);

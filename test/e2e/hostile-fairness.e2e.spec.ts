@@ -27,7 +27,6 @@ class EchoController {
   echo(@Payload() data: unknown): unknown {
     return data;
   }
-
 }
 
 function startFlooder(url: string, pattern: string): Promise<ChildProcess> {
@@ -81,12 +80,14 @@ describe('one connection cannot stall the others (issue 15, item 2)', () => {
   it('20 peers that send 64 KiB of invalid frames and reset: what waits is handled slice by slice, no stall', async () => {
     const invalid = encode([9, 1, 'x']); // an unknown frame type: a PROTOCOL_ERROR each
     const burst = new Uint8Array(Math.floor((64 * 1024) / (invalid.length + 6)) * invalid.length);
-    const peers = await Promise.all(Array.from({ length: 20 }, async () => {
-      const ws = new WebSocket(svc.url, ['wsmp.v1']);
-      ws.on('error', () => {});
-      await within(new Promise((r) => ws.once('open', r)), undefined, 'open');
-      return ws;
-    }));
+    const peers = await Promise.all(
+      Array.from({ length: 20 }, async () => {
+        const ws = new WebSocket(svc.url, ['wsmp.v1']);
+        ws.on('error', () => {});
+        await within(new Promise((r) => ws.once('open', r)), undefined, 'open');
+        return ws;
+      }),
+    );
     const delay = monitorEventLoopDelay({ resolution: 10 });
     delay.enable();
     for (const ws of peers) {

@@ -131,7 +131,9 @@ describe('a peer that does not read (issue 15, item 3)', () => {
     expect(await within(closed, 10_000, 'the deaf peer cut')).toBe(1008); // cut at once (no closing handshake: the peer reads nothing)
     const report = errors.find((e) => /maxSendBufferSize/.test(e.message));
     expect(report).toMatchObject({ code: WsMsgpackErrorCode.RESOURCE_EXHAUSTED });
-    expect(report?.message).toMatch(/^the peer is not reading: \d+ bytes wait to be sent, more than maxSendBufferSize \(8388608\), and it took none of them for a second; the connection was cut$/);
+    expect(report?.message).toMatch(
+      /^the peer is not reading: \d+ bytes wait to be sent, more than maxSendBufferSize \(8388608\), and it took none of them for a second; the connection was cut$/,
+    );
     expect(await first(reader.send('echo', 'still'))).toBe('still');
   });
 
@@ -147,7 +149,10 @@ describe('a peer that does not read (issue 15, item 3)', () => {
       deaf.emit('tick', chunk).subscribe({ error: (e: unknown) => (refused = e) });
       await new Promise((r) => setImmediate(r));
     }
-    expect(refused).toMatchObject({ code: WsMsgpackErrorCode.RESOURCE_EXHAUSTED, message: expect.stringMatching(/^not sent: \d+ bytes already wait for the peer, more than maxSendBufferSize \(8388608\)/) });
+    expect(refused).toMatchObject({
+      code: WsMsgpackErrorCode.RESOURCE_EXHAUSTED,
+      message: expect.stringMatching(/^not sent: \d+ bytes already wait for the peer, more than maxSendBufferSize \(8388608\)/),
+    });
     const reached = svc.server.broadcast('tick', 'small');
     expect(reached).toBe(base); // everyone but the deaf peer
   });

@@ -111,7 +111,7 @@ describe('keepAliveInterval: Infinity is off, not a fallback to the default (30 
       await new Promise<void>((r) => server.listen(() => r()));
       raw = await RawPeer.open(`ws://127.0.0.1:${server.address()!.port}`);
       // (until() sleeps on setTimeout, faked here: setImmediate turns instead, bounded by the real clock)
-      for (const deadline = Date.now() + WAIT_MS; server.connectionCount !== 1; ) {
+      for (const deadline = Date.now() + WAIT_MS; server.connectionCount !== 1;) {
         if (Date.now() > deadline) throw new Error('connection not open');
         await new Promise((r) => setImmediate(r));
       }

@@ -40,7 +40,16 @@ describe('load: 1,000 connections, 100,000 calls', () => {
     try {
       global.gc?.();
       const before = process.memoryUsage();
-      await within(lastValueFrom(from(clients).pipe(mergeMap((c) => c.connect(), 100), toArray())), 60_000, '1,000 connections');
+      await within(
+        lastValueFrom(
+          from(clients).pipe(
+            mergeMap((c) => c.connect(), 100),
+            toArray(),
+          ),
+        ),
+        60_000,
+        '1,000 connections',
+      );
       global.gc?.();
       const connected = process.memoryUsage();
       expect(svc.server.connectionCount).toBe(CLIENTS);
@@ -54,7 +63,10 @@ describe('load: 1,000 connections, 100,000 calls', () => {
                 mergeMap((call) => {
                   const ask: Ask = { client: k, call };
                   const answer = call % 10 === 9 ? client.send<Ask>({ cmd: 'stream' }, ask) : client.send<Ask>('echo', ask);
-                  return answer.pipe(toArray(), map((items) => ({ ask, items })));
+                  return answer.pipe(
+                    toArray(),
+                    map((items) => ({ ask, items })),
+                  );
                 }, 10),
                 toArray(),
               ),

@@ -40,11 +40,21 @@ class Recorder implements LoggerService {
   private add(level: LogLevel, message: unknown, rest: unknown[]): void {
     this.lines.push({ level, message: String(message), context: String(rest.at(-1) ?? '') });
   }
-  log(m: unknown, ...rest: unknown[]): void { this.add('log', m, rest); }
-  error(m: unknown, ...rest: unknown[]): void { this.add('error', m, rest); }
-  warn(m: unknown, ...rest: unknown[]): void { this.add('warn', m, rest); }
-  debug(m: unknown, ...rest: unknown[]): void { this.add('debug', m, rest); }
-  verbose(m: unknown, ...rest: unknown[]): void { this.add('verbose', m, rest); }
+  log(m: unknown, ...rest: unknown[]): void {
+    this.add('log', m, rest);
+  }
+  error(m: unknown, ...rest: unknown[]): void {
+    this.add('error', m, rest);
+  }
+  warn(m: unknown, ...rest: unknown[]): void {
+    this.add('warn', m, rest);
+  }
+  debug(m: unknown, ...rest: unknown[]): void {
+    this.add('debug', m, rest);
+  }
+  verbose(m: unknown, ...rest: unknown[]): void {
+    this.add('verbose', m, rest);
+  }
 }
 
 async function boot(options: WsMsgpackServerOptions, logger: LoggerService | LogLevel[]): Promise<{ app: INestMicroservice; server: WsMsgpackServer; url: string }> {

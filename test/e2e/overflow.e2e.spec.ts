@@ -45,8 +45,7 @@ class OverflowController {
   }
 }
 
-const ids = (frames: unknown[][], id: number): number[] =>
-  frames.filter((f) => (f[0] === 3 || f[0] === 4) && f[1] === id && f.length === 3).map((f) => (f[2] as { i: number }).i);
+const ids = (frames: unknown[][], id: number): number[] => frames.filter((f) => (f[0] === 3 || f[0] === 4) && f[1] === id && f.length === 3).map((f) => (f[2] as { i: number }).i);
 
 /** Sends `burst` with one credit, checks what waits, grants the rest, returns the item numbers received. */
 async function burst(svc: TestService, meta: Record<string, unknown>): Promise<{ received: number[]; waitingBytes: number; end: unknown[] }> {

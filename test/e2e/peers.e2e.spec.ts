@@ -24,7 +24,6 @@ const serverLog: string[] = [];
 const clientLog: string[] = [];
 const probes = new Probes();
 
-
 // ---------------------------------------------------------------- server app
 
 @Controller()
@@ -136,7 +135,13 @@ class AgentController {
 
   @MessagePattern('client.ctx')
   context(@Ctx() ctx: WsMsgpackContext): unknown {
-    return { headers: ctx.getHeaders(), pattern: ctx.getPattern(), signal: ctx.getSignal() instanceof AbortSignal, peerUrl: ctx.getPeer().handshake.url, oddId: ctx.getCallId() % 2 };
+    return {
+      headers: ctx.getHeaders(),
+      pattern: ctx.getPattern(),
+      signal: ctx.getSignal() instanceof AbortSignal,
+      peerUrl: ctx.getPeer().handshake.url,
+      oddId: ctx.getCallId() % 2,
+    };
   }
 
   @MessagePattern('client.welcome')
@@ -165,7 +170,11 @@ class AgentController {
   }
 
   @MessagePattern('client.loopAwait')
-  async loopAwait(@Payload() { depth, tag }: { depth: number; tag: string }, @WsPeer() server: WsMsgpackPeer, @WsSignal() signal: AbortSignal): Promise<Observable<number> | number[]> {
+  async loopAwait(
+    @Payload() { depth, tag }: { depth: number; tag: string },
+    @WsPeer() server: WsMsgpackPeer,
+    @WsSignal() signal: AbortSignal,
+  ): Promise<Observable<number> | number[]> {
     const p = probes.get(`${tag}:client:${depth}`).watch(signal);
     p.started++;
     if (depth === 0) return interval(2).pipe(finalize(() => p.finalized++));
@@ -226,7 +235,7 @@ describe('the server calls the client: a client app exposes ordinary Nest handle
     });
   });
 
-  it('a guard on the client-side handler denies: the server gets Nest\'s Forbidden payload', async () => {
+  it("a guard on the client-side handler denies: the server gets Nest's Forbidden payload", async () => {
     expect(await errorOf(peer.send('client.secret', null))).toEqual({ status: 'error', message: 'Forbidden resource' });
   });
 
@@ -263,7 +272,7 @@ describe('the server calls the client: a client app exposes ordinary Nest handle
     }
   });
 
-  it('a client that disconnects in the middle of a call: the server\'s call fails with UNAVAILABLE, never hangs', async () => {
+  it("a client that disconnects in the middle of a call: the server's call fails with UNAVAILABLE, never hangs", async () => {
     const other = await startClientApp({ controllers: [AgentController], providers: [DenyGuard] }, { url: `${svc.url}/?client=leaver` });
     const leaver = await serverPeerOf(svc, other.client);
     const tag = `hang-${Math.random()}`;
@@ -275,7 +284,7 @@ describe('the server calls the client: a client app exposes ordinary Nest handle
   });
 });
 
-describe('limits apply to the server\'s calls too', () => {
+describe("limits apply to the server's calls too", () => {
   let svc: TestService;
   let agent: TestClientApp;
   beforeAll(async () => {
@@ -354,7 +363,9 @@ describe('100 clients, each called by the server at once', () => {
     await until(() => svc.server.peers.size === 100, WAIT_MS, '100 peers');
     const peers = [...svc.server.peers];
     const answers = await within(
-      Promise.all(peers.map(async (peer) => ({ asked: new URL(peer.handshake.url, 'ws://x').searchParams.get('client'), answered: await first(peer.send('client.whoami', null)) }))),
+      Promise.all(
+        peers.map(async (peer) => ({ asked: new URL(peer.handshake.url, 'ws://x').searchParams.get('client'), answered: await first(peer.send('client.whoami', null)) })),
+      ),
       WAIT_MS,
       '100 concurrent calls',
     );
@@ -418,9 +429,7 @@ describe('connection hooks, per-connection state, broadcast', () => {
 
   it('broadcast reaches every connected client exactly once, and none that disconnected', async () => {
     clientLog.length = 0;
-    const apps = await Promise.all(
-      ['b1', 'b2', 'b3'].map((k) => startClientApp({ controllers: [AgentController], providers: [DenyGuard] }, { url: `${svc.url}/?client=${k}` })),
-    );
+    const apps = await Promise.all(['b1', 'b2', 'b3'].map((k) => startClientApp({ controllers: [AgentController], providers: [DenyGuard] }, { url: `${svc.url}/?client=${k}` })));
     try {
       await apps[2]!.close();
       await until(() => svc.server.peers.size === 2, WAIT_MS, 'two peers left');

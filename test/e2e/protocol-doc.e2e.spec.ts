@@ -253,7 +253,15 @@ describe("PROTOCOL.md: a requester's ERROR on its request stream", () => {
 
   it('WsMsgpackClient: a request-stream Observable that errors with an Error fails the call with the default Nest payload', async () => {
     const client = svc.client();
-    const e = await errorOf(client.send('collect', concat(of('client-error'), throwError(() => new Error('boom')))));
+    const e = await errorOf(
+      client.send(
+        'collect',
+        concat(
+          of('client-error'),
+          throwError(() => new Error('boom')),
+        ),
+      ),
+    );
     expect(e).toEqual(internal);
     expect(inputErrors.get('client-error')).toEqual(new WsMsgpackError('APPLICATION_ERROR', 'boom'));
   });
@@ -317,11 +325,23 @@ describe('PROTOCOL.md: credit and the last item', () => {
       return out;
     };
     peer.send([1, 1, 'gen', null]);
-    expect(await frames(1, 4)).toEqual([[3, 1, 1], [3, 1, 2], [3, 1, 3], [4, 1]]);
+    expect(await frames(1, 4)).toEqual([
+      [3, 1, 1],
+      [3, 1, 2],
+      [3, 1, 3],
+      [4, 1],
+    ]);
     peer.send([1, 3, 'of', null]);
-    expect(await frames(3, 3)).toEqual([[3, 3, 1], [3, 3, 2], [4, 3, 3]]);
+    expect(await frames(3, 3)).toEqual([
+      [3, 3, 1],
+      [3, 3, 2],
+      [4, 3, 3],
+    ]);
     peer.send([1, 5, 'later', null]);
-    expect(await frames(5, 2)).toEqual([[3, 5, 1], [4, 5]]);
+    expect(await frames(5, 2)).toEqual([
+      [3, 5, 1],
+      [4, 5],
+    ]);
     expect(peer.frames).toEqual([]);
     peer.close();
   });

@@ -105,11 +105,15 @@ describe('push sources of in-memory data complete in order with default options'
     ['of', [100_000]],
     ['subject', [100_000, 1_000_000]],
   ])('%s', (source, counts) => {
-    it.each(counts)('%i items', async (count) => {
-      const client = svc.client();
-      expect(await countInOrder(client.send({ cmd: 'rows', source }, { count }), 60_000)).toBe(count);
-      expect(svc.server.bufferedBytes).toBe(0); // every buffered byte was released
-    }, 90_000);
+    it.each(counts)(
+      '%i items',
+      async (count) => {
+        const client = svc.client();
+        expect(await countInOrder(client.send({ cmd: 'rows', source }, { count }), 60_000)).toBe(count);
+        expect(svc.server.bufferedBytes).toBe(0); // every buffered byte was released
+      },
+      90_000,
+    );
   });
 
   it('the client option window 0 (unlimited credit) delivers them too', async () => {

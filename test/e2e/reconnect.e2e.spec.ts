@@ -210,10 +210,11 @@ async function refusing(): Promise<{ url: string; attempts(): number; close(): P
   return {
     url: `ws://127.0.0.1:${port}`,
     attempts: () => attempts,
-    close: () => new Promise<void>((resolve) => {
-      server.closeAllConnections();
-      server.close(() => resolve());
-    }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
   };
 }
 

@@ -348,7 +348,10 @@ describe('regressions', () => {
     it.each(kinds)('%s result, call cancelled (unsubscribe) before the handler answered', async (kind) => {
       const tag = newTag(`late-${kind}`);
       const rec = lateRecord(tag);
-      const sub = svc.client().send('late', { tag, kind }).subscribe({ error: () => {} });
+      const sub = svc
+        .client()
+        .send('late', { tag, kind })
+        .subscribe({ error: () => {} });
       await until(() => rec.signal !== undefined, WAIT_MS, 'handler started');
       sub.unsubscribe();
       await until(() => rec.signal!.aborted, WAIT_MS, 'the server seeing the cancel');
@@ -381,11 +384,14 @@ describe('regressions', () => {
 
 describe("server 'error' event", () => {
   it('a throwing authenticate() is reported through on("error") and the upgrade is refused with 500', async () => {
-    const own = await startService({ controllers }, {
-      authenticate: () => {
-        throw new Error('auth backend down');
+    const own = await startService(
+      { controllers },
+      {
+        authenticate: () => {
+          throw new Error('auth backend down');
+        },
       },
-    });
+    );
     const errors: Error[] = [];
     own.server.on('error', (e) => errors.push(e));
     try {

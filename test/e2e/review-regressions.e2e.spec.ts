@@ -199,7 +199,7 @@ describe('iterate(): return() while a next() is pending cancels at once', () => 
     const it = client.iterate('never', null);
     it.next().catch(() => {});
     await until(() => conn.outgoingCalls === 1, 2000, 'call started');
-    await within(it.return!(undefined), 1000, "client.iterate return()");
+    await within(it.return!(undefined), 1000, 'client.iterate return()');
     expect(conn.outgoingCalls).toBe(0);
   });
 });
@@ -348,21 +348,25 @@ describe('client: frames the server sends right after the handshake are not lost
   it.each([
     ['20 ms after the handshake (control: passes)', '/late'],
     ['at once', '/'],
-  ])("the server's first frame, sent %s, reaches the client's 'error' event", async (_what, path) => {
-    let seen = 0;
-    let lost = 0;
-    for (let i = 0; i < 20; i++) {
-      const client = new WsMsgpackClient({ url: server.url() + path, keepAliveInterval: 0 });
-      const errors: Error[] = [];
-      client.on('error', (e) => errors.push(e));
-      await client.connect();
-      await until(() => errors.length > 0, 200).catch(() => {});
-      if (errors.some((e) => e.message.includes('hello from the server'))) seen++;
-      else lost++;
-      await client.close();
-    }
-    expect({ seen, lost }).toEqual({ seen: 20, lost: 0 });
-  }, 20000);
+  ])(
+    "the server's first frame, sent %s, reaches the client's 'error' event",
+    async (_what, path) => {
+      let seen = 0;
+      let lost = 0;
+      for (let i = 0; i < 20; i++) {
+        const client = new WsMsgpackClient({ url: server.url() + path, keepAliveInterval: 0 });
+        const errors: Error[] = [];
+        client.on('error', (e) => errors.push(e));
+        await client.connect();
+        await until(() => errors.length > 0, 200).catch(() => {});
+        if (errors.some((e) => e.message.includes('hello from the server'))) seen++;
+        else lost++;
+        await client.close();
+      }
+      expect({ seen, lost }).toEqual({ seen: 20, lost: 0 });
+    },
+    20000,
+  );
 });
 
 describe('randomized OutboundStream invariants (credit, congestion, order, budget, one end, nothing after it, iterators closed)', () => {
@@ -478,14 +482,18 @@ describe('randomized OutboundStream invariants (credit, congestion, order, budge
     return problems;
   }
 
-  it.each(['error', 'drop-newest', 'drop-oldest', 'latest'] as const)('overflow %s: 600 random runs', async (overflow) => {
-    const failures: string[] = [];
-    for (let seed = 1; seed <= 600; seed++) {
-      const problems = await run(seed, overflow);
-      if (problems.length) failures.push(`seed ${seed}: ${problems.join('; ')}`);
-    }
-    expect(failures.slice(0, 5)).toEqual([]);
-  }, 60000);
+  it.each(['error', 'drop-newest', 'drop-oldest', 'latest'] as const)(
+    'overflow %s: 600 random runs',
+    async (overflow) => {
+      const failures: string[] = [];
+      for (let seed = 1; seed <= 600; seed++) {
+        const problems = await run(seed, overflow);
+        if (problems.length) failures.push(`seed ${seed}: ${problems.join('; ')}`);
+      }
+      expect(failures.slice(0, 5)).toEqual([]);
+    },
+    60000,
+  );
 });
 
 describe('maxConcurrentCalls also counts handlers still running after CANCEL', () => {

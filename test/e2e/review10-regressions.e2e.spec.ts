@@ -141,12 +141,16 @@ describe('iterate()', () => {
     }
   }, 60_000);
 
-  it("with a signal: the abort listener is removed when a call fails, and never added to an iterator that is not iterated", async () => {
+  it('with a signal: the abort listener is removed when a call fails, and never added to an iterator that is not iterated', async () => {
     const c = new WsMsgpackWebClient({ url: svc.url, WebSocket: StandardWebSocket });
     c.on('error', () => {});
     try {
       const ac = new AbortController();
-      for (let i = 0; i < 3; i++) await c.iterate('no.such.pattern', 1, { signal: ac.signal }).next().catch(() => {});
+      for (let i = 0; i < 3; i++)
+        await c
+          .iterate('no.such.pattern', 1, { signal: ac.signal })
+          .next()
+          .catch(() => {});
       for (let i = 0; i < 3; i++) c.iterate('sum', [1], { signal: ac.signal });
       const done = c.iterate<number>('sum', [1, 2], { signal: ac.signal });
       expect(await done.next()).toEqual({ value: 3, done: false });

@@ -18,11 +18,21 @@ class LogModule {}
 
 class Recorder implements LoggerService {
   readonly lines: { level: LogLevel; message: string }[] = [];
-  log(m: unknown): void { this.lines.push({ level: 'log', message: String(m) }); }
-  error(m: unknown): void { this.lines.push({ level: 'error', message: String(m) }); }
-  warn(m: unknown): void { this.lines.push({ level: 'warn', message: String(m) }); }
-  debug(m: unknown): void { this.lines.push({ level: 'debug', message: String(m) }); }
-  verbose(m: unknown): void { this.lines.push({ level: 'verbose', message: String(m) }); }
+  log(m: unknown): void {
+    this.lines.push({ level: 'log', message: String(m) });
+  }
+  error(m: unknown): void {
+    this.lines.push({ level: 'error', message: String(m) });
+  }
+  warn(m: unknown): void {
+    this.lines.push({ level: 'warn', message: String(m) });
+  }
+  debug(m: unknown): void {
+    this.lines.push({ level: 'debug', message: String(m) });
+  }
+  verbose(m: unknown): void {
+    this.lines.push({ level: 'verbose', message: String(m) });
+  }
 }
 
 describe('review16: logCalls', () => {

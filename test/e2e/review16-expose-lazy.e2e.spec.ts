@@ -41,7 +41,9 @@ describe('review16: lazy exposeHandlers start', () => {
       await until(() => error.mock.calls.some((c) => /stopped trying/.test(String(c[0]))), WAIT_MS, 'the error');
       expect(warn.mock.calls.map((c) => String(c[0])).filter((w) => w.includes('reconnecting in the background'))).toEqual([]);
       expect(error.mock.calls.map((c) => String(c[0]))).toContainEqual(
-        expect.stringMatching(/^could not connect to the server \(.*\) and stopped trying \(reconnect is off or its maxAttempts was reached\): the exposed handlers are served only once a call or connect\(\) opens a connection$/),
+        expect.stringMatching(
+          /^could not connect to the server \(.*\) and stopped trying \(reconnect is off or its maxAttempts was reached\): the exposed handlers are served only once a call or connect\(\) opens a connection$/,
+        ),
       );
     } finally {
       await within(app.close(), WAIT_MS, 'client app close');

@@ -12,7 +12,6 @@ import { startService, until, within, type TestService } from '../support/helper
 import { RawPeer } from '../support/raw-peer.js';
 import { gate } from '../support/streams.js';
 
-
 describe('FrameQueue: zero-length frame', () => {
   it('a zero-length frame pushed into an empty queue can be shifted (worked before 2825795)', () => {
     const q = new FrameQueue(new BufferBudget(Infinity));

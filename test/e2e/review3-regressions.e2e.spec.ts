@@ -248,7 +248,7 @@ describe('the disconnected hook and the state', () => {
 });
 
 // ---------------------------------------------------------------------------------------------
-describe('the hooks are the transport\'s, not the peer\'s to fire', () => {
+describe("the hooks are the transport's, not the peer's to fire", () => {
   const log: string[] = [];
   @Controller()
   class Hub {

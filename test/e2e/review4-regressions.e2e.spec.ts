@@ -143,7 +143,7 @@ describe('close() while listen() is still binding', () => {
 });
 
 // ---------------------------------------------------------------------------------------------
-describe('the drain waits for the server\'s own calls to its clients too (PROTOCOL.md 15.1: both ways)', () => {
+describe("the drain waits for the server's own calls to its clients too (PROTOCOL.md 15.1: both ways)", () => {
   const agentGate = { current: gate() };
   let agentStarted = 0;
 
@@ -231,7 +231,12 @@ describe('Infinity for a time option means no limit (not ~1 ms), and bad values 
     }
     // And an interval of Infinity makes none.
     let calls = 0;
-    const off = startCallKeepAlive(() => (calls++, NEVER), () => {}, Infinity, 100);
+    const off = startCallKeepAlive(
+      () => (calls++, NEVER),
+      () => {},
+      Infinity,
+      100,
+    );
     await holds(() => calls === 0, 'no keep-alive call');
     off();
   });

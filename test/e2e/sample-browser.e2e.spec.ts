@@ -44,7 +44,10 @@ async function textOnce(selector: string, text: string | RegExp): Promise<string
   try {
     await locator.waitFor({ timeout: WAIT_MS });
   } catch (e) {
-    const now = await page.locator(selector).textContent().catch(() => '(gone)');
+    const now = await page
+      .locator(selector)
+      .textContent()
+      .catch(() => '(gone)');
     throw new Error(`${selector} never showed ${String(text)} within ${WAIT_MS} ms (it shows ${JSON.stringify(now)})${describeProblems(problems)}`, { cause: e });
   }
   return (await locator.textContent()) ?? '';

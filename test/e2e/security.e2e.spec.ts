@@ -163,7 +163,7 @@ describe('authenticate: the identity of a connection, decided before the WebSock
     seen.length = 0;
   });
 
-  it('a bearer token from the client\'s headers becomes peer.user / ctx.getUser() / @WsUser(), in calls, events and the connected hook', async () => {
+  it("a bearer token from the client's headers becomes peer.user / ctx.getUser() / @WsUser(), in calls, events and the connected hook", async () => {
     const alice = svc.client(bearer('alice-token'));
     expect(await first(alice.send('whoami', {}))).toEqual({ ctx: { name: 'alice', role: 'admin' }, peer: { name: 'alice', role: 'admin' } });
     expect(await first(alice.send('whoami.decorated', {}))).toBe('alice:admin');
@@ -200,7 +200,7 @@ describe('authenticate: the identity of a connection, decided before the WebSock
     expect(errors).toEqual([]);
   });
 
-  it('an error with a status (Nest\'s ForbiddenException) is answered with that status', async () => {
+  it("an error with a status (Nest's ForbiddenException) is answered with that status", async () => {
     expect(await upgradeResponse(svc.url, bearer('nest-token').headers)).toMatchObject({ status: 403, body: 'Forbidden' });
     expect(errors).toEqual([]);
   });
@@ -435,7 +435,7 @@ describe('maxHeaderSize', () => {
     }
   });
 
-  it('is refused with httpServer (it is that server\'s own setting), and must be a positive integer', async () => {
+  it("is refused with httpServer (it is that server's own setting), and must be a positive integer", async () => {
     const { createServer } = await import('node:http');
     expect(() => new WsMsgpackServer({ httpServer: createServer(), path: '/rpc', maxHeaderSize: 8192 })).toThrow(/maxHeaderSize is for the standalone server/);
     expect(() => new WsMsgpackServer({ maxHeaderSize: 0 })).toThrow(/maxHeaderSize must be a positive integer/);
@@ -491,7 +491,7 @@ describe('limits: the precise error of each', () => {
     expect(await first(c.send('echo', 'short'))).toBe('short');
   });
 
-  it('an answer over the client\'s maxPayload: the client closes with 1009 and the call fails with UNAVAILABLE', async () => {
+  it("an answer over the client's maxPayload: the client closes with 1009 and the call fails with UNAVAILABLE", async () => {
     const c = svc.client({ maxPayload: 1024 });
     await c.connect();
     const closes: number[] = [];

@@ -166,7 +166,9 @@ describe('httpServer as a function', () => {
     const server = new WsMsgpackServer({ httpServer: () => undefined as unknown as HttpServer, path: '/rpc' });
     const app = await NestFactory.createMicroservice(Empty, { strategy: server, logger: false });
     try {
-      await expect(within(app.listen(), 5000, 'listen')).rejects.toThrow(/^nestjs-ws-msgpack: option httpServer gave undefined when the server started listening, not an HTTP server$/);
+      await expect(within(app.listen(), 5000, 'listen')).rejects.toThrow(
+        /^nestjs-ws-msgpack: option httpServer gave undefined when the server started listening, not an HTTP server$/,
+      );
     } finally {
       await app.close();
     }
@@ -175,7 +177,12 @@ describe('httpServer as a function', () => {
   it('a function that throws fails listen() with its error, and leaves nothing behind (close() resolves)', async () => {
     @Module({})
     class Empty {}
-    const server = new WsMsgpackServer({ httpServer: () => { throw new Error('no HTTP app yet'); }, path: '/rpc' });
+    const server = new WsMsgpackServer({
+      httpServer: () => {
+        throw new Error('no HTTP app yet');
+      },
+      path: '/rpc',
+    });
     const app = await NestFactory.createMicroservice(Empty, { strategy: server, logger: false });
     try {
       await expect(within(app.listen(), 5000, 'listen')).rejects.toThrow(/^no HTTP app yet$/);

@@ -64,12 +64,18 @@ class StreamController {
 
   @MessagePattern('obsFailRpc')
   obsFailRpc(): Observable<number> {
-    return concat(of(1, 2, 3), throwError(() => new RpcException('bad item')));
+    return concat(
+      of(1, 2, 3),
+      throwError(() => new RpcException('bad item')),
+    );
   }
 
   @MessagePattern('obsFailCrash')
   obsFailCrash(): Observable<number> {
-    return concat(of(1, 2, 3), throwError(() => new Error('secret internals')));
+    return concat(
+      of(1, 2, 3),
+      throwError(() => new Error('secret internals')),
+    );
   }
 
   @MessagePattern('genFailRpc')
@@ -214,7 +220,11 @@ describe('response streams', () => {
 
   it('delivers an RpcException thrown mid-stream by an async generator like unary (after the items)', async () => {
     const events = await trace(svc.client().send('genFailRpc', {}));
-    expect(events.slice(0, 3)).toEqual([['next', 1], ['next', 2], ['next', 3]]);
+    expect(events.slice(0, 3)).toEqual([
+      ['next', 1],
+      ['next', 2],
+      ['next', 3],
+    ]);
     expect(events[3]?.[0]).toBe('error');
     expect(events[3]?.[1]).toEqual({ status: 'error', message: 'bad item' });
     expect(events).toHaveLength(4);
@@ -222,7 +232,11 @@ describe('response streams', () => {
 
   it('maps a plain Error thrown mid-stream by an async generator to Internal server error (no internals leak)', async () => {
     const events = await trace(svc.client().send('genFailCrash', {}));
-    expect(events.slice(0, 3)).toEqual([['next', 1], ['next', 2], ['next', 3]]);
+    expect(events.slice(0, 3)).toEqual([
+      ['next', 1],
+      ['next', 2],
+      ['next', 3],
+    ]);
     expect(events[3]?.[0]).toBe('error');
     expect(events[3]?.[1]).toEqual({ status: 'error', message: 'Internal server error' });
     expect(events).toHaveLength(4);
@@ -353,7 +367,10 @@ describe('request streams', () => {
   });
 
   it("errors the handler's input when the client's Observable source errors", async () => {
-    const source = concat(of(1, 2), throwError(() => new Error('disk on fire')));
+    const source = concat(
+      of(1, 2),
+      throwError(() => new Error('disk on fire')),
+    );
     expect(await all(svc.client().send('guardedSum', source))).toEqual(['input failed: disk on fire']);
   });
 

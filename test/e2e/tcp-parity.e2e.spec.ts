@@ -104,9 +104,7 @@ class TcpStyleController {
   }
 
   @MessagePattern('validateRpc')
-  validateRpc(
-    @Payload(new ValidationPipe({ exceptionFactory: (errors) => new RpcException(errors.map((e) => e.property)) })) dto: CreateUserDto,
-  ): string {
+  validateRpc(@Payload(new ValidationPipe({ exceptionFactory: (errors) => new RpcException(errors.map((e) => e.property)) })) dto: CreateUserDto): string {
     return `${dto.name}:${dto.age}`;
   }
 

@@ -64,7 +64,7 @@ describe('TLS: the standalone server with `tls`', () => {
     expect(c.unwrap<{ url: string }>().url).toMatch(/^wss:/);
   });
 
-  it('a client that does not trust the server\'s certificate fails to connect with UNAVAILABLE naming the TLS error', async () => {
+  it("a client that does not trust the server's certificate fails to connect with UNAVAILABLE naming the TLS error", async () => {
     const err = await connectError(once({ url: wss(svc) }));
     expect(err).toMatchObject({ code: WsMsgpackErrorCode.UNAVAILABLE, message: expect.stringMatching(/cannot connect to wss:.*: unable to verify the first certificate/) });
     const other = await connectError(once({ url: wss(svc), wsOptions: { ca: pki.otherCa } }));

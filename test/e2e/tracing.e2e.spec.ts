@@ -66,7 +66,10 @@ class TracedController {
     // Subscribed by the transport after the handler returned: still with the server span active.
     return defer(() => {
       trace.getTracer('app').startActiveSpan('app.produce', (s) => s.end());
-      return concat(of(1, 2), throwError(() => new RpcException({ status: 'error', message: 'broke at 3' })));
+      return concat(
+        of(1, 2),
+        throwError(() => new RpcException({ status: 'error', message: 'broke at 3' })),
+      );
     });
   }
 
@@ -228,7 +231,7 @@ describe('OpenTelemetry tracing (W3C trace context in the call headers)', () => 
     expect(produce?.parentSpanContext?.spanId).toBe(s.spanContext().spanId);
   });
 
-  it('server -> client calls: the client app\'s handler runs in a SERVER span too (the same dispatcher)', async () => {
+  it("server -> client calls: the client app's handler runs in a SERVER span too (the same dispatcher)", async () => {
     const app = await startClientApp({ controllers: [AppSideController] }, { url: svc.url });
     try {
       expect(await first(app.client.send('trace.callback', null))).toBe('hi back');
@@ -314,7 +317,15 @@ describe('OpenTelemetry tracing (W3C trace context in the call headers)', () => 
   });
 
   it('tracing never fails a call or an event: a propagator or tracer that throws leaves them untraced', async () => {
-    const boom = { inject: () => { throw new Error('inject boom'); }, extract: () => { throw new Error('extract boom'); }, fields: () => [] };
+    const boom = {
+      inject: () => {
+        throw new Error('inject boom');
+      },
+      extract: () => {
+        throw new Error('extract boom');
+      },
+      fields: () => [],
+    };
     propagation.disable();
     propagation.setGlobalPropagator(boom);
     try {
@@ -330,7 +341,16 @@ describe('OpenTelemetry tracing (W3C trace context in the call headers)', () => 
       propagation.setGlobalPropagator(new W3CTraceContextPropagator());
     }
     // A tracer that throws on startSpan (both sides use the global provider).
-    const throwing = { getTracer: () => ({ startSpan: () => { throw new Error('tracer boom'); }, startActiveSpan: () => { throw new Error('tracer boom'); } }) };
+    const throwing = {
+      getTracer: () => ({
+        startSpan: () => {
+          throw new Error('tracer boom');
+        },
+        startActiveSpan: () => {
+          throw new Error('tracer boom');
+        },
+      }),
+    };
     configureWsMsgpackTracing({ tracerProvider: throwing as never });
     try {
       expect(await first(client.send<number>('trace.unary', 5))).toBe(10);
@@ -389,7 +409,12 @@ describe('OpenTelemetry tracing (W3C trace context in the call headers)', () => 
     try {
       expect(await first(client.send('trace.unary', 2))).toBe(4);
       await until(() => other.getFinishedSpans().length === 2, 5000, 'spans in the other provider');
-      expect(other.getFinishedSpans().map((s) => s.kind).sort()).toEqual([SpanKind.SERVER, SpanKind.CLIENT].sort());
+      expect(
+        other
+          .getFinishedSpans()
+          .map((s) => s.kind)
+          .sort(),
+      ).toEqual([SpanKind.SERVER, SpanKind.CLIENT].sort());
       expect(ours()).toHaveLength(0);
     } finally {
       configureWsMsgpackTracing();

@@ -82,7 +82,7 @@ describe('unary calls', () => {
     expect(await errorOf(svc.client().send('crash', {}))).toEqual({ status: 'error', message: 'Internal server error' });
   });
 
-  it('fails unknown patterns with UNIMPLEMENTED and Nest\'s message', async () => {
+  it("fails unknown patterns with UNIMPLEMENTED and Nest's message", async () => {
     const err = await errorOf(svc.client().send('nope', {}));
     expect(err).toBeInstanceOf(WsMsgpackError);
     expect(err).toMatchObject({ code: 'UNIMPLEMENTED', message: NO_MESSAGE_HANDLER });

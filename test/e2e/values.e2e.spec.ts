@@ -53,7 +53,7 @@ describe('values on the wire', () => {
     expect(items[sizes.length]).toBe('end');
   });
 
-  it('a large binary answer over the peer\'s maxPayload fails with RESOURCE_EXHAUSTED, not a dropped connection', async () => {
+  it("a large binary answer over the peer's maxPayload fails with RESOURCE_EXHAUSTED, not a dropped connection", async () => {
     const small = await startService({ controllers: [ValuesController] }, { maxPayload: 200 * 1024 });
     try {
       const c = small.client({ maxPayload: 16 * 1024 * 1024 });
@@ -98,7 +98,15 @@ describe('values on the wire', () => {
   });
 
   it('sends a Map as a map (plain object on arrival) and a Set as an array', async () => {
-    const back = await first(svc.client().send('echo', { m: new Map([['a', 1], ['b', 2]]), s: new Set([1, 2, 3]) }));
+    const back = await first(
+      svc.client().send('echo', {
+        m: new Map([
+          ['a', 1],
+          ['b', 2],
+        ]),
+        s: new Set([1, 2, 3]),
+      }),
+    );
     expect(back).toEqual({ m: { a: 1, b: 2 }, s: [1, 2, 3] });
   });
 

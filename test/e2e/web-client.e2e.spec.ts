@@ -78,9 +78,7 @@ describe('calls', () => {
     expect(await within(c.call('total', from([1, 2, 3, 4])))).toBe(10);
     const doubled: number[] = [];
     await within(
-      new Promise<void>((resolve, reject) =>
-        c.send<number>('double', interval(1).pipe(take(5))).subscribe({ next: (v) => doubled.push(v), error: reject, complete: resolve }),
-      ),
+      new Promise<void>((resolve, reject) => c.send<number>('double', interval(1).pipe(take(5))).subscribe({ next: (v) => doubled.push(v), error: reject, complete: resolve })),
     );
     expect(doubled).toEqual([0, 2, 4, 6, 8]);
   });
@@ -132,10 +130,14 @@ describe('the server calls the client', () => {
   it('a unary handler, a streaming handler, and an event', async () => {
     const c = client();
     c.handle<string, boolean>('confirm', async (question) => question === 'ok?');
-    c.handle<number, number>('countdown', (n) => new Observable<number>((s) => {
-      for (let i = n; i > 0; i--) s.next(i);
-      s.complete();
-    }));
+    c.handle<number, number>(
+      'countdown',
+      (n) =>
+        new Observable<number>((s) => {
+          for (let i = n; i > 0; i--) s.next(i);
+          s.complete();
+        }),
+    );
     const notices: unknown[] = [];
     c.handle('notice', (data) => void notices.push(data));
     expect(await within(c.call('ask.client', 'ok?'))).toBe(true);
@@ -159,7 +161,9 @@ describe('the server calls the client', () => {
 describe('authentication with a token (a subprotocol entry: browsers cannot set headers)', () => {
   it('the token reaches authenticate (bearerToken) and guards see the identity', async () => {
     expect(await within(client({ token: 'token-admin' }).call('admin.whoami', null))).toBe('ada');
-    const denied = await client({ token: 'token-user' }).call('admin.whoami', null).catch((x: unknown) => x);
+    const denied = await client({ token: 'token-user' })
+      .call('admin.whoami', null)
+      .catch((x: unknown) => x);
     expect(JSON.stringify(denied)).toMatch(/Forbidden resource/);
   });
 
@@ -252,7 +256,9 @@ describe('runtimes', () => {
     const items = await within(
       new Promise<number[]>((resolve, reject) => {
         const out: number[] = [];
-        c.send<number>({ cmd: 'range' }, { n: 3 }).pipe(map((x) => x + 1)).subscribe({ next: (v) => out.push(v), error: reject, complete: () => resolve(out) });
+        c.send<number>({ cmd: 'range' }, { n: 3 })
+          .pipe(map((x) => x + 1))
+          .subscribe({ next: (v) => out.push(v), error: reject, complete: () => resolve(out) });
       }),
     );
     expect(items).toEqual([1, 2, 3]);

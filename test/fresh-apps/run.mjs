@@ -84,9 +84,7 @@ function killGroup(child) {
 // The environment of `npm run` names this repository (npm_config_local_prefix, INIT_CWD, npm_package_*):
 // an `npm install` in an app directory must not see it, or it would install here.
 const childEnv = Object.fromEntries(
-  Object.entries(process.env).filter(
-    ([k]) => !/^(npm_package_|npm_lifecycle_|npm_config_local_prefix$|npm_config_call$|npm_command$|INIT_CWD$)/.test(k),
-  ),
+  Object.entries(process.env).filter(([k]) => !/^(npm_package_|npm_lifecycle_|npm_config_local_prefix$|npm_config_call$|npm_command$|INIT_CWD$)/.test(k)),
 );
 
 class CommandError extends Error {
@@ -135,7 +133,6 @@ function run(cmd, argv, { cwd, env = {}, onLine } = {}) {
 function check(cond, message) {
   if (!cond) throw new Error(message);
 }
-
 
 /** Builds (unless --no-build) and packs the package; returns the tarball's path. */
 async function pack() {

@@ -38,7 +38,12 @@ async function main() {
   const subpaths = Object.keys(pkg.exports).filter((k) => k !== './package.json');
   const specifierOf = (k) => (k === '.' ? pkg.name : `${pkg.name}/${k.slice(2)}`);
   check(
-    JSON.stringify(subpaths.map(specifierOf).sort()) === JSON.stringify(Object.keys(expected).filter((k) => !k.startsWith('/')).sort()),
+    JSON.stringify(subpaths.map(specifierOf).sort()) ===
+      JSON.stringify(
+        Object.keys(expected)
+          .filter((k) => !k.startsWith('/'))
+          .sort(),
+      ),
     `package.json "exports" has ${subpaths.map(specifierOf).join(', ')}; test/package/exports.json lists ${Object.keys(expected).join(', ')}`,
   );
   const browserSafe = ['./client', './protocol'];

@@ -26,10 +26,7 @@ function check(cond, message) {
 
 async function main() {
   const resolved = fileURLToPath(import.meta.resolve('nestjs-ws-msgpack'));
-  check(
-    resolved.endsWith(`${sep}dist${sep}esm${sep}index.js`),
-    `'nestjs-ws-msgpack' resolved to ${resolved}, expected .../dist/esm/index.js (run \`npm run build\`)`,
-  );
+  check(resolved.endsWith(`${sep}dist${sep}esm${sep}index.js`), `'nestjs-ws-msgpack' resolved to ${resolved}, expected .../dist/esm/index.js (run \`npm run build\`)`);
 
   // Every subpath: where it resolves, and exactly which names it exports.
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8'));
@@ -37,7 +34,12 @@ async function main() {
   const subpaths = Object.keys(pkg.exports).filter((k) => k !== './package.json');
   const specifiers = subpaths.map((k) => (k === '.' ? pkg.name : `${pkg.name}/${k.slice(2)}`));
   check(
-    JSON.stringify(specifiers.toSorted()) === JSON.stringify(Object.keys(expected).filter((k) => !k.startsWith('/')).toSorted()),
+    JSON.stringify(specifiers.toSorted()) ===
+      JSON.stringify(
+        Object.keys(expected)
+          .filter((k) => !k.startsWith('/'))
+          .toSorted(),
+      ),
     `package.json "exports" has ${specifiers.join(', ')}; test/package/exports.json lists ${Object.keys(expected).join(', ')}`,
   );
   const modules = {};

@@ -51,15 +51,7 @@ export const LAUNCH_TIMEOUT_MS = 30_000;
 export const PAGE_WAIT_MS = 10_000;
 
 /** Chromium's flags: headless, no sandbox (CI runs as root), nothing that talks to the network by itself. */
-export const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-];
+export const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
 
 /**
  * Launches headless Chromium (CHROMIUM_PATH, default /usr/bin/chromium) within `timeoutMs`.

@@ -57,11 +57,7 @@ export interface TestService {
 }
 
 /** Boots a Nest microservice with `controllers`/`providers` on this transport. */
-export async function startService(
-  metadata: ModuleMetadata,
-  serverOptions: WsMsgpackServerOptions = {},
-  setup?: (app: INestMicroservice) => void,
-): Promise<TestService> {
+export async function startService(metadata: ModuleMetadata, serverOptions: WsMsgpackServerOptions = {}, setup?: (app: INestMicroservice) => void): Promise<TestService> {
   @Module(metadata)
   class TestModule {}
   const server = new WsMsgpackServer({ port: 0, host: '127.0.0.1', ...serverOptions });
@@ -124,11 +120,7 @@ export const HUB = 'HUB';
  * Boots a client app as users write one: `ClientsModule.register` of a WsMsgpackClient named
  * {@link HUB}, ordinary controllers, and `app.connectMicroservice({ strategy: client.exposeHandlers() })`.
  */
-export async function startClientApp(
-  metadata: ModuleMetadata,
-  clientOptions: WsMsgpackClientOptions,
-  setup?: (app: INestApplication) => void,
-): Promise<TestClientApp> {
+export async function startClientApp(metadata: ModuleMetadata, clientOptions: WsMsgpackClientOptions, setup?: (app: INestApplication) => void): Promise<TestClientApp> {
   const { ClientsModule } = await import('@nestjs/microservices');
   @Module({ ...metadata, imports: [...(metadata.imports ?? []), ClientsModule.register([{ name: HUB, customClass: WsMsgpackClient, options: clientOptions }])] })
   class ClientAppModule {}

@@ -42,4 +42,3 @@ export class MemorySocket implements WebSocketLike {
     for (const cb of this.listeners.get(event) ?? []) (cb as (...a: unknown[]) => void)(...args);
   }
 }
-

@@ -147,7 +147,15 @@ describe('FrameCodec value mapping', () => {
   it('BUG: a Map is encoded as a msgpack map with its entries and decodes as a plain object', () => {
     const codec = new FrameCodec();
     // Currently encodes as an empty map (80): the entries are silently lost.
-    expect(roundTrip(new Map<string, unknown>([['a', 1], ['b', 'x']]), codec)).toEqual({ a: 1, b: 'x' });
+    expect(
+      roundTrip(
+        new Map<string, unknown>([
+          ['a', 1],
+          ['b', 'x'],
+        ]),
+        codec,
+      ),
+    ).toEqual({ a: 1, b: 'x' });
   });
 
   it('omits undefined properties (ignoreUndefined) and sends a top-level undefined as nil', () => {
@@ -265,4 +273,3 @@ describe('zero-copy sends of large binaries (FrameWriter on a ws socket)', () =>
     expect(sent).toEqual([]);
   });
 });
-

@@ -220,10 +220,7 @@ describe('credit on the wire (Connection)', () => {
     expect(frames()).toEqual([4, 5].map((value) => ({ type: FrameType.NEXT, id: 1, value })));
     deliver({ type: FrameType.CREDIT, id: 1, credit: 5 });
     await flush();
-    expect(frames()).toEqual([
-      ...[6, 7, 8, 9].map((value) => ({ type: FrameType.NEXT, id: 1, value })),
-      { type: FrameType.COMPLETE, id: 1, hasValue: true, value: 10 },
-    ]);
+    expect(frames()).toEqual([...[6, 7, 8, 9].map((value) => ({ type: FrameType.NEXT, id: 1, value })), { type: FrameType.COMPLETE, id: 1, hasValue: true, value: 10 }]);
   });
 
   it('a responder given n=0 waits for CREDIT before answering', async () => {

@@ -73,7 +73,10 @@ describe('decoded-size estimate vs the heap decoding takes in a fresh process', 
     ['records of 20 fields (a dictionary past 16)', records(20, 20_000)],
     ['records of 84 one-character keys', records(84, 4_000, (i) => String.fromCharCode(33 + i))],
     ['strings with one non-Latin-1 character (two bytes per character)', array32(100_000, str('abcdefghijklmnopqrstuvw€'))],
-    ['integer keys far apart (a dictionary of numbers)', array32Of(Array.from({ length: 5_000 }, () => [0xde, 0, 50, ...Array.from({ length: 50 }, (_, i) => [0xcd, ((i * 5000) >> 8) & 255, (i * 5000) & 255, 0x01]).flat()]))],
+    [
+      'integer keys far apart (a dictionary of numbers)',
+      array32Of(Array.from({ length: 5_000 }, () => [0xde, 0, 50, ...Array.from({ length: 50 }, (_, i) => [0xcd, ((i * 5000) >> 8) & 255, (i * 5000) & 255, 0x01]).flat()])),
+    ],
   ];
   for (const [name, bytes] of attacks) {
     it(`an attacker's shape: ${name} (the estimate is at least 0.8x what it takes)`, () => {

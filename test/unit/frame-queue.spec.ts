@@ -13,7 +13,10 @@ type Op = { push: number } | { shift: true };
 
 const ops = fc.array(
   fc.oneof(
-    { weight: 3, arbitrary: fc.oneof(fc.integer({ min: 1, max: 300 }), fc.integer({ min: 20_000, max: 70_000 }), fc.integer({ min: 65_000, max: 200_000 })).map((n): Op => ({ push: n })) },
+    {
+      weight: 3,
+      arbitrary: fc.oneof(fc.integer({ min: 1, max: 300 }), fc.integer({ min: 20_000, max: 70_000 }), fc.integer({ min: 65_000, max: 200_000 })).map((n): Op => ({ push: n })),
+    },
     { weight: 2, arbitrary: fc.constant<Op>({ shift: true }) },
   ),
   { maxLength: 60 },

@@ -105,12 +105,17 @@ const requestArb: fc.Arbitrary<Frame> = fc
 
 const frameArb: fc.Arbitrary<Frame> = fc.oneof(
   requestArb,
-  fc.record({ pattern: patternArb, payload: valueArb, headers: headersArb }, { requiredKeys: ['pattern', 'payload'] }).map((r) => ({ ...compact(r), type: FrameType.EVENT, payload: r.payload }) as Frame),
+  fc
+    .record({ pattern: patternArb, payload: valueArb, headers: headersArb }, { requiredKeys: ['pattern', 'payload'] })
+    .map((r) => ({ ...compact(r), type: FrameType.EVENT, payload: r.payload }) as Frame),
   fc.record({ id: idArb, value: valueArb }).map((r) => ({ type: FrameType.NEXT, ...r }) as Frame),
   fc.record({ id: idArb }).map((r) => ({ type: FrameType.COMPLETE, id: r.id, hasValue: false }) as Frame),
   fc.record({ id: idArb, value: valueArb }).map((r) => ({ type: FrameType.COMPLETE, id: r.id, hasValue: true, value: r.value }) as Frame),
   fc
-    .record({ id: fc.oneof(fc.constant(0), idArb), code: fc.string({ maxLength: 20 }), message: fc.string({ unit: 'binary', maxLength: 40 }), data: valueArb }, { requiredKeys: ['id', 'code', 'message'] })
+    .record(
+      { id: fc.oneof(fc.constant(0), idArb), code: fc.string({ maxLength: 20 }), message: fc.string({ unit: 'binary', maxLength: 40 }), data: valueArb },
+      { requiredKeys: ['id', 'code', 'message'] },
+    )
     .map((r) => ({ ...compact(r), type: FrameType.ERROR }) as Frame),
   fc.record({ id: idArb }).map((r) => ({ type: FrameType.CANCEL, id: r.id }) as Frame),
   fc.record({ id: idArb, credit: positiveArb }).map((r) => ({ type: FrameType.CREDIT, ...r }) as Frame),
@@ -192,7 +197,11 @@ function difference(a: unknown, b: unknown, path = '$'): string | undefined {
   }
   // Keys up to the same lone-surrogate replacement as string values.
   const entries = (o: object): Map<string, unknown> =>
-    new Map(Object.entries(o).filter(([, v]) => v !== undefined).map(([k, v]) => [wellFormed(k), v]));
+    new Map(
+      Object.entries(o)
+        .filter(([, v]) => v !== undefined)
+        .map(([k, v]) => [wellFormed(k), v]),
+    );
   const ma = entries(a);
   const mb = entries(b);
   const ka = [...ma.keys()].sort();
@@ -224,7 +233,8 @@ describe('round trip: decode(encode(frame)) is the frame, for arbitrary valid fr
         }
         const id = frame.type === FrameType.EVENT ? 0 : frame.id;
         const header = peekHeader(codecs[0]!.encode(frame));
-        if (frame.type === FrameType.ERROR && id === 0) expect(header).toBeUndefined(); // id 0 is no call id
+        if (frame.type === FrameType.ERROR && id === 0)
+          expect(header).toBeUndefined(); // id 0 is no call id
         else expect(header).toEqual({ type: frame.type, id });
       }),
       params(3000),
@@ -361,7 +371,13 @@ interface CodecUnderTest {
   next: number;
 }
 
-const underTest = (name: string, codec: FrameCodec, reencodes = true): CodecUnderTest => ({ name, codec, reencodes, canaries: CANARIES.map((f) => new FrameCodec().encode(f)), next: 0 });
+const underTest = (name: string, codec: FrameCodec, reencodes = true): CodecUnderTest => ({
+  name,
+  codec,
+  reencodes,
+  canaries: CANARIES.map((f) => new FrameCodec().encode(f)),
+  next: 0,
+});
 
 const fuzzCodecs: CodecUnderTest[] = [
   underTest('default', new FrameCodec()),
@@ -483,8 +499,21 @@ function tokens(b: Uint8Array): Token[] {
 
 /** Sizes of the msgpack formats whose size the head byte fixes (those of size 1 left out). */
 const FIXED_SIZE: Readonly<Record<number, number>> = {
-  0xca: 5, 0xcb: 9, 0xcc: 2, 0xcd: 3, 0xce: 5, 0xcf: 9, 0xd0: 2, 0xd1: 3, 0xd2: 5, 0xd3: 9,
-  0xd4: 3, 0xd5: 4, 0xd6: 6, 0xd7: 10, 0xd8: 18,
+  0xca: 5,
+  0xcb: 9,
+  0xcc: 2,
+  0xcd: 3,
+  0xce: 5,
+  0xcf: 9,
+  0xd0: 2,
+  0xd1: 3,
+  0xd2: 5,
+  0xd3: 9,
+  0xd4: 3,
+  0xd5: 4,
+  0xd6: 6,
+  0xd7: 10,
+  0xd8: 18,
 };
 
 /** Head bytes of another family than a value's own, with the same (or a similar) layout after it. */
@@ -636,7 +665,10 @@ describe('fuzz: random and mutated frames get a frame or a typed ProtocolViolati
     const plausible = fc
       .tuple(fc.integer({ min: 0x92, max: 0x9f }), fc.integer({ min: 0, max: 9 }), fc.uint8Array({ maxLength: 40 }))
       .map(([a, t, rest]) => cat(Uint8Array.of(a, t), rest));
-    fc.assert(fc.property(fc.oneof(fc.uint8Array({ maxLength: 48 }), plausible), (input) => checkInput(input)), params(30_000));
+    fc.assert(
+      fc.property(fc.oneof(fc.uint8Array({ maxLength: 48 }), plausible), (input) => checkInput(input)),
+      params(30_000),
+    );
   });
 
   it('30,000 mutations of the test vectors (docs/vectors.json)', () => {
@@ -722,8 +754,7 @@ describe('maxDepth', () => {
       fc.property(shape, fc.constantFrom(null, [], {}, 1), fc.constantFrom(FrameType.NEXT, FrameType.REQUEST, FrameType.ERROR), (levels, inner, type) => {
         let value: unknown = inner;
         for (const level of levels) value = level === 'array' ? [value] : level === 'map' ? { k: value } : [1, value];
-        const frame: unknown[] =
-          type === FrameType.NEXT ? [3, 7, value] : type === FrameType.REQUEST ? [1, 7, 'p', null, { h: { x: value } }] : [5, 7, 'C', 'm', value];
+        const frame: unknown[] = type === FrameType.NEXT ? [3, 7, value] : type === FrameType.REQUEST ? [1, 7, 'p', null, { h: { x: value } }] : [5, 7, 'C', 'm', value];
         const wire = anyDepth.encode(frame);
         let decoded: Frame | undefined;
         try {

@@ -102,12 +102,18 @@ function* mutations(n: number, seed: number): Generator<Uint8Array> {
     for (let k = 0; k < rounds; k++) {
       const op = int(7);
       const at = b.length === 0 ? 0 : int(b.length);
-      if (op === 0 && b.length > 0) b[at] = b[at]! ^ (1 << int(8)); // flip a bit
-      else if (op === 1 && b.length > 0) b[at] = int(256); // overwrite a byte
-      else if (op === 2) b = b.slice(0, at); // truncate
-      else if (op === 3) b = Uint8Array.from([...b.slice(0, at), int(256), ...b.slice(at)]); // insert
-      else if (op === 4 && b.length > 0) b = Uint8Array.from([...b.slice(0, at), ...b.slice(at + 1)]); // delete
-      else if (op === 5) b = Uint8Array.from([...b, ...b.slice(at)]); // duplicate a tail
+      if (op === 0 && b.length > 0)
+        b[at] = b[at]! ^ (1 << int(8)); // flip a bit
+      else if (op === 1 && b.length > 0)
+        b[at] = int(256); // overwrite a byte
+      else if (op === 2)
+        b = b.slice(0, at); // truncate
+      else if (op === 3)
+        b = Uint8Array.from([...b.slice(0, at), int(256), ...b.slice(at)]); // insert
+      else if (op === 4 && b.length > 0)
+        b = Uint8Array.from([...b.slice(0, at), ...b.slice(at + 1)]); // delete
+      else if (op === 5)
+        b = Uint8Array.from([...b, ...b.slice(at)]); // duplicate a tail
       else if (op === 6 && b.length > 0) b[0] = 0x90 + int(16); // change the array length
     }
     yield b;
@@ -116,11 +122,50 @@ function* mutations(n: number, seed: number): Generator<Uint8Array> {
 
 /** msgpack snippets that show up in frames, including the awkward ones (64-bit ints, floats, ext, bin). */
 const snippets = [
-  '01', '02', '03', '04', '05', '06', '07', '00', '7f', 'ff', 'e0', 'cc80', 'cd012c', 'ce00011171',
-  'cf0000000000000001', 'cf0000000000000007', 'd3ffffffffffffffff', 'd0ff', 'cb3ff8000000000000', 'cb7ff8000000000000',
-  'cb41f0000000100000', 'ca3f800000', 'c0', 'c2', 'c3', 'a0', 'a178', 'a3737570', 'c403010203', 'd6ff00000000',
-  'd4ff00', 'd50100ff', '80', '81a168' + '80', '81a16e' + 'cd0100', '81a174' + '00', '81a173' + 'c3', '81a173' + '01',
-  '84a16881a161a131a16e08a174cd03e8a173c3', '90', '9101', '81c0c0', '81a95f5f70726f746f5f5f01', 'dc0001c0',
+  '01',
+  '02',
+  '03',
+  '04',
+  '05',
+  '06',
+  '07',
+  '00',
+  '7f',
+  'ff',
+  'e0',
+  'cc80',
+  'cd012c',
+  'ce00011171',
+  'cf0000000000000001',
+  'cf0000000000000007',
+  'd3ffffffffffffffff',
+  'd0ff',
+  'cb3ff8000000000000',
+  'cb7ff8000000000000',
+  'cb41f0000000100000',
+  'ca3f800000',
+  'c0',
+  'c2',
+  'c3',
+  'a0',
+  'a178',
+  'a3737570',
+  'c403010203',
+  'd6ff00000000',
+  'd4ff00',
+  'd50100ff',
+  '80',
+  '81a168' + '80',
+  '81a16e' + 'cd0100',
+  '81a174' + '00',
+  '81a173' + 'c3',
+  '81a173' + '01',
+  '84a16881a161a131a16e08a174cd03e8a173c3',
+  '90',
+  '9101',
+  '81c0c0',
+  '81a95f5f70726f746f5f5f01',
+  'dc0001c0',
 ];
 
 function* structured(n: number, seed: number): Generator<Uint8Array> {

@@ -33,7 +33,9 @@ describe('time options: a number of ms >= 0, or Infinity (no limit / off); anyth
     ['keepAliveTimeout', '10'],
     ['keepAliveTimeout', -Infinity],
   ])('resolveLimits({ %s: %p }) throws a TypeError naming the option', (key, value) => {
-    expect(() => resolveLimits({ [key]: value } as never)).toThrow(new TypeError(`nestjs-ws-msgpack: option ${key} must be a number of ms >= 0 or Infinity, got ${typeof value === 'string' ? JSON.stringify(value) : String(value)}`));
+    expect(() => resolveLimits({ [key]: value } as never)).toThrow(
+      new TypeError(`nestjs-ws-msgpack: option ${key} must be a number of ms >= 0 or Infinity, got ${typeof value === 'string' ? JSON.stringify(value) : String(value)}`),
+    );
   });
 
   it.each([

@@ -83,13 +83,15 @@ describe('OutboundStream: push sources (Observables)', () => {
     const { s, sink } = stream({ credit: 0, maxBytes: cost * 3, budget });
     let unsubscribed = false;
     const subject = new Subject<number>();
-    s.start(new Observable<number>((sub) => {
-      const inner = subject.subscribe(sub);
-      return () => {
-        unsubscribed = true;
-        inner.unsubscribe();
-      };
-    }));
+    s.start(
+      new Observable<number>((sub) => {
+        const inner = subject.subscribe(sub);
+        return () => {
+          unsubscribed = true;
+          inner.unsubscribe();
+        };
+      }),
+    );
     for (let i = 0; i < 5; i++) subject.next(i);
     expect(sink.frames).toHaveLength(1);
     expect(sink.frames[0]).toMatchObject({ type: FrameType.ERROR, code: 'RESOURCE_EXHAUSTED' });

@@ -30,7 +30,12 @@ describe('credit top-up rule (docs/PROTOCOL.md section 8)', () => {
   it('window 256: CREDIT 128 after every 128 items; window 1: CREDIT 1 after every item', () => {
     const w256 = new InboundCredit(256);
     const grants = Array.from({ length: 512 }, () => w256.consumed());
-    expect(grants.flatMap((g, i) => (g > 0 ? [[i + 1, g]] : []))).toEqual([[128, 128], [256, 128], [384, 128], [512, 128]]);
+    expect(grants.flatMap((g, i) => (g > 0 ? [[i + 1, g]] : []))).toEqual([
+      [128, 128],
+      [256, 128],
+      [384, 128],
+      [512, 128],
+    ]);
     const w1 = new InboundCredit(1);
     expect(Array.from({ length: 3 }, () => w1.consumed())).toEqual([1, 1, 1]);
   });

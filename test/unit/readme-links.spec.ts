@@ -40,9 +40,7 @@ const REPO_FILE = new RegExp(`^${REPO.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}/(?
 /** The text without fenced code blocks and HTML comments (lines kept, so line numbers hold). */
 function withoutCode(md: string): string {
   const blank = (m: string): string => m.replace(/[^\n]/g, ' ');
-  return md
-    .replace(/<!--[\s\S]*?-->/g, blank)
-    .replace(/^( {0,3})(`{3,}|~{3,})[^\n]*\n[\s\S]*?^ {0,3}\2[`~]*[ \t]*$/gm, blank);
+  return md.replace(/<!--[\s\S]*?-->/g, blank).replace(/^( {0,3})(`{3,}|~{3,})[^\n]*\n[\s\S]*?^ {0,3}\2[`~]*[ \t]*$/gm, blank);
 }
 
 /** GitHub's heading anchor (github-slugger): lower case, punctuation dropped, spaces to hyphens. */
@@ -249,7 +247,7 @@ describe('the code samples of the README and the guides', () => {
   const readme = readFileSync(join(root, 'README.md'), 'utf8');
   const samples = sampleSources.flatMap((source) => checkedSamples(readFileSync(join(root, source), 'utf8')).map((s) => ({ ...s, source })));
 
-  it('the quick start (server and client app), registerAsync, ValidationPipe, the e2e test and each guide\'s main sample are checked', () => {
+  it("the quick start (server and client app), registerAsync, ValidationPipe, the e2e test and each guide's main sample are checked", () => {
     expect(samples.map((s) => s.path).sort()).toEqual(
       expect.arrayContaining([
         'quick-start/main.ts',

@@ -16,7 +16,15 @@ function typecheck(file: string): { status: number | null; output: string } {
   const dir = mkdtempSync(join(tmpdir(), 'wsmp-types-'));
   try {
     const config = join(dir, 'tsconfig.json');
-    writeFileSync(config, JSON.stringify({ extends: join(root, 'tsconfig.json'), compilerOptions: { noEmit: true, incremental: false, typeRoots: [join(root, 'node_modules', '@types')] }, include: [], files: [join(root, 'test', 'types', file)] }));
+    writeFileSync(
+      config,
+      JSON.stringify({
+        extends: join(root, 'tsconfig.json'),
+        compilerOptions: { noEmit: true, incremental: false, typeRoots: [join(root, 'node_modules', '@types')] },
+        include: [],
+        files: [join(root, 'test', 'types', file)],
+      }),
+    );
     const r = spawnSync(process.execPath, [tsc, '-p', config], { cwd: root, encoding: 'utf8', timeout: 60_000 });
     return { status: r.status, output: `${r.stdout}${r.stderr}` };
   } finally {
@@ -35,11 +43,15 @@ describe('typed client registration (tsc)', () => {
     ['register', 'registration.typo.ts'],
     ['registerAsync', 'registration.async-typo.ts'],
     ['registerAsync (an optional option: timout)', 'registration.async-optional-typo.ts'],
-  ])('a typo in %s options (ulr) does not compile', (_what, file) => {
-    const r = typecheck(file);
-    expect(r.status).not.toBe(0);
-    expect(r.output).toMatch(/error TS\d+: .*(ulr|timout)/);
-  }, 60_000);
+  ])(
+    'a typo in %s options (ulr) does not compile',
+    (_what, file) => {
+      const r = typecheck(file);
+      expect(r.status).not.toBe(0);
+      expect(r.output).toMatch(/error TS\d+: .*(ulr|timout)/);
+    },
+    60_000,
+  );
 
   it('a typo in a registerAsync factory is named in the message (not "not assignable to type never")', () => {
     const r = typecheck('registration.async-optional-typo.ts');

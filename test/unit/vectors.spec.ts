@@ -104,7 +104,13 @@ const DECODE_MESSAGES = [
 ];
 
 const escapeRegExp = (text: string): string => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-const asPattern = (template: string): RegExp => new RegExp(`^${template.split(/<[^>]+>/).map(escapeRegExp).join('.+')}$`);
+const asPattern = (template: string): RegExp =>
+  new RegExp(
+    `^${template
+      .split(/<[^>]+>/)
+      .map(escapeRegExp)
+      .join('.+')}$`,
+  );
 
 describe('decode error messages (docs/PROTOCOL.md section 14)', () => {
   const codec = new FrameCodec();

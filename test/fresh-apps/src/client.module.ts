@@ -41,10 +41,7 @@ export class HealthService {
   ) {}
 
   check(): Promise<HealthCheckResult> {
-    return this.health.check([
-      () => this.wsmp.isHealthy('math', this.math, { timeout: 1000 }),
-      () => this.wsmp.isServerHealthy('rpc', HealthService.server!),
-    ]);
+    return this.health.check([() => this.wsmp.isHealthy('math', this.math, { timeout: 1000 }), () => this.wsmp.isServerHealthy('rpc', HealthService.server!)]);
   }
 }
 

@@ -21,12 +21,16 @@ const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
 const consumer = join(here, 'consumer.ts');
 const text = readFileSync(consumer, 'utf8');
 
-const parsed = ts.getParsedCommandLineOfConfigFile(join(here, 'tsconfig.json'), {}, {
-  ...ts.sys,
-  onUnRecoverableConfigFileDiagnostic: (d) => {
-    throw new Error(ts.flattenDiagnosticMessageText(d.messageText, '\n'));
+const parsed = ts.getParsedCommandLineOfConfigFile(
+  join(here, 'tsconfig.json'),
+  {},
+  {
+    ...ts.sys,
+    onUnRecoverableConfigFileDiagnostic: (d) => {
+      throw new Error(ts.flattenDiagnosticMessageText(d.messageText, '\n'));
+    },
   },
-});
+);
 if (parsed.errors.length) throw new Error(ts.formatDiagnostics(parsed.errors, ts.createCompilerHost({})));
 const options = parsed.options;
 if (options.skipLibCheck !== false) throw new Error('test/package/types/tsconfig.json must set skipLibCheck: false');

@@ -129,7 +129,13 @@ const overflow: OverflowStrategy = 'latest';
 const serverOptions: WsMsgpackServerOptions = { port: 0, overflow, maxStreamBufferBytes: DEFAULT_LIMITS.maxStreamBufferBytes * 2 };
 const limits: ConnectionLimits = serverOptions;
 const decoderLimits: Partial<DecoderLimits> = { maxDepth: 32 };
-const clientOptions: WsMsgpackClientOptions = { url: 'ws://127.0.0.1:1', window: 16, wsOptions: { rejectUnauthorized: true }, reconnect: { ...DEFAULT_RECONNECT, maxAttempts: 3 }, ...decoderLimits };
+const clientOptions: WsMsgpackClientOptions = {
+  url: 'ws://127.0.0.1:1',
+  window: 16,
+  wsOptions: { rejectUnauthorized: true },
+  reconnect: { ...DEFAULT_RECONNECT, maxAttempts: 3 },
+  ...decoderLimits,
+};
 const callOptions: WsMsgpackCallOptions = new WsMsgpackRecordBuilder(1).setOverflow(overflow).build().options;
 const connectionOptions: Pick<ConnectionOptions, 'role'> = { role: 'client' };
 const protocols: string[] = [SUBPROTOCOL_V1, bearerProtocol('jwt')];
@@ -172,16 +178,38 @@ export const modules = [
 ];
 export const rejected = new WsMsgpackUpgradeError(401, 'no token');
 export const record: WsMsgpackRecord = new WsMsgpackRecordBuilder({ a: 1 }).setHeaders({ trace: 't' }).build();
-export const money: WsMsgpackExtension<bigint> = { type: 1, encode: (v) => (typeof v === 'bigint' ? new TextEncoder().encode(v.toString()) : null), decode: (d) => BigInt(new TextDecoder().decode(d)) };
+export const money: WsMsgpackExtension<bigint> = {
+  type: 1,
+  encode: (v) => (typeof v === 'bigint' ? new TextEncoder().encode(v.toString()) : null),
+  decode: (d) => BigInt(new TextDecoder().decode(d)),
+};
 export const ext = new ExtData(1, new Uint8Array([1]));
 configureWsMsgpackTracing({ enabled: WS_MSGPACK_TRACER_NAME.length > 0 });
 
 // Every type of the root entry, named.
 export type RootTypes = [
-  WsMsgpackServerEvents, WsMsgpackAllowedOrigins, WsMsgpackServerModuleExtras, WsMsgpackServerAsyncOptions, WsMsgpackClientEvents,
-  WsMsgpackClientHandlersEvents, WsMsgpackExposeOptions, WsMsgpackClientRegistration, WsMsgpackClientAsyncRegistration, WsMsgpackClientModuleExtras,
-  WsMsgpackHeaders, ReconnectOptions, WsMsgpackIterateOptions, WsMsgpackContextArgs, WsMsgpackCallInfo, ParamPipe, WsPeerConnected,
-  WsRequestStream<number>, ExtensionOptions, WsMsgpackTracingOptions, WsMsgpackTracerProvider, WsMsgpackOtelApi,
+  WsMsgpackServerEvents,
+  WsMsgpackAllowedOrigins,
+  WsMsgpackServerModuleExtras,
+  WsMsgpackServerAsyncOptions,
+  WsMsgpackClientEvents,
+  WsMsgpackClientHandlersEvents,
+  WsMsgpackExposeOptions,
+  WsMsgpackClientRegistration,
+  WsMsgpackClientAsyncRegistration,
+  WsMsgpackClientModuleExtras,
+  WsMsgpackHeaders,
+  ReconnectOptions,
+  WsMsgpackIterateOptions,
+  WsMsgpackContextArgs,
+  WsMsgpackCallInfo,
+  ParamPipe,
+  WsPeerConnected,
+  WsRequestStream<number>,
+  ExtensionOptions,
+  WsMsgpackTracingOptions,
+  WsMsgpackTracerProvider,
+  WsMsgpackOtelApi,
 ];
 
 // The terminus entry.
@@ -204,6 +232,15 @@ export async function webUsage(): Promise<number> {
   return connected ? sum : 0;
 }
 export type WebTypes = [
-  WsMsgpackWebCallOptions, WsMsgpackWebClientEvents, WsMsgpackToken, WsMsgpackWebCallContext, WebSocketConstructor, WebReconnectOptions,
-  WebRequestStream<number>, WebOverflowStrategy, WebCallHeaders, WebExtension<number>, WebExtensionOptions,
+  WsMsgpackWebCallOptions,
+  WsMsgpackWebClientEvents,
+  WsMsgpackToken,
+  WsMsgpackWebCallContext,
+  WebSocketConstructor,
+  WebReconnectOptions,
+  WebRequestStream<number>,
+  WebOverflowStrategy,
+  WebCallHeaders,
+  WebExtension<number>,
+  WebExtensionOptions,
 ];
