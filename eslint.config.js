@@ -36,7 +36,7 @@ const NO_NEST = { group: ['@nestjs/*'], message: 'this layer knows nothing of Ne
 const NO_RXJS = { group: ['rxjs', 'rxjs/*'], message: 'the protocol is pure data: no rxjs' };
 const NO_OTEL = { group: ['@opentelemetry/*'], message: 'OpenTelemetry is loaded only by src/tracing' };
 /** folder: [the src/ folders (or single files) it may import, the package rules] */
-const LAYERS = {
+export const LAYERS = {
   protocol: [
     ['protocol', 'patches/msgpack.js'],
     [NO_NODE, NO_WS, NO_NEST, NO_RXJS, NO_OTEL],
