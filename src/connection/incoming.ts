@@ -9,6 +9,7 @@ import type { ResolvedLimits } from './options.js';
 import { OutboundStream } from './outbound-stream.js';
 import type { OutboundSource, StreamSink } from './outbound-types.js';
 import { startTimer, type Timer } from './timers.js';
+import { WhenEmpty } from './when-empty.js';
 
 /** A call the peer started, as given to the request handler. */
 export interface IncomingCall {
@@ -106,11 +107,10 @@ export class IncomingCalls {
 
   /** Resolves once no call of the peer is running here (at once if none is). */
   whenNone(): Promise<void> {
-    if (this.calls.size === 0) return Promise.resolve();
-    return new Promise<void>((resolve) => this.noneWaiters.push(resolve));
+    return this.emptied.promise(this.calls.size === 0);
   }
 
-  private noneWaiters: (() => void)[] = [];
+  private readonly emptied = new WhenEmpty();
 
   /** What `maxConcurrentCalls` counts: running calls, and ended ones whose handler has not returned yet. */
   get busy(): number {
@@ -296,7 +296,7 @@ export class IncomingCalls {
     const st = this.calls.get(id);
     if (!st) return;
     this.calls.delete(id);
-    if (this.calls.size === 0 && this.noneWaiters.length > 0) for (const w of this.noneWaiters.splice(0)) w();
+    this.emptied.check(this.calls.size === 0);
     // The request stays charged until nothing of the handler runs any more: it still holds it.
     let running = 1;
     const stopped = (): void => {

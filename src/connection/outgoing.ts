@@ -10,6 +10,7 @@ import type { ResolvedLimits, WsMsgpackCallOptions } from './options.js';
 import { OutboundStream } from './outbound-stream.js';
 import type { OutboundSource, StreamSink } from './outbound-types.js';
 import { startTimer, type Timer } from './timers.js';
+import { WhenEmpty } from './when-empty.js';
 
 /** Where a call's response goes (an rxjs Subscriber, or an iterator's buffer). */
 export interface CallObserver {
@@ -82,11 +83,10 @@ export class OutgoingCalls {
 
   /** Resolves once none of this side's calls is waiting on the peer (at once if none is). */
   whenNone(): Promise<void> {
-    if (this.calls.size === 0) return Promise.resolve();
-    return new Promise<void>((resolve) => this.noneWaiters.push(resolve));
+    return this.emptied.promise(this.calls.size === 0);
   }
 
-  private noneWaiters: (() => void)[] = [];
+  private readonly emptied = new WhenEmpty();
 
   /**
    * Sends REQUEST and tracks the call; `undefined` when it could not start (the observer has
@@ -264,7 +264,7 @@ export class OutgoingCalls {
     // Items still waiting for the consumer are the consumer's now: the connection stops counting them.
     this.release(call, call.held);
     this.calls.delete(call.id);
-    if (this.calls.size === 0 && this.noneWaiters.length > 0) for (const w of this.noneWaiters.splice(0)) w();
+    this.emptied.check(this.calls.size === 0);
     call.timer?.cancel();
     call.request?.stop();
   }

@@ -1,4 +1,5 @@
 import type { IterationOutcome } from './iteration.js';
+import { WhenEmpty } from './when-empty.js';
 
 /** "No value" (an item slot that is empty), distinct from every value a source may produce. */
 export const NONE: unique symbol = Symbol('none');
@@ -35,7 +36,7 @@ export function newRun(iterator: AsyncIterator<unknown> | Iterator<unknown>, set
  */
 export class PullsInFlight {
   private count = 0;
-  private waiters: (() => void)[] = [];
+  private readonly emptied = new WhenEmpty();
 
   /** A `next()` call starts. */
   begin(): void {
@@ -44,12 +45,11 @@ export class PullsInFlight {
 
   /** A `next()` call settled. */
   end(): void {
-    if (--this.count === 0 && this.waiters.length > 0) for (const w of this.waiters.splice(0)) w();
+    this.emptied.check(--this.count === 0);
   }
 
   /** Calls `callback` once no `next()` call is awaited (at once if none is). */
   whenIdle(callback: () => void): void {
-    if (this.count === 0) callback();
-    else this.waiters.push(callback);
+    this.emptied.wait(this.count === 0, callback);
   }
 }
