@@ -1,5 +1,5 @@
 import { withCause } from '../connection/errors.js';
-import { WsMsgpackError, WsMsgpackErrorCode } from '../protocol/errors.js';
+import { WsMsgpackError, unavailable } from '../protocol/errors.js';
 import type { CloseInfo, Connection } from '../connection/connection.js';
 import { startTimer, type Timer } from '../connection/timers.js';
 
@@ -189,7 +189,7 @@ export class Session {
     this.attempt = undefined;
     attempt?.cancel('client.close() was called during the handshake');
     // `current` stays until it has closed (the caller closes it): its end is still reported.
-    this.rejectWaiters(new WsMsgpackError(WsMsgpackErrorCode.UNAVAILABLE, 'the client was closed'), false);
+    this.rejectWaiters(unavailable('the client was closed'), false);
   }
 
   private dial(): void {
@@ -243,7 +243,7 @@ export class Session {
     this.current = undefined;
     this.roundFailures = 0;
     if (this.phase !== 'closed') {
-      this.lastError = new WsMsgpackError(WsMsgpackErrorCode.UNAVAILABLE, `connection closed (code ${info.code}${info.reason ? `: ${info.reason}` : ''})`, {
+      this.lastError = unavailable(`connection closed (code ${info.code}${info.reason ? `: ${info.reason}` : ''})`, {
         closeCode: info.code,
       });
       if (Date.now() - this.connectedAt >= STABLE_CONNECTION_MS) this.failures = 0;
@@ -317,11 +317,7 @@ export class Session {
    */
   private unavailable(message: string): WsMsgpackError {
     const last = this.lastError;
-    const error = new WsMsgpackError(
-      WsMsgpackErrorCode.UNAVAILABLE,
-      `${message}${last instanceof Error ? `; last failure: ${last.message}` : ''}`,
-      last instanceof WsMsgpackError ? last.details : undefined,
-    );
+    const error = unavailable(`${message}${last instanceof Error ? `; last failure: ${last.message}` : ''}`, last instanceof WsMsgpackError ? last.details : undefined);
     if (last !== undefined) withCause(error, last instanceof WsMsgpackError && last.cause !== undefined ? last.cause : last);
     return error;
   }
