@@ -12,7 +12,7 @@ import { ReportingListeners } from '../connection/listeners.js';
 import { checkDuration, resolveLimits, wsSocketOptions } from '../connection/options.js';
 import { BufferBudget } from '../connection/frame-queue.js';
 import { NODE_PEER_GUARDS } from '../node/peer-guards.js';
-import { MAX_TIMER_MS, startTimer, type Timer } from '../connection/timers.js';
+import { MAX_TIMER_MS } from '../connection/timers.js';
 import { WsMsgpackStatus } from '../session/status.js';
 import { LocalPeerDirectory, type WsMsgpackPeerDirectory } from '../peer/directory.js';
 import { ConnectionPeer, type WsMsgpackPeer } from '../peer/peer.js';
@@ -22,8 +22,9 @@ import { WsMsgpackDispatcher } from '../nest/dispatcher.js';
 import type { WsMsgpackServerOptions } from './options.js';
 import { checkStandaloneOptions, createStandaloneServer, normalizePath, sharedServer } from '../node/standalone-server.js';
 import { toRpcErrorPayload } from '../nest/stream-errors.js';
+import { closeAll, drain, whenClosed } from './shutdown.js';
 import { pickProtocol, refuseUpgrade, UpgradeGate } from '../node/upgrade-gate.js';
-import { routeUpgrades } from '../patches/http-upgrade-router.js';
+import { routeUpgrades, type UpgradeHandler } from '../patches/http-upgrade-router.js';
 import { Connection } from '../connection/connection.js';
 
 export { NO_MESSAGE_HANDLER } from '../nest/dispatcher.js';
@@ -74,9 +75,7 @@ export class WsMsgpackServer extends WsMsgpackDispatcher<WsMsgpackServerEvents, 
   private readonly directory = new LocalPeerDirectory();
   /** Listeners registered with on(); events fire after this transport's own checks. */
   private readonly events = new ReportingListeners<WsMsgpackServerEvents>((message, stack) => this.logger.error(message, stack));
-  private closingDone: Promise<void> | undefined;
-  /** Ends a standalone listen() that close() overtook while it was still binding (its callback is still due). */
-  private pendingListen: (() => void) | undefined;
+  private phase: ServerPhase = { name: 'idle' };
   private readonly drainTimeout: number;
   private readonly closeTimeout: number;
   /** What the frames of all peers hold (maxServerInboundBytes), ended connections' lingering handlers included. */
@@ -114,7 +113,6 @@ export class WsMsgpackServer extends WsMsgpackDispatcher<WsMsgpackServerEvents, 
    * is left listening, and `callback` is called without an error once the close is done.
    */
   listen(callback: (error?: unknown, ...info: unknown[]) => void): void {
-    this.closingDone = undefined;
     const path = this.options.path ? normalizePath(this.options.path) : null;
     let shared: HttpServer | undefined;
     try {
@@ -123,28 +121,41 @@ export class WsMsgpackServer extends WsMsgpackDispatcher<WsMsgpackServerEvents, 
       callback(e);
       return;
     }
-    this.wss = new WebSocketServer({
-      ...wsSocketOptions(this.options),
-      noServer: true,
-      clientTracking: true,
-      handleProtocols: (offered) => pickProtocol(offered),
-    });
-    this.wss.on('error', (err: Error) => this.emitError(err));
-    this.wss.on('connection', (ws: WebSocket, req: IncomingMessage, user?: unknown) => this.onConnection(ws, req, user));
+    this.wss = this.makeWebSocketServer();
     const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
       this.handleUpgrade(req, socket, head).catch((e: unknown) => {
         socket.destroy();
         this.emitError(asError(e));
       });
     };
+    if (shared) this.listenShared(shared, path, onUpgrade, callback);
+    else this.listenStandalone(path, onUpgrade, callback);
+  }
 
-    if (shared) {
-      this.unroute = routeUpgrades(shared, path, onUpgrade, () => void this.close());
-      this.listenLog.log(`Accepting WebSocket upgrades on path ${path} of the HTTP server${describeAddress(shared.address(), ' (listening on ', ')')}`);
-      this._status$.next(WsMsgpackStatus.CONNECTED);
-      callback();
-      return;
-    }
+  /** The `ws` server, in `noServer` mode: this transport hands it the upgrades it admitted. */
+  private makeWebSocketServer(): WebSocketServer {
+    const wss = new WebSocketServer({
+      ...wsSocketOptions(this.options),
+      noServer: true,
+      clientTracking: true,
+      handleProtocols: (offered) => pickProtocol(offered),
+    });
+    wss.on('error', (err: Error) => this.emitError(err));
+    wss.on('connection', (ws: WebSocket, req: IncomingMessage, user?: unknown) => this.onConnection(ws, req, user));
+    return wss;
+  }
+
+  /** On an HTTP server the app owns: listening at once (the app's server binds its own port). */
+  private listenShared(shared: HttpServer, path: string | null, onUpgrade: UpgradeHandler, callback: (error?: unknown) => void): void {
+    this.unroute = routeUpgrades(shared, path, onUpgrade, () => void this.close());
+    this.phase = { name: 'listening' };
+    this.listenLog.log(`Accepting WebSocket upgrades on path ${path} of the HTTP server${describeAddress(shared.address(), ' (listening on ', ')')}`);
+    this._status$.next(WsMsgpackStatus.CONNECTED);
+    callback();
+  }
+
+  /** On its own HTTP(S) server: binding until the port is bound, or close() calls the bind off. */
+  private listenStandalone(path: string | null, onUpgrade: UpgradeHandler, callback: (error?: unknown) => void): void {
     const http = createStandaloneServer(this.options, (_req, res) => {
       res.writeHead(426, { 'content-type': 'text/plain', upgrade: 'websocket' });
       res.end(`This endpoint speaks WebSocket (subprotocol ${SUBPROTOCOL_V1}).\n`);
@@ -155,24 +166,20 @@ export class WsMsgpackServer extends WsMsgpackDispatcher<WsMsgpackServerEvents, 
     const answer = (error?: Error): void => {
       if (answered) return;
       answered = true;
-      if (this.pendingListen === pending) this.pendingListen = undefined;
       if (error) callback(error);
       else callback();
     };
-    const pending = (): void => answer();
-    this.pendingListen = pending;
+    const binding: ServerPhase = { name: 'binding', callOff: () => answer() };
+    this.phase = binding;
     /** True once close() (or a newer listen()) took over from this listen(). */
-    const superseded = (): boolean => this.closingDone !== undefined || this.ownHttpServer !== http;
+    const superseded = (): boolean => this.phase !== binding;
     const onListenError = (err: NodeJS.ErrnoException): void => {
       if (!superseded()) {
+        this.phase = { name: 'idle' };
         this._status$.next(WsMsgpackStatus.DISCONNECTED);
         void this.cleanup();
       }
-      const message =
-        err.code === 'EADDRINUSE'
-          ? `WsMsgpackServer: port ${this.options.port ?? DEFAULT_PORT} on ${this.options.host ?? DEFAULT_HOST} is already in use (EADDRINUSE)`
-          : `WsMsgpackServer: cannot listen: ${err.message}`;
-      answer(Object.assign(new Error(message, { cause: err }), { code: err.code }));
+      answer(bindError(err, this.options));
     };
     http.once('error', onListenError);
     http.listen(this.options.port ?? DEFAULT_PORT, this.options.host ?? DEFAULT_HOST, () => {
@@ -185,6 +192,7 @@ export class WsMsgpackServer extends WsMsgpackDispatcher<WsMsgpackServerEvents, 
         answer();
         return;
       }
+      this.phase = { name: 'listening' };
       this._status$.next(WsMsgpackStatus.CONNECTED);
       this.listenLog.log(`Listening on ${this.options.tls ? 'wss' : 'ws'}://${describeAddress(http.address())}${path ?? ''}`);
       answer();
@@ -197,13 +205,17 @@ export class WsMsgpackServer extends WsMsgpackDispatcher<WsMsgpackServerEvents, 
    * as not ready (`nestjs-ws-msgpack/terminus`'s `isServerHealthy` does).
    */
   get closing(): boolean {
-    return this.closingDone !== undefined;
+    return this.phase.name === 'draining' || this.phase.name === 'closed';
   }
 
   /** Closes every connection (code 1001), stops listening, and resolves when done. */
   close(): Promise<void> {
-    this.closingDone ??= this.doClose();
-    return this.closingDone;
+    const phase = this.phase;
+    if (phase.name === 'draining' || phase.name === 'closed') return phase.done;
+    // A standalone listen() still binding is called off by this close (its callback answers once closed).
+    const done = this.doClose(phase.name === 'binding' ? phase.callOff : undefined);
+    this.phase = { name: 'draining', done };
+    return done;
   }
 
   /**
@@ -268,14 +280,14 @@ export class WsMsgpackServer extends WsMsgpackDispatcher<WsMsgpackServerEvents, 
    */
   private async handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     const wss = this.wss;
-    if (!wss || this.closingDone) {
+    if (!wss || this.closing) {
       refuseUpgrade(socket, { status: 503, body: 'the server is shutting down' });
       return;
     }
     const admitted = await this.gate.admit(req, socket, wss.clients.size);
     if (!admitted) return; // answered by the gate
     try {
-      if (this.closingDone || this.wss !== wss) {
+      if (this.closing || this.wss !== wss) {
         refuseUpgrade(socket, { status: 503, body: 'the server is shutting down' }); // closed while the checks ran
         return;
       }
@@ -327,67 +339,21 @@ export class WsMsgpackServer extends WsMsgpackDispatcher<WsMsgpackServerEvents, 
     this.events.report(err);
   }
 
-  private async doClose(): Promise<void> {
+  private async doClose(overtaken: (() => void) | undefined): Promise<void> {
     // Upgrades still in allowedOrigins/authenticate are answered now, not when their checks end
     // (at handshakeTimeout, or never): they would hold the HTTP server's close.
     this.gate.refuseWaiting({ status: 503, body: 'the server is shutting down' });
-    const overtaken = this.pendingListen; // a standalone listen() still binding: this close calls it off
-    const wss = this.wss;
     const timeout = this.closeTimeout;
-    const sockets = wss ? [...wss.clients] : [];
-    const closed = sockets.map(
-      (ws) =>
-        new Promise<void>((resolve) => {
-          if (ws.readyState === ws.CLOSED) return resolve();
-          ws.once('close', () => resolve());
-        }),
-    );
-    await this.drain(this.drainTimeout);
-    for (const conn of [...this.connections.keys()]) conn.close(CloseCode.GOING_AWAY, 'server shutting down');
-    for (const ws of sockets) if (ws.readyState === ws.CONNECTING || ws.readyState === ws.OPEN) ws.close(CloseCode.GOING_AWAY, 'server shutting down');
-    let timer: Timer | undefined;
-    await Promise.race([
-      Promise.all(closed),
-      // closeTimeout Infinity: nobody is cut off here (ws's own 30 s close timer still applies).
-      ...(timeout === Infinity
-        ? []
-        : [
-            new Promise<void>((resolve) => {
-              timer = startTimer(timeout, () => {
-                for (const ws of sockets) ws.terminate();
-                resolve();
-              });
-            }),
-          ]),
-    ]);
-    timer?.cancel();
+    const sockets = this.wss ? [...this.wss.clients] : [];
+    const closed = whenClosed(sockets);
+    await drain([...this.connections.keys()], this.drainTimeout);
+    await closeAll([...this.connections.keys()], sockets, closed, timeout);
     await this.hooksSettled(Math.min(timeout, MAX_TIMER_MS)); // disconnected hooks still use the app's providers
     await this.cleanup();
     overtaken?.(); // its callback, without an error (idempotent: a bind that won the race answered already)
+    const phase = this.phase;
+    if (phase.name === 'draining') this.phase = { name: 'closed', done: phase.done };
     this._status$.next(WsMsgpackStatus.DISCONNECTED);
-  }
-
-  /**
-   * Graceful part of close(): every client is told the server is going away (GOING_AWAY: it
-   * starts new calls elsewhere; new REQUESTs here are refused with UNAVAILABLE, and the server's
-   * own new calls to it fail at once with UNAVAILABLE), and the calls under way, both ways, get
-   * up to `ms` to finish (Infinity: however long they take). What is still running after that is
-   * cancelled by close.
-   */
-  private async drain(ms: number): Promise<void> {
-    const conns = [...this.connections];
-    if (conns.length === 0) return;
-    for (const [conn] of conns) conn.goAway('server shutting down', { drainTimeout: ms });
-    if (!(ms > 0)) return;
-    // Neither count can grow from here: both sides refuse new calls on a connection going away.
-    const idle = Promise.all(conns.map(([conn]) => conn.whenNoCalls()));
-    if (ms === Infinity) {
-      await idle;
-      return;
-    }
-    let timer: Timer | undefined;
-    await Promise.race([idle, new Promise<void>((resolve) => (timer = startTimer(ms, resolve)))]);
-    timer?.cancel();
   }
 
   private async cleanup(): Promise<void> {
@@ -405,4 +371,25 @@ export class WsMsgpackServer extends WsMsgpackDispatcher<WsMsgpackServerEvents, 
       await new Promise<void>((resolve) => http.close(() => resolve()));
     }
   }
+}
+
+/**
+ * Where the server stands, as one state (as `ws` has `_readyState`): not listening; a standalone
+ * listen() waiting for its port (`callOff` answers its callback when close() overtakes it);
+ * listening; closing (draining, then closing the connections), with the promise close() returns;
+ * closed (until a later listen()).
+ */
+type ServerPhase =
+  | { readonly name: 'idle' }
+  | { readonly name: 'binding'; readonly callOff: () => void }
+  | { readonly name: 'listening' }
+  | { readonly name: 'draining' | 'closed'; readonly done: Promise<void> };
+
+/** What listen() reports when the standalone server cannot bind. */
+function bindError(err: NodeJS.ErrnoException, options: WsMsgpackServerOptions): Error {
+  const message =
+    err.code === 'EADDRINUSE'
+      ? `WsMsgpackServer: port ${options.port ?? DEFAULT_PORT} on ${options.host ?? DEFAULT_HOST} is already in use (EADDRINUSE)`
+      : `WsMsgpackServer: cannot listen: ${err.message}`;
+  return Object.assign(new Error(message, { cause: err }), { code: err.code });
 }
