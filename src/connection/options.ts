@@ -121,6 +121,12 @@ const NEST_OPTIONS_REFUSED: Record<string, string> = {
   deserializer: `the \`deserializer\` option of Nest's transports ${NO_SERIALIZERS}`,
 };
 
+/** The one message format of a refused option: `nestjs-ws-msgpack: option <name> must be <what>, got <value>`. */
+export function optionError(name: string, what: string, value: unknown): TypeError {
+  const shown = typeof value === 'string' ? JSON.stringify(value) : typeof value === 'object' && value !== null ? JSON.stringify(value) : String(value);
+  return new TypeError(`nestjs-ws-msgpack: option ${name} must be ${what}, got ${shown}`);
+}
+
 /**
  * The options with defaults filled in. Throws a `TypeError` naming the option for a value that
  * cannot work (a negative window, an unknown overflow strategy, Nest's `serializer`).
@@ -147,19 +153,19 @@ export function resolveLimits(options: ConnectionLimits): ResolvedLimits {
   for (const key of numeric) {
     const v = options[key];
     if (v === undefined) continue;
-    if (typeof v !== 'number' || Number.isNaN(v) || v < 0) throw new TypeError(`nestjs-ws-msgpack: option ${key} must be a number >= 0, got ${String(v)}`);
+    if (typeof v !== 'number' || Number.isNaN(v) || v < 0) throw optionError(key, 'a number >= 0', v);
     (limits as Record<typeof key, number>)[key] = v;
   }
   for (const key of ['window', 'maxConcurrentCalls'] as const) {
     const v = limits[key];
-    if (!Number.isSafeInteger(v)) throw new TypeError(`nestjs-ws-msgpack: option ${key} must be a whole number up to 2^53-1, got ${String(v)}`);
+    if (!Number.isSafeInteger(v)) throw optionError(key, 'a whole number up to 2^53-1', v);
   }
   for (const key of ['maxStrLength', 'maxBinLength', 'maxArrayLength', 'maxMapLength', 'maxExtLength', 'maxDepth'] as const) {
     const v = options[key];
     if (v === undefined) continue;
     const min = key === 'maxDepth' ? 2 : 0; // a frame is an array: depth 1 alone rejects every frame
     if (typeof v !== 'number' || !(v === Infinity || (Number.isInteger(v) && v >= min))) {
-      throw new TypeError(`nestjs-ws-msgpack: option ${key} must be a whole number >= ${min} (or Infinity), got ${String(v)}`);
+      throw optionError(key, `a whole number >= ${min} (or Infinity)`, v);
     }
   }
   if (options.overflow !== undefined) limits.overflow = checkOverflow(options.overflow, 'option overflow');
@@ -173,8 +179,7 @@ export function resolveLimits(options: ConnectionLimits): ResolvedLimits {
  */
 export function checkDuration(option: string, value: unknown): number {
   if (typeof value === 'number' && value >= 0) return value; // NaN fails the comparison
-  const shown = typeof value === 'string' ? JSON.stringify(value) : String(value);
-  throw new TypeError(`nestjs-ws-msgpack: option ${option} must be a number of ms >= 0 or Infinity, got ${shown}`);
+  throw optionError(option, 'a number of ms >= 0 or Infinity', value);
 }
 
 /** Returns `value` when it is an {@link OverflowStrategy}; throws a `TypeError` otherwise. */

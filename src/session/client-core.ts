@@ -2,13 +2,16 @@ import { Observable, type Subscription } from 'rxjs';
 import { WsMsgpackStatus } from './status.js';
 import { WsMsgpackError, deadlineExceeded, unavailable } from '../protocol/errors.js';
 import { Connection, type CloseInfo, type ConnectionOptions } from '../connection/connection.js';
-import type { ConnectionLimits, WsMsgpackCallOptions } from '../connection/options.js';
+import type { WsMsgpackCallOptions } from '../connection/options.js';
 import { resolveLimits } from '../connection/options.js';
-import { DEFAULT_RECONNECT, isReadyTimeout, Session, type ReconnectOptions, type SessionPhase } from './session.js';
+import { DEFAULT_RECONNECT, isReadyTimeout, Session, type SessionPhase } from './session.js';
 import { startTimer } from '../connection/timers.js';
 import { extensionCodecOf } from '../protocol/extensions.js';
 import { whenSocketClosed, type WebSocketLike } from '../connection/socket.js';
 import { callIteratorWhenReady } from './ready-iterator.js';
+import { checkClientOptions, CLIENT_DEFAULTS, type ClientCoreOptions } from './options.js';
+
+export type { ClientCoreOptions } from './options.js';
 
 /** How long close() waits for a socket's closing handshake before cutting it. */
 const CLOSE_TIMEOUT_MS = 2000;
@@ -22,29 +25,6 @@ const STATUS_OF: Record<SessionPhase, WsMsgpackStatus | undefined> = {
   closed: WsMsgpackStatus.CLOSED,
 };
 
-/** What both clients (Nest's and the browser's) configure the same way. */
-export interface ClientCoreOptions extends ConnectionLimits {
-  /** Server URL, or several (replicas, tried in turn). */
-  url: string | readonly string[];
-  /** Reconnect with backoff (default), an object changing parts of {@link DEFAULT_RECONNECT}, or `false`. */
-  reconnect?: boolean | ReconnectOptions;
-  /** Default deadline of every call, in ms. Off by default. */
-  timeout?: number;
-  /**
-   * Whether calls, events and `connect()` made while not connected wait for the connection
-   * through reconnect attempts (up to their deadline, or `readyTimeout`). Default false: gRPC's
-   * fail-fast, they wait for an attempt under way (or starting) and fail with UNAVAILABLE when it
-   * fails, or at once while the last attempt failed and the next waits for its backoff.
-   */
-  waitForReady?: boolean;
-  /** How long `connect()` and a call without a deadline wait for a connection. Default 10,000 ms. */
-  readyTimeout?: number;
-  /** Most events waiting for a connection. Default 1,000. */
-  maxPendingEvents?: number;
-  /** How long one connection attempt (the WebSocket handshake) may take. Default 10,000 ms. */
-  connectTimeout?: number;
-}
-
 /** An event waiting to be sent: events go out in the order they were emitted. */
 interface QueuedEvent {
   readonly pattern: unknown;
@@ -54,31 +34,6 @@ interface QueuedEvent {
   conn: Connection | undefined;
   resolve(): void;
   reject(error: unknown): void;
-}
-
-/** Checks the client's own time and count options (the connection limits are checked by resolveLimits). */
-function checkClientOptions(options: ClientCoreOptions, owner: string): void {
-  const check = (name: string, value: unknown, ok: (n: number) => boolean, what: string): void => {
-    if (value === undefined) return;
-    if (typeof value !== 'number' || Number.isNaN(value) || !ok(value)) {
-      throw new TypeError(`${owner}: options.${name} must be ${what} (got ${typeof value === 'number' ? value : JSON.stringify(value)})`);
-    }
-  };
-  const nonNegative = (n: number): boolean => n >= 0;
-  const count = (n: number): boolean => n === Infinity || (Number.isInteger(n) && n >= 0);
-  check('connectTimeout', options.connectTimeout, (n) => n > 0 && Number.isFinite(n), 'a finite number of milliseconds > 0');
-  check('readyTimeout', options.readyTimeout, nonNegative, 'a number of milliseconds >= 0 (Infinity: wait without limit)');
-  check('timeout', options.timeout, nonNegative, 'a number of milliseconds >= 0 (Infinity or 0: no deadline)');
-  check('maxPendingEvents', options.maxPendingEvents, count, 'a whole number >= 0 or Infinity');
-  const r = typeof options.reconnect === 'object' && options.reconnect !== null ? options.reconnect : undefined;
-  if (options.reconnect !== undefined && typeof options.reconnect !== 'boolean' && !r) throw new TypeError(`${owner}: options.reconnect must be true, false or an object`);
-  if (r) {
-    const finite = (n: number): boolean => n >= 0 && Number.isFinite(n);
-    check('reconnect.initialDelay', r.initialDelay, finite, 'a finite number of milliseconds >= 0');
-    check('reconnect.maxDelay', r.maxDelay, finite, 'a finite number of milliseconds >= 0');
-    check('reconnect.factor', r.factor, (n) => n >= 1 && Number.isFinite(n), 'a finite number >= 1');
-    check('reconnect.maxAttempts', r.maxAttempts, (n) => n >= 1 && count(n), 'a whole number >= 1 or Infinity');
-  }
 }
 
 /** One socket being opened: `opened` settles once; `cancel` calls it off. */
@@ -159,7 +114,7 @@ export class ClientCore {
     const urls = clientUrls(options, owner);
     resolveLimits(options); // a bad limit fails here, not at the first call
     extensionCodecOf(options); // and bad extensions (each connection's codec builds its own)
-    checkClientOptions(options, owner);
+    checkClientOptions(options);
     const reconnect = options.reconnect === false ? false : { ...DEFAULT_RECONNECT, ...(typeof options.reconnect === 'object' ? options.reconnect : {}) };
     this.session = new Session(urls, { dial: (url) => this.attempt(url) }, reconnect, {
       phase: (phase) => {
@@ -248,7 +203,7 @@ export class ClientCore {
         return Promise.reject(e);
       }
     }
-    const max = this.options.maxPendingEvents ?? 1000;
+    const max = this.options.maxPendingEvents ?? CLIENT_DEFAULTS.maxPendingEvents;
     if (this.queued.length >= max) {
       return Promise.reject(unavailable(`not connected, and ${max} events already wait for the connection (maxPendingEvents)`));
     }
@@ -284,7 +239,7 @@ export class ClientCore {
   }
 
   private get readyTimeout(): number {
-    return this.options.readyTimeout ?? 10_000;
+    return this.options.readyTimeout ?? CLIENT_DEFAULTS.readyTimeout;
   }
 
   /**
@@ -318,7 +273,7 @@ export class ClientCore {
    * has not answered. A socket that opens after the attempt was called off is closed.
    */
   private attempt(url: string): SocketAttempt {
-    const ms = this.options.connectTimeout ?? 10_000;
+    const ms = this.options.connectTimeout ?? CLIENT_DEFAULTS.connectTimeout;
     let inner: SocketAttempt | undefined;
     let offReason: string | undefined;
     let callOff!: (error: WsMsgpackError) => void;

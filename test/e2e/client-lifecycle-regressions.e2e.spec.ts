@@ -99,15 +99,15 @@ describe('a headers function that throws', () => {
 
 describe('client options are checked at construction', () => {
   it.each([
-    [{ connectTimeout: Infinity }, /options\.connectTimeout must be a finite number of milliseconds > 0 \(got Infinity\)/],
-    [{ connectTimeout: 0 }, /options\.connectTimeout/],
-    [{ readyTimeout: -1 }, /options\.readyTimeout must be a number of milliseconds >= 0/],
-    [{ timeout: Number.NaN }, /options\.timeout/],
-    [{ maxPendingEvents: 1.5 }, /options\.maxPendingEvents must be a whole number >= 0 or Infinity/],
-    [{ reconnect: { factor: 0.5 } }, /options\.reconnect\.factor must be a finite number >= 1/],
-    [{ reconnect: { maxAttempts: 0 } }, /options\.reconnect\.maxAttempts/],
-    [{ reconnect: { maxDelay: Infinity } }, /options\.reconnect\.maxDelay/],
-    [{ reconnect: 'yes' }, /options\.reconnect must be true, false or an object/],
+    [{ connectTimeout: Infinity }, /^nestjs-ws-msgpack: option connectTimeout must be a finite number of milliseconds > 0, got Infinity$/],
+    [{ connectTimeout: 0 }, /option connectTimeout/],
+    [{ readyTimeout: -1 }, /option readyTimeout must be a number of milliseconds >= 0/],
+    [{ timeout: Number.NaN }, /option timeout/],
+    [{ maxPendingEvents: 1.5 }, /option maxPendingEvents must be a whole number >= 0 or Infinity/],
+    [{ reconnect: { factor: 0.5 } }, /option reconnect\.factor must be a finite number >= 1/],
+    [{ reconnect: { maxAttempts: 0 } }, /option reconnect\.maxAttempts/],
+    [{ reconnect: { maxDelay: Infinity } }, /option reconnect\.maxDelay/],
+    [{ reconnect: 'yes' }, /option reconnect must be true, false or an object, got "yes"/],
   ])('%j is refused', (bad, message) => {
     expect(() => new WsMsgpackClient({ url: 'ws://127.0.0.1:1', ...(bad as object) })).toThrow(message);
   });
