@@ -132,18 +132,32 @@ export class IncomingCalls {
 
   /** `cost`: the frame's estimated decoded size, held against `maxInboundBytes` while the call runs. */
   accept(frame: RequestFrame, handler: RequestHandler | undefined, cost = 0): void {
+    if (!this.admit(frame)) return;
+    const st = this.open(frame, cost);
+    this.run(st, this.callOf(frame, st), handler);
+  }
+
+  /** Checks a REQUEST's id, then whether a new call may start (refusing, concurrency limit): refused ones are answered here. */
+  private admit(frame: RequestFrame): boolean {
     const { id } = frame;
     const { writer, limits } = this.host;
     if (id <= this.lastPeerId) throw new ProtocolViolation(`REQUEST id ${id} was already used (ids must increase)`, id, frame.type);
     this.lastPeerId = id;
     if (this.refusing) {
       writer.sendError(id, this.refusing);
-      return;
+      return false;
     }
     if (this.busy >= limits.maxConcurrentCalls) {
       writer.sendError(id, resourceExhausted(`too many concurrent calls on this connection (limit ${limits.maxConcurrentCalls})`));
-      return;
+      return false;
     }
+    return true;
+  }
+
+  /** The state of a new call: its abort, response stream, request stream, deadline; tracked and charged from here. */
+  private open(frame: RequestFrame, cost: number): IncomingState {
+    const { id } = frame;
+    const { writer, limits } = this.host;
     const abort = new LazyAbort();
     const input = frame.stream
       ? new InboundStream(limits.window, (credit) => writer.sendControl({ type: FrameType.CREDIT, id, credit }), {
@@ -176,22 +190,33 @@ export class IncomingCalls {
     this.host.inbound.charge(cost);
     // The requester sends no stream item before the first CREDIT; window 0 (unlimited) grants all at once.
     if (input) writer.sendControl({ type: FrameType.CREDIT, id, credit: input.window > 0 ? input.window : MAX_CALL_ID });
-    const call: IncomingCall = {
-      id,
+    return st;
+  }
+
+  /** The call as the request handler sees it. */
+  private callOf(frame: RequestFrame, st: IncomingState): IncomingCall {
+    const { abort, response } = st;
+    return {
+      id: st.id,
       pattern: frame.pattern,
-      payload: input ? input.observable : frame.payload,
+      payload: st.input ? st.input.observable : frame.payload,
       isStream: frame.stream,
       headers: frame.headers ?? EMPTY_HEADERS,
       get signal() {
         return abort.signal;
       },
-      deadline,
+      deadline: st.deadline,
       onEnd: (callback) => {
         if (response.isFinished) this.host.guard(callback);
         else st.onEnd.push(callback);
       },
       report: this.host.report,
     };
+  }
+
+  /** Runs the handler; its result (or the promise of one) becomes the response. */
+  private run(st: IncomingState, call: IncomingCall, handler: RequestHandler | undefined): void {
+    const { response } = st;
     let result: OutboundSource | Promise<OutboundSource>;
     try {
       if (!handler) throw unimplemented('this peer does not answer calls');
@@ -200,23 +225,23 @@ export class IncomingCalls {
       response.fail(e);
       return;
     }
-    if (result instanceof Promise) {
-      // A result that arrives after the call ended is disposed of by start().
-      st.handler = 'pending';
-      result.then(
-        (source) => {
-          this.handlerReturned(st);
-          response.start(source);
-        },
-        (e: unknown) => {
-          this.handlerReturned(st);
-          response.fail(e);
-        },
-      );
-    } else {
+    if (!(result instanceof Promise)) {
       st.handler = 'returned';
       response.start(result);
+      return;
     }
+    // A result that arrives after the call ended is disposed of by start().
+    st.handler = 'pending';
+    result.then(
+      (source) => {
+        this.handlerReturned(st);
+        response.start(source);
+      },
+      (e: unknown) => {
+        this.handlerReturned(st);
+        response.fail(e);
+      },
+    );
   }
 
   /** A request-stream item; `cost`: its estimated decoded size. */
