@@ -1,11 +1,12 @@
 import { Controller } from '@nestjs/common';
+import { Readable } from 'node:stream';
 import { Ctx, MessagePattern, Payload, RpcException } from '@nestjs/microservices';
 import { concat, finalize, firstValueFrom, interval, lastValueFrom, NEVER, type Observable, of, reduce, Subject, take, takeUntil, tap, timeout, timer } from 'rxjs';
 import WebSocket from 'ws';
 import { WsHeaders, WsMsgpackContext, WsMsgpackError, WsMsgpackErrorCode, WsMsgpackRecordBuilder, WsSignal, type WsMsgpackClient } from '../../src/index.js';
 import { all, errorOf, first, startService, until, WAIT_MS, within, type TestService } from '../support/helpers.js';
 import { RawPeer } from '../support/raw-peer.js';
-import { endless, holds, Probes, ticker, type Probe, type SourceStats, abortableDelay, newTag } from '../support/streams.js';
+import { endless, holds, Probes, ticker, type Probe, type SourceStats, abortableDelay, newTag, codeOf, gate, type Gate } from '../support/streams.js';
 
 const probes = new Probes();
 
@@ -370,5 +371,207 @@ describe('connection loss fails every call and tears every handler down', () => 
       'client noticed the drop',
     );
     expect(await first(client.send<number>('finite', { tag: newTag('c2'), count: 1 }))).toBe(0);
+  });
+});
+
+describe("a handler's request stream errors with the call's reason when the call ends first (it never completes as if the input had ended)", () => {
+  /** What a 'sumInput' handler saw of its request stream. */
+  interface InputRecord {
+    received: number;
+    /** 'completed with sum N', or 'errored <class> <code>'. */
+    outcome: string | undefined;
+  }
+  const inputs = new Map<string, InputRecord>();
+  function inputRecord(tag: string): InputRecord {
+    let r = inputs.get(tag);
+    if (!r) inputs.set(tag, (r = { received: 0, outcome: undefined }));
+    return r;
+  }
+
+  @Controller()
+  class SumInputController {
+    /** Sums its request stream, the way a handler would: reduce to the end, then answer. */
+    @MessagePattern('sumInput')
+    async sumInput(@Payload() items$: Observable<number>, @WsHeaders('tag') tag: string): Promise<number | null> {
+      const rec = inputRecord(tag);
+      try {
+        const sum = await lastValueFrom(
+          items$.pipe(
+            tap(() => rec.received++),
+            reduce((a, b) => a + b, 0),
+          ),
+        );
+        rec.outcome = `completed with sum ${sum}`;
+        return sum;
+      } catch (e) {
+        rec.outcome = `errored ${e instanceof WsMsgpackError ? 'WsMsgpackError' : String(e)} ${codeOf(e)}`;
+        return null;
+      }
+    }
+  }
+
+  let svc: TestService;
+  beforeAll(async () => {
+    svc = await startService({ controllers: [SumInputController] });
+  });
+  afterAll(() => svc.close());
+
+  /** Starts 'sumInput' with a request stream 1, 2, 3 that never ends. */
+  function startSum(client: WsMsgpackClient): { rec: InputRecord; call: Observable<unknown> } {
+    const tag = newTag('sum');
+    const record = new WsMsgpackRecordBuilder(concat(of(1, 2, 3), NEVER)).setHeaders({ tag }).build();
+    return { rec: inputRecord(tag), call: client.send('sumInput', record) };
+  }
+
+  it('cancel (unsubscribe): the input errors CANCELLED', async () => {
+    const { rec, call } = startSum(svc.client());
+    const sub = call.subscribe({ error: () => {} });
+    await until(() => rec.received === 3, WAIT_MS, 'three items reaching the handler');
+    sub.unsubscribe();
+    await until(() => rec.outcome !== undefined, WAIT_MS, 'the handler input ending');
+    expect(rec.outcome).toBe('errored WsMsgpackError CANCELLED');
+  });
+
+  it("the server's deadline: the input errors DEADLINE_EXCEEDED", async () => {
+    // A raw peer that never cancels: the server's own deadline ends the call (a client also
+    // enforces the deadline and sends CANCEL, which may reach the server first and be taken for
+    // a plain cancel; see the deadline tests).
+    const tag = newTag('sum');
+    const rec = inputRecord(tag);
+    const peer = await RawPeer.open(svc.url);
+    try {
+      peer.send([1, 1, 'sumInput', null, { h: { tag }, s: true, t: 300 }]);
+      await peer.next((f) => f[0] === 7 && f[1] === 1, 'request-stream credit');
+      for (const v of [1, 2, 3]) peer.send([3, 1, v]);
+      expect(await peer.next((f) => f[1] === 1, 'answer to call 1')).toEqual([5, 1, 'DEADLINE_EXCEEDED', 'deadline of 300 ms exceeded']);
+      await until(() => rec.outcome !== undefined, WAIT_MS, 'the handler input ending');
+      expect(rec.outcome).toBe('errored WsMsgpackError DEADLINE_EXCEEDED');
+    } finally {
+      peer.close();
+    }
+  });
+
+  it('disconnect: the input errors UNAVAILABLE', async () => {
+    const client = svc.client();
+    const { rec, call } = startSum(client);
+    const failed = errorOf(call);
+    await until(() => rec.received === 3, WAIT_MS, 'three items reaching the handler');
+    client.unwrap<WebSocket>().terminate();
+    expect(codeOf(await failed)).toBe('UNAVAILABLE');
+    await until(() => rec.outcome !== undefined, WAIT_MS, 'the handler input ending');
+    expect(rec.outcome).toBe('errored WsMsgpackError UNAVAILABLE');
+  });
+});
+
+describe('a handler result that resolves after its call ended is released (a Readable destroyed, an iterator or generator returned)', () => {
+  type LateKind = 'readable' | 'iterator' | 'generator';
+
+  /** One 'late' call: the handler waits for `gate`, then returns a stream-like result. */
+  interface LateRecord {
+    readonly gate: Gate;
+    signal: AbortSignal | undefined;
+    /** The result the handler returned (after the gate opened). */
+    result: unknown;
+    /** Times the result was released: the Readable closed, or return() called on the iterator / generator. */
+    released: number;
+  }
+  const lates = new Map<string, LateRecord>();
+  function lateRecord(tag: string): LateRecord {
+    let r = lates.get(tag);
+    if (!r) lates.set(tag, (r = { gate: gate(), signal: undefined, result: undefined, released: 0 }));
+    return r;
+  }
+
+  /** Rows of a pretend cursor. */
+  async function* rows(): AsyncGenerator<number> {
+    for (let i = 1; i <= 1000; i++) yield i;
+  }
+
+  function lateResult(kind: LateKind, rec: LateRecord): unknown {
+    switch (kind) {
+      case 'readable': {
+        const readable = Readable.from(rows());
+        readable.once('close', () => rec.released++);
+        return readable;
+      }
+      case 'iterator': {
+        // A hand-made async iterator (a DB cursor's shape): return() releases it.
+        let n = 0;
+        const cursor = {
+          [Symbol.asyncIterator]() {
+            return cursor;
+          },
+          next: async (): Promise<IteratorResult<number>> => ({ value: ++n, done: false }),
+          return: async (): Promise<IteratorResult<number>> => {
+            rec.released++;
+            return { value: undefined, done: true };
+          },
+        };
+        return cursor;
+      }
+      case 'generator': {
+        const g = rows();
+        const close = g.return.bind(g);
+        g.return = (value) => {
+          rec.released++;
+          return close(value);
+        };
+        return g;
+      }
+    }
+  }
+
+  @Controller()
+  class LateController {
+    /** Waits (e.g. for a database) until the test opens the gate, then returns a stream-like result. */
+    @MessagePattern('late')
+    async late(@Payload() { tag, kind }: { tag: string; kind: LateKind }, @WsSignal() signal: AbortSignal): Promise<unknown> {
+      const rec = lateRecord(tag);
+      rec.signal = signal;
+      await rec.gate.promise;
+      rec.result = lateResult(kind, rec);
+      return rec.result;
+    }
+  }
+
+  let svc: TestService;
+  beforeAll(async () => {
+    svc = await startService({ controllers: [LateController] });
+  });
+  afterAll(() => svc.close());
+
+  const kinds: LateKind[] = ['readable', 'iterator', 'generator'];
+
+  /** Ends call `tag` the way `how` says, before the handler has answered. */
+  async function endCall(how: 'cancel' | 'deadline', tag: string, kind: LateKind, rec: LateRecord): Promise<void> {
+    if (how === 'cancel') {
+      const sub = svc
+        .client()
+        .send('late', { tag, kind })
+        .subscribe({ error: () => {} });
+      await until(() => rec.signal !== undefined, WAIT_MS, 'handler started');
+      sub.unsubscribe();
+      await until(() => rec.signal!.aborted, WAIT_MS, 'the server seeing the cancel');
+    } else {
+      const err = await errorOf(svc.client().send('late', new WsMsgpackRecordBuilder({ tag, kind }).setTimeout(100).build()));
+      expect(codeOf(err)).toBe('DEADLINE_EXCEEDED');
+      await until(() => rec.signal?.aborted === true, WAIT_MS, 'the server ending the call');
+    }
+  }
+
+  describe.each([
+    ['cancelled (unsubscribe)', 'cancel'],
+    ['past its deadline', 'deadline'],
+  ] as const)('the call %s before the handler answered', (_what, how) => {
+    it.each(kinds)('a %s result is released once', async (kind) => {
+      const tag = newTag(`late-${kind}`);
+      const rec = lateRecord(tag);
+      await endCall(how, tag, kind, rec);
+      rec.gate.open();
+      await until(() => rec.released > 0, WAIT_MS, `the late ${kind} being released`);
+      expect(rec.released).toBe(1);
+      if (kind === 'readable') expect((rec.result as Readable).destroyed).toBe(true);
+      if (kind === 'generator') expect(await (rec.result as AsyncGenerator<number>).next()).toEqual({ value: undefined, done: true });
+    });
   });
 });

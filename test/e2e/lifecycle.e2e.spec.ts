@@ -4,8 +4,9 @@ import { MessagePattern, Payload } from '@nestjs/microservices';
 import { firstValueFrom, take, toArray } from 'rxjs';
 import { WebSocketServer } from 'ws';
 import { WsMsgpackClient, WsMsgpackError, WsMsgpackServer, WsMsgpackStatus } from '../../src/index.js';
-import { errorOf, first, startService, until, within } from '../support/helpers.js';
+import { errorOf, first, startService, until, WAIT_MS, within } from '../support/helpers.js';
 import { RawPeer } from '../support/raw-peer.js';
+import { codeOf, holds } from '../support/streams.js';
 
 @Controller()
 class PingController {
@@ -213,6 +214,154 @@ describe('WsMsgpackClient lifecycle', () => {
       expect(await first(c.send('ping', 2))).toBe(3);
     } finally {
       await svc.close();
+    }
+  });
+});
+
+describe('WsMsgpackClient: close() during the handshake, then connect()', () => {
+  it('the cancelled attempt never opens: its connect() fails UNAVAILABLE, no orphaned server connection, no stray connect event', async () => {
+    const held: ((ok: boolean) => void)[] = [];
+    const own = await startService({ controllers: [PingController] }, { authenticate: () => new Promise<boolean>((resolve) => held.push(resolve)) });
+    let serverConnections = 0;
+    own.server.on('connection', () => serverConnections++);
+    const client = own.client();
+    const log: string[] = [];
+    client.status.subscribe((s) => log.push(`status ${s}`));
+    client.on('connect', () => log.push('connect event'));
+    try {
+      // Attempt A: the server holds its upgrade in authenticate().
+      const a = client.connect().then(
+        () => 'opened',
+        (e: unknown) => `failed ${codeOf(e)}`,
+      );
+      await until(() => held.length === 1, WAIT_MS, 'upgrade A reaching authenticate()');
+      log.push('-- close()');
+      const closing = client.close();
+      // Attempt B, while A is still held by the server.
+      const b = client.connect();
+      await until(() => held.length === 2, WAIT_MS, 'upgrade B reaching authenticate()');
+      held[1]!(true);
+      const connB = await within(b, WAIT_MS, 'connect() B');
+      expect(connB.isClosed).toBe(false);
+      log.push('-- A authorized');
+      held[0]!(true);
+      const outcomeA = await within(a, WAIT_MS, 'connect() A');
+      await within(closing, WAIT_MS, 'the first close()');
+      log.push('-- final close()');
+      await client.close();
+      // Nothing may stay open on the server once the client has closed.
+      await until(() => own.server.connectionCount === 0, WAIT_MS, 'no server-side connection left after client.close()');
+      await holds(() => own.server.connectionCount === 0 && serverConnections === 1, 'one server connection ever (B), none left open');
+      // The cancelled attempt's connect() failed; it never opened, so no 'connected' or 'connect' came from it.
+      expect(outcomeA).toBe('failed UNAVAILABLE');
+      expect(log).toEqual([
+        'status connecting',
+        '-- close()',
+        'status closed',
+        'status connecting',
+        'status connected',
+        'connect event',
+        '-- A authorized',
+        '-- final close()',
+        'status closed',
+      ]);
+    } finally {
+      for (const resolve of held) resolve(false);
+      await own.close();
+    }
+  });
+});
+
+describe("WsMsgpackServer 'error' event: what goes wrong outside a call is reported, the server goes on", () => {
+  it("a throwing 'connection' listener is reported through 'error' and does not corrupt the connection table", async () => {
+    const own = await startService({ controllers: [PingController] });
+    const errors: Error[] = [];
+    own.server.on('error', (e) => errors.push(e));
+    own.server.on('connection', (_ws, req) => {
+      if (req.url === '/boom') throw new Error('connection listener boom');
+    });
+    try {
+      const bad = own.client({ url: `${own.url}/boom` });
+      expect(await first(bad.send('ping', 1))).toBe(2);
+      // Other clients keep working meanwhile.
+      const good = own.client();
+      expect(await first(good.send('ping', 2))).toBe(3);
+      expect(own.server.connectionCount).toBe(2);
+      await bad.close();
+      await good.close();
+      await until(() => own.server.connectionCount === 0, WAIT_MS, 'connectionCount back to 0 after the clients closed');
+      expect(errors).toHaveLength(1);
+      expect(errors[0]!.message).toMatch(/connection listener boom/);
+      // And after it left.
+      const later = own.client();
+      expect(await first(later.send('ping', 3))).toBe(4);
+      await later.close();
+      await until(() => own.server.connectionCount === 0, WAIT_MS, 'connectionCount back to 0');
+    } finally {
+      await own.close();
+    }
+  });
+
+  it('a throwing authenticate() is reported through on("error") and the upgrade is refused with 500', async () => {
+    const own = await startService(
+      { controllers: [PingController] },
+      {
+        authenticate: () => {
+          throw new Error('auth backend down');
+        },
+      },
+    );
+    const errors: Error[] = [];
+    own.server.on('error', (e) => errors.push(e));
+    try {
+      const err = await errorOf(own.client().send('ping', 1));
+      expect(err).toMatchObject({ code: 'UNAVAILABLE', message: expect.stringMatching(/500/) });
+      await until(() => errors.length === 1, WAIT_MS, "authenticate()'s error reaching on('error')");
+      expect(errors[0]!.message).toMatch(/auth backend down/);
+      expect(own.server.connectionCount).toBe(0);
+    } finally {
+      await own.close();
+    }
+  });
+
+  it("a peer's invalid frame reaches on('error') as a WsMsgpackError with code PROTOCOL_ERROR; the connection stays usable", async () => {
+    const own = await startService({ controllers: [PingController] });
+    const errors: Error[] = [];
+    own.server.on('error', (e) => errors.push(e));
+    const peer = await RawPeer.open(own.url);
+    try {
+      peer.sendBytes(Uint8Array.of(0xc1)); // 0xc1: a byte msgpack never uses
+      const reply = await peer.next((f) => f[0] === 5 && f[1] === 0, 'connection-level ERROR');
+      expect(reply[2]).toBe('PROTOCOL_ERROR');
+      await until(() => errors.length === 1, WAIT_MS, "the violation reaching on('error')");
+      expect(errors[0]).toBeInstanceOf(WsMsgpackError);
+      expect(codeOf(errors[0])).toBe('PROTOCOL_ERROR');
+      peer.send([1, 1, 'ping', 41]);
+      expect(await peer.next((f) => f[1] === 1, 'ping answer')).toEqual([4, 1, 42]);
+    } finally {
+      peer.close();
+      await own.close();
+    }
+  });
+
+  it("a throwing 'disconnect' listener is reported through on('error'); the server goes on", async () => {
+    const own = await startService({ controllers: [PingController] });
+    const errors: Error[] = [];
+    own.server.on('error', (e) => errors.push(e));
+    own.server.on('disconnect', () => {
+      throw new Error('disconnect listener boom');
+    });
+    try {
+      const c = own.client();
+      expect(await first(c.send('ping', 1))).toBe(2);
+      await c.close();
+      await until(() => errors.length === 1, WAIT_MS, "the listener's error reaching on('error')");
+      expect(errors[0]!.message).toMatch(/disconnect listener boom/);
+      expect(own.server.connectionCount).toBe(0);
+      const d = own.client();
+      expect(await first(d.send('ping', 2))).toBe(3);
+    } finally {
+      await own.close();
     }
   });
 });

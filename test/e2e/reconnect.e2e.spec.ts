@@ -2,7 +2,8 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Controller } from '@nestjs/common';
 import { EventPattern, MessagePattern, Payload } from '@nestjs/microservices';
-import { interval, type Observable } from 'rxjs';
+import { interval, lastValueFrom, type Observable } from 'rxjs';
+import WebSocket from 'ws';
 import { WsMsgpackClient, WsMsgpackRecordBuilder, WsMsgpackStatus, type WsMsgpackServerOptions } from '../../src/index.js';
 import { errorOf, first, freePort, startService, until, WAIT_MS, within, type TestService } from '../support/helpers.js';
 import { codeOf } from '../support/streams.js';
@@ -269,3 +270,46 @@ function connected(client: WsMsgpackClient): boolean {
     return false;
   }
 }
+
+describe('a frame is never written to a socket that is not OPEN, and never lost', () => {
+  // A closing socket takes no new call or event at all: they wait for the next connection like
+  // any call made while disconnected (with waitForReady: false too, as the last attempt did not
+  // fail: fail-fast fails at once only then, as gRPC and Nest TCP do; client-parity tests that).
+  const noted: unknown[] = [];
+  @Controller()
+  class NotedController {
+    @MessagePattern('ping')
+    ping(@Payload() n: number): number {
+      return n + 1;
+    }
+
+    @EventPattern('noted')
+    noted(@Payload() data: unknown): void {
+      noted.push(data);
+    }
+  }
+  let svc: TestService;
+  beforeAll(async () => {
+    svc = await startService({ controllers: [NotedController] });
+  });
+  afterAll(() => svc.close());
+
+  it.each([
+    ['waitForReady: true (the default)', {}],
+    ['waitForReady: false (fail-fast)', { waitForReady: false }],
+  ])('%s: send() and emit() while the socket is CLOSING wait and arrive once, on the next connection', async (what, options) => {
+    const client = svc.client(options);
+    await client.connect();
+    const ws = client.unwrap<WebSocket>();
+    ws.close();
+    expect(ws.readyState).toBe(WebSocket.CLOSING);
+    const event = `while closing, ${what}`;
+    const answer = first(client.send<number>('ping', 1), WAIT_MS);
+    const emitted = within(lastValueFrom(client.emit('noted', event), { defaultValue: undefined }), WAIT_MS, 'emit after reconnect');
+    expect(await answer).toBe(2);
+    await emitted;
+    await until(() => noted.includes(event), WAIT_MS, 'event after reconnect');
+    expect(noted.filter((e) => e === event)).toHaveLength(1);
+    expect(client.unwrap()).not.toBe(ws);
+  });
+});

@@ -23,7 +23,7 @@ import {
   toArray,
 } from 'rxjs';
 import { WsHeaders, WsMsgpackError, WsMsgpackRecordBuilder } from '../../src/index.js';
-import { all, errorOf, first, startService, until, WAIT_MS, type TestService } from '../support/helpers.js';
+import { all, errorOf, first, startService, until, WAIT_MS, within, type TestService } from '../support/helpers.js';
 import { endless, holds, type SourceStats } from '../support/streams.js';
 
 /** The server's request-stream credit window in this file: small, so "bounded" means something. */
@@ -393,5 +393,45 @@ describe('request streams', () => {
     expect(err).toBeInstanceOf(WsMsgpackError);
     expect((err as WsMsgpackError).code).toBe('UNIMPLEMENTED');
     await until(() => stats.finalized === 1, WAIT_MS, 'generator finally');
+  });
+});
+
+describe('iterate(): concurrent next() calls', () => {
+  @Controller()
+  class LettersController {
+    @MessagePattern('letters')
+    letters(): Observable<string> {
+      return from(['a', 'b', 'c']);
+    }
+  }
+  let svc: TestService;
+  beforeAll(async () => {
+    svc = await startService({ controllers: [LettersController] });
+  });
+  afterAll(() => svc.close());
+
+  it('all resolve, in order, with the right items: on the connection iterator and through client.iterate()', async () => {
+    // client.iterate() delegates (yield*) to the connection's iterator, whose one wake slot was
+    // the bug; an async generator queues concurrent next() calls itself, so the bug shows only
+    // on the connection's iterator (what connect() returns), tested first.
+    const client = svc.client();
+    const conn = await client.connect();
+    const it = conn.iterate('letters', null);
+    const pulls = [it.next(), it.next(), it.next(), it.next()];
+    const results = await within(Promise.all(pulls), WAIT_MS, 'four concurrent next() calls');
+    expect(results).toEqual([
+      { value: 'a', done: false },
+      { value: 'b', done: false },
+      { value: 'c', done: false },
+      { value: undefined, done: true },
+    ]);
+    // The same through client.iterate().
+    const gen = client.iterate<string>('letters', null);
+    expect(await within(Promise.all([gen.next(), gen.next(), gen.next(), gen.next()]), WAIT_MS, 'client.iterate() next() calls')).toEqual([
+      { value: 'a', done: false },
+      { value: 'b', done: false },
+      { value: 'c', done: false },
+      { value: undefined, done: true },
+    ]);
   });
 });
