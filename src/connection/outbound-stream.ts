@@ -339,53 +339,59 @@ export class OutboundStream {
   /** Sends what credit and the socket allow, then the terminal frame once everything went out. */
   private readonly pump = (): void => {
     if (this.phase === 'ended' || this.phase === 'idle') return;
-    const run = this.pull;
-    if (run) {
-      if (run.state !== 'parked') return;
-      if (run.buffered && this.canSend()) {
-        run.buffered = false; // its pending item goes first, then the pull resumes
-        const bytes = this.frames.shift()!;
-        this.credit.take();
-        try {
-          this.sink.sendEncoded(bytes);
-        } catch (e) {
-          this.fail(e);
-          return;
-        }
-      }
-      if (!run.buffered && this.canSend()) this.startPull(run);
-      else this.waitForCapacity();
-      return;
+    if (this.pull) return this.pumpPull(this.pull);
+    if (this.sendBuffered() && this.phase === 'draining') this.sendEnd();
+  };
+
+  /** A pull parked for credit or the socket: its pending item goes first, then the pull resumes. */
+  private pumpPull(run: PullRun): void {
+    if (run.state !== 'parked') return;
+    if (run.buffered && this.canSend()) {
+      run.buffered = false;
+      this.credit.take();
+      if (!this.sendEncoded(this.frames.shift()!)) return;
     }
+    if (!run.buffered && this.canSend()) this.startPull(run);
+    else this.waitForCapacity();
+  }
+
+  /**
+   * Sends the buffered frames in order, starting each waiting pull when its place comes. True when
+   * the buffer is empty and nothing else is under way (the end may follow); false when it stopped:
+   * out of capacity, a pull started, the stream finished, or failed.
+   */
+  private sendBuffered(): boolean {
     for (;;) {
       const next = this.waitingPulls.length > 0 ? this.waitingPulls.peek()! : undefined;
       if (next && this.frames.removedCount >= next.at) {
         this.waitingPulls.shift();
         this.startPull(next.run);
-        return;
+        return false;
       }
-      if (this.frames.length === 0) break;
+      if (this.frames.length === 0) return true;
       if (!this.canSend()) {
         this.waitForCapacity();
-        return;
+        return false;
       }
       const bytes = this.frames.shift()!;
       this.credit.take();
-      // The source is done and this is the last item: it goes out as COMPLETE with the value.
-      const last =
-        this.frames.length === 0 && this.waitingPulls.length === 0 && this.phase === 'draining' && this.held === NONE && this.endError === NONE && nextToCompleteInPlace(bytes);
-      try {
-        this.sink.sendEncoded(bytes);
-      } catch (e) {
-        this.fail(e);
-        return;
-      }
+      // The source is done and nothing follows this item: it goes out as COMPLETE with the value.
+      const last = this.nothingFollows() && nextToCompleteInPlace(bytes);
+      if (!this.sendEncoded(bytes)) return false;
       if (last) {
         this.finish();
-        return;
+        return false;
       }
     }
-    if (this.phase !== 'draining') return;
+  }
+
+  /** Whether the frame just taken from the buffer is the stream's last (the source is done and nothing else waits). */
+  private nothingFollows(): boolean {
+    return this.frames.length === 0 && this.waitingPulls.length === 0 && this.phase === 'draining' && this.held === NONE && this.endError === NONE;
+  }
+
+  /** The source is done and everything buffered went out: its last value (with COMPLETE), COMPLETE, or ERROR. */
+  private sendEnd(): void {
     if (this.held !== NONE) {
       if (!this.canSend()) {
         this.bufferHeld();
@@ -400,7 +406,18 @@ export class OutboundStream {
     if (this.endError === NONE) this.sink.sendComplete(this.id);
     else this.sink.sendError(this.id, this.endError);
     this.finish();
-  };
+  }
+
+  /** Writes encoded bytes; false (the stream failed) when the sink refused them. */
+  private sendEncoded(bytes: Uint8Array): boolean {
+    try {
+      this.sink.sendEncoded(bytes);
+      return true;
+    } catch (e) {
+      this.fail(e);
+      return false;
+    }
+  }
 
   /**
    * The last value cannot go out now (no credit, or a congested socket): it waits encoded in the
