@@ -1,4 +1,6 @@
-import type { ConnectionLimits } from '../connection/options.js';
+import { checkDuration, optionError, resolveLimits, type ConnectionLimits } from '../connection/options.js';
+import { extensionCodecOf } from '../protocol/extensions.js';
+import { checkStandaloneOptions } from '../node/standalone-server.js';
 import type { WsMsgpackCallLogLevel } from '../nest/call-log.js';
 import type { WsMsgpackListenOptions, WsMsgpackUpgradeOptions } from '../node/options.js';
 
@@ -43,4 +45,31 @@ export interface WsMsgpackServerOptions extends ConnectionLimits, WsMsgpackListe
    * 1,000 ms; 0 cancels at once; `Infinity` waits for the calls however long they take.
    */
   drainTimeout?: number;
+}
+
+/** The defaults of the server's own options (each connection's limits: `DEFAULT_LIMITS`). */
+export const SERVER_DEFAULTS = Object.freeze({
+  drainTimeout: 1000,
+  closeTimeout: 2000,
+  maxServerInboundBytes: 1024 * 1024 * 1024,
+});
+
+/**
+ * Checks every option of the server at construction (the connection limits, extensions, the
+ * standalone server's, its own) and fills in the defaults: a bad value fails with
+ * `nestjs-ws-msgpack: option <name> must be ...`, not at the first connection. The upgrade checks'
+ * own options are checked by the UpgradeGate, as it is made in the same constructor.
+ */
+export function resolveServerOptions(options: WsMsgpackServerOptions): { drainTimeout: number; closeTimeout: number; maxServerInboundBytes: number } {
+  if (options.httpServer && !options.path) throw optionError('path', 'set with httpServer (e.g. "/rpc"), so HTTP routes and other WebSocket gateways keep theirs', options.path);
+  resolveLimits(options);
+  extensionCodecOf(options); // each connection's codec builds its own
+  checkStandaloneOptions(options);
+  const maxServerInboundBytes = options.maxServerInboundBytes ?? SERVER_DEFAULTS.maxServerInboundBytes;
+  if (typeof maxServerInboundBytes !== 'number' || !(maxServerInboundBytes >= 0)) throw optionError('maxServerInboundBytes', 'a number >= 0', maxServerInboundBytes);
+  return {
+    drainTimeout: options.drainTimeout === undefined ? SERVER_DEFAULTS.drainTimeout : checkDuration('drainTimeout', options.drainTimeout),
+    closeTimeout: options.closeTimeout === undefined ? SERVER_DEFAULTS.closeTimeout : checkDuration('closeTimeout', options.closeTimeout),
+    maxServerInboundBytes,
+  };
 }

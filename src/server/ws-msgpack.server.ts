@@ -6,10 +6,9 @@ import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { WS_SOCKET_SUPPORT } from '../node/ws-socket.js';
-import { extensionCodecOf } from '../protocol/extensions.js';
 import { asError } from '../connection/frame-writer.js';
 import { ReportingListeners } from '../connection/listeners.js';
-import { checkDuration, resolveLimits, wsSocketOptions } from '../connection/options.js';
+import { wsSocketOptions } from '../connection/options.js';
 import { BufferBudget } from '../connection/frame-queue.js';
 import { NODE_PEER_GUARDS } from '../node/peer-guards.js';
 import { MAX_TIMER_MS } from '../connection/timers.js';
@@ -19,8 +18,8 @@ import { ConnectionPeer, type WsMsgpackPeer } from '../peer/peer.js';
 import { CloseCode, SUBPROTOCOL_V1 } from '../protocol/constants.js';
 import { callLogOf, describeAddress } from '../nest/call-log.js';
 import { WsMsgpackDispatcher } from '../nest/dispatcher.js';
-import type { WsMsgpackServerOptions } from './options.js';
-import { checkStandaloneOptions, createStandaloneServer, normalizePath, sharedServer } from '../node/standalone-server.js';
+import { resolveServerOptions, type WsMsgpackServerOptions } from './options.js';
+import { createStandaloneServer, normalizePath, sharedServer } from '../node/standalone-server.js';
 import { toRpcErrorPayload } from '../nest/stream-errors.js';
 import { closeAll, drain, whenClosed } from './shutdown.js';
 import { pickProtocol, refuseUpgrade, UpgradeGate } from '../node/upgrade-gate.js';
@@ -48,12 +47,6 @@ export type WsMsgpackServerEvents = {
 
 const DEFAULT_PORT = 3001;
 const DEFAULT_HOST = '127.0.0.1';
-/** Default of {@link WsMsgpackServerOptions.drainTimeout}. */
-const DEFAULT_DRAIN_TIMEOUT = 1000;
-/** Default of {@link WsMsgpackServerOptions.closeTimeout}. */
-const DEFAULT_CLOSE_TIMEOUT = 2000;
-/** Default of {@link WsMsgpackServerOptions.maxServerInboundBytes}. */
-const DEFAULT_MAX_SERVER_INBOUND_BYTES = 1024 * 1024 * 1024;
 
 /**
  * NestJS microservice transport over WebSocket + MessagePack.
@@ -85,20 +78,11 @@ export class WsMsgpackServer extends WsMsgpackDispatcher<WsMsgpackServerEvents, 
 
   constructor(private readonly options: WsMsgpackServerOptions = {}) {
     super();
-    if (options.httpServer && !options.path) {
-      throw new Error('WsMsgpackServer: `path` is required with `httpServer` (e.g. "/rpc"), so HTTP routes and other WebSocket gateways keep theirs');
-    }
-    resolveLimits(options); // a bad limit fails here, not at the first connection
-    extensionCodecOf(options); // and bad extensions (each connection's codec builds its own)
-    checkStandaloneOptions(options);
-    this.drainTimeout = options.drainTimeout === undefined ? DEFAULT_DRAIN_TIMEOUT : checkDuration('drainTimeout', options.drainTimeout);
-    this.closeTimeout = options.closeTimeout === undefined ? DEFAULT_CLOSE_TIMEOUT : checkDuration('closeTimeout', options.closeTimeout);
+    const resolved = resolveServerOptions(options); // every option checked here, not at the first connection
+    this.drainTimeout = resolved.drainTimeout;
+    this.closeTimeout = resolved.closeTimeout;
     this.gate = new UpgradeGate(options, (err) => this.emitError(err));
-    const maxInbound = options.maxServerInboundBytes ?? DEFAULT_MAX_SERVER_INBOUND_BYTES;
-    if (typeof maxInbound !== 'number' || !(maxInbound >= 0)) {
-      throw new TypeError(`nestjs-ws-msgpack: option maxServerInboundBytes must be a number >= 0, got ${String(maxInbound)}`);
-    }
-    this.inbound = new BufferBudget(maxInbound || Infinity); // 0: no limit
+    this.inbound = new BufferBudget(resolved.maxServerInboundBytes || Infinity); // 0: no limit
     this.callLog = callLogOf(options.logCalls);
   }
 

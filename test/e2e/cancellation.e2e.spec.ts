@@ -575,3 +575,90 @@ describe('a handler result that resolves after its call ended is released (a Rea
     });
   });
 });
+
+describe('iterate(): return() while a next() is pending cancels at once', () => {
+  @Controller()
+  class NeverController {
+    @MessagePattern('never')
+    never(): Observable<never> {
+      return NEVER;
+    }
+  }
+  let svc: TestService;
+  beforeAll(async () => {
+    svc = await startService({ controllers: [NeverController] });
+  });
+  afterAll(() => svc.close());
+
+  it('Connection.iterate(): return() settles the pending next() (done)', async () => {
+    const client = svc.client();
+    const conn = await client.connect();
+    const it = conn.iterate('never', null);
+    const pending = it.next();
+    await until(() => svc.server.connectionCount === 1 && conn.outgoingCalls === 1);
+    await within(it.return!(), WAIT_MS, 'core return()');
+    await expect(pending).resolves.toEqual({ value: undefined, done: true });
+  });
+
+  it('client.iterate(): return() does not wait for the pending next(); the call is cancelled', async () => {
+    const client = svc.client();
+    const conn = await client.connect();
+    const it = client.iterate('never', null);
+    it.next().catch(() => {});
+    await until(() => conn.outgoingCalls === 1, WAIT_MS, 'call started');
+    await within(it.return!(undefined), WAIT_MS, 'client.iterate return()');
+    expect(conn.outgoingCalls).toBe(0);
+  });
+});
+
+describe("a late async-iterable result whose release fails reaches the server's 'error' event, never an unhandled rejection", () => {
+  const lateGate = gate();
+  let lateSignal: AbortSignal | undefined;
+  @Controller()
+  class LateCursorController {
+    /** Resolves after the caller cancelled, with a cursor whose release fails (e.g. its database connection is gone). */
+    @MessagePattern('lateCursor')
+    async lateCursor(@WsSignal() signal: AbortSignal): Promise<AsyncIterableIterator<number>> {
+      lateSignal = signal;
+      await lateGate.promise;
+      const cursor: AsyncIterableIterator<number> = {
+        next: async () => ({ value: 1, done: false }),
+        return: async () => {
+          throw new Error('cannot close cursor');
+        },
+        [Symbol.asyncIterator]: () => cursor,
+      };
+      return cursor;
+    }
+  }
+  let svc: TestService;
+  const serverErrors: Error[] = [];
+  beforeAll(async () => {
+    svc = await startService({ controllers: [LateCursorController] });
+    svc.server.on('error', (e) => serverErrors.push(e));
+  });
+  afterAll(() => svc.close());
+
+  it('the call cancelled before the handler resolved: the failing clean-up is reported', async () => {
+    const client = svc.client();
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown): void => {
+      unhandled.push(reason);
+    };
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      const sub = client.send('lateCursor', null).subscribe({ error: () => {} });
+      await until(() => lateSignal !== undefined, WAIT_MS, 'handler entered');
+      sub.unsubscribe(); // CANCEL: the call ends before the handler resolves
+      await until(() => lateSignal!.aborted, WAIT_MS, 'the CANCEL reached the server');
+      lateGate.open();
+      await until(() => serverErrors.some((e) => e.message.includes('cannot close cursor')), WAIT_MS, "the clean-up failure on 'error'");
+      for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r)); // an unhandled rejection would have fired by now
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+    }
+    // DESIGN.md: "reports a failing clean-up as an error" (server 'error' event), never unhandled.
+    expect(unhandled).toEqual([]);
+    expect(serverErrors.map((e) => e.message)).toContainEqual(expect.stringContaining('cannot close cursor'));
+  });
+});

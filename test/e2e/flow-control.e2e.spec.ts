@@ -4,7 +4,7 @@ import { finalize, NEVER, type Observable, range, reduce, tap } from 'rxjs';
 import { WsHeaders, WsMsgpackError, WsMsgpackClient, WsMsgpackErrorCode, WsMsgpackRecordBuilder, WsSignal } from '../../src/index.js';
 import { all, errorOf, first, startService, until, WAIT_MS, within, type TestService } from '../support/helpers.js';
 import { RawPeer } from '../support/raw-peer.js';
-import { gate, type Gate, type Probe, Probes, newTag } from '../support/streams.js';
+import { codeOf, gate, type Gate, type Probe, Probes, newTag } from '../support/streams.js';
 
 const probes = new Probes();
 
@@ -393,5 +393,113 @@ describe('limits: maxConcurrentCalls', () => {
     expect(await first(svc.client().send('echo', 'b is served'))).toBe('b is served');
     for (const t of tags) gates.get(t)!.open();
     expect(await within(Promise.all(held), WAIT_MS, 'held calls')).toEqual(tags.map((t) => `done ${t}`));
+  });
+});
+
+describe('flow control: a synchronous push source is stopped at the overflow', () => {
+  let syncEmitted = 0;
+  @Controller()
+  class BigSyncController {
+    /** A synchronous push source (like from(rows) / range) much larger than the stream buffer. */
+    @MessagePattern('bigSync')
+    bigSync(@Payload() n: number): Observable<number> {
+      return range(0, n).pipe(tap(() => syncEmitted++));
+    }
+  }
+  let svc: TestService;
+  beforeAll(async () => {
+    svc = await startService({ controllers: [BigSyncController] }, { maxStreamBufferBytes: 4096 });
+    svc.server.on('error', () => {});
+  });
+  afterAll(() => svc.close());
+
+  it('after RESOURCE_EXHAUSTED the server stops the synchronous source at once (not after producing all of it)', async () => {
+    const err = await errorOf(svc.client().send('bigSync', new WsMsgpackRecordBuilder(200_000).setWindow(1).build()));
+    expect(codeOf(err)).toBe('RESOURCE_EXHAUSTED');
+    // The buffer (4 KiB) is full after a few hundred items; before the fix the other items were
+    // still produced, synchronously (an endless synchronous source never returned).
+    expect(syncEmitted).toBeLessThan(10_000);
+  });
+});
+
+describe('limits: maxConcurrentCalls also counts handlers still running after CANCEL (CANCEL cannot be used to run more)', () => {
+  let running = 0;
+  let peak = 0;
+  let work = gate();
+  @Controller()
+  class StubbornController {
+    /** Ignores its abort signal (most Promise handlers do): runs until the test lets it. */
+    @MessagePattern('stubborn')
+    async stubborn(): Promise<number> {
+      running++;
+      peak = Math.max(peak, running);
+      await work.promise;
+      running--;
+      return 1;
+    }
+
+    /** The same as an async generator. */
+    @MessagePattern('stubbornGen')
+    async *stubbornGen(): AsyncGenerator<number> {
+      running++;
+      peak = Math.max(peak, running);
+      await work.promise;
+      running--;
+      yield 1;
+    }
+  }
+  let svc: TestService;
+  beforeAll(async () => {
+    svc = await startService({ controllers: [StubbornController] }, { maxConcurrentCalls: 2 });
+    svc.server.on('error', () => {});
+  });
+  beforeEach(() => {
+    work = gate();
+    peak = 0;
+  });
+  afterEach(async () => {
+    work.open();
+    await until(() => running === 0, WAIT_MS, 'handler bodies finished');
+  });
+  afterAll(() => svc.close());
+
+  const refused = (peer: RawPeer): number => peer.frames.filter((f) => f[0] === 5 && f[2] === 'RESOURCE_EXHAUSTED').length;
+
+  describe.each([
+    ['a Promise handler', 'stubborn'],
+    ['an async generator handler', 'stubbornGen'],
+  ])('%s', (_what, pattern) => {
+    it('REQUEST, wait until its body runs, CANCEL, six times: two bodies run, four calls are refused', async () => {
+      const peer = await RawPeer.open(svc.url);
+      try {
+        let id = 1;
+        for (let i = 0; i < 6; i++, id += 2) {
+          const before = running;
+          peer.send([1, id, pattern, null]);
+          // Wait until the body runs (or the REQUEST was refused), then cancel it.
+          await until(() => running > before || peer.frames.some((f) => f[0] === 5 && f[1] === id), WAIT_MS, `call ${id} started or refused`);
+          peer.send([6, id]); // frames are handled in order: the next REQUEST comes after this CANCEL
+        }
+        await until(() => refused(peer) === 4, WAIT_MS, 'four refusals');
+        expect({ peak, running, refused: refused(peer) }).toEqual({ peak: 2, running: 2, refused: 4 });
+      } finally {
+        peer.close();
+      }
+    });
+  });
+
+  it('a Promise handler: 100 REQUEST+CANCEL pairs sent at once start two bodies, the other 98 calls are refused', async () => {
+    const peer = await RawPeer.open(svc.url);
+    try {
+      for (let id = 1; id < 200; id += 2) {
+        peer.send([1, id, 'stubborn', null]);
+        peer.send([6, id]);
+      }
+      peer.send([1, 201, 'wsmp:ping', null]); // answered after every pair was handled: frames are handled in order
+      await peer.next((f) => f[1] === 201, 'the keep-alive answer');
+      expect({ peak, running, refused: refused(peer) }).toEqual({ peak: 2, running: 2, refused: 98 });
+    } finally {
+      peer.close();
+    }
   });
 });

@@ -1,11 +1,12 @@
+import { decode, encode } from '@msgpack/msgpack';
 import { Controller, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { MessagePattern, Payload } from '@nestjs/microservices';
 import { firstValueFrom, take, toArray } from 'rxjs';
-import { WebSocketServer } from 'ws';
+import WebSocket, { WebSocketServer } from 'ws';
 import { WsMsgpackClient, WsMsgpackError, WsMsgpackServer, WsMsgpackStatus } from '../../src/index.js';
 import { errorOf, first, startService, until, WAIT_MS, within } from '../support/helpers.js';
-import { RawPeer } from '../support/raw-peer.js';
+import { RawPeer, RawServer } from '../support/raw-peer.js';
 import { codeOf, holds } from '../support/streams.js';
 
 @Controller()
@@ -363,5 +364,112 @@ describe("WsMsgpackServer 'error' event: what goes wrong outside a call is repor
     } finally {
       await own.close();
     }
+  });
+});
+
+describe('WsMsgpackClient close() races (against a peer slow to finish the closing handshake)', () => {
+  let server: RawServer;
+  /** The next connection's peer stops reading, so its closing handshake never finishes on its own. */
+  let slowNext = true;
+  beforeAll(async () => {
+    server = await RawServer.start({
+      onConnection: (ws) => {
+        if (!slowNext) return;
+        slowNext = false;
+        (ws as unknown as { _socket: { pause(): void } })._socket.pause();
+      },
+    });
+  });
+  afterAll(() => server.close());
+
+  it('close() then connect(): the status ends CONNECTED, not the late DISCONNECTED of the old close()', async () => {
+    slowNext = true;
+    const client = new WsMsgpackClient({ url: server.url, keepAliveInterval: 0 });
+    client.on('error', () => {});
+    const statuses: string[] = [];
+    client.status.subscribe((s) => statuses.push(s));
+    await client.connect();
+    const closing = client.close(); // not awaited: reconnect right away
+    await client.connect();
+    await within(closing, WAIT_MS, 'close');
+    expect((client.unwrap() as WebSocket).readyState).toBe(WebSocket.OPEN); // the second connection is open...
+    expect(statuses.at(-1)).toBe(WsMsgpackStatus.CONNECTED); // ...and the status says so
+    await client.close();
+  });
+
+  it('a second close() while the first waits resolves only once the socket has closed', async () => {
+    slowNext = true;
+    const client = new WsMsgpackClient({ url: server.url, keepAliveInterval: 0 });
+    client.on('error', () => {});
+    await client.connect();
+    const ws = client.unwrap() as WebSocket;
+    const closing = client.close();
+    await client.close(); // documented: "Resolves once the socket has closed"
+    const stateAfterSecond = ws.readyState;
+    await closing;
+    expect(stateAfterSecond).toBe(WebSocket.CLOSED);
+  });
+});
+
+describe("WsMsgpackClient: what a server sends right after the handshake reaches the client's 'error' event", () => {
+  it.each([
+    ['20 ms after the handshake', 20],
+    ['at once (with the handshake)', 0],
+  ])("a connection-level ERROR sent %s is not lost: it is reported before the answer to the client's first call", async (_what, delay) => {
+    // The server answers a call only once its ERROR is out: the answer comes after it on the socket.
+    const server = await RawServer.start({
+      onConnection: (ws) => {
+        const frame = encode([5, 0, 'PROTOCOL_ERROR', 'hello from the server']);
+        const errorSent = new Promise<void>((resolve) => {
+          const send = (): void => {
+            ws.send(frame);
+            resolve();
+          };
+          if (delay) setTimeout(send, delay);
+          else send();
+        });
+        ws.on('message', (data: Buffer) => {
+          const f = decode(data) as unknown[];
+          if (f[0] === 1) void errorSent.then(() => ws.send(encode([4, f[1], 'ok'])));
+        });
+      },
+    });
+    try {
+      const outcomes: string[] = [];
+      for (let i = 0; i < 20; i++) {
+        const client = new WsMsgpackClient({ url: server.url, keepAliveInterval: 0 });
+        const errors: Error[] = [];
+        client.on('error', (e) => errors.push(e));
+        await client.connect();
+        expect(await first(client.send('x', null))).toBe('ok');
+        outcomes.push(errors.some((e) => e.message.includes('hello from the server')) ? 'seen' : 'lost');
+        await client.close();
+      }
+      expect(outcomes).toEqual(Array(20).fill('seen'));
+    } finally {
+      await server.close();
+    }
+  });
+
+  it("a WebSocket error (a text message that is not UTF-8) reaches 'error' instead of being thrown from the socket", async () => {
+    // The client's ws emits 'error' for it (and closes with 1007).
+    const server = await RawServer.start({ onConnection: (ws) => ws.send(Buffer.from([0xff, 0xfe]), { binary: false }) });
+    const uncaught: unknown[] = [];
+    const onUncaught = (e: unknown): void => {
+      uncaught.push(e);
+    };
+    process.on('uncaughtException', onUncaught);
+    const errors: Error[] = [];
+    const client = new WsMsgpackClient({ url: server.url, keepAliveInterval: 0 });
+    client.on('error', (e) => errors.push(e));
+    try {
+      await client.connect().catch(() => {});
+      await until(() => errors.length > 0, WAIT_MS, "the client's 'error' event");
+    } finally {
+      process.off('uncaughtException', onUncaught);
+      await client.close();
+      await server.close();
+    }
+    expect({ uncaught: uncaught.map(String), errors: errors.length > 0 }).toEqual({ uncaught: [], errors: true });
   });
 });

@@ -24,6 +24,7 @@ import {
 } from 'rxjs';
 import { WsHeaders, WsMsgpackError, WsMsgpackRecordBuilder } from '../../src/index.js';
 import { all, errorOf, first, startService, until, WAIT_MS, within, type TestService } from '../support/helpers.js';
+import { RawPeer } from '../support/raw-peer.js';
 import { endless, holds, type SourceStats } from '../support/streams.js';
 
 /** The server's request-stream credit window in this file: small, so "bounded" means something. */
@@ -433,5 +434,61 @@ describe('iterate(): concurrent next() calls', () => {
       { value: 'c', done: false },
       { value: undefined, done: true },
     ]);
+  });
+});
+
+describe('a response stream that fails on a value sends nothing after its ERROR', () => {
+  /** A cursor-like async iterator: 0..n-1; `released` counts return() calls. */
+  let rows: (AsyncIterableIterator<number> & { released: number }) | undefined;
+  function cursor(n: number): AsyncIterableIterator<number> & { released: number } {
+    let i = 0;
+    const it = {
+      released: 0,
+      next: async () => (i < n ? { value: i++, done: false as const } : { value: undefined, done: true as const }),
+      return: async () => {
+        it.released++;
+        return { value: undefined, done: true as const };
+      },
+      [Symbol.asyncIterator]() {
+        return it;
+      },
+    };
+    return it;
+  }
+  @Controller()
+  class AfterFailController {
+    /** A value that cannot be encoded (a function: INTERNAL), then an async iterable. */
+    @MessagePattern('afterFail')
+    afterFail(): Observable<unknown> {
+      rows = cursor(1000);
+      return from([() => 1, rows]);
+    }
+
+    @MessagePattern('ping')
+    ping(): string {
+      return 'pong';
+    }
+  }
+  let svc: TestService;
+  beforeAll(async () => {
+    svc = await startService({ controllers: [AfterFailController] });
+    svc.server.on('error', () => {});
+  });
+  afterAll(() => svc.close());
+
+  it('an async iterable emitted right after the failing value is released, never pulled: no NEXT follows the ERROR', async () => {
+    const peer = await RawPeer.open(svc.url);
+    try {
+      peer.send([1, 1, 'afterFail', null, { n: 4 }]);
+      const err = await peer.next((f) => f[0] === 5);
+      expect(err.slice(0, 3)).toEqual([5, 1, 'INTERNAL']);
+      await until(() => rows?.released === 1, WAIT_MS, 'the cursor released');
+      peer.send([1, 3, 'ping', null]);
+      expect(await peer.next((f) => f[1] === 3)).toEqual([4, 3, 'pong']); // the server has sent all it would
+      // Before the fix: NEXT 1 0, 1, 2 followed the ERROR (the credit left), and the cursor waited forever.
+      expect(peer.frames.filter((f) => f[1] === 1)).toEqual([]);
+    } finally {
+      peer.close();
+    }
   });
 });

@@ -1,13 +1,15 @@
 /**
  * The option tables of the guides state the defaults the code has (issue 17.3): the limits table
  * of docs/guides/security.md against DEFAULT_LIMITS and DEFAULT_DECODER_LIMITS, the client
- * options table of docs/guides/client.md against CLIENT_DEFAULTS and DEFAULT_RECONNECT. A default
+ * options table of docs/guides/client.md against CLIENT_DEFAULTS and DEFAULT_RECONNECT, the server
+ * options table of docs/guides/server.md against SERVER_DEFAULTS. A default
  * changed in one place and not the other fails here.
  */
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { DEFAULT_LIMITS } from '../../src/connection/options.js';
 import { DEFAULT_DECODER_LIMITS } from '../../src/protocol/codec.js';
+import { SERVER_DEFAULTS } from '../../src/server/options.js';
 import { CLIENT_DEFAULTS } from '../../src/session/options.js';
 import { DEFAULT_RECONNECT } from '../../src/session/session.js';
 
@@ -53,6 +55,12 @@ describe('the option tables of the guides state the defaults of the code', () =>
   it.each(Object.entries(CLIENT_DEFAULTS))('client.md options: %s = %p', (name, value) => {
     expect(client.has(name)).toBe(true);
     expect(parse(client.get(name)!)).toEqual(typeof value === 'boolean' ? String(value) : value);
+  });
+
+  const server = optionTable(guide('server.md'));
+  it.each(Object.entries(SERVER_DEFAULTS))('server.md options: %s = %p', (name, value) => {
+    expect(server.has(name)).toBe(true);
+    expect(parse(server.get(name)!)).toEqual(value);
   });
 
   it('client.md: the reconnect defaults written out are DEFAULT_RECONNECT', () => {

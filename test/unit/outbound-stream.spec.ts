@@ -1,11 +1,12 @@
 import { encode } from '@msgpack/msgpack';
-import { from, Observable, of, range, Subject, throwError } from 'rxjs';
+import { from, Observable, of, range, Subject, Subscriber, throwError } from 'rxjs';
 import { BufferBudget } from '../../src/connection/frame-queue.js';
-import { iterateThrough, type IterationOutcome } from '../../src/connection/iteration.js';
+import { expandIterables, IterationHandle, iterateThrough, type IterationOutcome } from '../../src/connection/iteration.js';
+import { OutboundStream } from '../../src/connection/outbound-stream.js';
 import { SingleValue, type OutboundStreamOptions } from '../../src/connection/outbound-types.js';
 import { WsMsgpackError } from '../../src/protocol/errors.js';
 import { FrameType, type Frame } from '../../src/protocol/frames.js';
-import { recordedStream } from '../support/recording-sink.js';
+import { RecordingSink, recordedStream } from '../support/recording-sink.js';
 
 /** Lets microtasks and immediates run. */
 async function settle(rounds = 20): Promise<void> {
@@ -275,5 +276,224 @@ describe('OutboundStream: pull sources', () => {
     const { s, sink } = stream();
     s.start(throwError(() => new WsMsgpackError('E', 'now')));
     expect(sink.frames).toEqual([{ type: FrameType.ERROR, id: 1, code: 'E', message: 'now' }]);
+  });
+});
+
+describe('OutboundStream: a synchronous Observable is stopped when its stream ends during subscribe()', () => {
+  /** A synchronous source that honours unsubscription (from(iterable), range, a loop checking subscriber.closed), bounded so that a test that fails still ends. */
+  function syncSource(counter: { emitted: number }): Observable<number> {
+    return new Observable<number>((sub) => {
+      while (!sub.closed && counter.emitted < 1_000_000) sub.next(counter.emitted++);
+      sub.complete();
+    });
+  }
+
+  it("overflow 'error' during a synchronous burst stops the source (an endless one would hang)", () => {
+    const { s, sink } = stream({ credit: 0, maxBytes: 100 });
+    const counter = { emitted: 0 };
+    s.start(syncSource(counter));
+    expect(sink.frames[0]).toMatchObject({ type: FrameType.ERROR, code: 'RESOURCE_EXHAUSTED' });
+    expect(s.isFinished).toBe(true);
+    // The overflow happened after ~10 items; the source should have been stopped there.
+    expect(counter.emitted).toBeLessThan(100);
+  });
+
+  it('a send that throws (socket gone) during a synchronous burst stops it too', () => {
+    const { s, sink } = stream();
+    sink.failSends = true;
+    const counter = { emitted: 0 };
+    s.start(syncSource(counter));
+    expect(s.isFinished).toBe(true);
+    expect(counter.emitted).toBeLessThan(100);
+  });
+
+  it('expandIterables (the filter bridge wraps every handler Observable in it) passes the stop on', () => {
+    const counter = { emitted: 0 };
+    // A consumer that stops after 10 items, the way an rxjs operator chain would (take(10)).
+    const consumer: Subscriber<unknown> = new Subscriber<unknown>({
+      next: () => {
+        if (counter.emitted >= 10) consumer.unsubscribe();
+      },
+    } as never);
+    expandIterables(syncSource(counter)).subscribe(consumer);
+    expect(consumer.closed).toBe(true);
+    expect(counter.emitted).toBeLessThan(100);
+  });
+});
+
+describe('iterateThrough: a failing clean-up of an unused iterable is reported, never an unhandled rejection', () => {
+  it('hands the rejection of return() to its caller', async () => {
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown): void => {
+      unhandled.push(reason);
+    };
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      // A cursor-like async iterator whose release fails (e.g. its DB connection is gone).
+      const cursor: AsyncIterableIterator<number> = {
+        next: async () => ({ value: 1, done: false }),
+        return: async () => {
+          throw new Error('cannot close cursor');
+        },
+        [Symbol.asyncIterator]: () => cursor,
+      };
+      let runDispose: (() => Promise<void>) | undefined;
+      iterateThrough(cursor as AsyncIterable<unknown>, (dispose) => (runDispose = dispose));
+      // The call ended before anyone subscribed: the clean-up's failure reaches the caller.
+      await expect(runDispose!()).rejects.toThrow('cannot close cursor');
+      await settle(5);
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+    }
+    // Expected: the failure is reported (as OutboundStream.dispose does: .catch(report)), never unhandled.
+    expect(unhandled).toEqual([]);
+  });
+});
+
+describe('OutboundStream: an async iterable emitted right after a value that fails the stream', () => {
+  it('nothing follows the terminal frame, and the iterable is released without being pulled', async () => {
+    let released = 0;
+    let i = 0;
+    const rows: AsyncIterableIterator<number> = {
+      next: async () => (i < 10 ? { value: i++, done: false as const } : { value: undefined, done: true as const }),
+      return: async () => {
+        released++;
+        return { value: undefined, done: true as const };
+      },
+      [Symbol.asyncIterator]: () => rows,
+    };
+    const { s, sink, ended } = stream({ credit: 3 });
+    // The function cannot be encoded (INTERNAL); any failing held value does the same (too big for
+    // maxPayload, or overflow of a full buffer).
+    s.start(from([() => 1, rows]));
+    await settle();
+    expect(sink.frames[0]).toMatchObject({ type: FrameType.ERROR });
+    expect(ended()).toBe(1);
+    // Before the fix: NEXT 0 and NEXT 1 (the credit left) followed the ERROR, and the iterator,
+    // parked for credit that would never come, was never released (return() never called).
+    expect({ frames: sink.frames.length, released }).toEqual({ frames: 1, released: 1 });
+  });
+});
+
+describe('OutboundStream: randomized invariants (credit, congestion, order, budget, one end, nothing after it, iterators closed)', () => {
+  function rng(seed: number): () => number {
+    return () => {
+      seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+      return seed / 0x7fffffff;
+    };
+  }
+
+  /** Checks at every send: never beyond the credit granted, never while congested. */
+  class CheckingSink extends RecordingSink {
+    granted = 0;
+    sentItems = 0;
+    readonly violations: string[] = [];
+    private count(): void {
+      if (++this.sentItems > this.granted) this.violations.push(`item ${this.sentItems} sent with ${this.granted} granted`);
+      if (this.congestedNow) this.violations.push('sent while congested');
+    }
+    override sendItem(id: number, value: unknown, final: boolean): void {
+      this.count();
+      super.sendItem(id, value, final);
+    }
+    override sendEncoded(frame: Uint8Array): void {
+      this.count();
+      super.sendEncoded(frame);
+    }
+  }
+
+  async function run(seed: number, overflow: 'error' | 'drop-newest' | 'drop-oldest' | 'latest'): Promise<string[]> {
+    const rand = rng(seed);
+    const sink = new CheckingSink();
+    const budget = new BufferBudget(1 << 30);
+    let ends = 0;
+    sink.granted = Math.floor(rand() * 4);
+    const s = new OutboundStream(sink, 1, { credit: sink.granted, overflow, maxBytes: 40 + (seed % 5) * 20, budget, onEnd: () => ends++ });
+    const useHandles = seed % 2 === 0;
+    let emit!: (v: unknown) => void;
+    let fail!: (e: unknown) => void;
+    let done!: () => void;
+    let open = 0;
+    let completed = false;
+    s.start(
+      new Observable<unknown>((sub) => {
+        emit = (v) => sub.next(v);
+        fail = (e) => sub.error(e);
+        done = () => {
+          completed = true;
+          if (open === 0) sub.complete();
+        };
+      }),
+    );
+    let running = 0;
+    let n = 0;
+    const killAt = seed % 3 === 0 ? -1 : Math.floor(rand() * 50);
+    for (let i = 0; i < 20 + Math.floor(rand() * 40); i++) {
+      const r = rand();
+      if (r < 0.35) emit(n++);
+      else if (r < 0.5) {
+        const items = Array.from({ length: Math.floor(rand() * 4) }, () => n++);
+        const delays = items.map(() => rand() < 0.5);
+        const gen = async function* (): AsyncGenerator<number> {
+          running++;
+          try {
+            for (let j = 0; j < items.length; j++) {
+              if (delays[j]) await new Promise((r2) => setImmediate(r2));
+              yield items[j]!;
+            }
+          } finally {
+            running--;
+          }
+        };
+        if (useHandles) {
+          open++;
+          emit(
+            new IterationHandle(gen(), (outcome) => {
+              open--;
+              if (outcome) fail(outcome.error);
+              else if (completed && open === 0) done();
+            }),
+          );
+        } else emit(gen());
+      } else if (r < 0.7) {
+        const k = 1 + Math.floor(rand() * 3);
+        sink.granted += k;
+        s.addCredit(k);
+      } else if (r < 0.8) sink.congestedNow = true;
+      else if (r < 0.9) sink.drain();
+      else await new Promise((r2) => setImmediate(r2));
+      if (rand() < 0.3) await new Promise<void>((r2) => queueMicrotask(r2));
+      if (i === killAt) {
+        if (rand() < 0.5) s.stop();
+        else s.fail(new Error('killed'));
+      }
+    }
+    done();
+    for (let i = 0; i < 200 && !s.isFinished; i++) {
+      sink.granted += 5;
+      s.addCredit(5);
+      sink.drain();
+      await new Promise((r2) => setImmediate(r2));
+    }
+    await settle();
+    const problems = [...sink.violations];
+    if (!s.isFinished) problems.push('not finished');
+    if (budget.used !== 0) problems.push(`budget ${budget.used}`);
+    if (ends !== 1) problems.push(`onEnd ran ${ends} times`);
+    if (running !== 0) problems.push(`${running} generator(s) never closed`);
+    const t = sink.frames.findIndex((f) => f.type === FrameType.COMPLETE || f.type === FrameType.ERROR);
+    if (t >= 0 && t !== sink.frames.length - 1) problems.push(`${sink.frames.length - 1 - t} frame(s) after the terminal frame`);
+    const values = sink.frames.flatMap((f) => (f.type === FrameType.NEXT || (f.type === FrameType.COMPLETE && f.hasValue) ? [f.value as number] : []));
+    for (let i = 1; i < values.length; i++) if (!(values[i]! > values[i - 1]!)) problems.push(`out of order: ${JSON.stringify(values)}`);
+    return problems;
+  }
+
+  it.each(['error', 'drop-newest', 'drop-oldest', 'latest'] as const)('overflow %s: 600 random runs', async (overflow) => {
+    const failures: string[] = [];
+    for (let seed = 1; seed <= 600; seed++) {
+      const problems = await run(seed, overflow);
+      if (problems.length) failures.push(`seed ${seed}: ${problems.join('; ')}`);
+    }
+    expect(failures.slice(0, 5)).toEqual([]);
   });
 });
