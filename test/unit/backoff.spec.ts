@@ -1,20 +1,9 @@
 import { jest } from '@jest/globals';
 import { backoffDelay, DEFAULT_RECONNECT } from '../../src/session/session.js';
+import { seeded } from '../support/prng.js';
 
 /** A random source that always returns `value`. */
 const fixed = (value: number) => () => value;
-
-/** A small seeded PRNG (mulberry32): a repeatable stand-in for Math.random. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const schedule = { initialDelay: 100, maxDelay: 2000, factor: 2 };
 

@@ -2,18 +2,7 @@ import { readFileSync } from 'node:fs';
 import { FrameCodec } from '../../src/protocol/codec.js';
 import { ProtocolViolation } from '../../src/protocol/errors.js';
 import { FrameType, type Frame } from '../../src/protocol/frames.js';
-
-/** mulberry32: a small seeded PRNG, so every run feeds the same inputs. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { seeded as prng } from '../support/prng.js';
 
 const vectorHex = (JSON.parse(readFileSync(new URL('../../docs/vectors.json', import.meta.url), 'utf8')) as { hex: string }[]).map((v) => v.hex);
 const seeds = vectorHex.map((h) => Uint8Array.from(Buffer.from(h, 'hex')));
