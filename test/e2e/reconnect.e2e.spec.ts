@@ -6,7 +6,8 @@ import { interval, lastValueFrom, type Observable } from 'rxjs';
 import WebSocket from 'ws';
 import { WsMsgpackClient, WsMsgpackRecordBuilder, WsMsgpackStatus, type WsMsgpackServerOptions } from '../../src/index.js';
 import { errorOf, first, freePort, startService, until, WAIT_MS, within, type TestService } from '../support/helpers.js';
-import { codeOf } from '../support/streams.js';
+import { RawServer } from '../support/raw-peer.js';
+import { codeOf, holds } from '../support/streams.js';
 
 /** What the servers saw, across restarts. */
 const seen = { calls: 0, events: [] as unknown[] };
@@ -311,5 +312,38 @@ describe('a frame is never written to a socket that is not OPEN, and never lost'
     await until(() => noted.includes(event), WAIT_MS, 'event after reconnect');
     expect(noted.filter((e) => e === event)).toHaveLength(1);
     expect(client.unwrap()).not.toBe(ws);
+  });
+});
+
+describe('a connection whose socket is closing (against a bare wsmp.v1 server that never finishes the closing handshake)', () => {
+  it('takes no new call: a call made meanwhile waits for the next connection instead of failing at once', async () => {
+    const raw = await RawServer.start({
+      answer: true,
+      onConnection: (ws, n) => {
+        if (n !== 1) return;
+        // The first connection: a close frame, then the closing handshake never completes.
+        setImmediate(() => {
+          ws.close(1000, 'bye');
+          (ws as unknown as { _socket: { pause(): void } })._socket.pause();
+        });
+      },
+    });
+    const c = new WsMsgpackClient({ url: raw.url, reconnect: { initialDelay: 1, maxDelay: 5 } });
+    c.on('error', () => {});
+    try {
+      const socket = (await c.connect()).socket as unknown as { readyState: number; terminate(): void };
+      await until(() => socket.readyState === WebSocket.CLOSING, WAIT_MS, 'the client socket CLOSING');
+      let settled: unknown = 'pending';
+      const call = new Promise<unknown>((resolve) => c.send('x', null).subscribe({ next: resolve, error: resolve }));
+      void call.then((v) => (settled = v));
+      await holds(() => settled === 'pending', 'the call waits');
+      // Cut the half-closed connection: the client reconnects and the waiting call goes out there.
+      socket.terminate();
+      expect(await within(call)).toBe('ok');
+      expect(raw.connections).toBe(2);
+    } finally {
+      await c.close();
+      await raw.close();
+    }
   });
 });

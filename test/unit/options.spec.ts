@@ -1,6 +1,11 @@
 import { resolveLimits, DEFAULT_LIMITS } from '../../src/connection/options.js';
 import { OutboundCredit } from '../../src/connection/credit.js';
 import { WsMsgpackServer } from '../../src/server/ws-msgpack.server.js';
+import { WsMsgpackClient } from '../../src/index.js';
+import { WsMsgpackWebClient, type WebSocketConstructor } from '../../src/web/index.js';
+
+/** Never constructed: the options are checked before any socket. */
+const FakeWebSocket = class {} as unknown as WebSocketConstructor;
 
 describe('resolveLimits: options that cannot work are refused with the option named', () => {
   it('defaults', () => {
@@ -70,5 +75,17 @@ describe('OutboundCredit', () => {
     expect(c.value).toBe(Number.MAX_SAFE_INTEGER);
     expect(c.take()).toBe(true);
     expect(c.value).toBe(Number.MAX_SAFE_INTEGER - 1);
+  });
+});
+
+describe('client options checked at construction', () => {
+  it('a URL that is not ws:// or wss:// is a TypeError, not an endless retry', () => {
+    expect(() => new WsMsgpackWebClient({ url: 'not a url', WebSocket: FakeWebSocket })).toThrow(/options\.url "not a url" is not a ws:\/\/ or wss:\/\/ URL/);
+    expect(() => new WsMsgpackClient({ url: ['ws://127.0.0.1:1', 'ftp://x'] })).toThrow(/"ftp:\/\/x" is not a ws:\/\/ or wss:\/\/ URL/);
+  });
+
+  it('handle() with no pattern is a TypeError', () => {
+    const c = new WsMsgpackWebClient({ url: 'ws://127.0.0.1:1', WebSocket: FakeWebSocket });
+    expect(() => c.handle(undefined, () => 1)).toThrow(/the pattern must be a string, a number or an object/);
   });
 });
