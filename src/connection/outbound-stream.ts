@@ -3,7 +3,7 @@ import type { WsMsgpackError } from '../protocol/errors.js';
 import { nextToCompleteInPlace } from '../protocol/codec.js';
 import { OutboundCredit } from './credit.js';
 import { disposeStream, isAsyncIterable, IterationHandle, type IterationOutcome } from './iteration.js';
-import { newRun, NONE, PULL_BATCH, PullsInFlight, yieldToEventLoop, type PullRun } from './pull-run.js';
+import { newRun, NONE, pullLoop, PullsInFlight, type PullHost, type PullRun } from './pull-run.js';
 import { PushBuffer } from './push-buffer.js';
 import { SingleValue, type OutboundSource, type OutboundStreamOptions, type StreamSink } from './outbound-types.js';
 import { Queue } from './queue.js';
@@ -257,48 +257,24 @@ export class OutboundStream {
   private startPull(run: PullRun): void {
     this.pull = run;
     run.state = 'running';
-    void this.pullLoop(run);
+    void pullLoop(run, this.puller);
   }
 
-  private async pullLoop(run: PullRun): Promise<void> {
-    let sinceYield = 0;
-    while (this.pull === run) {
-      if (run.pending === NONE) {
-        if (++sinceYield > PULL_BATCH) {
-          // A fast generator resolves on microtasks only: let I/O and other streams run.
-          sinceYield = 0;
-          await yieldToEventLoop();
-          if (this.pull !== run) return;
-        }
-        let r: IteratorResult<unknown>;
-        this.inFlight.begin();
-        try {
-          r = await run.iterator.next();
-        } catch (error) {
-          if (this.pull === run) this.endPull(run, { error });
-          return;
-        } finally {
-          this.inFlight.end();
-        }
-        if (this.pull !== run) return; // stopped meanwhile; finish() closed the iterator
-        if (r.done) {
-          this.endPull(run, undefined);
-          return;
-        }
-        run.pending = r.value;
-      }
-      if (!this.canSend()) {
-        run.state = 'parked'; // pump() resumes it
-        if (!this.parkPending(run)) return;
-        this.waitForCapacity();
-        return;
-      }
-      const v = run.pending;
-      run.pending = NONE;
+  /** What the pull loop of this stream's current run sees of it. */
+  private readonly puller: PullHost = {
+    current: () => this.pull,
+    inFlight: this.inFlight,
+    canSend: () => this.canSend(),
+    park: (run) => {
+      run.state = 'parked'; // pump() resumes it
+      if (this.parkPending(run)) this.waitForCapacity();
+    },
+    sendPulled: (v) => {
       this.credit.take();
-      if (!this.send(v, false)) return;
-    }
-  }
+      return this.send(v, false);
+    },
+    endPull: (run, outcome) => this.endPull(run, outcome),
+  };
 
   /**
    * The item pulled ahead waits (for credit or the socket): encoded into the buffer, where the

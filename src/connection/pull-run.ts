@@ -53,3 +53,59 @@ export class PullsInFlight {
     this.emptied.wait(this.count === 0, callback);
   }
 }
+
+/** What {@link pullLoop} sees of the stream it pulls for. */
+export interface PullHost {
+  /** The run being pulled now (another one, or none: this loop stops). */
+  current(): PullRun | undefined;
+  readonly inFlight: PullsInFlight;
+  /** Whether an item may go out now (credit, and a socket that is not congested). */
+  canSend(): boolean;
+  /** No capacity: the run parks with its pending item (pump() resumes it). */
+  park(run: PullRun): void;
+  /** Sends a pulled item (taking its credit); false when the stream failed. */
+  sendPulled(value: unknown): boolean;
+  /** The iterator ended (undefined) or threw. */
+  endPull(run: PullRun, outcome: IterationOutcome): void;
+}
+
+/**
+ * Pulls `run` while it is the stream's current run: an item at a time, sent while capacity
+ * lasts, then parked; yields to the event loop every {@link PULL_BATCH} items (a fast generator
+ * resolves on microtasks only).
+ */
+export async function pullLoop(run: PullRun, host: PullHost): Promise<void> {
+  let sinceYield = 0;
+  while (host.current() === run) {
+    if (run.pending === NONE) {
+      if (++sinceYield > PULL_BATCH) {
+        sinceYield = 0;
+        await yieldToEventLoop();
+        if (host.current() !== run) return;
+      }
+      let r: IteratorResult<unknown>;
+      host.inFlight.begin();
+      try {
+        r = await run.iterator.next();
+      } catch (error) {
+        if (host.current() === run) host.endPull(run, { error });
+        return;
+      } finally {
+        host.inFlight.end();
+      }
+      if (host.current() !== run) return; // stopped meanwhile; the stream closed the iterator
+      if (r.done) {
+        host.endPull(run, undefined);
+        return;
+      }
+      run.pending = r.value;
+    }
+    if (!host.canSend()) {
+      host.park(run);
+      return;
+    }
+    const v = run.pending;
+    run.pending = NONE;
+    if (!host.sendPulled(v)) return;
+  }
+}
