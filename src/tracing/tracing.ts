@@ -8,6 +8,7 @@ import { CANCELLED, EventSpan, OK, ServerCallSpan, type Outcome } from './spans.
 import { tracingGeneration, tracingOptions, WS_MSGPACK_TRACER_NAME } from './configure.js';
 import { loadOtelApi, packageVersion, type OtelApiModule } from './load.js';
 import type { WsMsgpackTracingOptions } from './options.js';
+import { patternText } from '../protocol/patterns.js';
 
 /** Attribute names (OpenTelemetry semantic conventions for RPC and messaging). */
 const ATTR = {
@@ -60,16 +61,6 @@ function resolveTracing(options: Readonly<WsMsgpackTracingOptions>): Tracing | n
   if (options.enabled === false) return null;
   const api = (options.api as OtelApiModule | undefined) ?? loadOtelApi();
   return api ? new Tracing(api, options.tracerProvider as { getTracer(name: string, version?: string): Tracer } | undefined) : null;
-}
-
-/** The pattern as a string: strings as they are, anything else JSON-encoded (as the server sees it). */
-export function patternName(pattern: unknown): string {
-  if (typeof pattern === 'string') return pattern;
-  try {
-    return JSON.stringify(pattern) ?? String(pattern);
-  } catch {
-    return String(pattern);
-  }
 }
 
 /**
@@ -211,7 +202,7 @@ export class Tracing {
     let span: Span | undefined;
     let traced: WsMsgpackCallOptions;
     try {
-      const destination = patternName(pattern);
+      const destination = patternText(pattern);
       const parent = this.api.context.active();
       span = this.tracer().startSpan(`emit ${destination}`, { kind: this.api.SpanKind.PRODUCER, attributes: this.messagingAttributes(destination, 'send', 'emit') }, parent);
       traced = this.inject(this.api.trace.setSpan(parent, span), options);
@@ -292,7 +283,7 @@ export class Tracing {
   private startCall(pattern: unknown, options: WsMsgpackCallOptions, kind: SpanKind): { span: Span | undefined; options: WsMsgpackCallOptions } {
     let span: Span | undefined;
     try {
-      const method = patternName(pattern);
+      const method = patternText(pattern);
       const parent = this.api.context.active();
       span = this.tracer().startSpan(method, { kind, attributes: this.rpcAttributes(method) }, parent);
       const traced = this.inject(this.api.trace.setSpan(parent, span), options);

@@ -6,6 +6,7 @@ import { SingleValue, type OutboundSource } from '../connection/outbound-types.j
 import { NO_MESSAGE_HANDLER } from '../protocol/constants.js';
 import { unimplemented } from '../protocol/errors.js';
 import type { WsMsgpackCallHeaders } from '../protocol/frames.js';
+import { routeKey } from '../protocol/patterns.js';
 
 /** What a handler registered with `client.handle()` is told about the call. */
 export interface WsMsgpackWebCallContext {
@@ -37,24 +38,6 @@ export type WsMsgpackWebHandler<TData = unknown, TResult = unknown> = (
 ) => TResult | Promise<TResult> | Observable<TResult> | AsyncIterable<TResult>;
 
 /**
- * The route key of a pattern, as Nest computes it: a string as is, anything else as JSON with
- * object keys sorted (so `{ cmd: 'x', v: 1 }` and `{ v: 1, cmd: 'x' }` are one route).
- */
-export function patternKey(pattern: unknown): string {
-  if (typeof pattern === 'string') return pattern;
-  if (typeof pattern === 'number') return String(pattern);
-  return JSON.stringify(sortKeys(pattern));
-}
-
-function sortKeys(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(sortKeys);
-  if (value === null || typeof value !== 'object') return value;
-  const out: Record<string, unknown> = {};
-  for (const key of Object.keys(value).sort()) out[key] = sortKeys((value as Record<string, unknown>)[key]);
-  return out;
-}
-
-/**
  * The handlers a browser client exposes to the server: one map for calls and events, attached
  * to every connection the client makes (so they keep working after a reconnect).
  */
@@ -71,7 +54,7 @@ export class WebHandlers {
     if (typeof pattern !== 'string' && typeof pattern !== 'number' && (pattern === null || typeof pattern !== 'object')) {
       throw new TypeError('client.handle(pattern, fn): the pattern must be a string, a number or an object, as Nest patterns are');
     }
-    const key = patternKey(pattern);
+    const key = routeKey(pattern);
     if (key.startsWith('wsmp:')) throw new TypeError(`client.handle(): patterns starting with "wsmp:" are reserved for the protocol (got ${key})`);
     this.routes.set(key, fn);
     return () => {
@@ -86,7 +69,7 @@ export class WebHandlers {
   }
 
   private onCall(call: IncomingCall): OutboundSource | Promise<OutboundSource> {
-    const fn = this.routes.get(patternKey(call.pattern));
+    const fn = this.routes.get(routeKey(call.pattern));
     if (!fn) throw unimplemented(NO_MESSAGE_HANDLER);
     const context: WsMsgpackWebCallContext = { pattern: call.pattern, headers: call.headers, signal: call.signal, deadline: call.deadline, isCall: true };
     const result = fn(call.payload as never, context);
@@ -94,7 +77,7 @@ export class WebHandlers {
   }
 
   private onEvent(event: IncomingEvent): void {
-    const fn = this.routes.get(patternKey(event.pattern));
+    const fn = this.routes.get(routeKey(event.pattern));
     if (!fn) {
       // A page handles the events it chose to (client.handle()); a broadcast of another pattern is no error.
       this.dropped++;

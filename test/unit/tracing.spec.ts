@@ -10,7 +10,8 @@ import { firstValueFrom, Observable, of } from 'rxjs';
 import type { WsMsgpackCallOptions } from '../../src/connection/options.js';
 import { configureWsMsgpackTracing } from '../../src/tracing/configure.js';
 import { loadOtelApi, packageVersion } from '../../src/tracing/load.js';
-import { activeTracing, patternName } from '../../src/tracing/tracing.js';
+import { activeTracing } from '../../src/tracing/tracing.js';
+import { patternText, routeKey } from '../../src/protocol/patterns.js';
 
 const REMOTE = { traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01' };
 
@@ -136,14 +137,21 @@ describe('configureWsMsgpackTracing', () => {
   });
 });
 
-describe('patternName', () => {
+describe('patternText', () => {
   it('strings as they are, anything else as JSON', () => {
-    expect(patternName('a.b')).toBe('a.b');
-    expect(patternName({ cmd: 'x', v: 1 })).toBe('{"cmd":"x","v":1}');
-    expect(patternName(7)).toBe('7');
-    expect(patternName(undefined)).toBe('undefined');
+    expect(patternText('a.b')).toBe('a.b');
+    expect(patternText({ cmd: 'x', v: 1 })).toBe('{"cmd":"x","v":1}');
+    expect(patternText(7)).toBe('7');
+    expect(patternText(undefined)).toBe('undefined');
     const circular: Record<string, unknown> = {};
     circular.self = circular;
-    expect(patternName(circular)).toBe('[object Object]');
+    expect(patternText(circular)).toBe('[object Object]');
+  });
+
+  it('routeKey: the same with object keys sorted (one route whatever the order)', () => {
+    expect(routeKey({ v: 1, cmd: 'x' })).toBe(routeKey({ cmd: 'x', v: 1 }));
+    expect(routeKey({ v: 1, cmd: 'x' })).toBe('{"cmd":"x","v":1}');
+    expect(routeKey('a.b')).toBe('a.b');
+    expect(routeKey(7)).toBe('7');
   });
 });
