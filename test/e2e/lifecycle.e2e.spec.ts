@@ -5,6 +5,9 @@ import { MessagePattern, Payload } from '@nestjs/microservices';
 import { firstValueFrom, take, toArray } from 'rxjs';
 import WebSocket, { WebSocketServer } from 'ws';
 import { WsMsgpackClient, WsMsgpackError, WsMsgpackServer, WsMsgpackStatus } from '../../src/index.js';
+import { startHandshake } from '../../src/node/handshake.js';
+import { WS_SOCKET_SUPPORT } from '../../src/node/ws-socket.js';
+import { ClientCore } from '../../src/session/client-core.js';
 import { errorOf, first, startService, until, WAIT_MS, within } from '../support/helpers.js';
 import { RawPeer, RawServer } from '../support/raw-peer.js';
 import { codeOf, holds } from '../support/streams.js';
@@ -204,6 +207,31 @@ describe('WsMsgpackClient lifecycle', () => {
     }
   });
 
+  it("a connect() made during close() (from a 'disconnect' listener) owns the status: CONNECTING while its handshake is under way, then CONNECTED", async () => {
+    const svc = await startService({ controllers: [PingController] });
+    const client = svc.client({ keepAliveInterval: 0 });
+    client.on('error', () => {});
+    try {
+      await client.connect();
+      let reconnect = true;
+      client.on('disconnect', () => {
+        if (!reconnect) return;
+        reconnect = false;
+        void client.connect().catch(() => {});
+      });
+      const statuses: string[] = [];
+      client.status.subscribe((s) => statuses.push(s));
+      const closing = client.close();
+      const whileHandshaking = statuses.at(-1); // not the DISCONNECTED of close(), emitted after the listener's connect()
+      await closing;
+      await until(() => statuses.at(-1) === WsMsgpackStatus.CONNECTED, WAIT_MS, 'reconnected');
+      expect(whileHandshaking).toBe(WsMsgpackStatus.CONNECTING);
+      expect(await first(client.send('ping', 1))).toBe(2);
+    } finally {
+      await svc.close();
+    }
+  });
+
   it('close() is idempotent and a closed client can connect again', async () => {
     const svc = await startService({ controllers: [PingController] });
     try {
@@ -269,6 +297,45 @@ describe('WsMsgpackClient: close() during the handshake, then connect()', () => 
     } finally {
       for (const resolve of held) resolve(false);
       await own.close();
+    }
+  });
+});
+
+describe("client: the Connection cannot be made in the socket's open event (a connection factory that throws, on a real socket)", () => {
+  it('connect() rejects with that error, the socket is terminated, and the status ends DISCONNECTED', async () => {
+    const server = await RawServer.start();
+    const statuses: string[] = [];
+    const core = new ClientCore(
+      { url: server.url, keepAliveInterval: 0, reconnect: false }, // one attempt: it fails at once
+      { socketSupport: WS_SOCKET_SUPPORT },
+      {
+        open: (url, _prepared, adopt) => startHandshake(url, {}, adopt),
+        connection: () => {
+          throw new Error('boom in the connection factory');
+        },
+        attach: () => {},
+        status: (s) => statuses.push(s),
+        connected: () => {},
+        disconnected: () => {},
+        report: () => {},
+      },
+      'TestClient',
+    );
+    try {
+      const rejection = await within(
+        core.connect().then(
+          () => undefined,
+          (e: unknown) => e,
+        ),
+        WAIT_MS,
+        'connect()',
+      );
+      await until(() => server.connections === 1 && server.sockets[0]!.readyState === WebSocket.CLOSED, WAIT_MS, 'server side closed');
+      expect(String(rejection)).toContain('boom in the connection factory');
+      expect(statuses.at(-1)).toBe(WsMsgpackStatus.DISCONNECTED);
+    } finally {
+      await core.close();
+      await server.close();
     }
   });
 });

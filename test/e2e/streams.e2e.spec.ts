@@ -22,7 +22,8 @@ import {
   timeout,
   toArray,
 } from 'rxjs';
-import { WsHeaders, WsMsgpackError, WsMsgpackRecordBuilder } from '../../src/index.js';
+import { createServer, type Server, type Socket } from 'node:net';
+import { WsHeaders, WsMsgpackClient, WsMsgpackError, WsMsgpackRecordBuilder, WsMsgpackStatus } from '../../src/index.js';
 import { all, errorOf, first, startService, until, WAIT_MS, within, type TestService } from '../support/helpers.js';
 import { RawPeer } from '../support/raw-peer.js';
 import { endless, holds, type SourceStats } from '../support/streams.js';
@@ -434,6 +435,54 @@ describe('iterate(): concurrent next() calls', () => {
       { value: 'c', done: false },
       { value: undefined, done: true },
     ]);
+  });
+});
+
+describe('iterate() before the connection is open', () => {
+  let tcp: Server;
+  const held: Socket[] = [];
+  let url = '';
+  beforeAll(async () => {
+    // Accepts TCP, never answers the WebSocket upgrade: the handshake stays under way.
+    tcp = createServer((s) => held.push(s));
+    await new Promise<void>((r) => tcp.listen(0, '127.0.0.1', () => r()));
+    url = `ws://127.0.0.1:${(tcp.address() as { port: number }).port}`;
+  });
+  afterAll(async () => {
+    for (const s of held) s.destroy();
+    await new Promise<void>((r) => tcp.close(() => r()));
+  });
+
+  it('return() during the handshake settles the pending next() as done, before the handshake ends', async () => {
+    // connectTimeout far beyond the test's waits: only return() itself can settle the pending next().
+    const client = new WsMsgpackClient({ url, keepAliveInterval: 0, connectTimeout: 60_000 });
+    client.on('error', () => {});
+    const statuses: string[] = [];
+    client.status.subscribe((s) => statuses.push(s));
+    const it = client.iterate('x', null);
+    const outcomes: string[] = [];
+    const pending = it.next().then(
+      (r) => outcomes.push(`next resolved ${JSON.stringify(r)}`),
+      (e: unknown) => outcomes.push(`next rejected ${String(e)}`),
+    );
+    await until(() => held.length === 1, WAIT_MS, 'the handshake under way');
+    const returned = it.return!().then((r) => outcomes.push(`return resolved ${JSON.stringify(r)}`));
+    await within(Promise.all([pending, returned]), WAIT_MS, 'return() and the pending next()');
+    const statusThen = statuses.at(-1);
+    await client.close(); // calls the handshake off: a next() still waiting on it would reject now
+    expect({ outcomes: [...outcomes].sort(), statusThen }).toEqual({
+      outcomes: ['next resolved {"done":true}', 'return resolved {"done":true}'],
+      statusThen: WsMsgpackStatus.CONNECTING, // settled while the handshake was still under way
+    });
+  });
+
+  it('next() after a next() that failed to connect reports done, as an async generator does after it threw', async () => {
+    const client = new WsMsgpackClient({ url: 'ws://127.0.0.1:1', keepAliveInterval: 0 });
+    client.on('error', () => {});
+    const it = client.iterate('x', null);
+    await expect(it.next()).rejects.toThrow();
+    await expect(it.next()).resolves.toEqual({ value: undefined, done: true });
+    await client.close();
   });
 });
 

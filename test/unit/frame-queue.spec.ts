@@ -58,6 +58,14 @@ describe('FrameQueue (against a plain array of copies)', () => {
       { numRuns: 300 },
     );
   });
+
+  it('a zero-length frame pushed into an empty queue is shifted back out, empty', () => {
+    const q = new FrameQueue(new BufferBudget(Infinity));
+    q.push(new Uint8Array(0));
+    expect(q.length).toBe(1);
+    expect(q.shift()?.byteLength).toBe(0);
+    expect(q.length).toBe(0);
+  });
 });
 
 describe('PushBuffer strategies (against a model)', () => {
