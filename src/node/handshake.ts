@@ -1,7 +1,6 @@
 import { WebSocket, type ClientOptions } from 'ws';
 import { SUBPROTOCOL_V1 } from '../protocol/constants.js';
-import { withCause } from '../connection/errors.js';
-import { unavailable } from '../protocol/errors.js';
+import { Opening } from '../connection/opening.js';
 
 const ignore = (): void => {};
 
@@ -25,42 +24,20 @@ export interface Handshake<T> {
  */
 export function startHandshake<T>(url: string, options: ClientOptions, adopt: (ws: WebSocket) => T): Handshake<T> {
   const ws = new WebSocket(url, [SUBPROTOCOL_V1], options);
-  let settled = false;
-  let resolveOpened!: (value: T) => void;
-  let rejectOpened!: (error: unknown) => void;
-  const opened = new Promise<T>((resolve, reject) => {
-    resolveOpened = resolve;
-    rejectOpened = reject;
-  });
-  const fail = (reason: string, details?: Record<string, unknown>, cause?: Error): void => {
-    if (settled) return;
-    settled = true;
-    cleanup();
-    ws.on('error', ignore); // terminate() during the handshake reports an error nobody needs
-    ws.terminate();
-    const error = unavailable(`cannot connect to ${url}: ${reason}`, details);
-    rejectOpened(cause ? withCause(error, cause) : error);
-  };
-  const onOpen = (): void => {
-    if (settled) return;
-    settled = true;
-    cleanup();
-    let adopted: T;
-    try {
-      adopted = adopt(ws);
-    } catch (e) {
-      ws.on('error', ignore);
+  const opening = new Opening<T>(url, {
+    cleanup,
+    abandon: () => {
+      ws.on('error', ignore); // terminate() during the handshake reports an error nobody needs
       ws.terminate();
-      rejectOpened(e);
-      return;
-    }
-    resolveOpened(adopted);
-  };
+    },
+  });
+  const onOpen = (): void => opening.open(() => adopt(ws));
   // The socket's own error (Node's ECONNREFUSED, ENOTFOUND, ...) is the error's `cause`: `err.cause.code`.
-  const onError = (err: Error): void => fail(err.message, { cause: String(err), code: (err as NodeJS.ErrnoException).code }, err);
-  const onClose = (code: number, reason: Buffer): void => fail(`closed during handshake (code ${code}${reason.length ? `: ${reason.toString()}` : ''})`, { closeCode: code });
+  const onError = (err: Error): void => opening.fail(err.message, { cause: String(err), code: (err as NodeJS.ErrnoException).code }, err);
+  const onClose = (code: number, reason: Buffer): void =>
+    opening.fail(`closed during handshake (code ${code}${reason.length ? `: ${reason.toString()}` : ''})`, { closeCode: code });
   const onUnexpected = (_req: unknown, res: { statusCode?: number; statusMessage?: string }): void =>
-    fail(`HTTP ${res.statusCode ?? '?'} ${res.statusMessage ?? ''}`.trim(), { httpStatus: res.statusCode });
+    opening.fail(`HTTP ${res.statusCode ?? '?'} ${res.statusMessage ?? ''}`.trim(), { httpStatus: res.statusCode });
   function cleanup(): void {
     ws.off('open', onOpen);
     ws.off('error', onError);
@@ -71,5 +48,5 @@ export function startHandshake<T>(url: string, options: ClientOptions, adopt: (w
   ws.on('error', onError);
   ws.on('close', onClose);
   ws.on('unexpected-response', onUnexpected);
-  return { opened, cancel: (reason) => fail(reason) };
+  return { opened: opening.opened, cancel: (reason) => opening.fail(reason) };
 }

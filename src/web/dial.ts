@@ -3,6 +3,7 @@ import type { SocketAttempt } from '../session/client-core.js';
 import type { WebSocketLike } from '../connection/socket.js';
 import { SUBPROTOCOL_V1 } from '../protocol/constants.js';
 import { unavailable } from '../protocol/errors.js';
+import { Opening } from '../connection/opening.js';
 
 /**
  * A standard WebSocket constructor: the browser's (and Deno's, Bun's, Node ≥ 22's) global
@@ -38,57 +39,38 @@ export function openWebSocket(Ctor: WebSocketConstructor, url: string, protocols
     return { opened: Promise.reject(unavailable(`cannot connect to ${url}: ${message}`)), cancel: ignore };
   }
   ws.binaryType = 'arraybuffer';
-  let settled = false;
-  let resolveOpened!: (value: Connection) => void;
-  let rejectOpened!: (error: unknown) => void;
-  const opened = new Promise<Connection>((resolve, reject) => {
-    resolveOpened = resolve;
-    rejectOpened = reject;
+  const opening = new Opening<Connection>(url, {
+    cleanup: () => {
+      ws.removeEventListener('open', onOpen);
+      ws.removeEventListener('error', onError);
+      ws.removeEventListener('close', onClose as (event: never) => void);
+    },
+    abandon: () => {
+      ws.addEventListener('error', ignore); // closing a connecting socket reports an error nobody needs
+      try {
+        ws.close();
+      } catch {
+        /* already closed */
+      }
+    },
   });
-  const cleanup = (): void => {
-    ws.removeEventListener('open', onOpen);
-    ws.removeEventListener('error', onError);
-    ws.removeEventListener('close', onClose as (event: never) => void);
-  };
-  const abandon = (): void => {
-    ws.addEventListener('error', ignore); // closing a connecting socket reports an error nobody needs
-    try {
-      ws.close();
-    } catch {
-      /* already closed */
-    }
-  };
-  function fail(reason: string, details?: Record<string, unknown>): void {
-    if (settled) return;
-    settled = true;
-    cleanup();
-    abandon();
-    rejectOpened(unavailable(`cannot connect to ${url}: ${reason}`, details));
-  }
   function onOpen(): void {
-    if (settled) return;
+    if (opening.isSettled) return;
     if (ws.protocol !== SUBPROTOCOL_V1) {
-      fail(`the server selected subprotocol ${ws.protocol ? JSON.stringify(ws.protocol) : '(none)'}, not ${SUBPROTOCOL_V1}`);
+      opening.fail(`the server selected subprotocol ${ws.protocol ? JSON.stringify(ws.protocol) : '(none)'}, not ${SUBPROTOCOL_V1}`);
       return;
     }
-    settled = true;
-    cleanup();
-    try {
-      resolveOpened(adopt(ws));
-    } catch (e) {
-      abandon();
-      rejectOpened(e);
-    }
+    opening.open(() => adopt(ws));
   }
   function onError(): void {
     // The close event that follows says more (its code); wait for it, unless it never comes.
-    queueMicrotask(() => setTimeout(() => fail('WebSocket error'), 0));
+    queueMicrotask(() => setTimeout(() => opening.fail('WebSocket error'), 0));
   }
   function onClose(ev: { code: number; reason: string }): void {
-    fail(`closed during handshake (code ${ev.code}${ev.reason ? `: ${ev.reason}` : ''})`, { closeCode: ev.code });
+    opening.fail(`closed during handshake (code ${ev.code}${ev.reason ? `: ${ev.reason}` : ''})`, { closeCode: ev.code });
   }
   ws.addEventListener('open', onOpen);
   ws.addEventListener('error', onError);
   ws.addEventListener('close', onClose as (event: never) => void);
-  return { opened, cancel: (reason) => fail(reason) };
+  return { opened: opening.opened, cancel: (reason) => opening.fail(reason) };
 }
