@@ -15,47 +15,27 @@
  * ordinary data (records with repeated keys, arrays of numbers or strings).
  */
 
-/** The slot that holds every value: an array element, a map key or value, or the frame itself. */
-const SLOT = 8;
-/** An array object, besides its elements' slots. */
-const ARRAY = 32;
-/** The backing store of a non-empty array or of an object's integer keys, besides its slots. */
-const STORE = 16;
-/** A map (a plain object), besides its entries. */
-const MAP = 56;
-/** A map key whose bytes were not seen before in this frame: the key string, the property and a new hidden class. */
-const NEW_KEY = 160;
-/**
- * Named keys one object holds as fast properties (4 in the object, 12 more beside it): the
- * decoder adds keys one by one, and past this V8 moves them into a dictionary.
- */
-const MAX_FAST_PROPERTIES = 16;
-/** One named property in such a dictionary (key, value, details, and the table's free slots). */
-const DICTIONARY_PROPERTY = 56;
-/** A number stored outside its slot (a double, an integer beyond 2^31). */
-const BOXED = 16;
-/** A 64-bit integer (a bigint). */
-const BIGINT = 24;
-/** A string of 2 bytes or more (shorter ones are shared by V8), besides its characters: 2 bytes each at most. */
-const STRING = 24;
-/** A `bin` (a Buffer view of the frame's bytes). */
-const BINARY = 104;
-/** An extension value (ExtData, a Date, or the application's own type), besides its payload bytes. */
-const EXTENSION = 140;
-/** Element slots V8 allocates past a new highest integer key (`capacity = index * 1.5 + 16`). */
-const ELEMENT = 8;
-/** Beyond this gap above its capacity, V8 stores an object's integer keys in a dictionary. */
-const MAX_ELEMENT_GAP = 1024;
-/** Up to this capacity V8 grows an object's elements store without comparing it with a dictionary. */
-const MAX_UNCHECKED_ELEMENTS = 5000;
-/** One entry of V8's dictionary of integer keys. */
-const DICTIONARY_ENTRY = 56;
-/** Keys longer than this are never taken for a key seen before (each costs {@link NEW_KEY}). */
-const MAX_REMEMBERED_KEY = 64;
-/** Distinct keys remembered per frame (a power of two); past this, new keys cost {@link NEW_KEY} each. */
-const KEY_TABLE_SIZE = 1024;
-/** Largest array index (2^32 - 2). */
-const MAX_INDEX = 4294967294;
+import {
+  SLOT,
+  ARRAY,
+  STORE,
+  MAP,
+  NEW_KEY,
+  MAX_FAST_PROPERTIES,
+  DICTIONARY_PROPERTY,
+  BOXED,
+  BIGINT,
+  STRING,
+  BINARY,
+  EXTENSION,
+  ELEMENT,
+  MAX_ELEMENT_GAP,
+  MAX_UNCHECKED_ELEMENTS,
+  DICTIONARY_ENTRY,
+  MAX_REMEMBERED_KEY,
+  KEY_TABLE_SIZE,
+  MAX_INDEX,
+} from './decoded-size-costs.js';
 
 /** What {@link DecodedSizeEstimator.estimate} returns for a value nested deeper than `maxDepth`. */
 export const TOO_DEEP = -1;
