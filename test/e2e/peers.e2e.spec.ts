@@ -1,4 +1,14 @@
-import { Controller, Injectable, UseGuards, type CanActivate } from '@nestjs/common';
+import {
+  Controller,
+  Injectable,
+  UseGuards,
+  UseInterceptors,
+  type CallHandler,
+  type CanActivate,
+  type ExecutionContext,
+  type ModuleMetadata,
+  type NestInterceptor,
+} from '@nestjs/common';
 import { Ctx, MessagePattern, Payload } from '@nestjs/microservices';
 import { finalize, firstValueFrom, from, interval, lastValueFrom, type Observable, range, reduce, take, toArray } from 'rxjs';
 import {
@@ -12,11 +22,12 @@ import {
   WsPeer,
   WsSignal,
   type WsMsgpackPeer,
+  type WsMsgpackServerOptions,
   type WsPeerDisconnected,
 } from '../../src/index.js';
 import { all, errorOf, first, startClientApp, startService, until, WAIT_MS, within, type TestClientApp, type TestService } from '../support/helpers.js';
 import { RawPeer } from '../support/raw-peer.js';
-import { codeOf, gate, Probes } from '../support/streams.js';
+import { codeOf, gate, Probes, type Gate } from '../support/streams.js';
 
 /** What happened, in order, on the server side. */
 const serverLog: string[] = [];
@@ -495,8 +506,11 @@ describe('the connected hook holds the peer back, within a bound', () => {
     }
   });
 
-  it('more than 10,000 frames while it runs close the connection with 1008', async () => {
-    // A server whose hook never returns.
+  // A server whose hook never returns, e.g. awaiting a welcome the peer never answers.
+  it.each<[string, WsMsgpackServerOptions, number, () => unknown]>([
+    ['more than 10,000 frames', {}, 10_001, () => 0],
+    ['more bytes than maxConnectionBufferBytes (40 events of 256 KiB, 10 MiB, with 1 MiB)', { maxConnectionBufferBytes: 1024 * 1024 }, 40, () => Buffer.alloc(256 * 1024, 7)],
+  ])('%s held while it runs close the connection with 1008', async (_what, options, count, payload) => {
     const blocked = gate();
     @Controller()
     class NeverController {
@@ -505,16 +519,359 @@ describe('the connected hook holds the peer back, within a bound', () => {
         return blocked.promise;
       }
     }
-    const svc2 = await startService({ controllers: [NeverController] });
+    const svc2 = await startService({ controllers: [NeverController] }, options);
     svc2.server.on('error', () => {});
     const peer = await RawPeer.open(svc2.url);
     try {
-      for (let i = 0; i < 10_001; i++) peer.send([2, 'flood', i]);
+      const data = payload();
+      for (let i = 0; i < count; i++) peer.send([2, 'flood', data]);
       expect(await peer.whenClosed()).toEqual({ code: 1008, reason: 'too many frames while the connected hook ran' });
     } finally {
       blocked.open();
       peer.close();
       await svc2.close();
+    }
+  });
+});
+
+// ---------------------------------------------------------------- the hooks' contract, whatever their shape
+
+@Injectable()
+class PassThrough implements NestInterceptor {
+  intercept(_ctx: ExecutionContext, next: CallHandler): Observable<unknown> {
+    return next.handle();
+  }
+}
+
+/** Counts the frames a server received on each connection (after the transport handled them: its listener runs first). */
+function countFrames(svc: TestService): { n: number } {
+  const counter = { n: 0 };
+  svc.server.on('connection', (ws) => ws.on('message', () => counter.n++));
+  return counter;
+}
+
+/** What a hold probe watches: the hook's start and the call, and the gate the hook waits on. */
+interface HeldHook {
+  readonly log: string[];
+  readonly hookGate: Gate;
+}
+
+/** The probed connected hook: for a connection to `/?gated=1`, waits on the gate, then sets the peer's state up. */
+async function gatedHook(held: HeldHook, peer: WsMsgpackPeer): Promise<void> {
+  if (!peer.handshake.url.includes('gated')) return;
+  held.log.push('hook start');
+  await held.hookGate.promise;
+  peer.state.set('ready', true);
+}
+
+/** 'ready' answers whether the hook set the state up (logging 'call'); 'ping' is an ungated round trip. */
+function readyController(held: HeldHook): ModuleMetadata['controllers'] {
+  @Controller()
+  class Ready {
+    @MessagePattern('ready')
+    ready(@WsPeer() peer: WsMsgpackPeer): boolean {
+      held.log.push('call');
+      return peer.state.get('ready') === true;
+    }
+
+    @MessagePattern('ping')
+    ping(): string {
+      return 'pong';
+    }
+  }
+  return [Ready];
+}
+
+/**
+ * A gated connection sends a call while its connected hook waits; an ungated connection's round
+ * trip then proves the event loop has turned; the gated call must not have been dispatched yet,
+ * and once the hook returns it sees what the hook set up.
+ */
+async function expectHeldUntilHookReturns(svc: TestService, { log, hookGate }: HeldHook): Promise<void> {
+  const frames = countFrames(svc);
+  const raw = await RawPeer.open(`${svc.url}/?gated=1`);
+  try {
+    await until(() => log.includes('hook start'), WAIT_MS, 'the connected hook started');
+    raw.send([1, 1, 'ready', null]);
+    await until(() => frames.n === 1, WAIT_MS, 'the REQUEST reached the server');
+    const other = svc.client();
+    expect(await first(other.send('ping', null))).toBe('pong'); // the loop turned: a dispatch would have happened
+    await other.close();
+    expect(log).not.toContain('call'); // the peer's calls wait until the connected hook has returned
+    hookGate.open();
+    expect(await raw.next((f) => f[1] === 1)).toEqual([4, 1, true]); // and the call sees what the hook set up
+  } finally {
+    hookGate.open();
+    raw.close();
+  }
+}
+
+type HoldCase = (held: HeldHook) => { metadata: ModuleMetadata; setup?: (svc: TestService) => void };
+
+describe.each<[string, HoldCase]>([
+  [
+    'an interceptor on the hook',
+    (held) => {
+      @Controller()
+      class Hub {
+        @WsEventPattern(WS_PEER_CONNECTED)
+        @UseInterceptors(PassThrough) // docs/guides/peers.md: "DI, guards, interceptors and exception filters apply"
+        connected(@WsPeer() peer: WsMsgpackPeer): Promise<void> {
+          return gatedHook(held, peer);
+        }
+      }
+      return { metadata: { controllers: [Hub, ...readyController(held)!], providers: [PassThrough] } };
+    },
+  ],
+  [
+    'two hook handlers in two controllers',
+    (held) => {
+      @Controller()
+      class Presence {
+        @WsEventPattern(WS_PEER_CONNECTED)
+        connected(@WsPeer() peer: WsMsgpackPeer): Promise<void> {
+          return gatedHook(held, peer);
+        }
+      }
+      @Controller()
+      class Audit {
+        @WsEventPattern(WS_PEER_CONNECTED)
+        audit(): void {
+          /* a second, unrelated hook in another controller */
+        }
+      }
+      return { metadata: { controllers: [Presence, Audit, ...readyController(held)!] } };
+    },
+  ],
+  [
+    'a processing start hook (instrumentation)',
+    (held) => {
+      @Controller()
+      class Hub {
+        @WsEventPattern(WS_PEER_CONNECTED)
+        connected(@WsPeer() peer: WsMsgpackPeer): Promise<void> {
+          return gatedHook(held, peer);
+        }
+      }
+      return {
+        metadata: { controllers: [Hub, ...readyController(held)!] },
+        // Typed `=> void` by Nest: a tracer that runs `done` inside a span and returns nothing.
+        setup: (svc) =>
+          svc.server.setOnProcessingStartHook((_transport, _ctx, done) => {
+            void done();
+          }),
+      };
+    },
+  ],
+])('the connected hook holds the peer back until it returns, with %s', (_what, make) => {
+  const held: HeldHook = { log: [], hookGate: gate() };
+  let svc: TestService;
+  beforeAll(async () => {
+    const { metadata, setup } = make(held);
+    svc = await startService(metadata);
+    setup?.(svc);
+  });
+  afterAll(async () => {
+    held.hookGate.open();
+    await svc.close();
+  });
+
+  it('a call made while the hook runs is dispatched only after it returned, and sees the state it set up', async () => {
+    await expectHeldUntilHookReturns(svc, held);
+  });
+});
+
+describe('the disconnected hook and the state', () => {
+  const log: string[] = [];
+  const hookGate = gate();
+  @Controller()
+  class Hub {
+    @WsEventPattern(WS_PEER_CONNECTED)
+    async connected(@WsPeer() peer: WsMsgpackPeer): Promise<void> {
+      if (!peer.handshake.url.includes('slow')) return;
+      log.push('connected start');
+      await hookGate.promise;
+      peer.state.set('joined', true);
+      log.push('connected end');
+    }
+
+    @WsEventPattern(WS_PEER_DISCONNECTED)
+    @UseInterceptors(PassThrough)
+    async disconnected(@Payload() _info: WsPeerDisconnected, @WsPeer() peer: WsMsgpackPeer): Promise<void> {
+      log.push('disconnected start');
+      await Promise.resolve(); // any await: a lookup, a log write
+      log.push(`disconnected name=${String(peer.state.get('name') ?? '-')}`);
+    }
+
+    @MessagePattern('state.set')
+    setState(@Payload() value: string, @WsPeer() peer: WsMsgpackPeer): boolean {
+      peer.state.set('name', value);
+      return true;
+    }
+  }
+  let svc: TestService;
+  beforeAll(async () => {
+    svc = await startService({ controllers: [Hub], providers: [PassThrough] });
+  });
+  afterAll(async () => {
+    hookGate.open();
+    await svc.close();
+  });
+
+  it('the state is still there in an (intercepted) disconnected hook that awaits something', async () => {
+    log.length = 0;
+    const c = svc.client();
+    expect(await first(c.send('state.set', 'alice'))).toBe(true);
+    await c.close();
+    await until(() => log.some((l) => l.startsWith('disconnected name=')), WAIT_MS, 'the disconnected hook ran');
+    expect(log).toContain('disconnected name=alice'); // docs/guides/peers.md: "the peer's `state` is still there while it runs, and is cleared once it returns"
+  });
+
+  it('a peer that leaves while the connected hook runs: disconnected comes after connected, and no state outlives the connection', async () => {
+    log.length = 0;
+    const raw = await RawPeer.open(`${svc.url}/?slow=1`);
+    await until(() => log.includes('connected start'), WAIT_MS, 'the connected hook started');
+    const peer = [...svc.server.peers].find((p) => p.handshake.url.includes('slow'))!;
+    raw.close();
+    await until(() => !peer.isConnected, WAIT_MS, 'the server saw the close');
+    hookGate.open();
+    await until(() => log.includes('connected end') && log.some((l) => l.startsWith('disconnected name=')), WAIT_MS, 'both hooks ran');
+    // Issue 8: "connect and disconnect hooks fire exactly once per connection, in order".
+    expect(log).toEqual(['connected start', 'connected end', 'disconnected start', 'disconnected name=-']);
+    // peer.state "lives exactly as long as the connection".
+    expect(peer.state.size).toBe(0);
+  });
+});
+
+describe("the hooks are the transport's to fire, not the peer's", () => {
+  const log: string[] = [];
+  @Controller()
+  class Hub {
+    @WsEventPattern(WS_PEER_DISCONNECTED)
+    disconnected(@Payload() info: WsPeerDisconnected): void {
+      log.push(`disconnected ${info.peerId} ${info.reason}`); // e.g. sessions.delete(info.peerId)
+    }
+  }
+  let svc: TestService;
+  beforeAll(async () => {
+    svc = await startService({ controllers: [Hub] });
+  });
+  afterAll(() => svc.close());
+
+  it('an EVENT with the reserved disconnected pattern from a peer does not run the hook (it could evict another peer by id)', async () => {
+    const victim = svc.client();
+    await victim.connect();
+    await until(() => svc.server.peers.size === 1, WAIT_MS, 'victim connected');
+    const victimId = [...svc.server.peers][0]!.id;
+    const frames = countFrames(svc);
+    const attacker = await RawPeer.open(svc.url);
+    try {
+      attacker.send([2, WS_PEER_DISCONNECTED, { peerId: victimId, code: 1000, reason: 'spoofed' }]);
+      await until(() => frames.n === 1, WAIT_MS, 'the EVENT reached the server');
+      await first(victim.send('nothing', null)).catch(() => undefined); // a round trip: the loop turned
+      expect(log).toEqual([]); // the hook fires once per connection, when it ends
+    } finally {
+      attacker.close();
+      await victim.close();
+    }
+  });
+});
+
+describe('client app: the connected/disconnected hooks fire once per connection', () => {
+  const log: string[] = [];
+  @Controller()
+  class Agent {
+    @WsEventPattern(WS_PEER_CONNECTED)
+    connected(@WsPeer() server: WsMsgpackPeer): void {
+      log.push(`connected ${server.isConnected ? 'open' : 'CLOSED'}`);
+    }
+
+    @WsEventPattern(WS_PEER_DISCONNECTED)
+    disconnected(): void {
+      log.push('disconnected');
+    }
+  }
+  @Controller()
+  class Hub {
+    @MessagePattern('ping')
+    ping(): string {
+      return 'pong';
+    }
+  }
+  let svc: TestService;
+  beforeAll(async () => {
+    svc = await startService({ controllers: [Hub] });
+  });
+  afterAll(() => svc.close());
+
+  it('app.close() of the client app runs the disconnected hook of its connection', async () => {
+    log.length = 0;
+    const agent = await startClientApp({ controllers: [Agent] }, { url: svc.url });
+    await until(() => log.length === 1, WAIT_MS, 'connected hook');
+    await agent.close(); // Nest closes the strategy (dispose) before ClientsModule closes the client (shutdown hook)
+    await until(() => svc.server.peers.size === 0, WAIT_MS, 'the server saw the client go');
+    await first(svc.client().send('ping', null)); // a round trip: the loop turned
+    expect(log).toEqual(['connected open', 'disconnected']);
+  });
+
+  it('the strategy closed and listened again on the same connection: its hooks come in pairs (closing the handlers ends the connection for them)', async () => {
+    log.length = 0;
+    const agent = await startClientApp({ controllers: [Agent] }, { url: svc.url });
+    try {
+      await until(() => log.length === 1, WAIT_MS, 'connected hook');
+      const strategy = agent.client.exposeHandlers();
+      await strategy.close();
+      await within(new Promise<void>((resolve, reject) => strategy.listen((e) => (e ? reject(e) : resolve()))));
+      await first(agent.client.send('ping', null));
+      expect(log).toEqual(['connected open', 'disconnected', 'connected open']);
+    } finally {
+      await agent.close();
+    }
+  });
+
+  it('client.close() then the strategy listens again: no connected hook for the closed connection, one for the new one', async () => {
+    log.length = 0;
+    const agent = await startClientApp({ controllers: [Agent] }, { url: svc.url });
+    try {
+      await until(() => log.length === 1, WAIT_MS, 'connected hook');
+      await agent.client.close();
+      const strategy = agent.client.exposeHandlers();
+      await strategy.close();
+      await within(new Promise<void>((resolve, reject) => strategy.listen((e) => (e ? reject(e) : resolve())))); // reconnects
+      await first(agent.client.send('ping', null));
+      expect(log.filter((l) => l.startsWith('connected'))).toEqual(['connected open', 'connected open']); // one per connection, none for a dead one
+    } finally {
+      await agent.close();
+    }
+  });
+});
+
+describe('a connected hook that fails', () => {
+  @Controller()
+  class Hub {
+    @WsEventPattern(WS_PEER_CONNECTED)
+    connected(): void {
+      throw new Error('hook blew up');
+    }
+
+    @MessagePattern('ping')
+    ping(): string {
+      return 'pong';
+    }
+  }
+
+  it("is reported through server.on('error') (what the exception filters made of it), and the peer's calls go on", async () => {
+    const svc = await startService({ controllers: [Hub] });
+    const errors: Error[] = [];
+    svc.server.on('error', (e) => errors.push(e));
+    try {
+      const c = svc.client();
+      expect(await first(c.send('ping', null))).toBe('pong'); // released after the hook failed
+      // Nest's exception filters ran for the hook (the default one logged 'hook blew up' and
+      // answered "Internal server error"): what they made of it reaches 'error'.
+      expect(errors.map((e) => e.message)).toEqual(['the wsmp:peer-connected hook failed: {"status":"error","message":"Internal server error"}']);
+    } finally {
+      await svc.close();
     }
   });
 });
