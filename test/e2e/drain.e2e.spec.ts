@@ -1,11 +1,16 @@
-import { Controller } from '@nestjs/common';
+import { jest } from '@jest/globals';
+import { Controller, Module } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
 import { MessagePattern, Payload } from '@nestjs/microservices';
-import { finalize, interval, type Observable } from 'rxjs';
-import { WsSignal } from '../../src/index.js';
-import { errorOf, first, startService, until, WAIT_MS, within } from '../support/helpers.js';
+import { randomBytes } from 'node:crypto';
+import type { Server as HttpServer } from 'node:http';
+import { connect as netConnect, type Socket } from 'node:net';
+import { finalize, interval, NEVER, type Observable } from 'rxjs';
+import { WsMsgpackServer, WsSignal } from '../../src/index.js';
+import { errorOf, first, startClientApp, startService, until, WAIT_MS, within } from '../support/helpers.js';
 import { RawPeer } from '../support/raw-peer.js';
 import WebSocket from 'ws';
-import { codeOf, gate, newTag, Probes } from '../support/streams.js';
+import { codeOf, gate, holds, newTag, Probes, type Gate } from '../support/streams.js';
 
 /** Opens plain sockets to `url` until one is refused (the server has begun to close); resolves with the refusal. */
 async function refusedOnceClosing(url: string): Promise<string> {
@@ -18,6 +23,37 @@ async function refusedOnceClosing(url: string): Promise<string> {
     if (outcome !== undefined) return outcome;
   }
   throw new Error('new connections were still accepted');
+}
+
+/** Sends a WebSocket upgrade request by hand; resolves with the raw answer once the server closes the socket. */
+function rawUpgrade(port: number, path = '/'): { socket: Socket; answer: Promise<string> } {
+  const socket = netConnect(port, '127.0.0.1');
+  socket.on('error', () => {});
+  let text = '';
+  socket.setEncoding('utf8');
+  socket.on('data', (d: string) => (text += d));
+  socket.once('connect', () =>
+    socket.write(
+      `GET ${path} HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n` +
+        `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\nSec-WebSocket-Protocol: wsmp.v1\r\n\r\n`,
+    ),
+  );
+  const answer = new Promise<string>((resolve) => socket.once('close', () => resolve(text)));
+  return { socket, answer };
+}
+
+/** An authenticate() that waits for the test: each call parks on a gate, which opens with an identity. */
+function parkedAuthenticate(): { authenticate: () => Promise<unknown>; calls: Gate[] } {
+  const calls: Gate[] = [];
+  return {
+    calls,
+    authenticate: async () => {
+      const g = gate();
+      calls.push(g);
+      await g.promise;
+      return { name: 'late' };
+    },
+  };
 }
 
 const probes = new Probes();
@@ -142,6 +178,195 @@ describe('graceful shutdown: close() drains', () => {
     } finally {
       await client.close();
       await b.close();
+    }
+  });
+});
+
+describe('close() answers the upgrades still in authenticate() at once (503), not at handshakeTimeout', () => {
+  it.each([
+    ['handshakeTimeout 60 s', 60_000],
+    ['handshakeTimeout 0 (none)', 0],
+  ])('standalone, %s: close() resolves, the upgrade gets 503, the late identity is ignored', async (_title, handshakeTimeout) => {
+    const auth = parkedAuthenticate();
+    const errors: Error[] = [];
+    const svc = await startService({ controllers: [DrainController] }, { authenticate: auth.authenticate, handshakeTimeout });
+    svc.server.on('error', (e) => errors.push(e));
+    const { socket, answer } = rawUpgrade(svc.server.address()!.port);
+    try {
+      await until(() => auth.calls.length === 1, WAIT_MS, 'authenticate running');
+      await within(svc.server.close(), WAIT_MS, 'server.close() with an upgrade in authenticate');
+      expect(await within(answer, WAIT_MS, 'the upgrade answered')).toMatch(/^HTTP\/1\.1 503 Service Unavailable\r\n[\s\S]*\r\n\r\nthe server is shutting down$/);
+      auth.calls[0]!.open(); // authenticate answers after all: nothing happens
+      await holds(() => svc.server.connectionCount === 0 && errors.length === 0, 'no connection, nothing reported', 10);
+    } finally {
+      auth.calls.forEach((g) => g.open());
+      socket.destroy();
+      await svc.close();
+    }
+  });
+
+  it('with httpServer: app.close() (which closes the HTTP server first) resolves; the upgrade gets 503', async () => {
+    const auth = parkedAuthenticate();
+    @Module({ controllers: [DrainController] })
+    class HttpAppModule {}
+    const app = await NestFactory.create(HttpAppModule, { logger: false });
+    const server = new WsMsgpackServer({ httpServer: app.getHttpServer() as HttpServer, path: '/rpc', authenticate: auth.authenticate, handshakeTimeout: 60_000 });
+    app.connectMicroservice({ strategy: server });
+    await within(app.startAllMicroservices());
+    await within(app.listen(0, '127.0.0.1'));
+    const { port } = (app.getHttpServer() as HttpServer).address() as { port: number };
+    const { socket, answer } = rawUpgrade(port, '/rpc');
+    try {
+      await until(() => auth.calls.length === 1, WAIT_MS, 'authenticate running');
+      await within(app.close(), WAIT_MS, 'app.close() with an upgrade in authenticate');
+      expect(await within(answer, WAIT_MS, 'the upgrade answered')).toMatch(/^HTTP\/1\.1 503 Service Unavailable\r\n[\s\S]*the server is shutting down$/);
+      auth.calls[0]!.open();
+      await holds(() => server.connectionCount === 0, 'no connection', 10);
+    } finally {
+      auth.calls.forEach((g) => g.open());
+      socket.destroy();
+    }
+  });
+});
+
+describe("the drain waits for the server's own calls to its clients too (PROTOCOL.md 15.1: both ways)", () => {
+  const agentGate = gate();
+  let agentStarted = 0;
+  @Controller()
+  class AgentCtl {
+    @MessagePattern('client.slow')
+    async slow(): Promise<string> {
+      agentStarted++;
+      await agentGate.promise;
+      return 'client done';
+    }
+  }
+
+  it('a peer.send() under way finishes during the drain; a new one fails with UNAVAILABLE at once; close() resolves after the answer', async () => {
+    const svc = await startService({ controllers: [DrainController] }, { drainTimeout: 60_000 });
+    const agent = await startClientApp({ controllers: [AgentCtl] }, { url: svc.url, reconnect: false });
+    agent.client.on('error', () => {});
+    const told = new Promise<void>((resolve) => agent.client.on('disconnect', (info) => info.reason === 'the server is going away' && resolve()));
+    try {
+      await until(() => svc.server.peers.size === 1, WAIT_MS, 'peer');
+      const peer = [...svc.server.peers][0]!;
+      const result = first(peer.send('client.slow', null)).catch((e: unknown) => e);
+      await until(() => agentStarted === 1, WAIT_MS, 'the client handler running');
+      let closed = false;
+      const closing = svc.app.close().then(() => (closed = true));
+      await within(told, WAIT_MS, 'GOING_AWAY reached the client');
+      // Calls the server starts during the drain fail at once: it starts no new calls (15.1, step 2).
+      const late = await errorOf(peer.send('client.slow', null));
+      expect([codeOf(late), (late as Error).message]).toEqual(['UNAVAILABLE', expect.stringContaining('going away')]);
+      expect(closed).toBe(false);
+      agentGate.open();
+      expect(await within(result, WAIT_MS, 'the answer')).toBe('client done');
+      await within(closing, WAIT_MS, 'close() after the last call settled, long before drainTimeout');
+      expect(agentStarted).toBe(1);
+    } finally {
+      agentGate.open();
+      await agent.close();
+    }
+  });
+});
+
+describe('drainTimeout and closeTimeout: Infinity means no limit (not ~1 ms)', () => {
+  it('drainTimeout: Infinity: a call under way is not cancelled; close() resolves once it has finished', async () => {
+    const work = gate();
+    let started = 0;
+    let aborted = false;
+    @Controller()
+    class Slow {
+      @MessagePattern('slow')
+      async slow(@WsSignal() signal: AbortSignal): Promise<string> {
+        started++;
+        signal.addEventListener('abort', () => (aborted = true));
+        await work.promise;
+        return 'done';
+      }
+    }
+    const svc = await startService({ controllers: [Slow] }, { drainTimeout: Infinity });
+    const client = svc.client({ reconnect: false });
+    client.on('error', () => {});
+    const told = new Promise<void>((resolve) => client.on('disconnect', (info) => info.reason === 'the server is going away' && resolve()));
+    try {
+      const answer = first(client.send('slow', null)).catch((e: unknown) => e);
+      await until(() => started === 1, WAIT_MS, 'handler running');
+      let closed = false;
+      const closing = svc.server.close().then(() => (closed = true));
+      await within(told, WAIT_MS, 'GOING_AWAY reached the client');
+      await holds(() => !aborted && !closed, 'the call keeps running, close() keeps waiting');
+      work.open();
+      expect(await within(answer, WAIT_MS, 'the answer')).toBe('done');
+      await within(closing, WAIT_MS, 'close() after the call');
+    } finally {
+      work.open();
+      await client.close();
+      await svc.close();
+    }
+  });
+
+  it('drainTimeout: Infinity: a client that leaves during the drain ends it (close() does not wait forever)', async () => {
+    let started = 0;
+    @Controller()
+    class Forever {
+      @MessagePattern('forever')
+      forever(): Observable<never> {
+        started++;
+        return NEVER; // ends only when the call does
+      }
+    }
+    const svc = await startService({ controllers: [Forever] }, { drainTimeout: Infinity });
+    const client = svc.client({ reconnect: false });
+    client.on('error', () => {});
+    const told = new Promise<void>((resolve) => client.on('disconnect', (info) => info.reason === 'the server is going away' && resolve()));
+    try {
+      const call = errorOf(client.send('forever', null)).catch((e: unknown) => e);
+      await until(() => started === 1, WAIT_MS, 'handler running');
+      const closing = svc.server.close();
+      await within(told, WAIT_MS, 'GOING_AWAY reached the client');
+      await client.close();
+      expect(codeOf(await call)).toBe('UNAVAILABLE');
+      await within(closing, WAIT_MS, 'close() once the only client left');
+    } finally {
+      await client.close();
+      await svc.close();
+    }
+  });
+
+  // Fake clocks once the connection is open (the sockets stay real): 5 s of the server's time pass
+  // at once, past the default closeTimeout (2 s), so a silent fallback to it would cut the peer.
+  it.each([
+    ['Infinity: close() does not cut a peer that has not finished the closing handshake, past the 2 s default', Infinity, false],
+    ['the default (2 s): the same peer is cut and close() ends (the check sees the cut Infinity must not make)', undefined, true],
+  ])('closeTimeout %s', async (_what, closeTimeout, cut) => {
+    const svc = await startService({ controllers: [DrainController] }, closeTimeout === undefined ? {} : { closeTimeout });
+    const { socket, answer } = rawUpgrade(svc.server.address()!.port);
+    const upgraded = new Promise<void>((resolve) => socket.on('data', (d: string) => d.startsWith('HTTP/1.1 101') && resolve()));
+    try {
+      await within(upgraded, WAIT_MS, 'upgraded');
+      await until(() => svc.server.connectionCount === 1, WAIT_MS, 'connection open');
+      let socketClosed = false;
+      socket.once('close', () => (socketClosed = true));
+      let closed = false;
+      jest.useFakeTimers({ doNotFake: ['nextTick', 'setImmediate', 'queueMicrotask', 'hrtime', 'performance', 'Date'] });
+      const closing = svc.server.close().then(() => (closed = true));
+      // The raw socket never answers the server's close frame. 5 s in 100 ms steps, each followed by
+      // turns of the event loop (close() awaits its drain before arming its timer).
+      for (let i = 0; i < 50; i++) {
+        jest.advanceTimersByTime(100);
+        for (let j = 0; j < 5; j++) await new Promise((r) => setImmediate(r));
+      }
+      jest.useRealTimers();
+      if (cut) await within(closing, WAIT_MS, 'close() after closeTimeout');
+      expect({ socketClosed: cut ? await within(answer, WAIT_MS, 'socket cut').then(() => socketClosed) : socketClosed, closed }).toEqual({ socketClosed: cut, closed: cut });
+      socket.destroy();
+      await within(answer, WAIT_MS, 'socket closed');
+      await within(closing, WAIT_MS, 'close() once the peer is gone');
+    } finally {
+      jest.useRealTimers();
+      socket.destroy();
+      await svc.close();
     }
   });
 });

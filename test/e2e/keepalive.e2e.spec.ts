@@ -4,10 +4,12 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { Controller } from '@nestjs/common';
 import { MessagePattern } from '@nestjs/microservices';
+import { NEVER, type Observable, timer } from 'rxjs';
+import { startCallKeepAlive } from '../../src/connection/keepalive.js';
 import { WsMsgpackClient, WsMsgpackServer, WS_PEER_CONNECTED, WsEventPattern, WsPeer, type WsMsgpackPeer } from '../../src/index.js';
 import { errorOf, startService, until, WAIT_MS, within, type TestService } from '../support/helpers.js';
 import { RawPeer } from '../support/raw-peer.js';
-import { codeOf } from '../support/streams.js';
+import { codeOf, holds } from '../support/streams.js';
 
 /**
  * Keep-alive against a peer whose process is frozen with SIGSTOP: the TCP connection stays open
@@ -129,3 +131,61 @@ describe('keepAliveInterval: Infinity is off, not a fallback to the default (30 
     }
   });
 });
+
+describe('keepAliveTimeout: Infinity means no limit (not ~1 ms)', () => {
+  it('pings keep going every interval; a peer that never answers them is not cut', async () => {
+    const server = new WsMsgpackServer({ port: 0, keepAliveInterval: 20, keepAliveTimeout: Infinity });
+    server.on('error', () => {});
+    await new Promise<void>((r) => server.listen(() => r()));
+    const raw = await RawPeer.open(`ws://127.0.0.1:${server.address()!.port}`, ['wsmp.v1'], { autoPong: false });
+    try {
+      let pings = 0;
+      await within(
+        new Promise<void>((resolve, reject) => {
+          raw.ws.on('ping', () => ++pings === 3 && resolve());
+          raw.ws.once('close', () => reject(new Error(`cut after ${pings} ping(s)`)));
+        }),
+        WAIT_MS,
+        'three unanswered pings',
+      );
+      expect(raw.closed).toBeUndefined();
+    } finally {
+      raw.close();
+      await within(server.close());
+    }
+  });
+
+  it('keep-alive calls (sockets that cannot ping) never cut the connection; an interval of Infinity makes none', async () => {
+    let pings = 0;
+    let cut: string | undefined;
+    const stop = startCallKeepAlive(
+      () => {
+        pings++;
+        return pings === 1 ? answerAfter(30) : answerAfter(1); // the first answer is slow, the others quick
+      },
+      (reason) => (cut = reason),
+      5,
+      Infinity,
+    );
+    try {
+      await until(() => pings >= 3 || cut !== undefined, WAIT_MS, 'three keep-alive calls');
+      expect(cut).toBeUndefined();
+    } finally {
+      stop();
+    }
+    let calls = 0;
+    const off = startCallKeepAlive(
+      () => (calls++, NEVER),
+      () => {},
+      Infinity,
+      100,
+    );
+    await holds(() => calls === 0, 'no keep-alive call');
+    off();
+  });
+});
+
+/** An answer to a keep-alive call after `ms` (the peer's latency in this scenario, not a test wait). */
+function answerAfter(ms: number): Observable<unknown> {
+  return timer(ms);
+}

@@ -2,6 +2,7 @@ import { decode, encode } from '@msgpack/msgpack';
 import { Controller, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { MessagePattern, Payload } from '@nestjs/microservices';
+import type { Server as HttpServer } from 'node:http';
 import { firstValueFrom, take, toArray } from 'rxjs';
 import WebSocket, { WebSocketServer } from 'ws';
 import { WsMsgpackClient, WsMsgpackError, WsMsgpackServer, WsMsgpackStatus } from '../../src/index.js';
@@ -107,6 +108,40 @@ describe('WsMsgpackServer lifecycle', () => {
     } finally {
       await svc.close();
     }
+  });
+});
+
+describe('WsMsgpackServer: close() while listen() is still binding', () => {
+  it('host "localhost" (a DNS lookup first): nothing is left listening, the status ends disconnected, listen() ends', async () => {
+    const server = new WsMsgpackServer({ port: 0, host: 'localhost' });
+    const statuses: string[] = [];
+    server.status.subscribe((s) => statuses.push(s));
+    const listened = new Promise<unknown[]>((resolve) => server.listen((...args) => resolve(args)));
+    const http = (server as unknown as { ownHttpServer: HttpServer }).ownHttpServer;
+    // The bind either happens (then the server must close it) or is called off (then 'close' fires).
+    const bindSettled = new Promise((resolve) => {
+      http.once('listening', resolve);
+      http.once('close', resolve);
+    });
+    expect(http.listening).toBe(false); // still looking 'localhost' up
+    await within(server.close(), WAIT_MS, 'close()');
+    await within(bindSettled, WAIT_MS, 'the bind attempt settled');
+    await within(listened, WAIT_MS, 'the listen() callback'); // Nest's app.listen() must not hang
+    await holds(() => !http.listening, 'the HTTP server stays closed', 10);
+    expect(http.listening).toBe(false);
+    expect(server.address()).toBeNull();
+    expect(statuses).not.toContain(WsMsgpackStatus.CONNECTED);
+    expect(statuses.at(-1)).toBe(WsMsgpackStatus.DISCONNECTED);
+  });
+
+  it('the server can listen again after such a close()', async () => {
+    const server = new WsMsgpackServer({ port: 0, host: 'localhost' });
+    server.listen(() => {});
+    await within(server.close(), WAIT_MS, 'close()');
+    await within(new Promise<void>((resolve, reject) => server.listen((e) => (e ? reject(e) : resolve()))), WAIT_MS, 'listen again');
+    expect(server.address()?.port).toBeGreaterThan(0);
+    await within(server.close(), WAIT_MS, 'close again');
+    expect(server.address()).toBeNull();
   });
 });
 
