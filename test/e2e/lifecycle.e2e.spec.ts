@@ -1,15 +1,15 @@
 import { decode, encode } from '@msgpack/msgpack';
 import { Controller, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
-import { MessagePattern, Payload } from '@nestjs/microservices';
+import { EventPattern, MessagePattern, Payload } from '@nestjs/microservices';
 import type { Server as HttpServer } from 'node:http';
-import { firstValueFrom, take, toArray } from 'rxjs';
+import { firstValueFrom, lastValueFrom, take, toArray } from 'rxjs';
 import WebSocket, { WebSocketServer } from 'ws';
 import { WsMsgpackClient, WsMsgpackError, WsMsgpackServer, WsMsgpackStatus } from '../../src/index.js';
 import { startHandshake } from '../../src/node/handshake.js';
 import { WS_SOCKET_SUPPORT } from '../../src/node/ws-socket.js';
 import { ClientCore } from '../../src/session/client-core.js';
-import { errorOf, first, startService, until, WAIT_MS, within } from '../support/helpers.js';
+import { errorOf, first, startService, until, WAIT_MS, within, type TestService } from '../support/helpers.js';
 import { RawPeer, RawServer } from '../support/raw-peer.js';
 import { codeOf, holds } from '../support/streams.js';
 
@@ -278,6 +278,59 @@ describe('WsMsgpackClient lifecycle', () => {
       expect(await first(c.send('ping', 2))).toBe(3);
     } finally {
       await svc.close();
+    }
+  });
+});
+
+describe('WsMsgpackClient: events keep their order across the connection opening', () => {
+  const events: unknown[] = [];
+  @Controller()
+  class LogController {
+    @EventPattern('log')
+    log(@Payload() v: unknown): void {
+      events.push(v);
+    }
+  }
+  let svc: TestService;
+  beforeAll(async () => {
+    svc = await startService({ controllers: [LogController] });
+  });
+  afterAll(() => svc.close());
+  beforeEach(() => {
+    events.length = 0;
+  });
+  const sent = (o: ReturnType<WsMsgpackClient['emit']>): Promise<unknown> => within(lastValueFrom(o, { defaultValue: undefined }));
+
+  it('an event emitted right after connect() resolves goes out after the events that waited for the connection', async () => {
+    const client = svc.client();
+    try {
+      const ready = client.connect();
+      const a = sent(client.emit('log', 1));
+      const b = sent(client.emit('log', 2));
+      await ready;
+      const c = sent(client.emit('log', 3));
+      await Promise.all([a, b, c]);
+      await until(() => events.length === 3);
+      expect(events).toEqual([1, 2, 3]);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it("an event emitted in a 'connect' listener goes out after the waiting ones", async () => {
+    const client = svc.client();
+    try {
+      let fromListener: Promise<unknown> | undefined;
+      client.on('connect', () => {
+        fromListener ??= sent(client.emit('log', 'from listener'));
+      });
+      await sent(client.emit('log', 'queued'));
+      await until(() => fromListener !== undefined);
+      await fromListener;
+      await until(() => events.length === 2);
+      expect(events).toEqual(['queued', 'from listener']);
+    } finally {
+      await client.close();
     }
   });
 });

@@ -1,4 +1,4 @@
-import { createServer } from 'node:http';
+import { createServer, STATUS_CODES } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Controller } from '@nestjs/common';
 import { EventPattern, MessagePattern, Payload } from '@nestjs/microservices';
@@ -160,6 +160,31 @@ describe('reconnect (on by default)', () => {
     }
   });
 
+  it("a headers function that throws is reported on 'error' (not only when a call gives up), and the attempt is retried", async () => {
+    const svc = await startService({ controllers: [EchoController] });
+    let calls = 0;
+    const client = new WsMsgpackClient({
+      url: svc.url,
+      reconnect: { initialDelay: 5, maxDelay: 10 },
+      waitForReady: true, // connect() waits through the failed attempts
+      headers: () => {
+        calls++;
+        if (calls < 3) throw new Error('token store down');
+        return { authorization: 'Bearer ok' };
+      },
+    });
+    const errors: Error[] = [];
+    client.on('error', (e) => errors.push(e));
+    try {
+      await within(client.connect());
+      expect(calls).toBe(3);
+      expect(errors.map((e) => e.message)).toEqual(['the headers function threw: token store down', 'the headers function threw: token store down']);
+    } finally {
+      await client.close();
+      await svc.close();
+    }
+  });
+
   it('maxAttempts: after that many failed attempts the client gives up (disconnected); the call waiting for ready fails naming the failure', async () => {
     const port = await freePort(); // nobody listens
     const { client, statuses } = watched({ url: `ws://127.0.0.1:${port}`, reconnect: { ...fast, maxAttempts: 3 }, waitForReady: true });
@@ -199,13 +224,13 @@ describe('reconnect (on by default)', () => {
   });
 });
 
-/** An HTTP server on 127.0.0.1 port 0 that answers every WebSocket upgrade 503 (a refusal worth retrying), counting them. */
-async function refusing(): Promise<{ url: string; attempts(): number; close(): Promise<void> }> {
+/** An HTTP server on 127.0.0.1 port 0 that refuses every WebSocket upgrade with `status` (503: a refusal worth retrying), counting them. */
+async function refusing(status = 503): Promise<{ url: string; attempts(): number; close(): Promise<void> }> {
   let attempts = 0;
-  const server = createServer((_req, res) => res.writeHead(503).end());
+  const server = createServer((_req, res) => res.writeHead(status).end());
   server.on('upgrade', (_req, socket) => {
     attempts++;
-    socket.end('HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
+    socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Refused'}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
@@ -253,6 +278,63 @@ describe('reconnect backoff against a server refusing with 503 (the schedule its
     } finally {
       await client.close();
       await server.close();
+    }
+  });
+});
+
+describe('giving up: failed attempts are counted, refusals per replica', () => {
+  it('a connection the server drops at once counts as a failed attempt: maxAttempts ends a crash loop, and giving up is reported', async () => {
+    const server = await RawServer.start({ onConnection: (ws) => ws.close(1011, 'crash loop') });
+    const client = new WsMsgpackClient({ url: server.url, reconnect: { initialDelay: 1, maxDelay: 5, maxAttempts: 3 } });
+    const errors: Error[] = [];
+    client.on('error', (e) => errors.push(e));
+    const statuses: string[] = [];
+    client.status.subscribe((s) => statuses.push(s));
+    try {
+      await within(client.connect());
+      await until(() => statuses.includes(WsMsgpackStatus.DISCONNECTED), WAIT_MS, 'gave up');
+      expect(server.connections).toBe(3);
+      // Nobody was waiting: giving up is reported, not only a status.
+      expect(errors.map((e) => e.message)).toEqual([expect.stringContaining('stopped reconnecting: connection closed (code 1011')]);
+    } finally {
+      await client.close();
+      await server.close();
+    }
+  });
+
+  it('one replica refusing with 404 does not stop the list: the next one is tried and connects', async () => {
+    const refused = await refusing(404);
+    const svc = await startService({ controllers: [EchoController] });
+    const client = new WsMsgpackClient({ url: [refused.url, svc.url], reconnect: { initialDelay: 1, maxDelay: 5 } });
+    client.on('error', () => {});
+    try {
+      await within(client.connect());
+      expect(refused.attempts()).toBe(1);
+    } finally {
+      await client.close();
+      await refused.close();
+      await svc.close();
+    }
+  });
+
+  it('every replica refusing with 4xx gives up, once per replica (not forever)', async () => {
+    const a = await refusing(403);
+    const b = await refusing(401);
+    const client = new WsMsgpackClient({ url: [a.url, b.url], reconnect: { initialDelay: 1, maxDelay: 5 } });
+    client.on('error', () => {});
+    try {
+      const err = await within(
+        client.connect().then(
+          () => undefined,
+          (e: unknown) => e as Error,
+        ),
+      );
+      expect(err?.message).toMatch(/HTTP 40[13]/);
+      expect(a.attempts() + b.attempts()).toBe(2);
+    } finally {
+      await client.close();
+      await a.close();
+      await b.close();
     }
   });
 });

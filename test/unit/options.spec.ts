@@ -84,6 +84,24 @@ describe('client options checked at construction', () => {
     expect(() => new WsMsgpackClient({ url: ['ws://127.0.0.1:1', 'ftp://x'] })).toThrow(/"ftp:\/\/x" is not a ws:\/\/ or wss:\/\/ URL/);
   });
 
+  it.each([
+    [{ connectTimeout: Infinity }, /^nestjs-ws-msgpack: option connectTimeout must be a finite number of milliseconds > 0, got Infinity$/],
+    [{ connectTimeout: 0 }, /option connectTimeout/],
+    [{ readyTimeout: -1 }, /option readyTimeout must be a number of milliseconds >= 0/],
+    [{ timeout: Number.NaN }, /option timeout/],
+    [{ maxPendingEvents: 1.5 }, /option maxPendingEvents must be a whole number >= 0 or Infinity/],
+    [{ reconnect: { factor: 0.5 } }, /option reconnect\.factor must be a finite number >= 1/],
+    [{ reconnect: { maxAttempts: 0 } }, /option reconnect\.maxAttempts/],
+    [{ reconnect: { maxDelay: Infinity } }, /option reconnect\.maxDelay/],
+    [{ reconnect: 'yes' }, /option reconnect must be true, false or an object, got "yes"/],
+  ])('new WsMsgpackClient(%j) is refused, naming the option', (bad, message) => {
+    expect(() => new WsMsgpackClient({ url: 'ws://127.0.0.1:1', ...(bad as object) })).toThrow(message);
+  });
+
+  it('Infinity is accepted where it means "no limit" (readyTimeout, maxPendingEvents, reconnect.maxAttempts)', () => {
+    expect(() => new WsMsgpackClient({ url: 'ws://127.0.0.1:1', readyTimeout: Infinity, maxPendingEvents: Infinity, reconnect: { maxAttempts: Infinity } })).not.toThrow();
+  });
+
   it('handle() with no pattern is a TypeError', () => {
     const c = new WsMsgpackWebClient({ url: 'ws://127.0.0.1:1', WebSocket: FakeWebSocket });
     expect(() => c.handle(undefined, () => 1)).toThrow(/the pattern must be a string, a number or an object/);
