@@ -59,9 +59,11 @@ export type EventHandler = (event: IncomingEvent) => void | PromiseLike<unknown>
 
 /**
  * Where a connection stands: open; going away (either side announced GOING_AWAY: no new calls
- * start, with `refusal` as their error, and the calls under way go on); closed, with how it ended.
+ * start, with `refusal` as their error, and the calls under way go on); closed, with how it ended
+ * (and whether either side had announced it was going away).
  */
-export type ConnectionPhase = { readonly name: 'open' } | { readonly name: 'going-away'; readonly refusal: WsMsgpackError } | { readonly name: 'closed'; readonly info: CloseInfo };
+export type ConnectionPhase =
+  { readonly name: 'open' } | { readonly name: 'going-away'; readonly refusal: WsMsgpackError } | { readonly name: 'closed'; readonly info: CloseInfo; readonly wentAway: boolean };
 
 export const OPEN: ConnectionPhase = { name: 'open' };
 

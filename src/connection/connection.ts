@@ -159,7 +159,7 @@ export class Connection {
    * connection (they fail with UNAVAILABLE); the calls under way go on until it closes.
    */
   get isGoingAway(): boolean {
-    return this.phase.name === 'going-away';
+    return this.phase.name === 'going-away' || (this.phase.name === 'closed' && this.phase.wentAway);
   }
 
   /**
@@ -395,7 +395,7 @@ export class Connection {
 
   private terminate(info: CloseInfo): void {
     if (this.phase.name === 'closed') return;
-    this.phase = { name: 'closed', info };
+    this.phase = { name: 'closed', info, wentAway: this.phase.name === 'going-away' };
     this.gate?.drop();
     this.gate = undefined;
     this.writer.stop();

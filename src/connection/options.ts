@@ -123,7 +123,12 @@ const NEST_OPTIONS_REFUSED: Record<string, string> = {
 
 /** The one message format of a refused option: `nestjs-ws-msgpack: option <name> must be <what>, got <value>`. */
 export function optionError(name: string, what: string, value: unknown): TypeError {
-  const shown = typeof value === 'string' ? JSON.stringify(value) : typeof value === 'object' && value !== null ? JSON.stringify(value) : String(value);
+  let shown: string;
+  try {
+    shown = typeof value === 'string' || (typeof value === 'object' && value !== null) ? (JSON.stringify(value) ?? String(value)) : String(value);
+  } catch {
+    shown = String(value); // a bigint inside, a cycle: the message still names the option
+  }
   return new TypeError(`nestjs-ws-msgpack: option ${name} must be ${what}, got ${shown}`);
 }
 

@@ -2,7 +2,6 @@
  * Patterns as a peer sends them: what can be looked up at all, and how a log line shows one. A
  * peer chooses them, so nothing here walks, encodes or keeps one whole before it is known small.
  */
-import { patternText } from '../protocol/patterns.js';
 
 /**
  * Longest pattern (as a string, or an object pattern's JSON) that can match a handler. Routes are
@@ -21,8 +20,12 @@ const MAX_PATTERN_VALUES = 256;
 export function patternAsString(pattern: unknown): string | undefined {
   if (typeof pattern === 'string') return pattern.length <= MAX_PATTERN_LENGTH ? pattern : undefined;
   if (!smallPattern(pattern)) return undefined; // before anything walks or encodes it whole
-  const s = patternText(pattern);
-  return s.length <= MAX_PATTERN_LENGTH ? s : undefined;
+  try {
+    const s = JSON.stringify(pattern); // no fallback text: a pattern without a JSON form is no route's
+    return s !== undefined && s.length <= MAX_PATTERN_LENGTH ? s : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /**

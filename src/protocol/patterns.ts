@@ -17,11 +17,15 @@ export function patternText(pattern: unknown): string {
   }
 }
 
-/** The route key of a pattern: {@link patternText} with object keys sorted. */
+/**
+ * The route key of a pattern: a string as is, anything else as its JSON with object keys sorted.
+ * Throws for a pattern that has no JSON form (a bigint in it, a cycle): no route can have it, and
+ * a fallback text would make distinct patterns one route.
+ */
 export function routeKey(pattern: unknown): string {
   if (typeof pattern === 'string') return pattern;
   if (typeof pattern === 'number') return String(pattern);
-  return patternText(sortKeys(pattern));
+  return JSON.stringify(sortKeys(pattern));
 }
 
 function sortKeys(value: unknown): unknown {

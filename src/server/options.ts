@@ -55,21 +55,26 @@ export const SERVER_DEFAULTS = Object.freeze({
 });
 
 /**
- * Checks every option of the server at construction (the connection limits, extensions, the
- * standalone server's, its own) and fills in the defaults: a bad value fails with
- * `nestjs-ws-msgpack: option <name> must be ...`, not at the first connection. The upgrade checks'
- * own options are checked by the UpgradeGate, as it is made in the same constructor.
+ * Checks the server's options at construction, in this order (the first bad one is reported):
+ * `path` with `httpServer`, the connection limits, extensions, the standalone server's options,
+ * `drainTimeout`, `closeTimeout`, then (`makeGate`) the upgrade checks' own options, then
+ * `maxServerInboundBytes`; fills in the defaults. A bad value fails here with `nestjs-ws-msgpack:
+ * option <name> ...`, not at the first connection.
  */
-export function resolveServerOptions(options: WsMsgpackServerOptions): { drainTimeout: number; closeTimeout: number; maxServerInboundBytes: number } {
-  if (options.httpServer && !options.path) throw optionError('path', 'set with httpServer (e.g. "/rpc"), so HTTP routes and other WebSocket gateways keep theirs', options.path);
+export function resolveServerOptions<G>(
+  options: WsMsgpackServerOptions,
+  makeGate: () => G,
+): { drainTimeout: number; closeTimeout: number; gate: G; maxServerInboundBytes: number } {
+  if (options.httpServer && !options.path) {
+    throw new TypeError('nestjs-ws-msgpack: option `path` is required with `httpServer` (e.g. "/rpc"), so HTTP routes and other WebSocket gateways keep theirs');
+  }
   resolveLimits(options);
   extensionCodecOf(options); // each connection's codec builds its own
   checkStandaloneOptions(options);
+  const drainTimeout = options.drainTimeout === undefined ? SERVER_DEFAULTS.drainTimeout : checkDuration('drainTimeout', options.drainTimeout);
+  const closeTimeout = options.closeTimeout === undefined ? SERVER_DEFAULTS.closeTimeout : checkDuration('closeTimeout', options.closeTimeout);
+  const gate = makeGate();
   const maxServerInboundBytes = options.maxServerInboundBytes ?? SERVER_DEFAULTS.maxServerInboundBytes;
   if (typeof maxServerInboundBytes !== 'number' || !(maxServerInboundBytes >= 0)) throw optionError('maxServerInboundBytes', 'a number >= 0', maxServerInboundBytes);
-  return {
-    drainTimeout: options.drainTimeout === undefined ? SERVER_DEFAULTS.drainTimeout : checkDuration('drainTimeout', options.drainTimeout),
-    closeTimeout: options.closeTimeout === undefined ? SERVER_DEFAULTS.closeTimeout : checkDuration('closeTimeout', options.closeTimeout),
-    maxServerInboundBytes,
-  };
+  return { drainTimeout, closeTimeout, gate, maxServerInboundBytes };
 }

@@ -78,10 +78,10 @@ export class WsMsgpackServer extends WsMsgpackDispatcher<WsMsgpackServerEvents, 
 
   constructor(private readonly options: WsMsgpackServerOptions = {}) {
     super();
-    const resolved = resolveServerOptions(options); // every option checked here, not at the first connection
+    const resolved = resolveServerOptions(options, () => new UpgradeGate(options, (err) => this.emitError(err))); // every option checked here
     this.drainTimeout = resolved.drainTimeout;
     this.closeTimeout = resolved.closeTimeout;
-    this.gate = new UpgradeGate(options, (err) => this.emitError(err));
+    this.gate = resolved.gate;
     this.inbound = new BufferBudget(resolved.maxServerInboundBytes || Infinity); // 0: no limit
     this.callLog = callLogOf(options.logCalls);
   }
@@ -97,6 +97,7 @@ export class WsMsgpackServer extends WsMsgpackDispatcher<WsMsgpackServerEvents, 
    * is left listening, and `callback` is called without an error once the close is done.
    */
   listen(callback: (error?: unknown, ...info: unknown[]) => void): void {
+    if (this.phase.name === 'closed') this.phase = { name: 'idle' }; // closing ends with a new listen(), even one that fails
     const path = this.options.path ? normalizePath(this.options.path) : null;
     let shared: HttpServer | undefined;
     try {

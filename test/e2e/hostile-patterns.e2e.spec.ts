@@ -34,7 +34,7 @@ class TargetController {
 
 const MB = 1024 * 1024;
 
-describe('attack on issue 16 (raw sockets)', () => {
+describe('peer-chosen patterns and relayed errors from hostile peers (raw sockets)', () => {
   let svc: TestService;
   const spyErrors = () => jest.spyOn(Logger.prototype, 'error').mockImplementation(() => {});
   let errors: ReturnType<typeof spyErrors>;

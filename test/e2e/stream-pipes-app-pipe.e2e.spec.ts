@@ -20,7 +20,7 @@ class RequestCopyPipe implements PipeTransform {
   }
 }
 
-describe('review16: global pipes registered through APP_PIPE', () => {
+describe('request streams behind global pipes registered through APP_PIPE', () => {
   let svc: TestService | undefined;
   afterEach(async () => {
     await svc?.close();

@@ -16,7 +16,7 @@ class SlowController {
   }
 }
 
-describe('review16: iterate() with a signal', () => {
+describe('iterate() with an AbortSignal', () => {
   let svc: TestService;
   beforeAll(async () => {
     svc = await startService({ controllers: [SlowController] });

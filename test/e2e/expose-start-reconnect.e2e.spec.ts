@@ -27,7 +27,7 @@ async function clientApp(options: WsMsgpackClientOptions): Promise<{ app: INestA
   return { app, client, statuses, errors };
 }
 
-describe('review16: lazy exposeHandlers start', () => {
+describe('exposeHandlers() lazy start: reconnect off or on, close while starting', () => {
   afterEach(() => jest.restoreAllMocks());
 
   it('reconnect: false, hub down at start: the log says the client stopped trying (an error), never that it reconnects in the background', async () => {

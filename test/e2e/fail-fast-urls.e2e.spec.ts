@@ -11,7 +11,7 @@ class MathController {
   }
 }
 
-describe('review16: fail-fast with several URLs', () => {
+describe('fail-fast with several URLs (replicas)', () => {
   let svc: TestService;
   beforeAll(async () => {
     svc = await startService({ controllers: [MathController] });

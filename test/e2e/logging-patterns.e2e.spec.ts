@@ -35,7 +35,7 @@ class Recorder implements LoggerService {
   }
 }
 
-describe('review16: logCalls', () => {
+describe('logCalls: peer-chosen patterns, deadlines', () => {
   it('a peer-chosen pattern is cut short in the call line (as in the unhandled-event line)', async () => {
     const rec = new Recorder();
     const server = new WsMsgpackServer({ port: 0, host: '127.0.0.1', logCalls: true });
