@@ -1,6 +1,7 @@
 import { DecodeError, Decoder, Encoder, ExtData } from '@msgpack/msgpack';
 import { depthMessage, extendEncoder, guardDecoder, wrapBinaryAsBuffer, type BufferCtor } from '../patches/msgpack.js';
-import { TOO_DEEP, type DecodedSizeEstimator } from './decoded-size.js';
+import { TOO_DEEP } from './decoded-size-costs.js';
+import type { DecodedSizeEstimator } from './decoded-size.js';
 import { extensionCodecOf, type ExtensionOptions } from './extensions.js';
 import { ProtocolViolation, WsMsgpackErrorCode } from './errors.js';
 import { FrameType, toWire, type Frame } from './frames.js';

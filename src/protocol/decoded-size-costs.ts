@@ -45,3 +45,6 @@ export const MAX_REMEMBERED_KEY = 64;
 export const KEY_TABLE_SIZE = 1024;
 /** Largest array index (2^32 - 2). */
 export const MAX_INDEX = 4294967294;
+
+/** What `DecodedSizeEstimator.estimate` returns for a value nested deeper than `maxDepth`. */
+export const TOO_DEEP = -1;

@@ -35,10 +35,10 @@ import {
   MAX_REMEMBERED_KEY,
   KEY_TABLE_SIZE,
   MAX_INDEX,
+  TOO_DEEP,
 } from './decoded-size-costs.js';
 
-/** What {@link DecodedSizeEstimator.estimate} returns for a value nested deeper than `maxDepth`. */
-export const TOO_DEEP = -1;
+export { TOO_DEEP } from './decoded-size-costs.js';
 
 /** Flags of an open container on the scan stack. */
 const IS_MAP = 1;
