@@ -15,7 +15,7 @@ import { unpackCall } from '../peer/record.js';
 import { patternAsString, shown } from '../nest/patterns.js';
 import { toRpcErrorPayload } from '../nest/stream-errors.js';
 import { activeTracing } from '../tracing/tracing.js';
-import { abortableIterator } from './abortable.js';
+import { abortableIterator } from '../session/abortable.js';
 import { WsMsgpackClientHandlers, type ServerLink, type WsMsgpackExposeOptions } from './client-handlers.js';
 import { startHandshake, type Handshake } from '../node/handshake.js';
 import type { WsMsgpackClientOptions, WsMsgpackIterateOptions } from './options.js';

@@ -5,9 +5,9 @@ import { ReportingListeners } from '../connection/listeners.js';
 import type { WsMsgpackCallOptions } from '../connection/options.js';
 import type { WsMsgpackStatus } from '../session/status.js';
 import { bearerProtocol, SUBPROTOCOL_V1 } from '../protocol/constants.js';
-import { WsMsgpackError, cancelled } from '../protocol/errors.js';
 import { openWebSocket, type WebSocketConstructor } from './dial.js';
 import { WebHandlers, type WsMsgpackWebHandler } from './handlers.js';
+import { abortableIterator, abortedError } from '../session/abortable.js';
 
 /** A bearer token, or a function that gives it (called before every connection attempt). */
 export type WsMsgpackToken = string | (() => string | undefined | Promise<string | undefined>);
@@ -147,11 +147,11 @@ export class WsMsgpackWebClient {
     if (!signal) return call;
     return new Observable<TResult>((subscriber) => {
       if (signal.aborted) {
-        subscriber.error(aborted(signal));
+        subscriber.error(abortedError(signal));
         return;
       }
       // Erroring the subscriber runs the teardown below, which cancels the call.
-      const onAbort = (): void => subscriber.error(aborted(signal));
+      const onAbort = (): void => subscriber.error(abortedError(signal));
       signal.addEventListener('abort', onAbort, { once: true });
       const inner: Subscription = call.subscribe(subscriber);
       return () => {
@@ -184,48 +184,7 @@ export class WsMsgpackWebClient {
   iterate<TResult = unknown, TInput = unknown>(pattern: unknown, data: TInput, options: WsMsgpackWebCallOptions = {}): AsyncIterableIterator<TResult> {
     const { signal, ...callOptions } = options;
     const it = this.core.iterate<TResult>(pattern, data, this.withDefaults(callOptions));
-    if (!signal) return it;
-    // The abort listener lives from the first next() until the iteration ends, however it ends.
-    let listening = false;
-    let finished = false;
-    const onAbort = (): void => void it.return?.();
-    const finish = (): void => {
-      finished = true;
-      if (listening) signal.removeEventListener('abort', onAbort);
-      listening = false;
-    };
-    const wrapped: AsyncIterableIterator<TResult> = {
-      next: async () => {
-        if (finished) return { value: undefined, done: true };
-        if (signal.aborted) {
-          finish();
-          await it.return?.();
-          throw aborted(signal);
-        }
-        if (!listening) {
-          listening = true;
-          signal.addEventListener('abort', onAbort, { once: true });
-        }
-        let r: IteratorResult<TResult>;
-        try {
-          r = await it.next();
-        } catch (e) {
-          finish();
-          throw e;
-        }
-        if (r.done) {
-          finish();
-          if (signal.aborted) throw aborted(signal);
-        }
-        return r;
-      },
-      return: async () => {
-        finish();
-        return (await it.return?.()) ?? { value: undefined, done: true };
-      },
-      [Symbol.asyncIterator]: () => wrapped,
-    };
-    return wrapped;
+    return signal ? abortableIterator(it, signal) : it;
   }
 
   /** Emits an event; resolves once it was handed to the socket (waiting for the connection if needed). */
@@ -252,10 +211,4 @@ export class WsMsgpackWebClient {
     const protocols = token === undefined || token === '' ? [SUBPROTOCOL_V1] : [SUBPROTOCOL_V1, bearerProtocol(token)];
     return openWebSocket(Ctor, url, protocols, adopt);
   }
-}
-
-/** The error of a call aborted by its signal. */
-function aborted(signal: AbortSignal): WsMsgpackError {
-  const reason: unknown = signal.reason;
-  return cancelled(`the call was aborted${reason instanceof Error ? `: ${reason.message}` : ''}`);
 }
