@@ -10,7 +10,7 @@ import { MessagePattern, Payload } from '@nestjs/microservices';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { NEVER } from 'rxjs';
-import { WsMsgpackClient, WsMsgpackServer, type WsMsgpackServerOptions } from '../../src/index.js';
+import { WsMsgpackClient, WsMsgpackRecordBuilder, WsMsgpackServer, type WsMsgpackServerOptions } from '../../src/index.js';
 import { errorOf, first, until, within } from '../support/helpers.js';
 
 @Controller()
@@ -148,6 +148,35 @@ describe('logCalls', () => {
     } finally {
       await c2.close();
       await second.app.close();
+    }
+  });
+
+  it('a peer-chosen pattern is cut short in the call line (as in the unhandled-event line)', async () => {
+    const rec = new Recorder();
+    const { app, url } = await boot({ logCalls: true }, rec);
+    const client = new WsMsgpackClient({ url });
+    try {
+      await errorOf(client.send('x'.repeat(200_000), 1));
+      await until(() => rec.lines.some((l) => l.message.startsWith('call ')), 5000, 'call line');
+      const line = rec.lines.find((l) => l.message.startsWith('call '))!;
+      expect(line.message.length).toBeLessThan(1000);
+    } finally {
+      await client.close();
+      await app.close();
+    }
+  });
+
+  it('a call ended by its deadline is logged DEADLINE_EXCEEDED', async () => {
+    const rec = new Recorder();
+    const { app, url } = await boot({ logCalls: true }, rec);
+    const client = new WsMsgpackClient({ url });
+    try {
+      await errorOf(client.send('hangs', new WsMsgpackRecordBuilder(1).setTimeout(50).build()));
+      await until(() => rec.lines.some((l) => l.message.startsWith('call ')), 5000, 'call line');
+      expect(rec.lines.find((l) => l.message.startsWith('call '))!.message).toMatch(/: DEADLINE_EXCEEDED in/);
+    } finally {
+      await client.close();
+      await app.close();
     }
   });
 
