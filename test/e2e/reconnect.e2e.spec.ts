@@ -230,6 +230,9 @@ async function refusing(status = 503): Promise<{ url: string; attempts(): number
   const server = createServer((_req, res) => res.writeHead(status).end());
   server.on('upgrade', (_req, socket) => {
     attempts++;
+    // Node leaves an upgraded socket's errors to its listener: a client that gives up on the
+    // attempt (connectTimeout, close()) may reset it while the refusal is written.
+    socket.on('error', () => {});
     socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Refused'}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
