@@ -2,10 +2,11 @@ import { Observable } from 'rxjs';
 import { FrameCodec } from '../protocol/codec.js';
 import { CloseCode, PING_PATTERN } from '../protocol/constants.js';
 import { ProtocolViolation, WsMsgpackError, WsMsgpackErrorCode, goingAway, unavailable } from '../protocol/errors.js';
-import { assertNever, FrameType, type Frame, type WsMsgpackCallHeaders, type RequestFrame } from '../protocol/frames.js';
+import { FrameType, type Frame, type WsMsgpackCallHeaders, type RequestFrame } from '../protocol/frames.js';
 import { callIterator } from './call-iterator.js';
 import { BufferBudget } from './frame-queue.js';
-import { closedError, sendOverflowError, violationReport } from './errors.js';
+import { closedError, sendOverflowError } from './errors.js';
+import { asViolation, FrameRouter } from './frame-router.js';
 import { asError, FrameWriter } from './frame-writer.js';
 import { IncomingCalls, type RequestHandler } from './incoming.js';
 import { startCallKeepAlive } from './keepalive.js';
@@ -14,17 +15,7 @@ import { resolveLimits, type ResolvedLimits, type WsMsgpackCallOptions } from '.
 import { OutgoingCalls } from './outgoing.js';
 import type { ReportSink } from './guards.js';
 import type { FrameGate, GateHost } from './peer-work-hold.js';
-import {
-  EMPTY_HEADERS,
-  isPing,
-  isPromiseLike,
-  OPEN,
-  type CloseInfo,
-  type ConnectionEvents,
-  type ConnectionOptions,
-  type ConnectionPhase,
-  type EventHandler,
-} from './connection-types.js';
+import { isPing, OPEN, type CloseInfo, type ConnectionEvents, type ConnectionOptions, type ConnectionPhase, type EventHandler } from './connection-types.js';
 import { bindSocket, type SocketSupport, type WebSocketLike } from './socket.js';
 
 export type { CloseInfo, ConnectionOptions, IncomingEvent } from './connection-types.js';
@@ -34,9 +25,9 @@ export type { CloseInfo, ConnectionOptions, IncomingEvent } from './connection-t
  * start calls (its own id space: odd for the client, even for the server), answer the other's
  * calls, stream both ways under credit flow control, cancel, and enforce deadlines.
  *
- * This class routes frames and owns the connection's lifecycle; the calls themselves live in
- * {@link OutgoingCalls} (this side's) and {@link IncomingCalls} (the peer's), and every write goes
- * through one {@link FrameWriter}.
+ * This class reads the socket and owns the connection's lifecycle; a {@link FrameRouter} sends
+ * each frame where it belongs, the calls themselves live in {@link OutgoingCalls} (this side's) and
+ * {@link IncomingCalls} (the peer's), and every write goes through one {@link FrameWriter}.
  */
 export class Connection {
   private readonly codec: FrameCodec;
@@ -47,7 +38,7 @@ export class Connection {
   private readonly writer: FrameWriter;
   private readonly outgoing: OutgoingCalls;
   private readonly incoming: IncomingCalls;
-  private readonly ownParity: number;
+  private readonly router: FrameRouter;
   private readonly listeners: Listeners<ConnectionEvents>;
   private readonly stopKeepAlive: () => void;
   private phase: ConnectionPhase = OPEN;
@@ -56,8 +47,6 @@ export class Connection {
   /** Reports of the peer's bad frames (limited, with the Node guards). */
   private readonly violations: ReportSink;
   private readonly support: SocketSupport | undefined;
-  private requestHandler: RequestHandler | undefined;
-  private eventHandler: EventHandler | undefined;
   /** What stands between decoded frames and their dispatch for now (a connected hook's hold), if anything. */
   private gate: FrameGate | undefined;
 
@@ -90,7 +79,17 @@ export class Connection {
       guard: (callback) => this.guard(callback),
       report: (error) => this.emitError(asError(error)),
     });
-    this.ownParity = options.role === 'client' ? 1 : 0;
+    this.router = new FrameRouter({
+      role: options.role,
+      outgoing: this.outgoing,
+      incoming: this.incoming,
+      writer,
+      inbound: this.inbound,
+      violations: this.violations,
+      peerGoingAway: (message, data) => this.onPeerGoingAway(message, data),
+      report: (error) => this.emitError(error),
+      guard: (callback) => this.guard(callback),
+    });
     const support = options.socketSupport;
     // A server reads its peers fairly, and stops reading one whose answers pile up unread.
     const serving = options.role === 'server';
@@ -122,7 +121,7 @@ export class Connection {
 
   /** @internal Sets the handler for calls the peer starts. Without one, calls fail with UNIMPLEMENTED. */
   onRequest(handler: RequestHandler | undefined): void {
-    this.requestHandler = handler;
+    this.router.requestHandler = handler;
   }
 
   /**
@@ -130,7 +129,7 @@ export class Connection {
    * the event's share of `maxInboundBytes` until it settles.
    */
   onEvent(handler: EventHandler | undefined): void {
-    this.eventHandler = handler;
+    this.router.eventHandler = handler;
   }
 
   /** Adds a listener for the end of the connection (called once; at once if it has ended). */
@@ -262,8 +261,8 @@ export class Connection {
   gateWith(make: (host: GateHost) => FrameGate): void {
     if (this.gate || this.phase.name === 'closed') return;
     const host: GateHost = {
-      isPeerWork: (frame) => frame.type === FrameType.EVENT || (frame.id !== 0 && !this.isOwn(frame.id)),
-      dispatch: (frame, cost) => this.dispatchSafely(frame, cost),
+      isPeerWork: (frame) => this.router.isPeerWork(frame),
+      dispatch: (frame, cost) => this.router.route(frame, cost),
       inbound: this.inbound,
       maxHeldBytes: this.limits.maxConnectionBufferBytes,
       closed: () => this.isClosed,
@@ -281,7 +280,7 @@ export class Connection {
   private onMessage(data: Uint8Array | string, isBinary: boolean): void {
     if (this.phase.name === 'closed') return;
     if (!isBinary) {
-      this.onViolation(new ProtocolViolation('text frames are not part of the protocol: send one msgpack value per binary frame'));
+      this.router.violation(new ProtocolViolation('text frames are not part of the protocol: send one msgpack value per binary frame'));
       return;
     }
     let frame: Frame;
@@ -290,15 +289,15 @@ export class Connection {
       const server = this.inbound.parent?.left ?? Infinity;
       frame = this.codec.decode(data as Uint8Array, Math.min(own, server), server < own ? 'maxServerInboundBytes' : 'maxInboundBytes');
     } catch (e) {
-      this.onViolation(e instanceof ProtocolViolation ? e : new ProtocolViolation(asError(e).message));
+      this.router.violation(asViolation(e));
       return;
     }
     const cost = this.codec.lastCost;
     if (this.gate) {
-      if (isPing(frame)) return this.guardedPing(frame as RequestFrame); // keep-alive is never held
+      if (isPing(frame)) return this.router.answerPing(frame as RequestFrame); // keep-alive is never held
       if (this.gate.offer(frame, (data as Uint8Array).byteLength, cost)) return;
     }
-    this.dispatchSafely(frame, cost);
+    this.router.route(frame, cost);
     this.throttle?.afterFrame();
   }
 
@@ -311,84 +310,11 @@ export class Connection {
     else this.close(); // a standard socket: no terminate; 1008 is not a code it may send
   }
 
-  /** A keep-alive call that arrived while the peer's calls are held: answered now, ahead of them. */
-  private guardedPing(frame: RequestFrame): void {
-    try {
-      this.incoming.answerPing(frame, true);
-    } catch (e) {
-      this.onViolation(e instanceof ProtocolViolation ? e : new ProtocolViolation(asError(e).message));
-    }
-  }
-
-  /** `cost`: the frame's estimated decoded size (charged to `inbound` while this side holds its values). */
-  private dispatchSafely(frame: Frame, cost: number): void {
-    try {
-      this.dispatch(frame, cost);
-    } catch (e) {
-      this.onViolation(e instanceof ProtocolViolation ? e : new ProtocolViolation(asError(e).message));
-    }
-  }
-
-  private dispatch(frame: Frame, cost: number): void {
-    switch (frame.type) {
-      case FrameType.REQUEST:
-        if (this.isOwn(frame.id)) throw new ProtocolViolation(`REQUEST id ${frame.id} is in this side's id space`, frame.id, frame.type);
-        if (isPing(frame)) return this.incoming.answerPing(frame);
-        return this.incoming.accept(frame, this.requestHandler, cost);
-      case FrameType.EVENT:
-        return this.onEventFrame(frame.pattern, frame.payload, frame.headers, cost);
-      case FrameType.NEXT:
-        return this.isOwn(frame.id) ? this.outgoing.onNext(frame, cost) : this.incoming.onNext(frame, cost);
-      case FrameType.COMPLETE:
-        return this.isOwn(frame.id) ? this.outgoing.onComplete(frame, cost) : this.incoming.onComplete(frame, cost);
-      case FrameType.ERROR:
-        if (frame.id === 0 && frame.code === WsMsgpackErrorCode.GOING_AWAY) return this.onPeerGoingAway(frame.message, frame.data);
-        if (frame.id === 0) return this.emitError(new WsMsgpackError(frame.code, frame.message, frame.data));
-        return this.isOwn(frame.id) ? this.outgoing.onError(frame) : this.incoming.onError(frame, cost);
-      case FrameType.CANCEL:
-        if (this.isOwn(frame.id)) throw new ProtocolViolation('CANCEL for a call this side started', frame.id, frame.type);
-        return this.incoming.onCancel(frame.id, frame.reason);
-      case FrameType.CREDIT:
-        return this.isOwn(frame.id) ? this.outgoing.onCredit(frame.id, frame.credit) : this.incoming.onCredit(frame.id, frame.credit);
-      default:
-        return assertNever(frame, 'frame type');
-    }
-  }
-
-  private isOwn(id: number): boolean {
-    return id % 2 === this.ownParity;
-  }
-
+  /** The peer announced it is going away: no new calls start here (the router's GOING_AWAY notice). */
   private onPeerGoingAway(message: string, data: unknown): void {
     if (this.phase.name !== 'open') return;
     this.phase = { name: 'going-away', refusal: unavailable(`the peer is going away: ${message}`, data) };
     this.listeners.emit('goingAway', goingAway(message, data));
-  }
-
-  private onEventFrame(pattern: unknown, payload: unknown, headers: WsMsgpackCallHeaders | undefined, cost: number): void {
-    const handler = this.eventHandler;
-    if (!handler) return;
-    let running: unknown;
-    this.guard(() => (running = handler({ pattern, payload, headers: headers ?? EMPTY_HEADERS })));
-    if (!(cost > 0) || !isPromiseLike(running)) return;
-    // The handler still holds the event: its share stays charged until it is done.
-    const inbound = this.inbound;
-    inbound.charge(cost);
-    const release = (): void => inbound.charge(-cost);
-    running.then(release, release);
-  }
-
-  /**
-   * A frame broke the protocol. The connection stays up: the call the frame belongs to fails with
-   * PROTOCOL_ERROR on both sides; a frame with no readable call id gets a connection-level ERROR
-   * (id 0). The violation is also reported as an error of this connection.
-   */
-  private onViolation(v: ProtocolViolation): void {
-    const err = new WsMsgpackError(v.code, v.message);
-    if (v.id === 0) this.writer.sendError(0, err);
-    else if (this.isOwn(v.id) && v.frameType !== FrameType.REQUEST) this.outgoing.onViolation(v.id, err);
-    else this.incoming.onViolation(v.id, err, v.frameType === FrameType.REQUEST && !this.isOwn(v.id));
-    this.violations.offer(() => violationReport(v));
   }
 
   // ---------------------------------------------------------------- end

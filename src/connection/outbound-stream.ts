@@ -2,11 +2,11 @@ import { isObservable, Observable, type Subscription } from 'rxjs';
 import type { WsMsgpackError } from '../protocol/errors.js';
 import { nextToCompleteInPlace } from '../protocol/codec.js';
 import { OutboundCredit } from './credit.js';
-import { disposeStream, isAsyncIterable, IterationHandle, type IterationOutcome } from './iteration.js';
-import { newRun, NONE, pullLoop, PullsInFlight, type PullHost, type PullRun } from './pull-run.js';
+import { disposeStream, isAsyncIterable, IterationHandle } from './iteration.js';
+import { OutboundPulls } from './outbound-pulls.js';
+import { NONE } from './pull-run.js';
 import { PushBuffer } from './push-buffer.js';
 import { SingleValue, type OutboundSource, type OutboundStreamOptions, type StreamSink } from './outbound-types.js';
-import { Queue } from './queue.js';
 
 /**
  * - `idle`: waiting for the source (the handler has not answered yet);
@@ -21,7 +21,7 @@ type Phase = 'idle' | 'open' | 'draining' | 'ended';
  *
  * - Pull sources (async/sync iterables, also when an Observable emits one) are pulled one item
  *   ahead of the credit: the item waits until credit arrives, and the end of the source is known
- *   (and COMPLETE sent) as soon as it happens. True backpressure.
+ *   (and COMPLETE sent) as soon as it happens. True backpressure. {@link OutboundPulls} runs them.
  * - Push sources (Observables) are subscribed once. Items that cannot go out yet are encoded at
  *   once and buffered as bytes, bounded per stream and per connection; past the bound the
  *   overflow strategy decides.
@@ -32,9 +32,6 @@ export class OutboundStream {
   private phase: Phase = 'idle';
   private readonly credit: OutboundCredit;
   private readonly frames: PushBuffer;
-  /** Iterables emitted by the Observable, each with the number of frames buffered before it. */
-  private readonly waitingPulls = new Queue<{ at: number; run: PullRun }>();
-  private pull: PullRun | undefined;
   /** The last pushed value, held until the end of the microtask (or sent with COMPLETE). */
   private held: unknown = NONE;
   /** How the source ended (`draining`): NONE for completion, else the error to send. */
@@ -44,9 +41,25 @@ export class OutboundStream {
   private single = false;
   /** Values the Observable emitted (its only one is an answer too: `of(x)`, an interceptor's `map`). */
   private pushed = 0;
-  /** The source is an iterable (no Observable pushes items between the pulled ones). */
-  private pullOnly = false;
-  private readonly inFlight = new PullsInFlight();
+  /** The iterables being pulled, or waiting to be. */
+  private readonly pulls = new OutboundPulls({
+    canSend: () => this.canSend(),
+    sendPulled: (v) => {
+      this.credit.take();
+      return this.send(v, false);
+    },
+    bufferedItems: () => this.frames.length,
+    bufferPending: (v) => this.buffer(v, true),
+    sendHead: () => {
+      this.credit.take();
+      return this.sendEncoded(this.frames.shift()!);
+    },
+    waitForCapacity: () => this.waitForCapacity(),
+    pump: () => this.pump(),
+    endSource: (error) => this.endSource(error),
+    mapPullError: (error) => (this.options.mapPullError ? this.options.mapPullError(error) : error),
+    dispose: (source) => this.dispose(source),
+  });
 
   constructor(
     private readonly sink: StreamSink,
@@ -78,7 +91,7 @@ export class OutboundStream {
    * `yield`, and only then does `return()` run its `finally`.
    */
   whenIdle(callback: () => void): void {
-    this.inFlight.whenIdle(callback);
+    this.pulls.whenIdle(callback);
   }
 
   /** Starts consuming `source`. A source that arrives after the stream ended is disposed of. */
@@ -94,8 +107,7 @@ export class OutboundStream {
         this.finish();
       } else if (isAsyncIterable(value)) {
         this.phase = 'open';
-        this.pullOnly = true;
-        this.startPull(this.ownRun(value[Symbol.asyncIterator]()));
+        this.pulls.pullSource(value[Symbol.asyncIterator]());
       } else {
         this.held = value; // pump() sends it with COMPLETE when credit allows
         this.single = true;
@@ -117,9 +129,8 @@ export class OutboundStream {
       });
     } else {
       this.phase = 'open';
-      this.pullOnly = true;
       const iterator = isAsyncIterable(source) ? source[Symbol.asyncIterator]() : source[Symbol.iterator]();
-      this.startPull(this.ownRun(iterator));
+      this.pulls.pullSource(iterator);
     }
   }
 
@@ -158,9 +169,9 @@ export class OutboundStream {
       return;
     }
     if (iterable) {
-      const run = v instanceof IterationHandle ? this.handleRun(v) : this.nestedRun(v);
-      if (this.pull || this.frames.length > 0 || this.waitingPulls.length > 0) this.waitingPulls.push({ at: this.frames.addedCount, run });
-      else this.startPull(run);
+      const run = v instanceof IterationHandle ? this.pulls.ofHandle(v) : this.pulls.nested(v);
+      if (this.somethingWaits()) this.pulls.queue(run, this.frames.addedCount);
+      else this.pulls.start(run);
       return;
     }
     this.pushed++;
@@ -183,7 +194,7 @@ export class OutboundStream {
   /** One pushed item: sent now when nothing waits before it and credit allows, else buffered. */
   private offer(v: unknown): void {
     if (this.phase === 'ended') return;
-    if (!this.pull && this.frames.length === 0 && this.waitingPulls.length === 0 && this.canSend()) {
+    if (!this.somethingWaits() && this.canSend()) {
       this.credit.take();
       this.send(v, false);
       return;
@@ -220,80 +231,18 @@ export class OutboundStream {
     const subscription = this.subscription;
     this.subscription = undefined;
     subscription?.unsubscribe();
-    if (error !== NONE) this.stopPulls();
+    if (error !== NONE) this.pulls.stop();
     // The last value goes out inside COMPLETE only if nothing waits before it.
-    if (error !== NONE || this.pull || this.frames.length > 0 || this.waitingPulls.length > 0) this.releaseHeld();
+    if (error !== NONE || this.somethingWaits()) this.releaseHeld();
     if (this.phase !== 'open') return; // that last value failed the stream
     this.endError = error;
     this.phase = 'draining';
     this.pump();
   }
 
-  // ---- pull (iterables)
-
-  /** A pull of the whole source: its end is the stream's end. */
-  private ownRun(iterator: AsyncIterator<unknown> | Iterator<unknown>): PullRun {
-    return newRun(iterator, (outcome) => this.endSource(outcome ? this.mapPullError(outcome.error) : NONE));
-  }
-
-  /** An async iterable an Observable emitted: its end reaches the Observable's operators. */
-  private handleRun(handle: IterationHandle): PullRun {
-    const { source } = handle;
-    const iterator = isAsyncIterable(source) ? source[Symbol.asyncIterator]() : source[Symbol.iterator]();
-    return newRun(iterator, handle.settle);
-  }
-
-  /** An async iterable an Observable emitted without a handle: its error ends the stream. */
-  private nestedRun(source: AsyncIterable<unknown>): PullRun {
-    return newRun(source[Symbol.asyncIterator](), (outcome) => {
-      if (outcome) this.endSource(this.mapPullError(outcome.error));
-    });
-  }
-
-  private mapPullError(error: unknown): unknown {
-    return this.options.mapPullError ? this.options.mapPullError(error) : error;
-  }
-
-  private startPull(run: PullRun): void {
-    this.pull = run;
-    run.state = 'running';
-    void pullLoop(run, this.puller);
-  }
-
-  /** What the pull loop of this stream's current run sees of it. */
-  private readonly puller: PullHost = {
-    current: () => this.pull,
-    inFlight: this.inFlight,
-    canSend: () => this.canSend(),
-    park: (run) => {
-      run.state = 'parked'; // pump() resumes it
-      if (this.parkPending(run)) this.waitForCapacity();
-    },
-    sendPulled: (v) => {
-      this.credit.take();
-      return this.send(v, false);
-    },
-    endPull: (run, outcome) => this.endPull(run, outcome),
-  };
-
-  /**
-   * The item pulled ahead waits (for credit or the socket): encoded into the buffer, where the
-   * bounds count it, when the source is an iterable alone (an Observable that emits iterables
-   * pushes items around the pulled ones: there the item waits as it is, one per stream). False
-   * when it did not fit and the stream failed.
-   */
-  private parkPending(run: PullRun): boolean {
-    if (run.pending === NONE || !this.pullOnly || this.frames.length > 0) return true;
-    const v = run.pending;
-    run.pending = NONE;
-    run.buffered = this.buffer(v, true);
-    return run.buffered;
-  }
-
-  private endPull(run: PullRun, outcome: IterationOutcome): void {
-    this.pull = undefined;
-    run.settle(outcome);
-    this.pump();
+  /** Whether anything waits to go out before a new item: a pull under way or waiting, or buffered items. */
+  private somethingWaits(): boolean {
+    return this.pulls.busy || this.frames.length > 0;
   }
 
   // ---- sending
@@ -315,21 +264,10 @@ export class OutboundStream {
   /** Sends what credit and the socket allow, then the terminal frame once everything went out. */
   private readonly pump = (): void => {
     if (this.phase === 'ended' || this.phase === 'idle') return;
-    if (this.pull) return this.pumpPull(this.pull);
+    const run = this.pulls.current;
+    if (run) return this.pulls.resume(run);
     if (this.sendBuffered() && this.phase === 'draining') this.sendEnd();
   };
-
-  /** A pull parked for credit or the socket: its pending item goes first, then the pull resumes. */
-  private pumpPull(run: PullRun): void {
-    if (run.state !== 'parked') return;
-    if (run.buffered && this.canSend()) {
-      run.buffered = false;
-      this.credit.take();
-      if (!this.sendEncoded(this.frames.shift()!)) return;
-    }
-    if (!run.buffered && this.canSend()) this.startPull(run);
-    else this.waitForCapacity();
-  }
 
   /**
    * Sends the buffered frames in order, starting each waiting pull when its place comes. True when
@@ -338,12 +276,7 @@ export class OutboundStream {
    */
   private sendBuffered(): boolean {
     for (;;) {
-      const next = this.waitingPulls.length > 0 ? this.waitingPulls.peek()! : undefined;
-      if (next && this.frames.removedCount >= next.at) {
-        this.waitingPulls.shift();
-        this.startPull(next.run);
-        return false;
-      }
+      if (this.pulls.startDue(this.frames.removedCount)) return false;
       if (this.frames.length === 0) return true;
       if (!this.canSend()) {
         this.waitForCapacity();
@@ -363,7 +296,7 @@ export class OutboundStream {
 
   /** Whether the frame just taken from the buffer is the stream's last (the source is done and nothing else waits). */
   private nothingFollows(): boolean {
-    return this.frames.length === 0 && this.waitingPulls.length === 0 && this.phase === 'draining' && this.held === NONE && this.endError === NONE;
+    return this.frames.length === 0 && !this.pulls.hasWaiting && this.phase === 'draining' && this.held === NONE && this.endError === NONE;
   }
 
   /** The source is done and everything buffered went out: its last value (with COMPLETE), COMPLETE, or ERROR. */
@@ -418,16 +351,8 @@ export class OutboundStream {
     const subscription = this.subscription;
     this.subscription = undefined;
     subscription?.unsubscribe();
-    this.stopPulls();
+    this.pulls.stop();
     this.options.onEnd();
-  }
-
-  /** Closes the iterator being pulled and those waiting. */
-  private stopPulls(): void {
-    const runs = this.pull ? [this.pull] : [];
-    this.pull = undefined;
-    while (this.waitingPulls.length > 0) runs.push(this.waitingPulls.shift()!.run);
-    for (const run of runs) this.dispose(run.iterator);
   }
 
   /** Closes a source that will not be consumed; what its clean-up throws is reported. */
