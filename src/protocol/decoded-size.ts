@@ -15,56 +15,27 @@
  * ordinary data (records with repeated keys, arrays of numbers or strings).
  */
 
-import {
-  SLOT,
-  ARRAY,
-  STORE,
-  MAP,
-  NEW_KEY,
-  MAX_FAST_PROPERTIES,
-  DICTIONARY_PROPERTY,
-  BOXED,
-  BIGINT,
-  STRING,
-  BINARY,
-  EXTENSION,
-  ELEMENT,
-  MAX_ELEMENT_GAP,
-  MAX_UNCHECKED_ELEMENTS,
-  DICTIONARY_ENTRY,
-  MAX_REMEMBERED_KEY,
-  KEY_TABLE_SIZE,
-  MAX_INDEX,
-  TOO_DEEP,
-} from './decoded-size-costs.js';
+import { SLOT, ARRAY, STORE, MAP, BOXED, BIGINT, BINARY, EXTENSION, TOO_DEEP } from './decoded-size-costs.js';
+import { MapKeyCosts, stringCost } from './decoded-size-keys.js';
 
 export { TOO_DEEP } from './decoded-size-costs.js';
 
 /** Flags of an open container on the scan stack. */
 const IS_MAP = 1;
 const EXPECT_KEY = 2;
-const DICTIONARY = 4;
 
 /**
- * Estimates decoded sizes. It reuses its stack and its key table (no allocation per frame), and a
- * scan runs to its end synchronously, so one instance serves every connection of a process
- * ({@link sharedEstimator}): its tables cost no memory per connection.
+ * Estimates decoded sizes: walks the msgpack headers of a frame, charging each value its cost and
+ * each map key what {@link MapKeyCosts} says it costs. It reuses its stack and its key table (no
+ * allocation per frame), and a scan runs to its end synchronously, so one instance serves every
+ * connection of a process ({@link sharedEstimator}): its tables cost no memory per connection.
  */
 export class DecodedSizeEstimator {
   /** Values still due in each open container (a map counts keys and values). */
   private remaining = new Float64Array(16);
   private flags = new Uint8Array(16);
-  /** Element capacity V8 would have given each open map (integer keys). */
-  private capacity = new Float64Array(16);
-  /** Integer keys, and named keys, of each open map so far. */
-  private indexKeys = new Float64Array(16);
-  private namedKeys = new Float64Array(16);
-  /** Remembered keys: offset + 1 into the frame (0: empty), the key's length, the generation it belongs to. */
-  private readonly keyAt = new Int32Array(KEY_TABLE_SIZE);
-  private readonly keyLength = new Int32Array(KEY_TABLE_SIZE);
-  private readonly keyGeneration = new Int32Array(KEY_TABLE_SIZE);
-  private generation = 0;
-  private keysRemembered = 0;
+  /** What the keys of the open maps cost, and the keys seen so far in the frame. */
+  private readonly keys = new MapKeyCosts();
 
   /** The `maxDepth` of the scan under way. */
   private maxDepth = Infinity;
@@ -93,12 +64,8 @@ export class DecodedSizeEstimator {
 
   private scan(bytes: Uint8Array, limit: number): number {
     const end = bytes.byteLength;
-    this.generation = (this.generation + 1) | 0;
-    if (this.generation === 0) {
-      this.keyGeneration.fill(0);
-      this.generation = 1;
-    }
-    this.keysRemembered = 0;
+    const keys = this.keys;
+    keys.newFrame();
     let depth = 0;
     let cost = SLOT;
     let pos = 0;
@@ -116,7 +83,7 @@ export class DecodedSizeEstimator {
       let isMap = false;
       let next = pos + 1;
       if (head <= 0x7f) {
-        if (key) cost += this.indexKey(top, head);
+        if (key) cost += keys.indexKey(top, head);
       } else if (head <= 0x8f) {
         size = (head - 0x80) * 2;
         isMap = true;
@@ -126,15 +93,15 @@ export class DecodedSizeEstimator {
         cost += size > 0 ? ARRAY + STORE : ARRAY;
       } else if (head <= 0xbf) {
         next += head - 0xa0;
-        cost += key ? this.stringKey(bytes, pos + 1, head - 0xa0, top) : stringCost(Math.min(head - 0xa0, end - pos - 1));
+        cost += key ? keys.stringKey(bytes, pos + 1, head - 0xa0, top) : stringCost(Math.min(head - 0xa0, end - pos - 1));
       } else if (head >= 0xe0) {
-        if (key) cost += this.namedKey(top, true, 0); // a negative key is a named property
+        if (key) cost += keys.namedKey(top, true, 0); // a negative key is a named property
       } else {
         switch (head) {
           case 0xc0:
           case 0xc2:
           case 0xc3:
-            if (key) cost += this.namedKey(top, true, 0);
+            if (key) cost += keys.namedKey(top, true, 0);
             break;
           case 0xc4:
           case 0xc5:
@@ -162,7 +129,7 @@ export class DecodedSizeEstimator {
             }
             // The decoder keeps number keys as numbers: 1023.0 is the integer key 1023.
             const v = next > end ? NaN : readFloat(bytes, pos + 1, head === 0xca ? 4 : 8);
-            cost += Number.isInteger(v) && v >= 0 ? this.indexKey(top, v) : this.namedKey(top, true, 0);
+            cost += Number.isInteger(v) && v >= 0 ? keys.indexKey(top, v) : keys.namedKey(top, true, 0);
             break;
           }
           case 0xcc:
@@ -171,7 +138,7 @@ export class DecodedSizeEstimator {
             const w = 1 << (head - 0xcc);
             const v = readLength(bytes, pos + 1, w, end);
             next += w;
-            if (key) cost += this.indexKey(top, v);
+            if (key) cost += keys.indexKey(top, v);
             else if (v > 0x7fffffff) cost += BOXED;
             break;
           }
@@ -186,7 +153,7 @@ export class DecodedSizeEstimator {
             const w = 1 << (head - 0xd0);
             const v = readSigned(bytes, pos + 1, w, end);
             next += w;
-            if (key) cost += v >= 0 ? this.indexKey(top, v) : this.namedKey(top, true, 0);
+            if (key) cost += v >= 0 ? keys.indexKey(top, v) : keys.namedKey(top, true, 0);
             break;
           }
           case 0xd4:
@@ -206,7 +173,7 @@ export class DecodedSizeEstimator {
             const n = readLength(bytes, pos + 1, w, end);
             next += w + n;
             // A declared length beyond the frame costs no more than the bytes there (the decoder refuses it).
-            cost += key ? this.stringKey(bytes, pos + 1 + w, n, top) : stringCost(Math.min(n, Math.max(0, end - pos - 1 - w)));
+            cost += key ? keys.stringKey(bytes, pos + 1 + w, n, top) : stringCost(Math.min(n, Math.max(0, end - pos - 1 - w)));
             break;
           }
           case 0xdc:
@@ -260,21 +227,17 @@ export class DecodedSizeEstimator {
 
   /** After a frame that grew the stack far: give the memory back (a deep frame must not keep it for the connection's life). */
   private shrink(): void {
+    this.keys.shrink();
     if (this.remaining.length <= 1024) return;
     this.remaining = new Float64Array(16);
     this.flags = new Uint8Array(16);
-    this.capacity = new Float64Array(16);
-    this.indexKeys = new Float64Array(16);
-    this.namedKeys = new Float64Array(16);
   }
 
   private push(at: number, size: number, isMap: boolean): void {
     if (at >= this.remaining.length) this.grow();
     this.remaining[at] = size;
     this.flags[at] = isMap ? IS_MAP | EXPECT_KEY : 0;
-    this.capacity[at] = 0;
-    this.indexKeys[at] = 0;
-    this.namedKeys[at] = 0;
+    this.keys.open(at);
   }
 
   private grow(): void {
@@ -285,115 +248,13 @@ export class DecodedSizeEstimator {
     flags.set(this.flags);
     this.remaining = remaining;
     this.flags = flags;
-    this.capacity = widen(this.capacity, n);
-    this.indexKeys = widen(this.indexKeys, n);
-    this.namedKeys = widen(this.namedKeys, n);
   }
-
-  /**
-   * An integer key `index` of the map at stack position `top`, as V8 stores it: in an elements
-   * store that grows to `index * 1.5 + 16` slots, unless the key is far beyond the store's
-   * capacity, or the store would be large and mostly empty; then in a dictionary.
-   */
-  private indexKey(top: number, index: number): number {
-    if (index > MAX_INDEX) return this.namedKey(top, true, 0);
-    const used = ++this.indexKeys[top]!;
-    const f = this.flags[top]!;
-    if (f & DICTIONARY) return DICTIONARY_ENTRY;
-    const capacity = this.capacity[top]!;
-    if (index < capacity) return 0;
-    const grown = index + 1 + Math.floor((index + 1) / 2) + 16;
-    if (index - capacity >= MAX_ELEMENT_GAP || (grown > MAX_UNCHECKED_ELEMENTS && 9 * dictionaryCapacity(used) <= grown)) {
-      this.flags[top] = f | DICTIONARY;
-      return DICTIONARY_ENTRY * 4;
-    }
-    this.capacity[top] = grown;
-    return (grown - capacity) * ELEMENT + (capacity === 0 ? STORE : 0);
-  }
-
-  /**
-   * A named key of the map at stack position `top`: `isNew` when its bytes were not seen before
-   * in the frame (its string and a new hidden class), `str` its string's cost. Past
-   * {@link MAX_FAST_PROPERTIES} keys the object's properties live in a dictionary, whatever the keys.
-   */
-  private namedKey(top: number, isNew: boolean, str: number): number {
-    const n = ++this.namedKeys[top]!;
-    if (n <= MAX_FAST_PROPERTIES) return isNew ? NEW_KEY + str : 0;
-    // The 17th key moves the first 16 into the dictionary too.
-    return (n === MAX_FAST_PROPERTIES + 1 ? (MAX_FAST_PROPERTIES + 1) * DICTIONARY_PROPERTY : DICTIONARY_PROPERTY) + (isNew ? str : 0);
-  }
-
-  /** A string key of `n` bytes at `at`: an integer key when it spells one, else a named one. */
-  private stringKey(bytes: Uint8Array, at: number, n: number, top: number): number {
-    if (at + n > bytes.byteLength) return this.namedKey(top, true, stringCost(bytes.byteLength - at));
-    const index = arrayIndexOf(bytes, at, n);
-    if (index >= 0) return this.indexKey(top, index);
-    const isNew = n > MAX_REMEMBERED_KEY || !this.seenBefore(bytes, at, n);
-    return this.namedKey(top, isNew, stringCost(n));
-  }
-
-  /** True when the key bytes at `at` (n bytes) were seen earlier in this frame; remembers them otherwise. */
-  private seenBefore(bytes: Uint8Array, at: number, n: number): boolean {
-    let h = 0x811c9dc5 ^ n;
-    for (let i = 0; i < n; i++) h = Math.imul(h ^ bytes[at + i]!, 0x01000193);
-    const mask = KEY_TABLE_SIZE - 1;
-    for (let probe = 0, slot = (h >>> 0) & mask; probe < 8; probe++, slot = (slot + 1) & mask) {
-      if (this.keyGeneration[slot] !== this.generation) {
-        if (this.keysRemembered < KEY_TABLE_SIZE / 2) {
-          this.keyGeneration[slot] = this.generation;
-          this.keyAt[slot] = at + 1;
-          this.keyLength[slot] = n;
-          this.keysRemembered++;
-        }
-        return false;
-      }
-      if (this.keyLength[slot] === n && sameBytes(bytes, this.keyAt[slot]! - 1, at, n)) return true;
-    }
-    return false;
-  }
-}
-
-/** The capacity of V8's dictionary for `n` entries (NumberDictionary::ComputeCapacity). */
-function dictionaryCapacity(n: number): number {
-  let c = 4;
-  while (c < n + (n >> 1)) c *= 2;
-  return c;
-}
-
-function widen(a: Float64Array, n: number): Float64Array<ArrayBuffer> {
-  const b = new Float64Array(n);
-  b.set(a);
-  return b;
-}
-
-/** What a string of `n` UTF-8 bytes costs besides its slot (one non-Latin-1 character makes V8 store it two bytes per character). */
-function stringCost(n: number): number {
-  return n < 2 ? 0 : STRING + 2 * n;
 }
 
 /** The float 32 or 64 at `at` (a rare map key: no view is kept). */
 function readFloat(bytes: Uint8Array, at: number, size: 4 | 8): number {
   const v = new DataView(bytes.buffer, bytes.byteOffset + at, size);
   return size === 4 ? v.getFloat32(0) : v.getFloat64(0);
-}
-
-function sameBytes(bytes: Uint8Array, a: number, b: number, n: number): boolean {
-  for (let i = 0; i < n; i++) if (bytes[a + i] !== bytes[b + i]) return false;
-  return true;
-}
-
-/** The array index a key string spells ("0", "17"; not "017" or "-1"), or -1. */
-function arrayIndexOf(bytes: Uint8Array, at: number, n: number): number {
-  if (n === 0 || n > 10) return -1;
-  const first = bytes[at]!;
-  if (first < 0x30 || first > 0x39 || (first === 0x30 && n > 1)) return -1;
-  let v = 0;
-  for (let i = 0; i < n; i++) {
-    const c = bytes[at + i]!;
-    if (c < 0x30 || c > 0x39) return -1;
-    v = v * 10 + (c - 0x30);
-  }
-  return v <= MAX_INDEX ? v : -1;
 }
 
 /** An unsigned big-endian number of `w` (1, 2 or 4) bytes at `at`; beyond `end`: larger than anything left. */
