@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // The browser client's size budget: bundles the client entry as a browser app would (esbuild with
 // its default resolution, platform browser, ESM, minified, everything bundled: @msgpack/msgpack
-// and the parts of rxjs in use), gzips it (level 9) and fails above 29 KB gzipped. Also fails when the bundle pulls in a
+// and the parts of rxjs in use), gzips it (level 9) and fails above 30 KB gzipped. Also fails when the bundle pulls in a
 // Node built-in, @nestjs/* or ws (see scripts/browser-bundle.mjs).
 //
 //   npm run size                    # src/web/index.ts
@@ -16,8 +16,12 @@ import { bundleForBrowser, DEFAULT_ENTRY, ROOT } from './browser-bundle.mjs';
 // limiting, input backpressure) is injected by the server and the Nest client (peer-guards.ts).
 // 28 KB until issue 16, measured with rxjs's ES2015 build (esbuild condition 'es2015', as Angular
 // CLI resolves it); measured now as Vite, webpack 5 and esbuild resolve it by default (rxjs's esm5
-// build with tslib, ~0.75 KB gzipped more), the same code is 28.25 KB: the budget is 29 KB.
-const BUDGET = 29 * 1024;
+// build with tslib, ~0.75 KB gzipped more), the same code is 28.25 KB: the budget was 29 KB.
+// 29 KB until issue 17: the same behaviour in smaller modules (the frame router and the outbound
+// pulls split out of the connection and its streams, the connection attempt, the event queue and
+// the deferred iterator out of the client core) costs ~0.55 KB gzipped, in the class, method and
+// property names a minifier keeps: the budget is 30 KB.
+const BUDGET = 30 * 1024;
 const entry = process.argv[2] ? resolve(process.argv[2]) : DEFAULT_ENTRY;
 
 let bundle;

@@ -1,15 +1,16 @@
 import { Observable, type Subscription } from 'rxjs';
 import { WsMsgpackStatus } from './status.js';
-import { WsMsgpackError, deadlineExceeded, unavailable } from '../protocol/errors.js';
+import { WsMsgpackError, deadlineExceeded } from '../protocol/errors.js';
 import { Connection, type CloseInfo, type ConnectionOptions } from '../connection/connection.js';
 import type { WsMsgpackCallOptions } from '../connection/options.js';
 import { resolveLimits } from '../connection/options.js';
 import { DEFAULT_RECONNECT, isReadyTimeout, Session, type SessionPhase } from './session.js';
-import { startTimer } from '../connection/timers.js';
 import { extensionCodecOf } from '../protocol/extensions.js';
 import { whenSocketClosed, type WebSocketLike } from '../connection/socket.js';
-import { callIteratorWhenReady } from './ready-iterator.js';
+import { deferredIterator } from '../connection/deferred-iterator.js';
 import { checkClientOptions, CLIENT_DEFAULTS, type ClientCoreOptions } from './options.js';
+import { connectAttempt, preparedOption, type SocketAttempt } from './attempt.js';
+import { EventQueue } from './event-queue.js';
 
 export type { ClientCoreOptions } from './options.js';
 
@@ -24,25 +25,6 @@ const STATUS_OF: Record<SessionPhase, WsMsgpackStatus | undefined> = {
   disconnected: WsMsgpackStatus.DISCONNECTED,
   closed: WsMsgpackStatus.CLOSED,
 };
-
-/** An event waiting to be sent: events go out in the order they were emitted. */
-interface QueuedEvent {
-  readonly pattern: unknown;
-  readonly payload: unknown;
-  readonly options: WsMsgpackCallOptions;
-  /** Set once a connection is ready for it. */
-  conn: Connection | undefined;
-  resolve(): void;
-  reject(error: unknown): void;
-}
-
-/** One socket being opened: `opened` settles once; `cancel` calls it off. */
-export interface SocketAttempt {
-  /** Resolves with the Connection that `adopt` made in the socket's open event. */
-  readonly opened: Promise<Connection>;
-  /** Calls the attempt off (`opened` rejects with UNAVAILABLE naming `reason`). */
-  cancel(reason: string): void;
-}
 
 /** What differs between the Node client and the browser client. */
 export interface ClientCoreHooks {
@@ -102,8 +84,8 @@ export class ClientCore {
   private readonly open = new Set<Connection>();
   /** Sockets `close()` is waiting for. */
   private readonly closings = new Set<Promise<void>>();
-  /** Events waiting to go out, oldest first. */
-  private readonly queued: QueuedEvent[] = [];
+  /** Events, in the order they were emitted (waiting for a connection when there is none). */
+  private readonly events: EventQueue;
 
   constructor(
     private readonly options: ClientCoreOptions,
@@ -115,6 +97,7 @@ export class ClientCore {
     resolveLimits(options); // a bad limit fails here, not at the first call
     extensionCodecOf(options); // and bad extensions (each connection's codec builds its own)
     checkClientOptions(options);
+    this.events = new EventQueue(options.maxPendingEvents ?? CLIENT_DEFAULTS.maxPendingEvents, (callOptions) => this.whenReady(callOptions));
     const reconnect = options.reconnect === false ? false : { ...DEFAULT_RECONNECT, ...(typeof options.reconnect === 'object' ? options.reconnect : {}) };
     this.session = new Session(urls, { dial: (url) => this.attempt(url) }, reconnect, {
       phase: (phase) => {
@@ -184,9 +167,12 @@ export class ClientCore {
     });
   }
 
-  /** A call whose response is pulled (credit-window backpressure); `return()` cancels it. */
+  /**
+   * A call whose response is pulled (credit-window backpressure): it connects on the first
+   * `next()`, with what is left of the deadline; `return()` cancels it, even while connecting.
+   */
   iterate<T>(pattern: unknown, payload: unknown, options: WsMsgpackCallOptions): AsyncIterableIterator<T> {
-    return callIteratorWhenReady<T>(() => this.whenReady(options), pattern, payload);
+    return deferredIterator(() => this.whenReady(options).then(({ conn, options: remaining }) => conn.iterate(pattern, payload, remaining) as AsyncIterableIterator<T>));
   }
 
   /**
@@ -194,48 +180,7 @@ export class ClientCore {
    * order they were emitted: while some wait, a new one waits behind them even when connected.
    */
   emit(pattern: unknown, payload: unknown, options: WsMsgpackCallOptions): Promise<void> {
-    const open = this.session.connection;
-    if (open && this.queued.length === 0) {
-      try {
-        open.emit(pattern, payload, options.headers);
-        return Promise.resolve();
-      } catch (e) {
-        return Promise.reject(e);
-      }
-    }
-    const max = this.options.maxPendingEvents ?? CLIENT_DEFAULTS.maxPendingEvents;
-    if (this.queued.length >= max) {
-      return Promise.reject(unavailable(`not connected, and ${max} events already wait for the connection (maxPendingEvents)`));
-    }
-    return new Promise<void>((resolve, reject) => {
-      const entry: QueuedEvent = { pattern, payload, options, conn: undefined, resolve, reject };
-      this.queued.push(entry);
-      this.whenReady(options).then(
-        ({ conn }) => {
-          entry.conn = conn;
-          this.flushEvents();
-        },
-        (error: unknown) => {
-          const i = this.queued.indexOf(entry);
-          if (i >= 0) this.queued.splice(i, 1);
-          reject(error);
-          this.flushEvents();
-        },
-      );
-    });
-  }
-
-  /** Sends the waiting events that have a connection, oldest first, up to the first that has none yet. */
-  private flushEvents(): void {
-    while (this.queued.length > 0 && this.queued[0]!.conn) {
-      const e = this.queued.shift()!;
-      try {
-        e.conn!.emit(e.pattern, e.payload, e.options.headers);
-        e.resolve();
-      } catch (err) {
-        e.reject(err);
-      }
-    }
+    return this.events.emit(this.session.connection, pattern, payload, options);
   }
 
   private get readyTimeout(): number {
@@ -267,57 +212,13 @@ export class ClientCore {
     }
   }
 
-  /**
-   * One connection attempt: `prepare` (headers, token), then the socket, all within
-   * `connectTimeout`; `cancel` (close(), a newer attempt) settles it at once, even while `prepare`
-   * has not answered. A socket that opens after the attempt was called off is closed.
-   */
+  /** One connection attempt ({@link connectAttempt}): `prepare` (headers, token), then the socket, within `connectTimeout`. */
   private attempt(url: string): SocketAttempt {
-    const ms = this.options.connectTimeout ?? CLIENT_DEFAULTS.connectTimeout;
-    let inner: SocketAttempt | undefined;
-    let offReason: string | undefined;
-    let callOff!: (error: WsMsgpackError) => void;
-    const off = new Promise<never>((_, reject) => (callOff = reject));
-    off.catch(() => {}); // also when nothing races it any more
-    const cancel = (reason: string): void => {
-      if (offReason !== undefined) return;
-      offReason = reason;
-      inner?.cancel(reason);
-      callOff(unavailable(`cannot connect to ${url}: ${reason}`));
-    };
-    const timer = startTimer(ms, () => cancel(`no connection within ${ms} ms (connectTimeout)`), false);
-    const opened = (async (): Promise<Connection> => {
-      const prepared: unknown = this.hooks.prepare ? await Promise.race([this.prepare(url, this.hooks.prepare), off]) : undefined;
-      if (offReason !== undefined) await off;
-      const attempt = this.hooks.open(url, prepared, (socket) => this.adopt(socket));
-      inner = attempt;
-      // Opened just as it was called off: nobody will use it.
-      attempt.opened.then(
-        (conn) => offReason !== undefined && conn.close(1000, 'client closed'),
-        () => {},
-      );
-      return Promise.race([attempt.opened, off]);
-    })();
-    opened.then(
-      () => timer.cancel(),
-      () => timer.cancel(),
-    );
-    return { opened, cancel };
-  }
-
-  /**
-   * What an attempt needs first: the option as it is, or what its function gives (called before
-   * every attempt). A function that throws is reported, and the attempt fails (retried with backoff).
-   */
-  private async prepare(url: string, { name, option }: { readonly name: string; readonly option: unknown }): Promise<unknown> {
-    if (typeof option !== 'function') return option;
-    try {
-      return await (option as () => unknown)();
-    } catch (e) {
-      const message = `the ${name} function threw: ${e instanceof Error ? e.message : String(e)}`;
-      this.hooks.report(new Error(message, { cause: e }));
-      throw unavailable(`cannot connect to ${url}: ${message}`);
-    }
+    const prepare = this.hooks.prepare;
+    return connectAttempt(url, this.options.connectTimeout ?? CLIENT_DEFAULTS.connectTimeout, {
+      prepare: prepare && (() => preparedOption(url, prepare.name, prepare.option, (error) => this.hooks.report(error))),
+      open: (prepared) => this.hooks.open(url, prepared, (socket) => this.adopt(socket)),
+    });
   }
 
   /** A handshake succeeded (in the socket's open event, before any frame is handled). */

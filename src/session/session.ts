@@ -2,6 +2,7 @@ import { withCause } from '../connection/errors.js';
 import { WsMsgpackError, unavailable } from '../protocol/errors.js';
 import type { CloseInfo, Connection } from '../connection/connection.js';
 import { startTimer, type Timer } from '../connection/timers.js';
+import type { SocketAttempt } from './attempt.js';
 
 /**
  * Where a client's connection stands:
@@ -34,7 +35,7 @@ export const DEFAULT_RECONNECT: Readonly<Required<ReconnectOptions>> = Object.fr
 
 /** Opens one socket and makes it a Connection (synchronously in its open event). */
 export interface Dialer {
-  dial(url: string): { opened: Promise<Connection>; cancel(reason: string): void };
+  dial(url: string): SocketAttempt;
 }
 
 /** What a session reports. */
@@ -99,7 +100,7 @@ function isPermanent(error: unknown): boolean {
 export class Session {
   private phase: SessionPhase = 'idle';
   private current: Connection | undefined;
-  private attempt: { cancel(reason: string): void } | undefined;
+  private attempt: SocketAttempt | undefined;
   private retry: Timer | undefined;
   private failures = 0;
   /** Consecutive refusals that retrying cannot fix; the session gives up once every URL gave one. */

@@ -1,5 +1,6 @@
 import type { Context, Span, SpanKind, TextMapGetter, Tracer } from '@opentelemetry/api';
 import { Observable } from 'rxjs';
+import { deferredIterator } from '../connection/deferred-iterator.js';
 import { describeError } from '../connection/errors.js';
 import type { WsMsgpackCallOptions } from '../connection/options.js';
 import { WsMsgpackErrorCode } from '../protocol/errors.js';
@@ -142,56 +143,17 @@ export class Tracing {
    * (`return()`: `break` out of `for await`).
    */
   clientIterate<T>(pattern: unknown, options: WsMsgpackCallOptions, start: (options: WsMsgpackCallOptions) => AsyncIterableIterator<T>): AsyncIterableIterator<T> {
-    let inner: AsyncIterableIterator<T> | undefined;
     let span: Span | undefined;
-    let ended = false;
-    let closedBeforeStart = false;
-    const end = (outcome: Outcome): void => {
-      if (ended || !span) return;
-      ended = true;
-      this.endCall(span, outcome, 'client');
-    };
-    const open = (): AsyncIterableIterator<T> => {
-      if (inner) return inner;
-      const call = this.startCall(pattern, options, this.api.SpanKind.CLIENT);
-      span = call.span;
-      inner = start(call.options);
-      return inner;
-    };
-    const iterator: AsyncIterableIterator<T> = {
-      next: async () => {
-        if (closedBeforeStart) return { value: undefined, done: true };
-        const it = open();
-        try {
-          const result = await it.next();
-          if (result.done) end(OK);
-          return result;
-        } catch (e) {
-          end({ kind: 'error', error: e });
-          throw e;
-        }
+    return deferredIterator(
+      () => {
+        const call = this.startCall(pattern, options, this.api.SpanKind.CLIENT);
+        span = call.span;
+        return start(call.options);
       },
-      return: async (value?: unknown) => {
-        if (!inner) {
-          closedBeforeStart = true; // never started: nor will a later next()
-          return { value: value as T, done: true };
-        }
-        end(CANCELLED);
-        return inner.return ? inner.return(value) : { value: value as T, done: true };
+      (end) => {
+        if (span) this.endCall(span, end.kind === 'done' ? OK : end.kind === 'error' ? { kind: 'error', error: end.error } : CANCELLED, 'client');
       },
-      throw: async (error?: unknown) => {
-        if (!inner) {
-          closedBeforeStart = true;
-          throw error;
-        }
-        end(CANCELLED);
-        if (inner.throw) return inner.throw(error);
-        await inner.return?.();
-        throw error;
-      },
-      [Symbol.asyncIterator]: () => iterator,
-    };
-    return iterator;
+    );
   }
 
   /**

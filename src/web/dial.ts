@@ -1,5 +1,5 @@
 import type { Connection } from '../connection/connection.js';
-import type { SocketAttempt } from '../session/client-core.js';
+import type { SocketAttempt } from '../session/attempt.js';
 import type { WebSocketLike } from '../connection/socket.js';
 import { SUBPROTOCOL_V1 } from '../protocol/constants.js';
 import { unavailable } from '../protocol/errors.js';

@@ -1,5 +1,6 @@
 import { Observable, type Subscriber, type Subscription } from 'rxjs';
-import { ClientCore, type ClientCoreOptions, type SocketAttempt } from '../session/client-core.js';
+import { ClientCore, type ClientCoreOptions } from '../session/client-core.js';
+import type { SocketAttempt } from '../session/attempt.js';
 import type { CloseInfo } from '../connection/connection.js';
 import { ReportingListeners } from '../connection/listeners.js';
 import type { WsMsgpackCallOptions } from '../connection/options.js';

@@ -316,18 +316,26 @@ describe('a token or headers function that never settles', () => {
     const errors: Error[] = [];
     const c = client({ token: () => (++calls === 1 ? late.promise.then(() => 'token-admin') : 'token-admin') });
     c.on('error', (e) => errors.push(e));
-    const connecting = c.connect().catch((e: unknown) => e);
-    await until(() => calls === 1, WAIT_MS, 'the token function called');
-    await within(c.close());
-    expect(codeOf(await within(connecting))).toBe('UNAVAILABLE');
-    // A new connect() is a new attempt, not stuck behind the old one.
-    await within(c.connect(), WAIT_MS, 'connect() after close()');
-    const states: string[] = [];
-    c.status.subscribe((s) => states.push(s));
-    late.open(); // the first token arrives after all
-    expect(await within(c.call('admin.whoami', null))).toBe('ada');
-    await holds(() => c.state === 'connected', 'the connection stays up');
-    expect({ calls, states, errors: errors.map((e) => e.message) }).toEqual({ calls: 2, states: ['connected'], errors: [] });
+    let accepted = 0;
+    let counting = true;
+    svc.server.on('connection', () => void (counting && accepted++));
+    try {
+      const connecting = c.connect().catch((e: unknown) => e);
+      await until(() => calls === 1, WAIT_MS, 'the token function called');
+      await within(c.close());
+      expect(codeOf(await within(connecting))).toBe('UNAVAILABLE');
+      // A new connect() is a new attempt, not stuck behind the old one.
+      await within(c.connect(), WAIT_MS, 'connect() after close()');
+      const states: string[] = [];
+      c.status.subscribe((s) => states.push(s));
+      late.open(); // the first token arrives after all
+      expect(await within(c.call('admin.whoami', null))).toBe('ada');
+      await holds(() => c.state === 'connected', 'the connection stays up');
+      // The late token opened no socket: the server accepted the one connection only.
+      expect({ calls, states, accepted, errors: errors.map((e) => e.message) }).toEqual({ calls: 2, states: ['connected'], accepted: 1, errors: [] });
+    } finally {
+      counting = false; // the server has no off(): the listener stays, counting nothing
+    }
   });
 });
 
