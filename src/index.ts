@@ -28,6 +28,7 @@ export { WsMessagePattern, WsEventPattern } from './decorators/patterns.js';
 export { WsHeaders, WsPeer, WsSignal, WsSocket, WsUpgradeHeaders, WsUser, type ParamPipe } from './decorators/params.js';
 export { WS_MSGPACK_TRANSPORT, WS_PEER_CONNECTED, WS_PEER_DISCONNECTED, type WsPeerConnected, type WsPeerDisconnected } from './nest/constants.js';
 export type { WsRequestStream } from './connection/inbound-stream.js';
+export { wsConcatMap, wsMergeMap } from './connection/pull-map.js';
 export type { OverflowStrategy, WsMsgpackCallHeaders } from './protocol/frames.js';
 // Peers and topics.
 export type { WsMsgpackPeer, WsMsgpackHandshake } from './peer/peer.js';

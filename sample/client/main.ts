@@ -126,6 +126,18 @@ async function main(): Promise<void> {
   print('import (5,000 rows, pulled by the server)', `${imported.rows} rows imported`);
   expectEqual('import', [imported, produced], [{ rows: 5000 }, 5000]);
 
+  // 4c. The same from an rxjs pipeline on the server: wsConcatMap paces us like for-await does.
+  let sentRx = 0;
+  async function* rowsRx(): AsyncGenerator<Row> {
+    for (let id = 0; id < 2000; id++) {
+      sentRx++;
+      yield { id, name: `row-${id}` };
+    }
+  }
+  const importedRx = await firstValueFrom(client.send<number>('import.rx', rowsRx()));
+  print('import.rx (2,000 rows through wsConcatMap)', `${importedRx} rows stored`);
+  expectEqual('import.rx', [importedRx, sentRx], [2000, 2000]);
+
   // 5. Response stream: print each item as it arrives.
   const repeated = await lastValueFrom(
     client.send<string, RepeatRequest>('repeat', { word: 'bla...', count: 4 }).pipe(

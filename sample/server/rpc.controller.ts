@@ -1,6 +1,6 @@
 import { Controller, Logger, UseFilters } from '@nestjs/common';
 import { MessagePattern, Payload, RpcException } from '@nestjs/microservices';
-import { finalize, firstValueFrom, from, interval, map, range, reduce, throwError, timeout, type Observable } from 'rxjs';
+import { count, finalize, firstValueFrom, from, interval, map, range, reduce, throwError, timeout, type Observable } from 'rxjs';
 // In your own app: import { ... } from 'nestjs-ws-msgpack';
 import {
   InjectWsMsgpackServer,
@@ -11,6 +11,7 @@ import {
   WsMsgpackServer,
   WsPeer,
   WsSignal,
+  wsConcatMap,
   type WsMsgpackPeer,
   type WsRequestStream,
 } from '../../src/index.js';
@@ -108,6 +109,19 @@ export class RpcController {
       if (n % 100 === 0) await new Promise((resolve) => setTimeout(resolve, 1)); // a slow insert, now and then
     }
     return { rows: n };
+  }
+
+  /**
+   * Request stream, subscribed: `wsConcatMap` (first in the pipe) takes the next row only once the
+   * previous one is stored, so the client sends no faster than this handler works, as with
+   * `for await`. rxjs's `concatMap` would let rows pile up inside it instead.
+   */
+  @WsMessagePattern('import.rx')
+  importRowsRx(@Payload() rows: WsRequestStream<Row>): Observable<number> {
+    return rows.pipe(
+      wsConcatMap((row) => new Promise<Row>((resolve) => setTimeout(() => resolve(row), row.id % 100 === 0 ? 1 : 0))),
+      count(),
+    );
   }
 
   /** Response stream from an async generator: `word`, `count` times. */
