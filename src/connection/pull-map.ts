@@ -1,4 +1,4 @@
-import { from, mergeMap, Observable, Subscription, type ObservableInput, type OperatorFunction } from 'rxjs';
+import { from, mergeMap, Observable, Subject, takeUntil, type ObservableInput, type OperatorFunction } from 'rxjs';
 import { inboundStreamOf } from './inbound-stream.js';
 
 /**
@@ -35,32 +35,32 @@ export function wsMergeMap<T, R>(project: (item: T, index: number) => Observable
 function pulled<T, R>(source: AsyncIterable<T>, project: (item: T, index: number) => ObservableInput<R>, concurrency: number): Observable<R> {
   return new Observable<R>((subscriber) => {
     const items = source[Symbol.asyncIterator]();
-    const running = new Set<Subscription>();
+    /** Emits once the output is unsubscribed: the results still running stop. */
+    const stopped = new Subject<void>();
     /** `pulling`: a next() is under way; `idle`: waiting for a result to complete; `ended`: the source has no more. */
     let phase: 'idle' | 'pulling' | 'ended' = 'idle';
     let index = 0;
     let active = 0;
 
     const finishIfDone = (): void => {
-      if (phase === 'ended' && active === 0) subscriber.complete();
+      if (phase === 'ended' && active === 0 && !subscriber.closed) subscriber.complete();
     };
 
     const run = (item: T): void => {
       active++;
-      const inner = new Subscription();
-      running.add(inner);
-      inner.add(
-        from(project(item, index++)).subscribe({
+      // takeUntil(stopped) subscribes its own subscriber before the result's source runs, so an
+      // unsubscribe during a synchronous emission (take(1) after a range) stops that source at once.
+      from(project(item, index++))
+        .pipe(takeUntil(stopped))
+        .subscribe({
           next: (value) => subscriber.next(value),
           error: (error: unknown) => subscriber.error(error),
           complete: () => {
             active--;
-            running.delete(inner);
             finishIfDone();
             void pull();
           },
-        }),
-      );
+        });
     };
 
     const pull = async (): Promise<void> => {
@@ -85,8 +85,8 @@ function pulled<T, R>(source: AsyncIterable<T>, project: (item: T, index: number
 
     void pull();
     return () => {
-      for (const s of running) s.unsubscribe();
-      running.clear();
+      stopped.next();
+      stopped.complete();
       if (phase !== 'ended') void items.return?.();
     };
   });

@@ -1,4 +1,4 @@
-import { lastValueFrom, of, Subject, toArray } from 'rxjs';
+import { lastValueFrom, of, range, Subject, take, tap, toArray } from 'rxjs';
 import { InboundStream } from '../../src/connection/inbound-stream.js';
 import { wsConcatMap, wsMergeMap } from '../../src/connection/pull-map.js';
 
@@ -80,6 +80,20 @@ describe('wsConcatMap / wsMergeMap on a request stream: an item is taken only wh
     await turns();
     expect(s.push(2, 100)).toBe(true);
     expect(s.bufferedBytes).toBe(0);
+  });
+
+  it('unsubscribing during a synchronous result stops that result at once (take(1) after a range), as mergeMap does', async () => {
+    const s = new InboundStream(4, () => {});
+    s.push(1);
+    s.complete();
+    let produced = 0;
+    const firstOne = await lastValueFrom(
+      s.observable.pipe(
+        wsConcatMap(() => range(0, 100_000).pipe(tap(() => produced++))),
+        take(1),
+      ),
+    );
+    expect({ firstOne, produced }).toEqual({ firstOne: 0, produced: 1 });
   });
 
   it("project's error errors the output and closes the request stream", async () => {
