@@ -57,6 +57,10 @@ export const LAYERS = {
     ['protocol', 'connection', 'peer'],
     [NO_NODE, NO_WS, NO_NEST, NO_OTEL],
   ],
+  cluster: [
+    ['protocol', 'connection', 'peer', 'cluster'],
+    [NO_NODE, NO_WS, NO_NEST, NO_OTEL],
+  ],
   node: [
     ['protocol', 'connection', 'node', 'patches/ws.js', 'patches/http-upgrade-router.js'],
     [NO_NEST, NO_OTEL],
@@ -68,7 +72,7 @@ export const LAYERS = {
   nest: [['protocol', 'connection', 'peer', 'tracing', 'nest', 'patches/nest-filters.js', 'patches/nest-pipes.js'], [NO_OTEL]],
   patches: [['protocol', 'connection', 'nest', 'patches'], [NO_OTEL]],
   decorators: [['protocol', 'peer', 'nest', 'decorators'], [NO_OTEL]],
-  server: [['protocol', 'connection', 'session', 'node', 'peer', 'tracing', 'nest', 'patches', 'server'], [NO_OTEL]],
+  server: [['protocol', 'connection', 'session', 'node', 'peer', 'cluster', 'tracing', 'nest', 'patches', 'server'], [NO_OTEL]],
   client: [['protocol', 'connection', 'session', 'node', 'peer', 'tracing', 'nest', 'patches', 'client'], [NO_OTEL]],
   health: [['protocol', 'connection', 'session', 'peer', 'server', 'client', 'health'], [NO_OTEL]],
 };

@@ -32,8 +32,12 @@ export { wsConcatMap, wsMergeMap } from './connection/pull-map.js';
 export type { OverflowStrategy, WsMsgpackCallHeaders } from './protocol/frames.js';
 // Peers and topics.
 export type { WsMsgpackPeer, WsMsgpackHandshake } from './peer/peer.js';
-export type { WsMsgpackPeerDirectory } from './peer/directory.js';
-export { WsMsgpackTopics } from './peer/topics.js';
+export type { WsMsgpackPeerDirectory, WsMsgpackBroadcastTarget } from './peer/directory.js';
+export type { WsMsgpackSelection } from './peer/selection.js';
+// Replicas (the cluster option; the Redis adapter is nestjs-ws-msgpack/redis).
+export type { WsMsgpackCluster, WsMsgpackClusterStatus, WsMsgpackPeerInfo } from './cluster/types.js';
+export type { WsMsgpackClusterAdapter, ClusterHost, ClusterLocalPeer } from './cluster/adapter.js';
+export { WsMsgpackTopics, type WsMsgpackTopicsOptions, type WsMsgpackTopicBus } from './peer/topics.js';
 // Errors, status, close codes.
 export { WsMsgpackError, WsMsgpackErrorCode } from './protocol/errors.js';
 export { WsMsgpackStatus } from './session/status.js';

@@ -1,6 +1,10 @@
 import { WsMsgpackError, WsMsgpackErrorCode } from '../protocol/errors.js';
 import { isSendBufferFull } from '../connection/errors.js';
 import type { WsMsgpackPeer } from './peer.js';
+import { selectsPeer, type WsMsgpackSelection } from './selection.js';
+
+/** Which peers a broadcast reaches: a function (this replica only), or a selection (rooms, users, exceptions). */
+export type WsMsgpackBroadcastTarget = ((peer: WsMsgpackPeer) => boolean) | WsMsgpackSelection;
 
 /**
  * The connected peers of a server, and broadcast. This is the seam for a cluster adapter: an
@@ -17,12 +21,14 @@ export interface WsMsgpackPeerDirectory {
   /** The connected peers, in the order they connected. */
   [Symbol.iterator](): IterableIterator<WsMsgpackPeer>;
   /**
-   * Emits an event to every connected peer, or to those `filter` keeps. Returns how many peers it
-   * was handed to: a peer whose connection is closing, or that has not read what already waits
-   * for it (more than `maxSendBufferSize`), is skipped, not an error. Throws what the data itself
-   * fails with (cannot be encoded: INTERNAL; over maxPayload: RESOURCE_EXHAUSTED).
+   * Emits an event to every connected peer, or to those `target` selects: a function, or a
+   * {@link WsMsgpackSelection} (`{ to: 'room' }`, `{ users: ['ada'] }`, `{ except: [...] }`).
+   * Returns how many peers it was handed to: a peer whose connection is closing, or that has not
+   * read what already waits for it (more than `maxSendBufferSize`), is skipped, not an error.
+   * Throws what the data itself fails with (cannot be encoded: INTERNAL; over maxPayload:
+   * RESOURCE_EXHAUSTED). These are this replica's peers: with a cluster, see `server.broadcast`.
    */
-  broadcast(pattern: unknown, data: unknown, filter?: (peer: WsMsgpackPeer) => boolean): number;
+  broadcast(pattern: unknown, data: unknown, target?: WsMsgpackBroadcastTarget): number;
 }
 
 /** The peers of one server process (what `server.peers` is, as {@link WsMsgpackPeerDirectory}). */
@@ -45,10 +51,11 @@ export class LocalPeerDirectory implements WsMsgpackPeerDirectory {
     return this.peers.values();
   }
 
-  broadcast(pattern: unknown, data: unknown, filter?: (peer: WsMsgpackPeer) => boolean): number {
+  broadcast(pattern: unknown, data: unknown, target?: WsMsgpackBroadcastTarget): number {
+    const keep = typeof target === 'function' ? target : target ? (peer: WsMsgpackPeer) => selectsPeer(target, peer) : undefined;
     let sent = 0;
     for (const peer of [...this.peers.values()]) {
-      if (filter && !filter(peer)) continue;
+      if (keep && !keep(peer)) continue;
       let failure: unknown;
       peer.emit(pattern, data).subscribe({ error: (e: unknown) => (failure = e) });
       if (failure === undefined) sent++;

@@ -1,5 +1,6 @@
 import { Observable, of, throwError, type Subscriber } from 'rxjs';
 import type { Connection } from '../connection/connection.js';
+import type { WsMsgpackCallOptions } from '../connection/options.js';
 import { WsMsgpackError, cancelled } from '../protocol/errors.js';
 import { unpackCall } from './record.js';
 
@@ -29,6 +30,15 @@ export interface WsMsgpackPeer {
   /** True while the connection is open. */
   readonly isConnected: boolean;
   /**
+   * The rooms the peer is in: names the application gives it with {@link join} (a connected hook
+   * is a good place), that broadcasts and presence queries select by (`{ to: 'room' }`). Empty at first.
+   */
+  readonly rooms: ReadonlySet<string>;
+  /** Puts the peer in these rooms (with a cluster, every replica's selections see it). */
+  join(...rooms: string[]): void;
+  /** Takes the peer out of these rooms. */
+  leave(...rooms: string[]): void;
+  /**
    * Calls a handler the peer exposes. Cold: each subscription is one call; unsubscribing cancels
    * it. `data` may be a stream (request stream) and may be a `WsMsgpackRecord` (headers, deadline,
    * window, overflow). A peer obtained inside a handler is bound to that call: when the call is
@@ -47,6 +57,7 @@ export class ConnectionPeer implements WsMsgpackPeer {
   readonly state = new Map<unknown, unknown>();
   /** The authenticated identity: set by authentication, `undefined` until then. */
   user: unknown = undefined;
+  private readonly roomSet = new Set<string>();
 
   constructor(
     /** @internal */
@@ -57,6 +68,39 @@ export class ConnectionPeer implements WsMsgpackPeer {
 
   get isConnected(): boolean {
     return !this.connection.isClosed;
+  }
+
+  get rooms(): ReadonlySet<string> {
+    return this.roomSet;
+  }
+
+  join(...rooms: string[]): void {
+    this.changeRooms(rooms, (room) => {
+      if (this.roomSet.has(room)) return false;
+      this.roomSet.add(room);
+      return true;
+    });
+  }
+
+  leave(...rooms: string[]): void {
+    this.changeRooms(rooms, (room) => this.roomSet.delete(room));
+  }
+
+  /** @internal Called after the rooms changed (the server tells its cluster). */
+  onRoomsChanged: ((peer: ConnectionPeer) => void) | undefined;
+
+  /** @internal Pulled call (credit follows the pulls; `return()` cancels): what serving a call from another replica needs. */
+  iterate(pattern: unknown, payload: unknown, options: WsMsgpackCallOptions): AsyncIterableIterator<unknown> {
+    return this.connection.iterate(pattern, payload, options);
+  }
+
+  private changeRooms(rooms: readonly string[], change: (room: string) => boolean): void {
+    let changed = false;
+    for (const room of rooms) {
+      if (typeof room !== 'string' || room === '') throw new TypeError(`nestjs-ws-msgpack: a room is a non-empty string, got ${JSON.stringify(room)}`);
+      changed = change(room) || changed;
+    }
+    if (changed) this.onRoomsChanged?.(this);
   }
 
   send<TResult = unknown, TInput = unknown>(pattern: unknown, data: TInput): Observable<TResult> {
@@ -113,6 +157,15 @@ class CallBoundPeer implements WsMsgpackPeer {
   }
   get isConnected(): boolean {
     return this.peer.isConnected;
+  }
+  get rooms(): ReadonlySet<string> {
+    return this.peer.rooms;
+  }
+  join(...rooms: string[]): void {
+    this.peer.join(...rooms);
+  }
+  leave(...rooms: string[]): void {
+    this.peer.leave(...rooms);
   }
 
   send<TResult = unknown, TInput = unknown>(pattern: unknown, data: TInput): Observable<TResult> {

@@ -19,10 +19,34 @@ import { Observable, Subject } from 'rxjs';
  * of growing memory.
  */
 export class WsMsgpackTopics<T = unknown> {
-  private readonly subjects = new Map<string, { subject: Subject<T>; subscribers: number }>();
+  private readonly subjects = new Map<string, { subject: Subject<T>; subscribers: number; leaveBus: (() => void) | undefined }>();
+  private readonly bus: WsMsgpackTopicBus | undefined;
+  private readonly name: string;
+  private readonly onError: (error: Error) => void;
 
-  /** Sends `value` to the current subscribers of `topic`; returns how many there are (0: nobody listens). */
+  /**
+   * Without options, the topics of this process. With `cluster` (the server's `cluster` option,
+   * `redisCluster(...)`), the topics of every replica: a value published on one replica reaches
+   * the subscribers of all, in publish order per publisher; `name` tells this set of topics from
+   * the other sets sharing the cluster.
+   */
+  constructor(options: WsMsgpackTopicsOptions = {}) {
+    this.bus = options.cluster;
+    if (this.bus && (typeof options.name !== 'string' || options.name === '')) {
+      throw new TypeError('nestjs-ws-msgpack: WsMsgpackTopics with a cluster needs a `name` (the same on every replica), e.g. new WsMsgpackTopics({ cluster, name: "prices" })');
+    }
+    this.name = options.name ?? '';
+    this.onError = options.onError ?? ((error) => console.error(`nestjs-ws-msgpack: WsMsgpackTopics "${this.name}": ${error.message}`));
+  }
+
+  /**
+   * Sends `value` to the current subscribers of `topic` on this replica, now, and returns how many
+   * there are (0: nobody here listens). With a cluster it is also published to the other
+   * replicas' subscribers (not counted here: they are not known here); a failure to publish (the
+   * engine unreachable) goes to `onError`.
+   */
   publish(topic: string, value: T): number {
+    if (this.bus) this.bus.publishTopic(this.channel(topic), value).catch((e: unknown) => this.onError(e instanceof Error ? e : new Error(String(e))));
     const entry = this.subjects.get(topic);
     if (!entry) return 0;
     entry.subject.next(value);
@@ -34,7 +58,9 @@ export class WsMsgpackTopics<T = unknown> {
     return new Observable<T>((subscriber) => {
       let entry = this.subjects.get(topic);
       if (!entry) {
-        entry = { subject: new Subject<T>(), subscribers: 0 };
+        const subject = new Subject<T>();
+        const leaveBus = this.bus?.subscribeTopic(this.channel(topic), (value) => subject.next(value as T));
+        entry = { subject, subscribers: 0, leaveBus };
         this.subjects.set(topic, entry);
       }
       entry.subscribers++;
@@ -42,7 +68,10 @@ export class WsMsgpackTopics<T = unknown> {
       const mine = entry;
       return () => {
         subscription.unsubscribe();
-        if (--mine.subscribers === 0 && this.subjects.get(topic) === mine) this.subjects.delete(topic);
+        if (--mine.subscribers === 0 && this.subjects.get(topic) === mine) {
+          this.subjects.delete(topic);
+          mine.leaveBus?.();
+        }
       };
     });
   }
@@ -51,7 +80,12 @@ export class WsMsgpackTopics<T = unknown> {
   end(topic: string): void {
     const entry = this.subjects.get(topic);
     this.subjects.delete(topic);
+    entry?.leaveBus?.();
     entry?.subject.complete();
+  }
+
+  private channel(topic: string): string {
+    return `${this.name}:${topic}`;
   }
 
   /** Subscribers of `topic` now. */
@@ -63,4 +97,26 @@ export class WsMsgpackTopics<T = unknown> {
   get topics(): string[] {
     return [...this.subjects.keys()];
   }
+}
+
+/**
+ * What carries topics between replicas: a cluster adapter (`redisCluster(...)`) is one. Values
+ * published on `channel` by another replica are delivered, in publish order per publisher, to
+ * `deliver` until the function `subscribeTopic` returned is called.
+ */
+export interface WsMsgpackTopicBus {
+  /** Publishes to the other replicas' subscribers of `channel`. */
+  publishTopic(channel: string, value: unknown): Promise<void>;
+  /** Delivers what other replicas publish on `channel`; the returned function stops it. */
+  subscribeTopic(channel: string, deliver: (value: unknown) => void): () => void;
+}
+
+/** Options of {@link WsMsgpackTopics}. */
+export interface WsMsgpackTopicsOptions {
+  /** The replicas to publish across (the server's `cluster` option). Defaults to none: this process only. */
+  cluster?: WsMsgpackTopicBus;
+  /** Tells this set of topics from others sharing the cluster; required with `cluster`, the same on every replica. */
+  name?: string;
+  /** A value that could not be published to the other replicas. Defaults to `console.error`. */
+  onError?: (error: Error) => void;
 }

@@ -3,6 +3,7 @@ import { extensionCodecOf } from '../protocol/extensions.js';
 import { checkStandaloneOptions } from '../node/standalone-server.js';
 import type { WsMsgpackCallLogLevel } from '../nest/call-log.js';
 import type { WsMsgpackListenOptions, WsMsgpackUpgradeOptions } from '../node/options.js';
+import type { WsMsgpackClusterAdapter } from '../cluster/adapter.js';
 
 export type { WsMsgpackAllowedOrigins, WsMsgpackListenOptions, WsMsgpackUpgradeOptions } from '../node/options.js';
 
@@ -45,6 +46,13 @@ export interface WsMsgpackServerOptions extends ConnectionLimits, WsMsgpackListe
    * 1,000 ms; 0 cancels at once; `Infinity` waits for the calls however long they take.
    */
   drainTimeout?: number;
+  /**
+   * Replicas that act as one: `redisCluster({ url })` from `nestjs-ws-msgpack/redis` (or another
+   * {@link WsMsgpackClusterAdapter}). With it, `server.cluster` reaches the peers of every replica:
+   * broadcast, presence, calls to a peer whichever replica holds it. Defaults to none: the server
+   * knows only its own peers.
+   */
+  cluster?: WsMsgpackClusterAdapter;
 }
 
 /** The defaults of the server's own options (each connection's limits: `DEFAULT_LIMITS`). */
@@ -58,7 +66,7 @@ export const SERVER_DEFAULTS = Object.freeze({
  * Checks the server's options at construction, in this order (the first bad one is reported):
  * `path` with `httpServer`, the connection limits, extensions, the standalone server's options,
  * `drainTimeout`, `closeTimeout`, then (`makeGate`) the upgrade checks' own options, then
- * `maxServerInboundBytes`; fills in the defaults. A bad value fails here with `nestjs-ws-msgpack:
+ * `maxServerInboundBytes`, then `cluster`; fills in the defaults. A bad value fails here with `nestjs-ws-msgpack:
  * option <name> ...`, not at the first connection.
  */
 export function resolveServerOptions<G>(
@@ -76,5 +84,9 @@ export function resolveServerOptions<G>(
   const gate = makeGate();
   const maxServerInboundBytes = options.maxServerInboundBytes ?? SERVER_DEFAULTS.maxServerInboundBytes;
   if (typeof maxServerInboundBytes !== 'number' || !(maxServerInboundBytes >= 0)) throw optionError('maxServerInboundBytes', 'a number >= 0', maxServerInboundBytes);
+  const cluster = options.cluster as Partial<WsMsgpackClusterAdapter> | undefined;
+  if (cluster !== undefined && (typeof cluster !== 'object' || cluster === null || typeof cluster.start !== 'function' || typeof cluster.close !== 'function')) {
+    throw optionError('cluster', 'a cluster adapter (redisCluster(...) from nestjs-ws-msgpack/redis)', cluster);
+  }
   return { drainTimeout, closeTimeout, gate, maxServerInboundBytes };
 }

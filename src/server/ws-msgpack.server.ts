@@ -25,6 +25,9 @@ import { closeAll, drain, whenClosed } from './shutdown.js';
 import { pickProtocol, refuseUpgrade, UpgradeGate } from '../node/upgrade-gate.js';
 import { routeUpgrades, type UpgradeHandler } from '../patches/http-upgrade-router.js';
 import { Connection } from '../connection/connection.js';
+import { ClusterBinding } from './cluster-binding.js';
+import type { WsMsgpackCluster } from '../cluster/types.js';
+import type { WsMsgpackBroadcastTarget } from '../peer/directory.js';
 
 export { NO_MESSAGE_HANDLER } from '../nest/dispatcher.js';
 
@@ -75,6 +78,8 @@ export class WsMsgpackServer extends WsMsgpackDispatcher<WsMsgpackServerEvents, 
   private readonly inbound: BufferBudget;
   /** Where the server says once where it listens (Nest's transports do). */
   private readonly listenLog = new Logger('WsMsgpackServer');
+  /** The `cluster` option's side of this server (nothing without it). */
+  private readonly clusterBinding: ClusterBinding;
 
   constructor(private readonly options: WsMsgpackServerOptions = {}) {
     super();
@@ -84,6 +89,7 @@ export class WsMsgpackServer extends WsMsgpackDispatcher<WsMsgpackServerEvents, 
     this.gate = resolved.gate;
     this.inbound = new BufferBudget(resolved.maxServerInboundBytes || Infinity); // 0: no limit
     this.callLog = callLogOf(options.logCalls);
+    this.clusterBinding = new ClusterBinding(options.cluster, this.directory, options, (err) => this.emitError(err));
   }
 
   /** Memory the frames of all peers hold now, as `maxServerInboundBytes` counts it. For metrics. */
@@ -134,6 +140,7 @@ export class WsMsgpackServer extends WsMsgpackDispatcher<WsMsgpackServerEvents, 
   private listenShared(shared: HttpServer, path: string | null, onUpgrade: UpgradeHandler, callback: (error?: unknown) => void): void {
     this.unroute = routeUpgrades(shared, path, onUpgrade, () => void this.close());
     this.phase = { name: 'listening' };
+    this.clusterBinding.start();
     this.listenLog.log(`Accepting WebSocket upgrades on path ${path} of the HTTP server${describeAddress(shared.address(), ' (listening on ', ')')}`);
     this._status$.next(WsMsgpackStatus.CONNECTED);
     callback();
@@ -178,6 +185,7 @@ export class WsMsgpackServer extends WsMsgpackDispatcher<WsMsgpackServerEvents, 
         return;
       }
       this.phase = { name: 'listening' };
+      this.clusterBinding.start();
       this._status$.next(WsMsgpackStatus.CONNECTED);
       this.listenLog.log(`Listening on ${this.options.tls ? 'wss' : 'ws'}://${describeAddress(http.address())}${path ?? ''}`);
       answer();
@@ -240,11 +248,21 @@ export class WsMsgpackServer extends WsMsgpackDispatcher<WsMsgpackServerEvents, 
   }
 
   /**
-   * Emits an event to every connected peer, or to those `filter` keeps; returns how many it was
-   * handed to. Shorthand for `server.peers.broadcast(...)`.
+   * Emits an event to this replica's connected peers, or those `target` selects (a function, or
+   * a selection: `{ to: 'room' }`, `{ users: [...] }`, `{ except: [...] }`); returns how many it
+   * was handed to, now. Shorthand for `server.peers.broadcast(...)`. With a cluster, the peers of
+   * every replica: `await server.cluster.broadcast(pattern, data, selection)`.
    */
-  broadcast(pattern: unknown, data: unknown, filter?: (peer: WsMsgpackPeer) => boolean): number {
-    return this.directory.broadcast(pattern, data, filter);
+  broadcast(pattern: unknown, data: unknown, target?: WsMsgpackBroadcastTarget): number {
+    return this.directory.broadcast(pattern, data, target);
+  }
+
+  /**
+   * The replicas acting as one, with the `cluster` option (`undefined` without it): the peers of
+   * every replica (`peer(id)`, `fetchPeers`, `count`) and broadcast to all of them.
+   */
+  get cluster(): WsMsgpackCluster | undefined {
+    return this.clusterBinding.adapter;
   }
 
   /**
@@ -303,12 +321,14 @@ export class WsMsgpackServer extends WsMsgpackDispatcher<WsMsgpackServerEvents, 
     const attachment = { connection: conn, peer, socket: ws, request: req };
     this.connections.set(conn, peer);
     this.directory.add(peer);
+    this.clusterBinding.connected(peer);
     conn.onError((err) => this.emitError(err));
     // Registered before 'connection' fires, so a listener that throws or closes the socket cannot
     // leave the connection behind in the table.
     conn.onClose((info) => {
       this.connections.delete(conn);
       this.directory.delete(peer);
+      this.clusterBinding.disconnected(peer);
       this.events.emit('disconnect', ws, info.code, info.reason, peer);
       this.detach(attachment, info);
     });
@@ -334,6 +354,7 @@ export class WsMsgpackServer extends WsMsgpackDispatcher<WsMsgpackServerEvents, 
     await drain([...this.connections.keys()], this.drainTimeout);
     await closeAll([...this.connections.keys()], sockets, closed, timeout);
     await this.hooksSettled(Math.min(timeout, MAX_TIMER_MS)); // disconnected hooks still use the app's providers
+    await this.clusterBinding.close(); // the other replicas forget this one's peers at once
     await this.cleanup();
     overtaken?.(); // its callback, without an error (idempotent: a bind that won the race answered already)
     const phase = this.phase;

@@ -33,6 +33,7 @@ export function connectAttempt(url: string, timeoutMs: number, steps: AttemptSte
   let resolve!: (connection: Connection) => void;
   let reject!: (error: unknown) => void;
   const opened = new Promise<Connection>((res, rej) => ((resolve = res), (reject = rej)));
+  opened.catch(() => {}); // a caller that stopped listening (the session moved on) leaves no unhandled rejection
   const unsettled = (): boolean => phase === 'preparing' || phase === 'opening';
   const settle = (to: 'open' | 'failed'): void => {
     phase = to;

@@ -44,6 +44,8 @@ class HubController {
     serverLog.push(`connected ${peer.id}`);
     peer.state.set('calls', 0);
     // simplerpc's welcome: the hook calls the client; the client's own calls wait meanwhile.
+    const rooms = new URL(peer.handshake.url, 'ws://x').searchParams.get('rooms');
+    if (rooms) peer.join(...rooms.split(','));
     if (new URL(peer.handshake.url, 'ws://x').searchParams.has('welcome')) {
       const answer = await firstValueFrom(peer.send<string>('client.welcome', 'welcome!'));
       serverLog.push(`welcomed ${peer.id}: ${answer}`);
@@ -452,6 +454,35 @@ describe('connection hooks, per-connection state, broadcast', () => {
       expect(clientLog.sort()).toEqual(['news n1 b1', 'news n1 b2', 'news n2 b1']);
     } finally {
       await Promise.all(apps.slice(0, 2).map((a) => a.close()));
+    }
+  });
+
+  it('broadcast to a selection: rooms the peers joined in the connected hook (to), and exceptions by room or peer id (except)', async () => {
+    clientLog.length = 0;
+    const apps = await Promise.all(
+      [
+        ['r1', 'eu,vip'],
+        ['r2', 'eu'],
+        ['r3', 'us'],
+      ].map(([k, rooms]) => startClientApp({ controllers: [AgentController], providers: [DenyGuard] }, { url: `${svc.url}/?client=${k}&rooms=${rooms}` })),
+    );
+    try {
+      await Promise.all(apps.map((a) => first(a.client.send('whoami', null)))); // connected hooks done: rooms joined
+      const r2 = [...svc.server.peers].find((p) => p.handshake.url.includes('client=r2'))!;
+      expect([...r2.rooms]).toEqual(['eu']);
+      expect(svc.server.broadcast('news', 'eu', { to: 'eu' })).toBe(2);
+      expect(svc.server.broadcast('news', 'eu-not-vip', { to: ['eu'], except: 'vip' })).toBe(1);
+      expect(svc.server.broadcast('news', 'all-but-r2', { except: [r2.id] })).toBe(2);
+      expect(svc.server.broadcast('news', 'nobody', { to: 'asia' })).toBe(0);
+      r2.leave('eu');
+      r2.join('us');
+      expect(svc.server.peers.broadcast('news', 'us', { to: 'us' })).toBe(2);
+      await until(() => clientLog.length === 7, WAIT_MS, 'seven deliveries');
+      await Promise.all(apps.map((a) => first(a.client.send('whoami', null))));
+      expect(clientLog.sort()).toEqual(['news all-but-r2 r1', 'news all-but-r2 r3', 'news eu r1', 'news eu r2', 'news eu-not-vip r2', 'news us r2', 'news us r3']);
+      expect(() => r2.join('')).toThrow('nestjs-ws-msgpack: a room is a non-empty string, got ""');
+    } finally {
+      await Promise.all(apps.map((a) => a.close()));
     }
   });
 
