@@ -36,8 +36,8 @@ export type { WsMsgpackPeerDirectory, WsMsgpackBroadcastTarget } from './peer/di
 export type { WsMsgpackSelection } from './peer/selection.js';
 // Replicas (the cluster option; the Redis adapter is nestjs-ws-msgpack/redis).
 export type { WsMsgpackCluster, WsMsgpackClusterStatus, WsMsgpackPeerInfo } from './cluster/types.js';
-export type { WsMsgpackClusterAdapter, ClusterHost, ClusterLocalPeer } from './cluster/adapter.js';
-export { WsMsgpackTopics, type WsMsgpackTopicsOptions, type WsMsgpackTopicBus } from './peer/topics.js';
+export type { WsMsgpackClusterAdapter } from './cluster/adapter.js';
+export { WsMsgpackTopics, type WsMsgpackTopicsOptions } from './peer/topics.js';
 // Errors, status, close codes.
 export { WsMsgpackError, WsMsgpackErrorCode } from './protocol/errors.js';
 export { WsMsgpackStatus } from './session/status.js';

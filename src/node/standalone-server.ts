@@ -68,3 +68,17 @@ export function normalizePath(path: string): string {
   const p = path.startsWith('/') ? path : `/${path}`;
   return p.length > 1 && p.endsWith('/') ? p.slice(0, -1) : p;
 }
+
+/** The standalone server's port when the options name none. */
+export const DEFAULT_PORT = 3001;
+/** The standalone server's host when the options name none. */
+export const DEFAULT_HOST = '127.0.0.1';
+
+/** What listen() reports when the standalone server cannot bind. */
+export function bindError(err: NodeJS.ErrnoException, options: { port?: number; host?: string }): Error {
+  const message =
+    err.code === 'EADDRINUSE'
+      ? `WsMsgpackServer: port ${options.port ?? DEFAULT_PORT} on ${options.host ?? DEFAULT_HOST} is already in use (EADDRINUSE)`
+      : `WsMsgpackServer: cannot listen: ${err.message}`;
+  return Object.assign(new Error(message, { cause: err }), { code: err.code });
+}

@@ -19,7 +19,7 @@ import { CloseCode, SUBPROTOCOL_V1 } from '../protocol/constants.js';
 import { callLogOf, describeAddress } from '../nest/call-log.js';
 import { WsMsgpackDispatcher } from '../nest/dispatcher.js';
 import { resolveServerOptions, type WsMsgpackServerOptions } from './options.js';
-import { createStandaloneServer, normalizePath, sharedServer } from '../node/standalone-server.js';
+import { bindError, createStandaloneServer, DEFAULT_HOST, DEFAULT_PORT, normalizePath, sharedServer } from '../node/standalone-server.js';
 import { toRpcErrorPayload } from '../nest/stream-errors.js';
 import { closeAll, drain, whenClosed } from './shutdown.js';
 import { pickProtocol, refuseUpgrade, UpgradeGate } from '../node/upgrade-gate.js';
@@ -47,9 +47,6 @@ export type WsMsgpackServerEvents = {
    */
   error: (error: Error) => void;
 };
-
-const DEFAULT_PORT = 3001;
-const DEFAULT_HOST = '127.0.0.1';
 
 /**
  * NestJS microservice transport over WebSocket + MessagePack.
@@ -390,12 +387,3 @@ type ServerPhase =
   | { readonly name: 'binding'; readonly callOff: () => void }
   | { readonly name: 'listening' }
   | { readonly name: 'draining' | 'closed'; readonly done: Promise<void> };
-
-/** What listen() reports when the standalone server cannot bind. */
-function bindError(err: NodeJS.ErrnoException, options: WsMsgpackServerOptions): Error {
-  const message =
-    err.code === 'EADDRINUSE'
-      ? `WsMsgpackServer: port ${options.port ?? DEFAULT_PORT} on ${options.host ?? DEFAULT_HOST} is already in use (EADDRINUSE)`
-      : `WsMsgpackServer: cannot listen: ${err.message}`;
-  return Object.assign(new Error(message, { cause: err }), { code: err.code });
-}
