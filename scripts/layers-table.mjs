@@ -18,7 +18,7 @@ const ROLES = {
   session: 'a client connection over time, shared by the Nest and browser clients: attempts, backoff, failover, fail-fast or wait-for-ready',
   node: 'Node and `ws` adapters: socket support, fair reading, handshake, upgrade checks, the standalone HTTP(S) server, the server options they read',
   peer: 'peers as handlers see them: `WsMsgpackPeer`, the peer directory, topics, call records',
-  cluster: 'replicas acting as one, engine-neutral: the `cluster` option\'s contract, selections, presence and broadcast types, calls to a peer on another replica over a bus',
+  cluster: "replicas acting as one, engine-neutral: the `cluster` option's contract, selections, presence and broadcast types, calls to a peer on another replica over a bus",
   redis: 'the Redis cluster engine (`nestjs-ws-msgpack/redis`; the optional `ioredis` peer is loaded only here)',
   tracing: 'OpenTelemetry spans (the optional peer is loaded only here)',
   nest: 'the Nest integration both the server and the client use: dispatch into handlers, context, stream errors, patterns, logging',
