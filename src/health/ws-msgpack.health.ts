@@ -123,6 +123,33 @@ export class WsMsgpackHealthIndicator {
     if (isDraining(server)) return check.down({ state: 'draining', message: 'the server is shutting down (draining the calls under way)' });
     return check.up({ state: 'listening', connections: server.connectionCount });
   }
+
+  /**
+   * The server's link to its cluster engine (the `cluster` option, e.g. Redis): up while
+   * cross-replica operations work. Kept apart from {@link isServerHealthy} on purpose: with the
+   * engine down a replica still serves its clients' calls (only cross-replica operations fail,
+   * fast), so whether this check gates readiness, or only shows on a dashboard, is the app's choice.
+   *
+   * The result is `{ [key]: { status: 'up', state: 'ready', replica } }`, or
+   * `{ [key]: { status: 'down', state: 'connecting' | 'down' | 'closed' | 'no cluster', replica?, message } }`.
+   *
+   * @param key The key of the result (e.g. `'cluster'`).
+   * @param server The `WsMsgpackServer` created with the `cluster` option.
+   */
+  isClusterHealthy<const Key extends string>(key: Key, server: WsMsgpackServer): HealthIndicatorResult<Key> {
+    const check = this.healthIndicatorService.check(key);
+    const cluster = server.cluster;
+    if (!cluster) return check.down({ state: 'no cluster', message: 'the server has no cluster option' });
+    const { status, replica } = cluster;
+    if (status === 'ready') return check.up({ state: status, replica });
+    const message =
+      status === 'down'
+        ? 'the cluster engine is unreachable: cross-replica operations fail with UNAVAILABLE'
+        : status === 'connecting'
+          ? 'connecting to the cluster engine'
+          : 'the cluster link is closed';
+    return check.down({ state: status, replica, message });
+  }
 }
 
 /** The latest value of a status Observable (Nest's is a ReplaySubject(1): it replays synchronously); undefined before the first. */

@@ -244,6 +244,13 @@ describe('WsMsgpackHealthIndicator.isServerHealthy (server readiness)', () => {
     const indicator = new WsMsgpackHealthIndicator(new HealthIndicatorService());
     expect(indicator.isServerHealthy('rpc', new WsMsgpackServer({ port: 0 })).rpc).toMatchObject({ status: 'down', state: 'not listening' });
   });
+
+  it('isClusterHealthy: down, saying so, for a server without the cluster option (the Redis states: redis-cluster.e2e)', async () => {
+    const { WsMsgpackServer } = await import('../../src/index.js');
+    const { HealthIndicatorService } = await import('@nestjs/terminus');
+    const indicator = new WsMsgpackHealthIndicator(new HealthIndicatorService());
+    expect(indicator.isClusterHealthy('cluster', new WsMsgpackServer({ port: 0 })).cluster).toEqual({ status: 'down', state: 'no cluster', message: 'the server has no cluster option' });
+  });
 });
 
 describe("terminus's MicroserviceHealthIndicator with customClass: WsMsgpackClient", () => {
