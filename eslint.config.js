@@ -9,7 +9,7 @@ import tseslint from 'typescript-eslint';
 // ---------------------------------------------------------------------------------------------
 // The layers of src/ (docs/DESIGN.md, "Layers"): each folder may import only the folders listed
 // for it, and only the packages its layer allows; a lower layer importing a higher one fails lint.
-const FOLDERS = ['protocol', 'connection', 'session', 'node', 'peer', 'tracing', 'nest', 'patches', 'decorators', 'web', 'server', 'client', 'health'];
+const FOLDERS = ['protocol', 'connection', 'session', 'node', 'peer', 'cluster', 'tracing', 'nest', 'patches', 'decorators', 'web', 'server', 'client', 'health'];
 const NODE_BUILTINS = [
   'node:*',
   'http',

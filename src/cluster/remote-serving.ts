@@ -1,0 +1,221 @@
+import { describeError } from '../connection/errors.js';
+import { asError } from '../connection/frame-writer.js';
+import type { WsMsgpackCallOptions } from '../connection/options.js';
+import { WsMsgpackError, unavailable } from '../protocol/errors.js';
+import { WsMsgpackRecord } from '../peer/record.js';
+import type { ClusterLocalPeer } from './adapter.js';
+import {
+  badMessage,
+  notSent,
+  sendOn,
+  type ClusterLink,
+  type RemoteAnswerMessage,
+  type RemoteCallMessage,
+  type RemoteEmitMessage,
+  type RemoteRequestMessage,
+} from './remote-messages.js';
+
+/**
+ * The holder side of remote calls: serves other replicas' calls and emits on this replica's
+ * local peers. A call's items are pulled from the peer (`iterate`) only while the caller has
+ * granted credit for them, so nothing here buffers for a slow caller.
+ */
+export class ServedCalls {
+  /** The calls served, by caller replica and call id. */
+  private readonly calls = new Map<string, Map<number, ServedCall>>();
+
+  constructor(
+    /** This replica's id. */
+    readonly replica: string,
+    private readonly link: ClusterLink,
+    private readonly localPeer: (id: string) => ClusterLocalPeer | undefined,
+    /** @internal Reports what no caller can be told. */
+    readonly report: (error: Error) => void,
+  ) {}
+
+  /** A request from replica `from`. */
+  handle(from: string, message: RemoteRequestMessage): void {
+    switch (message.t) {
+      case 'call':
+        return this.start(from, message);
+      case 'credit':
+        return this.calls.get(from)?.get(message.i)?.grant(message.n);
+      case 'cancel':
+        return this.calls.get(from)?.get(message.i)?.cancel();
+      case 'emit':
+        return this.emit(from, message);
+      case 'close':
+        return this.onPeer(from, message.p, message.t, (peer) => peer.close(message.c, message.r));
+      default: // join, leave
+        return this.onPeer(from, message.p, message.t, (peer) => (message.t === 'join' ? peer.join(...message.r) : peer.leave(...message.r)));
+    }
+  }
+
+  /** Cancels the calls served for `replica` (it is gone). */
+  cancelFrom(replica: string): void {
+    for (const call of [...(this.calls.get(replica)?.values() ?? [])]) call.cancel();
+  }
+
+  /** Cancels every call served. */
+  cancelAll(): void {
+    for (const replica of [...this.calls.keys()]) this.cancelFrom(replica);
+  }
+
+  /** Sends an answer to `to`; a failure is reported (and `failed` runs). */
+  answer(to: string, message: RemoteAnswerMessage, failed?: () => void): void {
+    sendOn(this.link, to, message).catch((e: WsMsgpackError) => {
+      failed?.();
+      this.report(notSent(`the ${message.t} of call ${message.i} to replica ${to}`, e));
+    });
+  }
+
+  /** @internal Forgets a call that ended. */
+  forget(from: string, id: number): void {
+    const calls = this.calls.get(from);
+    calls?.delete(id);
+    if (calls?.size === 0) this.calls.delete(from);
+  }
+
+  private start(from: string, m: RemoteCallMessage): void {
+    let calls = this.calls.get(from);
+    if (calls?.has(m.i)) return this.report(badMessage(from, `call ${m.i} is already running`));
+    const peer = this.connected(m.p);
+    if (!peer) return this.answer(from, this.notHere(m.i, m.p));
+    const options: WsMsgpackCallOptions = { window: m.n ?? 0 };
+    if (m.h !== undefined) options.headers = m.h;
+    if (m.ms !== undefined) options.timeout = m.ms;
+    if (m.o !== undefined) options.overflow = m.o;
+    let iterator: AsyncIterator<unknown>;
+    try {
+      iterator = peer.iterate(m.k, m.d, options);
+    } catch (e) {
+      return this.answer(from, errorAnswer(m.i, e, peer));
+    }
+    if (!calls) this.calls.set(from, (calls = new Map()));
+    const call = new ServedCall(this, from, m.i, peer, iterator, m.n ?? Infinity);
+    calls.set(m.i, call);
+    call.pump();
+  }
+
+  private emit(from: string, m: RemoteEmitMessage): void {
+    const peer = this.connected(m.p);
+    if (!peer) return this.answer(from, this.notHere(m.i, m.p));
+    try {
+      peer.emit(m.k, m.h === undefined ? m.d : new WsMsgpackRecord(m.d, { headers: m.h })).subscribe({
+        complete: () => this.answer(from, { t: 'ack', i: m.i }),
+        error: (e: unknown) => this.answer(from, errorAnswer(m.i, e, peer)),
+      });
+    } catch (e) {
+      this.answer(from, errorAnswer(m.i, e, peer));
+    }
+  }
+
+  private onPeer(from: string, id: string, what: string, act: (peer: ClusterLocalPeer) => void): void {
+    const peer = this.localPeer(id);
+    if (!peer) return; // gone meanwhile: nothing to do
+    try {
+      act(peer);
+    } catch (e) {
+      this.report(new Error(`cluster: ${what} of peer ${id} asked by replica ${from} failed: ${asError(e).message}`));
+    }
+  }
+
+  private connected(id: string): ClusterLocalPeer | undefined {
+    const peer = this.localPeer(id);
+    return peer?.isConnected ? peer : undefined;
+  }
+
+  private notHere(i: number, peer: string): RemoteAnswerMessage {
+    return { t: 'error', i, ...wire(unavailable(`peer ${peer} is not connected to replica ${this.replica}`, { peer, replica: this.replica })), g: true };
+  }
+}
+
+/** The `error` answer for `error`; `g` when the peer's connection is gone (the caller then knows it is). */
+function errorAnswer(i: number, error: unknown, peer: ClusterLocalPeer): RemoteAnswerMessage {
+  return { t: 'error', i, ...wire(error), ...(peer.isConnected ? {} : { g: true }) };
+}
+
+/** An error as the `c`, `m`, `d` of an `error` answer: as a connection would put it in an ERROR frame. */
+function wire(error: unknown): { c: string; m: string; d?: unknown } {
+  const { code, message, data } = describeError(error);
+  return data === undefined ? { c: code, m: message } : { c: code, m: message, d: data };
+}
+
+/**
+ * One call served for another replica: pulls the local peer's response only while the caller's
+ * credit allows (one pull at a time), forwards each item, and `return()`s the iterator when
+ * cancelled (which cancels the call on the peer's connection).
+ */
+class ServedCall {
+  /** `idle` (waiting for credit), `pulling` (a `next()` under way), `ended`. */
+  private phase: 'idle' | 'pulling' | 'ended' = 'idle';
+
+  constructor(
+    private readonly owner: ServedCalls,
+    private readonly from: string,
+    private readonly id: number,
+    private readonly peer: ClusterLocalPeer,
+    private readonly iterator: AsyncIterator<unknown>,
+    /** Items the caller may still receive (Infinity: unlimited). */
+    private credit: number,
+  ) {}
+
+  /** The caller granted `n` more items. */
+  grant(n: number): void {
+    if (this.phase === 'ended') return;
+    this.credit += n;
+    this.pump();
+  }
+
+  /** Stops the call (the caller cancelled, or is gone): no answer is sent. */
+  cancel(): void {
+    if (this.phase === 'ended') return;
+    this.end();
+    try {
+      void Promise.resolve(this.iterator.return?.()).catch((e: unknown) => this.reportCleanup(e));
+    } catch (e) {
+      this.reportCleanup(e);
+    }
+  }
+
+  /** Pulls while idle with credit; forwards items, the end, or the error. Never rejects. */
+  pump(): void {
+    if (this.phase !== 'idle' || this.credit <= 0) return;
+    this.phase = 'pulling';
+    let pulled: Promise<IteratorResult<unknown>>;
+    try {
+      pulled = Promise.resolve(this.iterator.next());
+    } catch (e) {
+      pulled = Promise.reject(e);
+    }
+    pulled
+      .then(
+        (step) => {
+          if (this.phase !== 'pulling') return; // cancelled meanwhile
+          if (step.done) return this.finish({ t: 'done', i: this.id });
+          this.credit--;
+          this.phase = 'idle';
+          this.owner.answer(this.from, { t: 'next', i: this.id, v: step.value }, () => this.cancel());
+          this.pump();
+        },
+        (e: unknown) => {
+          if (this.phase === 'pulling') this.finish(errorAnswer(this.id, e, this.peer));
+        },
+      )
+      .catch((e: unknown) => this.owner.report(asError(e))); // a bug here must not become an unhandled rejection
+  }
+
+  private finish(message: RemoteAnswerMessage): void {
+    this.end();
+    this.owner.answer(this.from, message);
+  }
+
+  private end(): void {
+    this.phase = 'ended';
+    this.owner.forget(this.from, this.id);
+  }
+
+  private reportCleanup(e: unknown): void {
+    this.owner.report(new Error(`cluster: cancelling call ${this.id} of replica ${this.from} failed: ${asError(e).message}`));
+  }
+}
