@@ -9,7 +9,7 @@ import tseslint from 'typescript-eslint';
 // ---------------------------------------------------------------------------------------------
 // The layers of src/ (docs/DESIGN.md, "Layers"): each folder may import only the folders listed
 // for it, and only the packages its layer allows; a lower layer importing a higher one fails lint.
-const FOLDERS = ['protocol', 'connection', 'session', 'node', 'peer', 'cluster', 'tracing', 'nest', 'patches', 'decorators', 'web', 'server', 'client', 'health'];
+const FOLDERS = ['protocol', 'connection', 'session', 'node', 'peer', 'cluster', 'redis', 'tracing', 'nest', 'patches', 'decorators', 'web', 'server', 'client', 'health'];
 const NODE_BUILTINS = [
   'node:*',
   'http',
@@ -60,6 +60,10 @@ export const LAYERS = {
   cluster: [
     ['protocol', 'connection', 'peer', 'cluster'],
     [NO_NODE, NO_WS, NO_NEST, NO_OTEL],
+  ],
+  redis: [
+    ['protocol', 'connection', 'peer', 'cluster', 'redis'],
+    [NO_WS, NO_NEST, NO_OTEL],
   ],
   node: [
     ['protocol', 'connection', 'node', 'patches/ws.js', 'patches/http-upgrade-router.js'],

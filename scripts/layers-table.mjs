@@ -60,7 +60,7 @@ export function table() {
     '|---|---|---|---|',
     ...rows,
     '',
-    '`src/index.ts` (the root entry) and `src/protocol.ts` (`nestjs-ws-msgpack/protocol`) are the public API and nothing else; `src/web/index.ts` and `src/health/index.ts` are the `/client` and `/terminus` entries.',
+    '`src/index.ts` (the root entry) and `src/protocol.ts` (`nestjs-ws-msgpack/protocol`) are the public API and nothing else; `src/web/index.ts`, `src/health/index.ts` and `src/redis/index.ts` are the `/client`, `/terminus` and `/redis` entries.',
     '',
     END,
   ].join('\n');

@@ -58,6 +58,11 @@ async function main() {
       const loadedNest = Object.keys(require.cache).filter((f) => /[\\/]node_modules[\\/](@nestjs|ws)[\\/]/.test(f));
       check(loadedNest.length === 0, `requiring ${specifier} loaded ${loadedNest.join(', ')}`);
     }
+    if (subpath === '.') {
+      // ioredis is an optional peer of nestjs-ws-msgpack/redis only: the root entry never loads it.
+      const loadedRedis = Object.keys(require.cache).filter((f) => /[\\/]node_modules[\\/]ioredis[\\/]/.test(f));
+      check(loadedRedis.length === 0, `requiring ${specifier} loaded ${loadedRedis.join(', ')}`);
+    }
     const names = Object.keys(modules[specifier]).sort();
     const missing = expected[specifier].filter((n) => !names.includes(n));
     const extra = names.filter((n) => !expected[specifier].includes(n));

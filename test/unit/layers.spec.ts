@@ -31,6 +31,11 @@ describe('layer boundaries (lint)', () => {
     ['src/nest/probe.ts', "import { WsMsgpackClient } from '../client/ws-msgpack.client.js';"],
     ['src/client/probe.ts', "import { WsMsgpackServer } from '../server/ws-msgpack.server.js';"],
     ['src/server/probe.ts', "import { WsMsgpackClient } from '../client/ws-msgpack.client.js';"],
+    ['src/cluster/probe.ts', "import { redisCluster } from '../redis/redis-cluster.js';"],
+    ['src/server/probe.ts', "import { redisCluster } from '../redis/redis-cluster.js';"],
+    ['src/redis/probe.ts', "import { WsMsgpackServer } from '../server/ws-msgpack.server.js';"],
+    ['src/redis/probe.ts', "import { WebSocket } from 'ws';"],
+    ['src/redis/probe.ts', "import { Logger } from '@nestjs/common';"],
   ])('%s: %s is refused', async (file, code) => {
     expect(await restricted(file, code)).toHaveLength(1);
   });
@@ -42,6 +47,9 @@ describe('layer boundaries (lint)', () => {
     ['src/node/probe.ts', "import { createServer } from 'node:http';"],
     ['src/server/probe.ts', "import { WsMsgpackDispatcher } from '../nest/dispatcher.js';"],
     ['src/health/probe.ts', "import { WsMsgpackClient } from '../client/ws-msgpack.client.js';"],
+    ['src/redis/probe.ts', "import { RemoteCalls } from '../cluster/remote-calls.js';"],
+    ['src/redis/probe.ts', "import { Redis } from 'ioredis';"],
+    ['src/redis/probe.ts', "import { randomUUID } from 'node:crypto';"],
   ])('%s: %s is allowed', async (file, code) => {
     expect(await restricted(file, code)).toEqual([]);
   });

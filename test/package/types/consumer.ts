@@ -96,6 +96,8 @@ import {
   type WebSocketLike,
 } from 'nestjs-ws-msgpack/protocol';
 import { WsMsgpackHealthIndicator, type WsMsgpackHealthCheckOptions } from 'nestjs-ws-msgpack/terminus';
+import { redisCluster, type RedisClusterOptions } from 'nestjs-ws-msgpack/redis';
+import { Redis } from 'ioredis';
 import {
   WsMsgpackWebClient,
   type WsMsgpackWebClientOptions,
@@ -214,6 +216,14 @@ export type RootTypes = [
 
 // The terminus entry.
 export type HealthTypes = [WsMsgpackHealthIndicator, WsMsgpackHealthCheckOptions];
+
+// The Redis entry: an adapter is what the server's `cluster` option takes.
+const redisOptions: RedisClusterOptions = { url: 'redis://127.0.0.1:6379', prefix: 'app', heartbeatInterval: 5000, replicaTimeout: 15_000 };
+const redisClient = new Redis({ lazyConnect: true });
+export const clustered: WsMsgpackServerOptions[] = [
+  { port: 0, cluster: redisCluster(redisOptions) },
+  { port: 0, cluster: redisCluster({ client: redisClient, subscriber: redisClient.duplicate() }) },
+];
 
 // The browser entry.
 const webOptions: WsMsgpackWebClientOptions = { url: ['wss://a.example', 'wss://b.example'], token: async () => 'jwt', reconnect: { maxAttempts: 5 }, keepAliveInterval: 15_000 };

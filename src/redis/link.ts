@@ -1,0 +1,160 @@
+/**
+ * The two connections to Redis (commands; pub/sub) and whether they are up. Commands fail fast
+ * while Redis is unreachable: the adapter's own connections have no offline queue and give up
+ * a command at once when their connection drops, and every operation checks {@link RedisLink.up}
+ * first (so connections the user passed in, whatever their settings, fail fast too).
+ */
+import { Redis, type RedisOptions } from 'ioredis';
+import { unavailable, type WsMsgpackError } from '../protocol/errors.js';
+import type { ResolvedRedisClusterOptions } from './options.js';
+
+/** What the link tells the adapter. */
+export interface RedisLinkEvents {
+  /** The command connection is ready (the first time, or again): the presence records need writing. */
+  clientReady(): void;
+  /** The pub/sub connection is ready (the first time, or again): its channels need subscribing. */
+  subscriberReady(): void;
+  /** A connection closed (each failed reconnect attempt closes it again). */
+  down(error: Error): void;
+}
+
+/**
+ * How the adapter's own connections behave: no offline queue (a command while not connected
+ * fails at once), commands under way when the connection drops fail at once (no resend after
+ * the reconnect), reconnect attempts every 100 ms growing to 2 s, and the adapter resubscribes
+ * its channels itself.
+ */
+const OWN_CONNECTION: RedisOptions = {
+  lazyConnect: true,
+  enableOfflineQueue: false,
+  maxRetriesPerRequest: 0,
+  autoResendUnfulfilledCommands: false,
+  autoResubscribe: false,
+  retryStrategy: (attempt: number) => Math.min(attempt * 100, 2000),
+};
+
+/** Resolves when `redis` is ready; rejects with the error of its first failed attempt. */
+function whenReady(redis: Redis): Promise<void> {
+  if (redis.status === 'ready') return Promise.resolve();
+  return new Promise<void>((resolve, reject) => {
+    const done = (error?: Error) => {
+      redis.off('ready', onReady);
+      redis.off('error', onError);
+      redis.off('end', onEnd);
+      if (error) reject(error);
+      else resolve();
+    };
+    const onReady = () => done();
+    const onError = (e: Error) => done(e);
+    const onEnd = () => done(new Error('the connection was closed'));
+    redis.on('ready', onReady);
+    redis.on('error', onError);
+    redis.on('end', onEnd);
+    if (redis.status === 'wait')
+      redis.connect().catch(() => {}); // lazyConnect: the 'error' listener has the failure
+    else if (redis.status === 'end') done(new Error('the connection was closed'));
+  });
+}
+
+export class RedisLink {
+  readonly client: Redis;
+  readonly subscriber: Redis;
+  /** The last error either connection reported (the reason given while down). */
+  private lastError: Error | undefined;
+  private closed = false;
+  private readonly ownClient: boolean;
+  private readonly ownSubscriber: boolean;
+  private readonly detach: (() => void)[] = [];
+
+  constructor(
+    options: ResolvedRedisClusterOptions,
+    private readonly events: RedisLinkEvents,
+  ) {
+    this.ownClient = options.client === undefined;
+    this.client = options.client ?? new Redis(options.url, OWN_CONNECTION);
+    this.ownSubscriber = options.subscriber === undefined;
+    this.subscriber = options.subscriber ?? (options.client ? options.client.duplicate(OWN_CONNECTION) : new Redis(options.url, OWN_CONNECTION));
+    this.listen(this.client, () => this.events.clientReady());
+    this.listen(this.subscriber, () => this.events.subscriberReady());
+  }
+
+  /** True while both connections are ready. */
+  get up(): boolean {
+    return !this.closed && this.client.status === 'ready' && this.subscriber.status === 'ready';
+  }
+
+  /** The error operations fail with while the link is not up. */
+  unavailable(): WsMsgpackError {
+    const why = this.closed
+      ? 'the cluster adapter is closed'
+      : (this.lastError?.message ?? `the connection is ${this.client.status === 'ready' ? this.subscriber.status : this.client.status}`);
+    return unavailable(`the cluster engine (Redis) is unreachable: ${why}`, this.lastError);
+  }
+
+  /** Throws {@link unavailable} unless the link is up. */
+  check(): void {
+    if (!this.up) throw this.unavailable();
+  }
+
+  /**
+   * A failure of a Redis command as the caller hears it: a connection's failure (dropped, not
+   * connected) is UNAVAILABLE; a command Redis refused is the error itself.
+   */
+  failure(e: unknown): Error {
+    if (e instanceof Error && e.name === 'ReplyError') return e;
+    if (e instanceof Error) this.lastError ??= e; // the socket's own error (ECONNREFUSED) says more, when there is one
+    return this.unavailable();
+  }
+
+  /**
+   * Connects both connections. Resolves once both are ready; rejects with UNAVAILABLE when the
+   * first attempt fails (the connections go on trying: the ready events come when they succeed).
+   */
+  async start(): Promise<void> {
+    try {
+      await Promise.all([whenReady(this.client), whenReady(this.subscriber)]);
+    } catch (e) {
+      if (e instanceof Error) this.lastError = e;
+      throw this.unavailable();
+    }
+  }
+
+  /** Stops listening; closes the connections the adapter opened (not the ones it was given). */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const off of this.detach.splice(0)) off();
+    const quit = (redis: Redis) => (redis.status === 'ready' ? redis.quit().then(() => {}) : Promise.resolve(redis.disconnect()));
+    await Promise.all([
+      this.ownClient ? quit(this.client).catch(() => this.client.disconnect()) : undefined,
+      this.ownSubscriber ? quit(this.subscriber).catch(() => this.subscriber.disconnect()) : undefined,
+    ]);
+  }
+
+  private listen(redis: Redis, ready: () => void): void {
+    const onReady = () => {
+      if (this.closed) return;
+      this.lastError = undefined;
+      ready();
+    };
+    const onError = (e: Error) => {
+      this.lastError = e; // reconnect attempts fail again and again: the adapter reports a drop once
+    };
+    const onClose = () => {
+      if (!this.closed) this.events.down(this.lastError ?? new Error(`the connection to ${describe(redis)} closed`));
+    };
+    redis.on('ready', onReady);
+    redis.on('error', onError);
+    redis.on('close', onClose);
+    this.detach.push(() => {
+      redis.off('ready', onReady);
+      redis.off('error', onError);
+      redis.off('close', onClose);
+    });
+  }
+}
+
+function describe(redis: Redis): string {
+  const { host, port } = redis.options;
+  return `${host ?? '?'}:${port ?? '?'}`;
+}

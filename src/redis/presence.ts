@@ -1,0 +1,100 @@
+/**
+ * Presence in Redis: this replica's heartbeat and peers, and the queries over every replica's
+ * (the records and scripts are in scripts.ts). Each method is one script run, atomic in Redis.
+ */
+import type { Redis } from 'ioredis';
+import { listOf, type WsMsgpackPeerInfo, type WsMsgpackSelection } from '../cluster/types.js';
+import { peerArgs, Scripts, type PeerRecord } from './scripts.js';
+
+/** What a heartbeat learnt. */
+export interface Heartbeat {
+  /** True when this replica was not registered (Redis restarted empty, or the others took it for dead): its peers must be written again. */
+  readonly forgotten: boolean;
+  /** The live replicas, this one included. */
+  readonly live: readonly string[];
+}
+
+export class Presence {
+  private readonly scripts: Scripts;
+
+  constructor(
+    prefix: string,
+    private readonly redis: Redis,
+    /** This replica's id. */
+    private readonly replica: string,
+    private readonly replicaTimeout: number,
+  ) {
+    this.scripts = new Scripts(`{${prefix}}:`);
+  }
+
+  /** Refreshes this replica's heartbeat and deletes the records of dead replicas. */
+  async heartbeat(): Promise<Heartbeat> {
+    const [added, ...live] = (await this.scripts.run(this.redis, 'heartbeat', [this.replica, this.replicaTimeout])) as [number, ...string[]];
+    return { forgotten: added === 1, live };
+  }
+
+  /**
+   * Loads the scripts, then replaces every record of this replica with these peers (and refreshes
+   * its heartbeat). Both commands are sent before this returns: what is sent after runs after.
+   */
+  async sync(peers: Iterable<PeerRecord>): Promise<void> {
+    const args: string[] = [this.replica];
+    for (const peer of peers) peerArgs(peer, args);
+    await Promise.all([this.scripts.load(this.redis), this.scripts.run(this.redis, 'sync', args)]);
+  }
+
+  /** Registers a peer of this replica, or updates its user and rooms. */
+  async register(peer: PeerRecord): Promise<void> {
+    await this.scripts.run(this.redis, 'peer', peerArgs(peer, [this.replica]));
+  }
+
+  /** Forgets a peer of this replica. */
+  async unregister(id: string): Promise<void> {
+    await this.scripts.run(this.redis, 'unpeer', [this.replica, id]);
+  }
+
+  /** Forgets this replica and all its peers. */
+  async leave(): Promise<void> {
+    await this.scripts.run(this.redis, 'leave', [this.replica]);
+  }
+
+  /** The peer with this id, when a live replica holds it. */
+  async lookup(id: string): Promise<WsMsgpackPeerInfo | undefined> {
+    const found = (await this.scripts.run(this.redis, 'lookup', [id, this.replicaTimeout])) as [string, number, string, string[]] | null;
+    return found ? { id, replica: found[0], user: found[1] === 1 ? found[2] : undefined, rooms: found[3].sort() } : undefined;
+  }
+
+  /** The selected peers of the live replicas. */
+  async list(selection: WsMsgpackSelection | undefined): Promise<WsMsgpackPeerInfo[]> {
+    const rows = (await this.scripts.run(this.redis, 'select', [this.replicaTimeout, 'list', ...selectionArgs(selection)])) as [string, string, number, string, string[]][];
+    return rows.map(([id, replica, hasUser, user, rooms]) => ({ id, replica, user: hasUser === 1 ? user : undefined, rooms: rooms.sort() }));
+  }
+
+  /** How many peers {@link list} would give. */
+  async count(selection: WsMsgpackSelection | undefined): Promise<number> {
+    return (await this.scripts.run(this.redis, 'select', [this.replicaTimeout, 'count', ...selectionArgs(selection)])) as number;
+  }
+}
+
+/** A selection as the `select` script reads it: three lists, each its length then its items. */
+function selectionArgs(selection: WsMsgpackSelection | undefined): string[] {
+  const out: string[] = [];
+  for (const list of [selection?.to, selection?.users, selection?.except]) {
+    const items = listOf(list).map(String);
+    out.push(String(items.length), ...items);
+  }
+  return out;
+}
+
+/** Throws a TypeError unless `selection` is a selection (each field: a string or a list of strings). */
+export function checkSelection(selection: WsMsgpackSelection | undefined): void {
+  if (selection === undefined) return;
+  if (typeof selection !== 'object' || selection === null)
+    throw new TypeError(`nestjs-ws-msgpack: a selection must be an object ({ to, users, except }), got ${String(selection)}`);
+  for (const key of ['to', 'users', 'except'] as const) {
+    const v: unknown = selection[key];
+    if (v !== undefined && typeof v !== 'string' && !(Array.isArray(v) && v.every((x) => typeof x === 'string'))) {
+      throw new TypeError(`nestjs-ws-msgpack: a selection's ${key} must be a string or a list of strings, got ${JSON.stringify(v) ?? String(v)}`);
+    }
+  }
+}

@@ -1,0 +1,315 @@
+/**
+ * `redisCluster(...)`: the `cluster` option of a server on Redis (7 or later). Presence (who is
+ * connected where, in which rooms, as whom) lives in Redis records kept by each replica's
+ * heartbeat (scripts.ts); broadcasts, topics and remote-call messages travel on pub/sub (bus.ts);
+ * the two connections and what "down" means are in link.ts.
+ */
+import { randomUUID } from 'node:crypto';
+import type { ClusterHost, ClusterLocalPeer, WsMsgpackClusterAdapter } from '../cluster/adapter.js';
+import { userIdOf, type WsMsgpackClusterStatus, type WsMsgpackPeerInfo, type WsMsgpackSelection } from '../cluster/types.js';
+import type { WsMsgpackPeer } from '../peer/peer.js';
+import { unavailable } from '../protocol/errors.js';
+import { asError, RedisBus } from './bus.js';
+import { RedisLink } from './link.js';
+import { resolveRedisClusterOptions, type RedisClusterOptions, type ResolvedRedisClusterOptions } from './options.js';
+import { checkSelection, Presence } from './presence.js';
+import { remoteCalls, type RemoteCallsFactory, type RemoteCallsPort } from './remote.js';
+import type { PeerRecord } from './scripts.js';
+
+/** A peer's presence record. */
+function recordOf(peer: ClusterLocalPeer): PeerRecord {
+  return { id: peer.id, user: userIdOf(peer.user), rooms: peer.rooms };
+}
+
+export class RedisClusterAdapter implements WsMsgpackClusterAdapter {
+  readonly replica: string = randomUUID();
+  private readonly link: RedisLink;
+  private readonly presence: Presence;
+  private readonly bus: RedisBus;
+  private host: ClusterHost | undefined;
+  private remote: RemoteCallsPort | undefined;
+  private phase: 'idle' | 'started' | 'closed' = 'idle';
+  /** Presence written since the command connection last became ready. */
+  private synced = false;
+  /** Channels subscribed since the pub/sub connection last became ready. */
+  private subscribed = false;
+  /** A presence write failed: the next heartbeat writes every record again. */
+  private dirty = false;
+  /** The status the last {@link update} saw. */
+  private seen: WsMsgpackClusterStatus = 'connecting';
+  private everReady = false;
+  /** The other replicas alive at the last heartbeat (and those met since): one that goes is told to the remote calls. */
+  private known = new Set<string>();
+  private timer: ReturnType<typeof setInterval> | undefined;
+  private beating = false;
+  private syncing: Promise<void> = Promise.resolve();
+  private subscribing: Promise<void> = Promise.resolve();
+  /** Presence writes in full, and subscribing, under way. */
+  private syncs = 0;
+  private subscribes = 0;
+
+  constructor(
+    private readonly options: ResolvedRedisClusterOptions,
+    /** Replaceable by tests only. */
+    private readonly createRemote: RemoteCallsFactory = remoteCalls,
+  ) {
+    this.link = new RedisLink(options, {
+      clientReady: () => this.resync(true),
+      subscriberReady: () => this.resubscribe(),
+      down: (e) => this.wentDown(e),
+    });
+    this.presence = new Presence(options.prefix, this.link.client, this.replica, options.replicaTimeout);
+    this.bus = new RedisBus(options.prefix, this.replica, this.link.subscriber, {
+      broadcast: (_from, pattern, data, selection) => this.guard('a broadcast from another replica', () => this.host?.broadcastLocal(pattern, data, selection)),
+      left: (from) => this.replicaGone(from),
+      remote: (from, message) => {
+        this.known.add(from); // watched from now on: if its heartbeat stops, what it asked of this replica is cancelled
+        this.guard('a remote-call message', () => this.remote?.receive(from, message));
+      },
+    });
+  }
+
+  get status(): WsMsgpackClusterStatus {
+    if (this.phase === 'closed') return 'closed';
+    if (this.link.up && this.synced && this.subscribed) return 'ready';
+    return this.everReady ? 'down' : 'connecting';
+  }
+
+  async start(host: ClusterHost): Promise<void> {
+    if (this.phase !== 'idle') throw new Error(`nestjs-ws-msgpack: this redisCluster adapter was ${this.phase === 'closed' ? 'closed' : 'started already'} (one per server)`);
+    this.phase = 'started';
+    this.host = host;
+    this.bus.host = host;
+    this.remote = this.createRemote(host, { send: (replica, message) => this.send(replica, message) }, this.replica);
+    this.timer = setInterval(() => void this.tick(), this.options.heartbeatInterval);
+    this.timer.unref?.();
+    // The ready events start the first write of presence and the subscriptions; connections
+    // passed in ready already have no such event to come.
+    if (this.link.client.status === 'ready') this.resync(true);
+    if (this.link.subscriber.status === 'ready') this.resubscribe();
+    await this.link.start();
+    await Promise.all([this.syncing, this.subscribing]);
+    if (this.status !== 'ready') throw this.link.unavailable();
+  }
+
+  async close(): Promise<void> {
+    if (this.phase === 'closed') return;
+    const started = this.phase === 'started';
+    this.phase = 'closed';
+    clearInterval(this.timer);
+    this.remote?.close();
+    if (started && this.link.client.status === 'ready') {
+      // Forgotten at once by the others (else by their heartbeats, within replicaTimeout + heartbeatInterval).
+      await Promise.all([this.presence.leave(), this.bus.publishLeft(this.link.client)]).catch(() => {});
+    }
+    await this.bus.unsubscribeAll().catch(() => {});
+    await this.link.close();
+  }
+
+  peerConnected(peer: ClusterLocalPeer): void {
+    this.write(() => this.presence.register(recordOf(peer)));
+  }
+
+  peerDisconnected(peer: ClusterLocalPeer): void {
+    this.write(() => this.presence.unregister(peer.id));
+  }
+
+  peerRoomsChanged(peer: ClusterLocalPeer): void {
+    this.write(() => this.presence.register(recordOf(peer)));
+  }
+
+  async peer(id: string): Promise<WsMsgpackPeer | undefined> {
+    const local = this.host?.localPeer(id);
+    if (local) return local;
+    const info = await this.command(() => this.presence.lookup(id));
+    if (!info || info.replica === this.replica || !this.remote) return undefined; // ours but gone: a record not yet removed
+    this.known.add(info.replica); // alive now; watched from now on: if its heartbeat stops, the calls to it fail
+    return this.remote.peer(info);
+  }
+
+  async broadcast(pattern: unknown, data: unknown, selection?: WsMsgpackSelection): Promise<{ local: number; replicas: number }> {
+    checkSelection(selection);
+    this.check();
+    const local = this.host!.broadcastLocal(pattern, data, selection);
+    const received = await this.command(() => this.bus.publishBroadcast(this.link.client, pattern, data, selection));
+    return { local, replicas: Math.max(0, received - 1) }; // this replica is subscribed too
+  }
+
+  async fetchPeers(selection?: WsMsgpackSelection): Promise<WsMsgpackPeerInfo[]> {
+    checkSelection(selection);
+    return this.command(() => this.presence.list(selection));
+  }
+
+  async count(selection?: WsMsgpackSelection): Promise<number> {
+    checkSelection(selection);
+    return this.command(() => this.presence.count(selection));
+  }
+
+  async publishTopic(channel: string, value: unknown): Promise<void> {
+    await this.command(() => this.bus.publishTopic(this.link.client, channel, value));
+  }
+
+  subscribeTopic(channel: string, deliver: (value: unknown) => void): () => void {
+    return this.bus.listen(channel, deliver);
+  }
+
+  /** Sends a remote-call message; rejects with UNAVAILABLE when the engine or that replica cannot be reached. */
+  private async send(replica: string, message: unknown): Promise<void> {
+    const received = await this.command(() => this.bus.sendRemote(this.link.client, replica, message));
+    if (received === 0) throw unavailable(`cluster: replica ${replica} is not reachable (it left, or its link to Redis is down)`);
+  }
+
+  /** Throws UNAVAILABLE unless the cluster is ready (the first write of presence included). */
+  private check(): void {
+    if (this.status !== 'ready')
+      throw this.phase === 'idle' ? unavailable('the cluster engine (Redis) is unreachable: the server has not started the cluster adapter') : this.link.unavailable();
+  }
+
+  /** Runs a Redis operation when ready; its connection's failures become UNAVAILABLE. */
+  private async command<T>(run: () => Promise<T>): Promise<T> {
+    this.check();
+    try {
+      return await run();
+    } catch (e) {
+      throw this.link.failure(e);
+    }
+  }
+
+  /** A presence write: sent now when the command connection is ready, else (or when it fails) redone in full by the next sync. */
+  private write(run: () => Promise<void>): void {
+    if (this.phase !== 'started' || this.link.client.status !== 'ready') {
+      this.dirty = true;
+      return;
+    }
+    run().catch((e: unknown) => {
+      this.dirty = true;
+      if (this.link.client.status === 'ready') this.host?.report(asError(e, 'cluster: a presence record could not be written (written again at the next heartbeat)'));
+    });
+  }
+
+  /**
+   * Writes this replica's presence in full: `ready` when the command connection has just become
+   * ready (the cluster is not ready until it is written), else a write failed or Redis forgot this
+   * replica (the cluster stays ready meanwhile).
+   */
+  private resync(ready: boolean): void {
+    if (ready) {
+      this.synced = false;
+      this.update();
+    }
+    const host = this.host;
+    if (this.phase !== 'started' || !host || this.link.client.status !== 'ready') return;
+    this.dirty = false;
+    this.syncs++;
+    const written = this.presence.sync([...host.localPeers()].map(recordOf)); // sent now: what is sent after runs after
+    this.syncing = written
+      .then(
+        () => {
+          if (this.link.client.status !== 'ready') return;
+          this.synced = true;
+          this.update();
+        },
+        (e: unknown) => {
+          this.dirty = true;
+          if (this.link.client.status === 'ready') this.host?.report(asError(e, 'cluster: presence could not be written (written again at the next heartbeat)'));
+        },
+      )
+      .finally(() => {
+        this.syncs--;
+        if (ready && this.synced) void this.tick(); // learn the live replicas now, not a heartbeat later
+      });
+  }
+
+  /** Subscribes this replica's channels (the pub/sub connection became ready, or subscribing failed). */
+  private resubscribe(): void {
+    this.subscribed = false;
+    this.update();
+    if (this.phase !== 'started' || this.link.subscriber.status !== 'ready') return;
+    this.subscribes++;
+    this.subscribing = this.bus
+      .subscribeAll()
+      .then(
+        () => {
+          if (this.link.subscriber.status !== 'ready') return;
+          this.subscribed = true;
+          this.update();
+        },
+        (e: unknown) => {
+          if (this.link.subscriber.status === 'ready') this.host?.report(asError(e, 'cluster: cannot subscribe the channels (tried again at the next heartbeat)'));
+        },
+      )
+      .finally(() => this.subscribes--);
+  }
+
+  private wentDown(_error: Error): void {
+    if (this.link.client.status !== 'ready') this.synced = false;
+    if (this.link.subscriber.status !== 'ready') this.subscribed = false;
+    this.update();
+  }
+
+  /** Acts on a change of {@link status}: a drop is reported once and fails the remote calls; `ready` again is silent. */
+  private update(): void {
+    const now = this.status;
+    const before = this.seen;
+    this.seen = now;
+    if (now === 'ready') this.everReady = true;
+    if (before === 'ready' && now !== 'ready' && this.phase === 'started') {
+      this.known.clear();
+      const error = this.link.unavailable();
+      this.guard('the link going down', () => this.remote?.linkDown(error));
+      this.host?.report(error);
+    }
+  }
+
+  /** The heartbeat: refreshes this replica, removes the dead ones, learns which replicas are alive. */
+  private async tick(): Promise<void> {
+    if (this.phase !== 'started') return;
+    if (!this.subscribed && this.subscribes === 0) this.resubscribe();
+    if (this.beating || this.syncs > 0 || this.link.client.status !== 'ready') return;
+    if (this.dirty || !this.synced) {
+      this.resync(false);
+      return;
+    }
+    this.beating = true;
+    try {
+      const beat = await this.presence.heartbeat();
+      if (beat.forgotten) this.resync(false); // Redis lost this replica (restarted empty, or the others took it for dead)
+      const live = new Set(beat.live.filter((r) => r !== this.replica));
+      for (const replica of this.known) if (!live.has(replica)) this.replicaGone(replica);
+      this.known = live;
+    } catch (e) {
+      if (this.link.client.status === 'ready' && this.phase === 'started') this.host?.report(asError(e, 'cluster: heartbeat failed'));
+    } finally {
+      this.beating = false;
+    }
+  }
+
+  private replicaGone(replica: string): void {
+    this.known.delete(replica);
+    this.guard(`replica ${replica} going down`, () => this.remote?.replicaDown(replica));
+  }
+
+  /** Runs `work`; what it throws is reported (a bad message must not break the bus). */
+  private guard(what: string, work: () => void): void {
+    try {
+      work();
+    } catch (e) {
+      this.host?.report(asError(e, `cluster: handling ${what} failed`));
+    }
+  }
+}
+
+/**
+ * The `cluster` option of a `WsMsgpackServer` on Redis: every replica given one (with the same
+ * `prefix`) acts as one server for broadcast, topics, presence and calls to peers.
+ *
+ * ```ts
+ * import { redisCluster } from 'nestjs-ws-msgpack/redis';
+ * const server = new WsMsgpackServer({ port: 3001, cluster: redisCluster({ url: process.env.REDIS_URL }) });
+ * ```
+ *
+ * Throws a `TypeError` naming the first option that cannot work.
+ */
+export function redisCluster(options: RedisClusterOptions = {}): WsMsgpackClusterAdapter {
+  return new RedisClusterAdapter(resolveRedisClusterOptions(options));
+}

@@ -1,0 +1,33 @@
+/**
+ * Calls to peers held by other replicas: the cluster module's `RemoteCalls`, as the adapter
+ * drives it. The adapter carries its messages (bus.ts) and tells it when replicas go.
+ */
+import type { ClusterHost } from '../cluster/adapter.js';
+import { RemoteCalls } from '../cluster/remote-calls.js';
+import type { WsMsgpackPeerInfo } from '../cluster/types.js';
+import type { WsMsgpackPeer } from '../peer/peer.js';
+
+/** How remote-call messages reach another replica (what `RemoteCalls` sends through). */
+export interface RemoteLink {
+  send(replica: string, message: unknown): Promise<void>;
+}
+
+/** Calls to peers held by other replicas, as the adapter drives them (`RemoteCalls`). */
+export interface RemoteCallsPort {
+  /** A peer of another replica, whose calls go through the link. */
+  peer(info: WsMsgpackPeerInfo): WsMsgpackPeer;
+  /** A message another replica sent this one. */
+  receive(from: string, message: unknown): void;
+  /** That replica is gone: the calls to its peers fail (UNAVAILABLE), the calls it made here stop. */
+  replicaDown(replica: string): void;
+  /** This replica's link to the engine dropped: messages may have been lost, every remote call fails. */
+  linkDown(reason?: Error): void;
+  /** The server closed. */
+  close(): void;
+}
+
+/** Makes the {@link RemoteCallsPort} of a replica. */
+export type RemoteCallsFactory = (host: ClusterHost, link: RemoteLink, replica: string) => RemoteCallsPort;
+
+/** The remote calls of the cluster module (`createRemote` is replaceable for tests only). */
+export const remoteCalls: RemoteCallsFactory = (host, link, replica) => new RemoteCalls(replica, link, (id) => host.localPeer(id), { onError: (e) => host.report(e) });
