@@ -12,7 +12,7 @@
  * - the code samples marked `<!-- readme-check: dir/file.ts -->`, in the README (the quick start:
  *   the server and the client app, with their import lines) and in every shipped guide (each
  *   guide's main samples: registerAsync, ValidationPipe, the e2e test, ...), compile together as
- *   a consumer's files would, `nestjs-ws-msgpack` (and its `/client` and `/terminus` subpaths)
+ *   a consumer's files would, `nestjs-ws-msgpack` (and its `/client`, `/terminus`, `/protocol` and `/redis` subpaths)
  *   mapped to src/. One directory holds them all, so a guide's sample may import a file of the
  *   README's quick start (`./math.controller.js`);
  * - what the server guide says about `server.address()` and `server.unwrap().address()` holds.
@@ -313,6 +313,7 @@ describe('the code samples of the README and the guides', () => {
               'nestjs-ws-msgpack/client': [join(root, 'src', 'web', 'index.ts')],
               'nestjs-ws-msgpack/terminus': [join(root, 'src', 'health', 'index.ts')],
               'nestjs-ws-msgpack/protocol': [join(root, 'src', 'protocol.ts')],
+              'nestjs-ws-msgpack/redis': [join(root, 'src', 'redis', 'index.ts')],
               '@nestjs/config': ['./stubs/nestjs-config.d.ts'],
               '@opentelemetry/exporter-trace-otlp-http': ['./stubs/otlp-exporter.d.ts'],
             },
