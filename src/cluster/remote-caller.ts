@@ -7,6 +7,7 @@ import { WsMsgpackError, deadlineExceeded, unavailable, unimplemented } from '..
 import { FrameType } from '../protocol/frames.js';
 import { unpackCall } from '../peer/record.js';
 import type { RemotePeer } from './remote-peer.js';
+import { OwedMessages } from './owed-messages.js';
 import {
   notSent,
   protocolError,
@@ -31,6 +32,9 @@ export interface CallerSettings {
   readonly ackTimeout: number;
 }
 
+/** The most replicas remembered as declared down (the oldest is forgotten past it). */
+const MAX_DOWNS = 10_000;
+
 /** A call or emit under way, waiting for the holder's answers. */
 interface Op {
   readonly replica: string;
@@ -50,6 +54,8 @@ export class RemoteCaller {
   private readonly ops = new Map<number, Op>();
   /** How many times each replica was declared down: a peer taken before the last time is gone. */
   private readonly downs = new Map<string, number>();
+  /** Cancels that could not be sent while the link was down: sent once it is back ({@link linkUp}). */
+  readonly owed = new OwedMessages();
 
   constructor(
     /** This replica's id. */
@@ -138,13 +144,26 @@ export class RemoteCaller {
 
   /** `replica` is gone: its peers are no longer connected, every call and emit to it fails at once. */
   replicaDown(replica: string): void {
-    this.downs.set(replica, this.epoch(replica) + 1);
+    const epoch = this.epoch(replica) + 1;
+    this.downs.delete(replica);
+    this.downs.set(replica, epoch); // most recent last
+    // Replica ids are random per process: without a bound this would grow with every restart.
+    if (this.downs.size > MAX_DOWNS) this.downs.delete(this.downs.keys().next().value as string);
+    this.owed.forget(replica);
     this.failWhere((op) => op.replica === replica, unavailable(`cluster: replica ${replica} is gone (it closed, or its heartbeat expired)`, { replica }));
   }
 
-  /** Every call and emit under way fails with `error` (the link is down: no cancel is sent). */
+  /**
+   * This replica's link dropped: every call and emit under way fails with `error`, and each
+   * holder is told to stop serving (now if the link can still send, else once it is back).
+   */
   failAll(error: WsMsgpackError): void {
-    this.failWhere(() => true, error);
+    this.failWhere(() => true, error, true);
+  }
+
+  /** The link is back: the cancels it could not send go out. */
+  linkUp(): void {
+    this.owed.flush((to, message) => void this.post(to, message).catch((e: WsMsgpackError) => this.report(notSent(`the ${message.t} owed to replica ${to}`, e))));
   }
 
   /** This side closes: every call and emit fails UNAVAILABLE (the holders are told to stop the calls), and new ones fail at once. */
@@ -260,8 +279,9 @@ class OutgoingCall implements Op {
   }
 
   private cancel(reason?: 'DEADLINE_EXCEEDED'): void {
-    // Best effort: if it is lost, the holder drops the call when this replica is declared gone.
-    this.caller.post(this.replica, reason ? { t: 'cancel', i: this.id, r: reason } : { t: 'cancel', i: this.id }).catch(() => undefined);
+    const message: RemoteMessage = reason ? { t: 'cancel', i: this.id, r: reason } : { t: 'cancel', i: this.id };
+    // Not sent (the link is down): it goes out once the link is back, so the holder stops serving.
+    this.caller.post(this.replica, message).catch(() => this.caller.owed.owe(this.replica, message));
   }
 
   private end(): void {

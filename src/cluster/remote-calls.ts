@@ -109,14 +109,26 @@ export class RemoteCalls {
   }
 
   /**
-   * This replica's link to the engine dropped, so messages to and from it may have been lost:
-   * every call and emit under way fails UNAVAILABLE and every call served is cancelled (a stream
-   * missing an item must not look complete). New calls work again as soon as the link does.
+   * This replica's link to the engine dropped (or the others took it for dead), so messages to
+   * and from it may have been lost: every call and emit under way fails UNAVAILABLE, every call
+   * served is stopped (a stream missing an item must not look complete), and the other side of
+   * each is told, now or at {@link linkUp}. New calls work again as soon as the link does.
    */
   linkDown(reason?: Error): void {
     if (!this.caller.isOpen) return;
     this.caller.failAll(unavailable(`cluster: replica ${this.replica} lost its link to the cluster engine${reason ? `: ${reason.message}` : ''}`));
-    this.served.cancelAll();
+    this.served.linkLost();
+  }
+
+  /**
+   * The link is back (after {@link linkDown}): the messages it could not send go out, so that the
+   * other replicas stop serving the calls this one gave up on, and fail the calls this one stopped
+   * serving, instead of waiting for them.
+   */
+  linkUp(): void {
+    if (!this.caller.isOpen) return;
+    this.caller.linkUp();
+    this.served.linkBack();
   }
 
   /** This replica closes: its calls fail UNAVAILABLE (new ones at once), the calls it serves are cancelled. */

@@ -4,6 +4,7 @@ import type { WsMsgpackCallOptions } from '../connection/options.js';
 import { WsMsgpackError, unavailable } from '../protocol/errors.js';
 import { WsMsgpackRecord } from '../peer/record.js';
 import type { ClusterLocalPeer } from './adapter.js';
+import { OwedMessages } from './owed-messages.js';
 import {
   badMessage,
   notSent,
@@ -23,6 +24,8 @@ import {
 export class ServedCalls {
   /** The calls served, by caller replica and call id. */
   private readonly calls = new Map<string, Map<number, ServedCall>>();
+  /** Answers that could not be sent while the link was down: sent once it is back ({@link linkBack}). */
+  private readonly owed = new OwedMessages();
 
   constructor(
     /** This replica's id. */
@@ -51,22 +54,47 @@ export class ServedCalls {
     }
   }
 
-  /** Cancels the calls served for `replica` (it is gone). */
+  /** Cancels the calls served for `replica` (it is gone): nobody is told, nothing is owed to it. */
   cancelFrom(replica: string): void {
+    this.owed.forget(replica);
     for (const call of [...(this.calls.get(replica)?.values() ?? [])]) call.cancel();
   }
 
-  /** Cancels every call served. */
+  /** Cancels every call served, telling nobody (this replica closes). */
   cancelAll(): void {
     for (const replica of [...this.calls.keys()]) this.cancelFrom(replica);
   }
 
-  /** Sends an answer to `to`; a failure is reported (and `failed` runs). */
+  /**
+   * This replica's link dropped: items may have been lost, so every call served is stopped and
+   * its caller told UNAVAILABLE (now if the link can still send, else once it is back): a caller
+   * never waits for a call nobody serves.
+   */
+  linkLost(): void {
+    for (const calls of [...this.calls.values()])
+      for (const call of [...calls.values()]) call.abandon(`replica ${this.replica}, which served it, lost its link to the cluster engine`);
+  }
+
+  /** The link is back: the answers it could not send go out. */
+  linkBack(): void {
+    this.owed.flush((to, message) => void sendOn(this.link, to, message).catch((e: WsMsgpackError) => this.report(notSent(`the ${message.t} owed to replica ${to}`, e))));
+  }
+
+  /**
+   * Sends an answer to `to`. One that cannot be sent (the link is down) is owed until the link is
+   * back: an `error` as it is; instead of a `done` or a `next`, UNAVAILABLE (a stream missing an
+   * item must not look complete), after `failed` (which stops the call) runs.
+   */
   answer(to: string, message: RemoteAnswerMessage, failed?: () => void): void {
     sendOn(this.link, to, message).catch((e: WsMsgpackError) => {
       failed?.();
-      this.report(notSent(`the ${message.t} of call ${message.i} to replica ${to}`, e));
+      this.owe(to, message.t === 'error' || message.t === 'ack' ? message : { t: 'error', i: message.i, ...wire(notSent(`the ${message.t} of call ${message.i}`, e)) });
     });
+  }
+
+  /** Keeps `message` for `to` until the link is back. */
+  owe(to: string, message: RemoteAnswerMessage): void {
+    this.owed.owe(to, message);
   }
 
   /** @internal Forgets a call that ended. */
@@ -165,6 +193,13 @@ class ServedCall {
     if (this.phase === 'ended') return;
     this.credit += n;
     this.pump();
+  }
+
+  /** Stops the call and tells its caller UNAVAILABLE with `why` (now, or once the link is back). */
+  abandon(why: string): void {
+    if (this.phase === 'ended') return;
+    this.cancel();
+    this.owner.answer(this.from, { t: 'error', i: this.id, ...wire(unavailable(`cluster: ${why}`, { replica: this.owner.replica })) });
   }
 
   /** Stops the call (the caller cancelled, or is gone): no answer is sent. */

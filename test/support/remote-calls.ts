@@ -22,6 +22,8 @@ export class Bus {
   readonly log: { from: string; to: string; message: Record<string, unknown> }[] = [];
   /** While true, every send rejects UNAVAILABLE (the engine is unreachable). */
   down = false;
+  /** The replicas whose sends reject UNAVAILABLE (their own link is down, the others' is not). */
+  readonly cutOff = new Set<string>();
   /** Messages this returns true for are lost on the way. */
   lose: (message: RemoteMessage) => boolean = () => false;
   private queue: [string, string, Uint8Array][] = [];
@@ -30,7 +32,7 @@ export class Bus {
   link(from: string): ClusterLink {
     return {
       send: async (to, message) => {
-        if (this.down) throw unavailable('the bus is down');
+        if (this.down || this.cutOff.has(from)) throw unavailable('the bus is down');
         const bytes = encode(message);
         this.log.push({ from, to, message: decode(bytes) as Record<string, unknown> });
         if (this.lose(message)) return;

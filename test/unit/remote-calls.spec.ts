@@ -180,6 +180,58 @@ describe('RemoteCalls: calls to a peer on another replica', () => {
     expect(await firstValueFrom(remote().send('sum', [1, 1]))).toBe(2);
   });
 
+  it("the holder's link drops mid-call and comes back: the caller is told UNAVAILABLE then (never a hang), and the holder stopped serving", async () => {
+    const { B, remote, p1, bus } = twoReplicas();
+    let received = 0;
+    let error: unknown;
+    remote()
+      .send('forever', null)
+      .subscribe({ next: () => received++, error: (e) => (error = e) });
+    await until(() => received >= 5, 'items');
+    bus.cutOff.add('B'); // B can send nothing: its answer is owed
+    B.linkDown(new Error('ECONNRESET'));
+    expect(p1.returned).toBe(1);
+    await new Promise((r) => setImmediate(r));
+    expect(error).toBeUndefined();
+    bus.cutOff.delete('B');
+    B.linkUp();
+    await until(() => error !== undefined, "the holder's owed answer");
+    expect({ code: codeOf(error), message: (error as Error).message }).toEqual({
+      code: 'UNAVAILABLE',
+      message: 'cluster: replica B, which served it, lost its link to the cluster engine',
+    });
+  });
+
+  it("the caller's link drops mid-call and comes back: the call failed at once, and the holder is told to stop once the link is back", async () => {
+    const { A, remote, p1, bus } = twoReplicas();
+    let received = 0;
+    let error: unknown;
+    remote()
+      .send('forever', null)
+      .subscribe({ next: () => received++, error: (e) => (error = e) });
+    await until(() => received >= 5, 'items');
+    bus.cutOff.add('A'); // A can send nothing: its cancel is owed (B still serves, under the credit it had)
+    A.linkDown();
+    expect(codeOf(error)).toBe('UNAVAILABLE');
+    await new Promise((r) => setImmediate(r));
+    expect(p1.returned).toBe(0);
+    bus.cutOff.delete('A');
+    A.linkUp();
+    await until(() => p1.returned === 1, 'the owed cancel reached the holder');
+    expect(bus.sent('cancel')).toHaveLength(1);
+  });
+
+  it('a link that can still send (only its subscriber dropped): the cancel goes at once', async () => {
+    const { A, remote, p1 } = twoReplicas();
+    let received = 0;
+    remote()
+      .send('forever', null)
+      .subscribe({ next: () => received++, error: () => undefined });
+    await until(() => received >= 5, 'items');
+    A.linkDown();
+    await until(() => p1.returned === 1, 'the cancel reached the holder');
+  });
+
   it('close: the holder cancels what it serves; the caller fails its calls (and tells the holder), then refuses new ones', async () => {
     const { A, B, remote, p1, bus } = twoReplicas();
     let received = 0;
