@@ -84,8 +84,9 @@ export class WsMsgpackTopics<T = unknown> {
     entry?.subject.complete();
   }
 
+  /** The bus channel of `topic`: the name's length first, so no name and topic pair reads as another (`a` + `b:c` vs `a:b` + `c`). */
   private channel(topic: string): string {
-    return `${this.name}:${topic}`;
+    return `${this.name.length}:${this.name}:${topic}`;
   }
 
   /** Subscribers of `topic` now. */
