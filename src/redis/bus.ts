@@ -67,10 +67,13 @@ export class RedisBus {
     await Promise.all([this.subscriber.subscribe(this.broadcastChannel, ...this.topics.keys()), this.subscriber.ssubscribe(this.ownChannel)]);
   }
 
-  /** Unsubscribes every channel of this replica and stops listening (the connection may be the user's). */
-  async unsubscribeAll(): Promise<void> {
+  /**
+   * Stops listening and unsubscribes every channel of this replica (the connection may be the
+   * user's); `send: false` (Redis does not answer) only stops listening.
+   */
+  async unsubscribeAll(send = true): Promise<void> {
     this.detach();
-    if (this.subscriber.status !== 'ready') return;
+    if (!send || this.subscriber.status !== 'ready') return;
     await Promise.all([this.subscriber.unsubscribe(this.broadcastChannel, ...this.topics.keys()), this.subscriber.sunsubscribe(this.ownChannel)]);
   }
 

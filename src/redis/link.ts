@@ -2,7 +2,10 @@
  * The two connections to Redis (commands; pub/sub) and whether they are up. Commands fail fast
  * while Redis is unreachable: the adapter's own connections have no offline queue and give up
  * a command at once when their connection drops, and every operation checks {@link RedisLink.up}
- * first (so connections the user passed in, whatever their settings, fail fast too).
+ * first (so connections the user passed in, whatever their settings, fail fast too). A Redis that
+ * stops answering without closing the connection (frozen) is noticed by `commandTimeout`
+ * ({@link RedisLink.timed}): the link is down (stalled) until a PING on each connection is
+ * answered.
  */
 import { Redis, type RedisOptions } from 'ioredis';
 import { unavailable, type WsMsgpackError } from '../protocol/errors.js';
@@ -62,6 +65,10 @@ export class RedisLink {
   /** The last error either connection reported (the reason given while down). */
   private lastError: Error | undefined;
   private closed = false;
+  /** Set when a command went unanswered for `commandTimeout`, until a probe is answered. */
+  private stall: Error | undefined;
+  private probing = false;
+  private readonly commandTimeout: number;
   private readonly ownClient: boolean;
   private readonly ownSubscriber: boolean;
   private readonly detach: (() => void)[] = [];
@@ -70,6 +77,7 @@ export class RedisLink {
     options: ResolvedRedisClusterOptions,
     private readonly events: RedisLinkEvents,
   ) {
+    this.commandTimeout = options.commandTimeout;
     this.ownClient = options.client === undefined;
     this.client = options.client ?? new Redis(options.url, OWN_CONNECTION);
     this.ownSubscriber = options.subscriber === undefined;
@@ -78,17 +86,89 @@ export class RedisLink {
     this.listen(this.subscriber, () => this.events.subscriberReady());
   }
 
-  /** True while both connections are ready. */
+  /** True while both connections are ready and Redis answers. */
   get up(): boolean {
-    return !this.closed && this.client.status === 'ready' && this.subscriber.status === 'ready';
+    return this.clientUp && this.subscriber.status === 'ready';
+  }
+
+  /** True while the command connection is ready and Redis answers. */
+  get clientUp(): boolean {
+    return !this.closed && this.stall === undefined && this.client.status === 'ready';
+  }
+
+  /** True while the pub/sub connection is ready and Redis answers. */
+  get subscriberUp(): boolean {
+    return !this.closed && this.stall === undefined && this.subscriber.status === 'ready';
+  }
+
+  /** True while Redis has not answered a command within `commandTimeout` (and no probe since). */
+  get stalled(): boolean {
+    return this.stall !== undefined;
+  }
+
+  /**
+   * `command`, or a rejection once it has gone unanswered for `commandTimeout`: Redis is taken
+   * for frozen, the link is down (`events.down`) and probed ({@link probe}). The command itself
+   * cannot be taken back (the connection answers in order): a late answer is dropped. The verdict
+   * waits for the I/O of one more turn of the event loop, so that when this process was the one
+   * paused (a long GC, a stopped container), an answer already in the socket still counts.
+   */
+  timed<T>(command: Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      let settled = false;
+      const timer = setTimeout(() => {
+        setImmediate(() => {
+          if (settled) return;
+          settled = true;
+          const e = new Error(`Redis did not answer within ${this.commandTimeout} ms (commandTimeout)`);
+          this.markStalled(e);
+          reject(e);
+        }).unref?.();
+      }, this.commandTimeout);
+      timer.unref?.();
+      const settle = (done: () => void) => {
+        clearTimeout(timer);
+        if (settled) return;
+        settled = true;
+        done();
+      };
+      command.then(
+        (value) => settle(() => resolve(value)),
+        (e: unknown) => settle(() => reject(e instanceof Error ? e : new Error(String(e)))),
+      );
+    });
+  }
+
+  /**
+   * While stalled, sends one PING on each connection (one probe at a time); once both are
+   * answered, the link is up again and the adapter is told both connections are ready (it writes
+   * its presence and subscribes its channels again, as after a reconnect). A probe that fails
+   * (a connection dropped) is retried by the next call, or by that connection's ready event.
+   */
+  probe(): void {
+    if (!this.stall || this.probing || this.closed || this.client.status !== 'ready' || this.subscriber.status !== 'ready') return;
+    this.probing = true;
+    Promise.all([this.client.ping(), this.subscriber.ping()]).then(
+      () => {
+        this.probing = false;
+        if (!this.stall || this.closed) return;
+        this.stall = undefined;
+        this.lastError = undefined;
+        this.events.clientReady();
+        this.events.subscriberReady();
+      },
+      () => {
+        this.probing = false;
+      },
+    );
   }
 
   /** The error operations fail with while the link is not up. */
   unavailable(): WsMsgpackError {
     const why = this.closed
       ? 'the cluster adapter is closed'
-      : (this.lastError?.message ?? `the connection is ${this.client.status === 'ready' ? this.subscriber.status : this.client.status}`);
-    return unavailable(`the cluster engine (Redis) is unreachable: ${why}`, this.lastError);
+      : ((this.stall ?? this.lastError)?.message ?? `the connection is ${this.client.status === 'ready' ? this.subscriber.status : this.client.status}`);
+    return unavailable(`the cluster engine (Redis) is unreachable: ${why}`, this.stall ?? this.lastError);
   }
 
   /** Throws {@link unavailable} unless the link is up. */
@@ -122,18 +202,30 @@ export class RedisLink {
   /** Stops listening; closes the connections the adapter opened (not the ones it was given). */
   async close(): Promise<void> {
     if (this.closed) return;
+    const stalled = this.stall !== undefined;
     this.closed = true;
     for (const off of this.detach.splice(0)) off();
-    const quit = (redis: Redis) => (redis.status === 'ready' ? redis.quit().then(() => {}) : Promise.resolve(redis.disconnect()));
+    // QUIT waits for Redis's answer: not from a frozen Redis (nor longer than commandTimeout).
+    const quit = (redis: Redis) => (redis.status === 'ready' && !stalled ? this.timed(redis.quit()).then(() => {}) : Promise.resolve(redis.disconnect()));
     await Promise.all([
       this.ownClient ? quit(this.client).catch(() => this.client.disconnect()) : undefined,
       this.ownSubscriber ? quit(this.subscriber).catch(() => this.subscriber.disconnect()) : undefined,
     ]);
   }
 
+  /** A command went unanswered: the link is down until a probe is answered. */
+  private markStalled(error: Error): void {
+    if (this.stall || this.closed) return;
+    this.stall = error;
+    this.lastError = error;
+    this.events.down(error);
+    this.probe();
+  }
+
   private listen(redis: Redis, ready: () => void): void {
     const onReady = () => {
       if (this.closed) return;
+      if (this.stall) return this.probe(); // the probe tells the adapter both are ready, once Redis answers
       this.lastError = undefined;
       ready();
     };

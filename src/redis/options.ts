@@ -45,6 +45,16 @@ export interface RedisClusterOptions {
    * `heartbeatInterval` when that is more.
    */
   replicaTimeout?: number;
+  /**
+   * How long a command may wait for Redis's answer before the link counts as down: the operation
+   * fails with UNAVAILABLE, `status` becomes `'down'` (cross-replica calls under way fail
+   * UNAVAILABLE, as in an outage), and the link is probed with PING until Redis answers again,
+   * when it is `'ready'` again by itself. This is what notices a Redis that is frozen (stopped,
+   * paused, a network path that drops packets without closing the connection), which TCP would
+   * take minutes to. It applies to the connections passed in (`client`, `subscriber`) too. An
+   * idle replica notices within `heartbeatInterval + commandTimeout`. Defaults to 2,000 ms.
+   */
+  commandTimeout?: number;
 }
 
 /** The defaults of {@link RedisClusterOptions}. */
@@ -53,6 +63,7 @@ export const REDIS_CLUSTER_DEFAULTS = Object.freeze({
   prefix: 'wsmp',
   heartbeatInterval: 5000,
   replicaTimeout: 15_000,
+  commandTimeout: 2000,
 });
 
 /** {@link RedisClusterOptions} checked, with the defaults filled in. */
@@ -63,6 +74,7 @@ export interface ResolvedRedisClusterOptions {
   readonly prefix: string;
   readonly heartbeatInterval: number;
   readonly replicaTimeout: number;
+  readonly commandTimeout: number;
 }
 
 const PREFIX = /^[A-Za-z0-9_\-.:]{1,64}$/;
@@ -85,7 +97,7 @@ function checkMs(name: string, value: unknown, fallback: number): number {
 /** Checks the options; throws a `TypeError` naming the first one that cannot work. */
 export function resolveRedisClusterOptions(options: RedisClusterOptions = {}): ResolvedRedisClusterOptions {
   if (typeof options !== 'object' || options === null) throw optionError('(redisCluster options)', 'an object', options);
-  const known = ['url', 'client', 'subscriber', 'prefix', 'heartbeatInterval', 'replicaTimeout'];
+  const known = ['url', 'client', 'subscriber', 'prefix', 'heartbeatInterval', 'replicaTimeout', 'commandTimeout'];
   for (const key of Object.keys(options))
     if (!known.includes(key)) throw optionError(key, `one of ${known.join(', ')} (not a redisCluster option)`, options[key as keyof RedisClusterOptions]);
   const { url, client, subscriber, prefix = REDIS_CLUSTER_DEFAULTS.prefix } = options;
@@ -103,5 +115,6 @@ export function resolveRedisClusterOptions(options: RedisClusterOptions = {}): R
   const heartbeatInterval = checkMs('heartbeatInterval', options.heartbeatInterval, REDIS_CLUSTER_DEFAULTS.heartbeatInterval);
   const replicaTimeout = checkMs('replicaTimeout', options.replicaTimeout, Math.max(REDIS_CLUSTER_DEFAULTS.replicaTimeout, 2 * heartbeatInterval));
   if (replicaTimeout <= heartbeatInterval) throw optionError('replicaTimeout', `greater than heartbeatInterval (${heartbeatInterval} ms)`, replicaTimeout);
-  return { url: url ?? REDIS_CLUSTER_DEFAULTS.url, client, subscriber, prefix, heartbeatInterval, replicaTimeout };
+  const commandTimeout = checkMs('commandTimeout', options.commandTimeout, REDIS_CLUSTER_DEFAULTS.commandTimeout);
+  return { url: url ?? REDIS_CLUSTER_DEFAULTS.url, client, subscriber, prefix, heartbeatInterval, replicaTimeout, commandTimeout };
 }

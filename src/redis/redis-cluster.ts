@@ -98,11 +98,11 @@ export class RedisClusterAdapter implements WsMsgpackClusterAdapter {
     this.phase = 'closed';
     clearInterval(this.timer);
     this.remote?.close();
-    if (started && this.link.client.status === 'ready') {
+    if (started && this.link.clientUp) {
       // Forgotten at once by the others (else by their heartbeats, within replicaTimeout + heartbeatInterval).
-      await Promise.all([this.presence.leave(), this.bus.publishLeft(this.link.client)]).catch(() => {});
+      await this.link.timed(Promise.all([this.presence.leave(), this.bus.publishLeft(this.link.client)])).catch(() => {});
     }
-    await this.bus.unsubscribeAll().catch(() => {});
+    await this.link.timed(this.bus.unsubscribeAll(this.link.subscriberUp)).catch(() => {});
     await this.link.close();
   }
 
@@ -165,11 +165,11 @@ export class RedisClusterAdapter implements WsMsgpackClusterAdapter {
       throw this.phase === 'idle' ? unavailable('the cluster engine (Redis) is unreachable: the server has not started the cluster adapter') : this.link.unavailable();
   }
 
-  /** Runs a Redis operation when ready; its connection's failures become UNAVAILABLE. */
+  /** Runs a Redis operation when ready; its connection's failures (and no answer within commandTimeout) become UNAVAILABLE. */
   private async command<T>(run: () => Promise<T>): Promise<T> {
     this.check();
     try {
-      return await run();
+      return await this.link.timed(run());
     } catch (e) {
       throw this.link.failure(e);
     }
@@ -177,13 +177,13 @@ export class RedisClusterAdapter implements WsMsgpackClusterAdapter {
 
   /** A presence write: sent now when the command connection is ready, else (or when it fails) redone in full by the next sync. */
   private write(run: () => Promise<void>): void {
-    if (this.phase !== 'started' || this.link.client.status !== 'ready') {
+    if (this.phase !== 'started' || !this.link.clientUp) {
       this.dirty = true;
       return;
     }
-    run().catch((e: unknown) => {
+    this.link.timed(run()).catch((e: unknown) => {
       this.dirty = true;
-      if (this.link.client.status === 'ready') this.host?.report(asError(e, 'cluster: a presence record could not be written (written again at the next heartbeat)'));
+      if (this.link.clientUp) this.host?.report(asError(e, 'cluster: a presence record could not be written (written again at the next heartbeat)'));
     });
   }
 
@@ -198,20 +198,20 @@ export class RedisClusterAdapter implements WsMsgpackClusterAdapter {
       this.update();
     }
     const host = this.host;
-    if (this.phase !== 'started' || !host || this.link.client.status !== 'ready') return;
+    if (this.phase !== 'started' || !host || !this.link.clientUp) return;
     this.dirty = false;
     this.syncs++;
-    const written = this.presence.sync([...host.localPeers()].map(recordOf)); // sent now: what is sent after runs after
+    const written = this.link.timed(this.presence.sync([...host.localPeers()].map(recordOf))); // sent now: what is sent after runs after
     this.syncing = written
       .then(
         () => {
-          if (this.link.client.status !== 'ready') return;
+          if (!this.link.clientUp) return;
           this.synced = true;
           this.update();
         },
         (e: unknown) => {
           this.dirty = true;
-          if (this.link.client.status === 'ready') this.host?.report(asError(e, 'cluster: presence could not be written (written again at the next heartbeat)'));
+          if (this.link.clientUp) this.host?.report(asError(e, 'cluster: presence could not be written (written again at the next heartbeat)'));
         },
       )
       .finally(() => {
@@ -224,26 +224,26 @@ export class RedisClusterAdapter implements WsMsgpackClusterAdapter {
   private resubscribe(): void {
     this.subscribed = false;
     this.update();
-    if (this.phase !== 'started' || this.link.subscriber.status !== 'ready') return;
+    if (this.phase !== 'started' || !this.link.subscriberUp) return;
     this.subscribes++;
-    this.subscribing = this.bus
-      .subscribeAll()
+    this.subscribing = this.link
+      .timed(this.bus.subscribeAll())
       .then(
         () => {
-          if (this.link.subscriber.status !== 'ready') return;
+          if (!this.link.subscriberUp) return;
           this.subscribed = true;
           this.update();
         },
         (e: unknown) => {
-          if (this.link.subscriber.status === 'ready') this.host?.report(asError(e, 'cluster: cannot subscribe the channels (tried again at the next heartbeat)'));
+          if (this.link.subscriberUp) this.host?.report(asError(e, 'cluster: cannot subscribe the channels (tried again at the next heartbeat)'));
         },
       )
       .finally(() => this.subscribes--);
   }
 
   private wentDown(_error: Error): void {
-    if (this.link.client.status !== 'ready') this.synced = false;
-    if (this.link.subscriber.status !== 'ready') this.subscribed = false;
+    if (!this.link.clientUp) this.synced = false;
+    if (!this.link.subscriberUp) this.subscribed = false;
     this.update();
   }
 
@@ -264,21 +264,22 @@ export class RedisClusterAdapter implements WsMsgpackClusterAdapter {
   /** The heartbeat: refreshes this replica, removes the dead ones, learns which replicas are alive. */
   private async tick(): Promise<void> {
     if (this.phase !== 'started') return;
+    if (this.link.stalled) return this.link.probe(); // Redis did not answer: nothing else until it does
     if (!this.subscribed && this.subscribes === 0) this.resubscribe();
-    if (this.beating || this.syncs > 0 || this.link.client.status !== 'ready') return;
+    if (this.beating || this.syncs > 0 || !this.link.clientUp) return;
     if (this.dirty || !this.synced) {
       this.resync(false);
       return;
     }
     this.beating = true;
     try {
-      const beat = await this.presence.heartbeat();
+      const beat = await this.link.timed(this.presence.heartbeat());
       if (beat.forgotten) this.resync(false); // Redis lost this replica (restarted empty, or the others took it for dead)
       const live = new Set(beat.live.filter((r) => r !== this.replica));
       for (const replica of this.known) if (!live.has(replica)) this.replicaGone(replica);
       this.known = live;
     } catch (e) {
-      if (this.link.client.status === 'ready' && this.phase === 'started') this.host?.report(asError(e, 'cluster: heartbeat failed'));
+      if (this.link.clientUp && this.phase === 'started') this.host?.report(asError(e, 'cluster: heartbeat failed'));
     } finally {
       this.beating = false;
     }

@@ -323,14 +323,20 @@ describe('redisCluster adapter (real redis-server)', () => {
       [{ subscriber: 'redis://x' }, 'nestjs-ws-msgpack: option subscriber must be an ioredis Redis instance, got "redis://x"'],
       [
         { heartbeat: 5 },
-        'nestjs-ws-msgpack: option heartbeat must be one of url, client, subscriber, prefix, heartbeatInterval, replicaTimeout (not a redisCluster option), got 5',
+        'nestjs-ws-msgpack: option heartbeat must be one of url, client, subscriber, prefix, heartbeatInterval, replicaTimeout, commandTimeout (not a redisCluster option), got 5',
       ],
     ])('%j is refused', (options, message) => {
       expect(() => redisCluster(options as RedisClusterOptions)).toThrow(new TypeError(message));
     });
 
-    it('defaults: prefix wsmp, heartbeat 5 s, replicas dead after 15 s', () => {
-      expect(resolveRedisClusterOptions({})).toMatchObject({ url: 'redis://127.0.0.1:6379', prefix: 'wsmp', heartbeatInterval: 5000, replicaTimeout: 15_000 });
+    it('defaults: prefix wsmp, heartbeat 5 s, replicas dead after 15 s, commands unanswered after 2 s', () => {
+      expect(resolveRedisClusterOptions({})).toMatchObject({
+        url: 'redis://127.0.0.1:6379',
+        prefix: 'wsmp',
+        heartbeatInterval: 5000,
+        replicaTimeout: 15_000,
+        commandTimeout: 2000,
+      });
       expect(resolveRedisClusterOptions({ heartbeatInterval: 10_000 }).replicaTimeout).toBe(20_000);
     });
 

@@ -5,6 +5,9 @@
  *
  *   const redis = await startRedis();
  *   afterAll(() => redis.stop());
+ *
+ * `pause()` freezes it (SIGSTOP): its connections stay open and nothing is answered, as with a
+ * Redis that hangs or a network path that drops packets; `resume()` (SIGCONT) lets it go on.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { connect } from 'node:net';
@@ -23,6 +26,10 @@ export interface TestRedis {
   start(): Promise<void>;
   /** stop() then start(). */
   restart(): Promise<void>;
+  /** Freezes the process (SIGSTOP): connections stay open, nothing is answered. */
+  pause(): void;
+  /** Lets a paused process go on (SIGCONT); resolves once it answers PING. */
+  resume(): Promise<void>;
 }
 
 /** One PING over a raw socket: resolves true on +PONG. */
@@ -49,6 +56,7 @@ export async function startRedis(): Promise<TestRedis> {
   const binary = process.env.REDIS_SERVER ?? 'redis-server';
   let child: ChildProcess | undefined;
   let exited: Promise<void> = Promise.resolve();
+  let paused = false;
 
   async function start(): Promise<void> {
     if (child) throw new Error('redis-server is running already');
@@ -87,10 +95,23 @@ export async function startRedis(): Promise<TestRedis> {
     const proc = child;
     if (!proc) return;
     proc.kill('SIGTERM');
+    if (paused) proc.kill('SIGCONT'); // a stopped process acts on SIGTERM once it runs
+    paused = false;
     const timer = setTimeout(() => proc.kill('SIGKILL'), BOUND_MS / 2);
     await exited;
     clearTimeout(timer);
     child = undefined;
+  }
+
+  async function resume(): Promise<void> {
+    if (!child || !paused) return;
+    child.kill('SIGCONT');
+    paused = false;
+    const deadline = Date.now() + BOUND_MS;
+    while (!(await ping(port))) {
+      if (Date.now() > deadline) throw new Error(`redis-server did not answer PING within ${BOUND_MS} ms of SIGCONT`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
   }
 
   await start();
@@ -103,5 +124,11 @@ export async function startRedis(): Promise<TestRedis> {
       await stop();
       await start();
     },
+    pause() {
+      if (!child) throw new Error('redis-server is not running');
+      child.kill('SIGSTOP');
+      paused = true;
+    },
+    resume,
   };
 }

@@ -1,0 +1,180 @@
+/**
+ * A frozen Redis: redis-server stopped with SIGSTOP, so its connections stay open and nothing is
+ * answered (as with a Redis that hangs, or a network path that drops packets without a reset).
+ * TCP notices nothing; `commandTimeout` does. Two WsMsgpackServer replicas in this process on a
+ * real redis-server (test/support/redis.ts): `a` with the adapter's own connections (`url`), `b`
+ * with ioredis connections the app passes in (`client`, `subscriber`), and a real client on each.
+ */
+import { Controller } from '@nestjs/common';
+import { MessagePattern } from '@nestjs/microservices';
+import { Redis } from 'ioredis';
+import { firstValueFrom } from 'rxjs';
+import { WebSocket as WsWebSocket } from 'ws';
+import type { WsMsgpackPeer } from '../../src/index.js';
+import type { WsMsgpackClusterAdapter } from '../../src/cluster/adapter.js';
+import { WsMsgpackError } from '../../src/protocol/errors.js';
+import { redisCluster, type RedisClusterOptions } from '../../src/redis/index.js';
+import { WsMsgpackWebClient, type WebSocketConstructor } from '../../src/web/index.js';
+import { startService, until, WAIT_MS, within, type TestService } from '../support/helpers.js';
+import { startRedis, type TestRedis } from '../support/redis.js';
+
+@Controller()
+class SumController {
+  @MessagePattern('sum')
+  sum(data: number[]): number {
+    return data.reduce((a, b) => a + b, 0);
+  }
+}
+
+const COMMAND_TIMEOUT = 300;
+const HEARTBEAT = 100;
+const TIMING = { heartbeatInterval: HEARTBEAT, replicaTimeout: 1000, commandTimeout: COMMAND_TIMEOUT };
+/**
+ * What a bounded wait allows beyond the bound under test, for a loaded machine (2 cores shared
+ * with other jobs). Without commandTimeout the operations below never settle, so any slack
+ * still fails then.
+ */
+const SLACK = 2000;
+
+interface Replica {
+  svc: TestService;
+  cluster: WsMsgpackClusterAdapter;
+  peers: Map<string, WsMsgpackPeer>;
+  errors: Error[];
+}
+
+const query = (url: string | undefined, key: string) => new URL(url ?? '/', 'http://x').searchParams.get(key) ?? undefined;
+
+let redis: TestRedis;
+const replicas: Replica[] = [];
+const webClients: WsMsgpackWebClient[] = [];
+const connections: Redis[] = [];
+let prefix = 0;
+/** How many 'slow' calls the clients have received. */
+let slowCalls = 0;
+
+async function startReplica(options: RedisClusterOptions): Promise<Replica> {
+  const cluster = redisCluster({ ...TIMING, ...options });
+  const peers = new Map<string, WsMsgpackPeer>();
+  const errors: Error[] = [];
+  const svc = await startService({ controllers: [SumController] }, { cluster, authenticate: (req) => query(req.url, 'user') });
+  svc.server.on('error', (e) => errors.push(e));
+  svc.server.on('connection', (_ws, _req, peer) => peers.set(String(peer.user), peer));
+  const replica = { svc, cluster, peers, errors };
+  replicas.push(replica);
+  await until(() => cluster.status === 'ready', WAIT_MS, 'replica ready');
+  return replica;
+}
+
+async function connectClient(to: Replica, user: string): Promise<WsMsgpackWebClient> {
+  const web = new WsMsgpackWebClient({ url: `${to.svc.url}/?user=${user}`, WebSocket: WsWebSocket as unknown as WebSocketConstructor, reconnect: false });
+  webClients.push(web);
+  web.on('error', () => {});
+  web.handle('double', (n: number) => n * 2);
+  web.handle(
+    'slow',
+    (ms: number, { signal }) =>
+      new Promise((resolve) => {
+        slowCalls++;
+        const timer = setTimeout(() => resolve('late'), ms);
+        signal.addEventListener('abort', () => clearTimeout(timer));
+      }),
+  );
+  await within(web.connect(), WAIT_MS, `${user} connects`);
+  await until(() => to.peers.has(user), WAIT_MS, `${user} registered`);
+  return web;
+}
+
+/** Replica a on its own connections, b on connections passed in; client a1 on a, b1 on b; both registered. */
+async function twoReplicas(): Promise<{ a: Replica; b: Replica; a1: WsMsgpackWebClient }> {
+  const p = `frozen${prefix++}`;
+  const client = new Redis(redis.url, { lazyConnect: true });
+  const subscriber = new Redis(redis.url, { lazyConnect: true });
+  connections.push(client, subscriber);
+  const a = await startReplica({ url: redis.url, prefix: p });
+  const b = await startReplica({ client, subscriber, prefix: p });
+  const a1 = await connectClient(a, 'a1');
+  await connectClient(b, 'b1');
+  await until(() => a.cluster.status === 'ready' && b.cluster.status === 'ready', WAIT_MS, 'both ready');
+  for (let i = 0; (await a.cluster.count()) !== 2; i++) {
+    if (i > 500) throw new Error('the two peers were not registered');
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  return { a, b, a1 };
+}
+
+/** The code an operation fails with ('resolved' if it does not). */
+const outcome = (p: Promise<unknown>): Promise<string> =>
+  p.then(
+    () => 'resolved',
+    (e: unknown) => (e instanceof WsMsgpackError ? e.code : String(e)),
+  );
+
+beforeAll(async () => {
+  redis = await startRedis();
+});
+afterEach(async () => {
+  await redis.resume();
+  await Promise.all(webClients.splice(0).map((c) => c.close()));
+  await Promise.all(replicas.splice(0).map((r) => r.svc.close()));
+  for (const c of connections.splice(0)) c.disconnect();
+});
+afterAll(() => redis.stop());
+
+describe('a frozen Redis (SIGSTOP)', () => {
+  it('cross-replica operations fail UNAVAILABLE within commandTimeout, status goes down; local calls carry on; after SIGCONT both replicas are ready again by themselves', async () => {
+    const { a, b, a1 } = await twoReplicas();
+    const b1 = b.peers.get('b1')!;
+    const remote = await a.cluster.peer(b1.id);
+    const inFlight = outcome(firstValueFrom(remote!.send('slow', 60_000)));
+    await until(() => slowCalls === 1, WAIT_MS, 'the call reached the client on b');
+
+    redis.pause();
+    // Sent while both links still look up: each waits commandTimeout for Redis, then fails typed.
+    const fromA = [a.cluster.count(), a.cluster.broadcast('news', 'x'), firstValueFrom(remote!.send('double', 1))].map(outcome);
+    const fromB = [b.cluster.fetchPeers()].map(outcome); // b's connections are the app's own: wrapped all the same
+    expect(await within(Promise.all([...fromA, ...fromB]), COMMAND_TIMEOUT + SLACK, 'the operations while Redis is frozen')).toEqual([
+      'UNAVAILABLE',
+      'UNAVAILABLE',
+      'UNAVAILABLE',
+      'UNAVAILABLE',
+    ]);
+    expect(await within(inFlight, SLACK, 'the call in flight')).toBe('UNAVAILABLE'); // the link went down: its calls fail
+    // An idle replica notices through its heartbeat: within heartbeatInterval + commandTimeout.
+    await until(() => a.cluster.status === 'down' && b.cluster.status === 'down', HEARTBEAT + COMMAND_TIMEOUT + SLACK, 'both down');
+    expect(a.errors.map((e) => e.message)).toContainEqual(expect.stringContaining('did not answer within 300 ms (commandTimeout)'));
+
+    // Down: new cross-replica operations fail at once (no second wait for commandTimeout).
+    expect(await within(outcome(a.cluster.peer('anyone')), COMMAND_TIMEOUT / 2, 'a lookup while down')).toBe('UNAVAILABLE');
+    // Local calls never touch Redis.
+    expect(await within(a1.call('sum', [1, 2]))).toBe(3);
+    const local = await a.cluster.peer(a.peers.get('a1')!.id);
+    expect(await within(firstValueFrom(local!.send<number>('double', 4)))).toBe(8);
+
+    await redis.resume();
+    await until(() => a.cluster.status === 'ready' && b.cluster.status === 'ready', WAIT_MS, 'both ready again, by themselves');
+    // The freeze may have outlasted replicaTimeout on Redis's clock: a heartbeat then drops the
+    // others, who write their records again at their next heartbeat.
+    for (let i = 0; (await a.cluster.count()) !== 2; i++) {
+      if (i > 500) throw new Error('presence was not written again');
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    const again = await a.cluster.peer(b1.id);
+    expect(await within(firstValueFrom(again!.send<number>('double', 5)))).toBe(10);
+    expect(await b.cluster.count()).toBe(2);
+  });
+
+  it('a replica closes with Redis frozen: it does not wait for Redis longer than commandTimeout', async () => {
+    const { a, b } = await twoReplicas();
+    redis.pause();
+    for (const r of [a, b]) replicas.splice(replicas.indexOf(r), 1);
+    // Its goodbye (unregister, unsubscribe, QUIT) gets no answer: given up after commandTimeout.
+    await within(Promise.all([a.svc.close(), b.svc.close()]), COMMAND_TIMEOUT + SLACK, 'closing with Redis frozen');
+    expect([a.cluster.status, b.cluster.status]).toEqual(['closed', 'closed']);
+  });
+
+  it('commandTimeout is checked like the other options', () => {
+    expect(() => redisCluster({ commandTimeout: 0 })).toThrow(new TypeError('nestjs-ws-msgpack: option commandTimeout must be a whole number of ms from 1 to 2147483647, got 0'));
+    expect(() => redisCluster({ commandTimeout: 1.5 })).toThrow(TypeError);
+  });
+});
