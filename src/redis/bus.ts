@@ -15,6 +15,7 @@ import { Buffer } from 'node:buffer';
 import type { Redis } from 'ioredis';
 import type { ClusterHost } from '../cluster/adapter.js';
 import type { WsMsgpackSelection } from '../cluster/types.js';
+import { internalError } from '../protocol/errors.js';
 
 /** What the bus hands the adapter. */
 export interface BusReceiver {
@@ -129,6 +130,8 @@ export class RedisBus {
   }
 
   private received(channel: string, bytes: Buffer): void {
+    // A subscriber the app shares carries its own channels too: only the cluster's are decoded.
+    if (channel !== this.broadcastChannel && !this.topics.has(channel)) return;
     const message = this.decode(bytes, channel);
     if (!Array.isArray(message)) return;
     if (channel === this.broadcastChannel) {
@@ -160,9 +163,15 @@ export class RedisBus {
     this.receiver.remote(message[0], message[1]);
   }
 
+  /** The bus bytes of `value`; a value that cannot be encoded (a function, a symbol) is INTERNAL, as on a connection, not a link failure. */
   private encode(value: unknown): Buffer {
     if (!this.host) throw new Error('cluster: the adapter has not started');
-    const bytes = this.host.encode(value);
+    let bytes: Uint8Array;
+    try {
+      bytes = this.host.encode(value);
+    } catch (e) {
+      throw internalError(`cluster: the message could not be encoded: ${e instanceof Error ? e.message : String(e)}`);
+    }
     return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   }
 

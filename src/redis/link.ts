@@ -8,7 +8,7 @@
  * answered.
  */
 import { Redis, type RedisOptions } from 'ioredis';
-import { unavailable, type WsMsgpackError } from '../protocol/errors.js';
+import { unavailable, WsMsgpackError } from '../protocol/errors.js';
 import type { ResolvedRedisClusterOptions } from './options.js';
 
 /** What the link tells the adapter. */
@@ -182,6 +182,7 @@ export class RedisLink {
    */
   failure(e: unknown): Error {
     if (e instanceof Error && e.name === 'ReplyError') return e;
+    if (e instanceof WsMsgpackError) return e; // already typed (a value that cannot be encoded: INTERNAL); the link is fine
     if (e instanceof Error) this.lastError ??= e; // the socket's own error (ECONNREFUSED) says more, when there is one
     return this.unavailable();
   }

@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis';
 import { optionError } from '../connection/options.js';
+import { MAX_TIMER_MS } from '../connection/timers.js';
 
 /**
  * Options of {@link redisCluster}: where Redis is (a URL, or `ioredis` connections you already
@@ -78,8 +79,6 @@ export interface ResolvedRedisClusterOptions {
 }
 
 const PREFIX = /^[A-Za-z0-9_\-.:]{1,64}$/;
-/** The longest timer Node keeps (a longer one fires at once). */
-const MAX_TIMER_MS = 2 ** 31 - 1;
 
 function isRedis(value: unknown): value is Redis {
   const r = value as { status?: unknown; duplicate?: unknown; publish?: unknown } | null;

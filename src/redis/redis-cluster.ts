@@ -130,8 +130,9 @@ export class RedisClusterAdapter implements WsMsgpackClusterAdapter {
   async broadcast(pattern: unknown, data: unknown, selection?: WsMsgpackSelection): Promise<{ local: number; replicas: number }> {
     checkSelection(selection);
     this.check();
-    const local = this.host!.broadcastLocal(pattern, data, selection);
+    // Published first: when Redis cannot take it, nobody got it (a retry then delivers nothing twice).
     const received = await this.command(() => this.bus.publishBroadcast(this.link.client, pattern, data, selection));
+    const local = this.host!.broadcastLocal(pattern, data, selection);
     return { local, replicas: Math.max(0, received - 1) }; // this replica is subscribed too
   }
 
@@ -252,6 +253,7 @@ export class RedisClusterAdapter implements WsMsgpackClusterAdapter {
     const now = this.status;
     const before = this.seen;
     this.seen = now;
+    const recovered = before !== 'ready' && now === 'ready' && this.everReady; // ready again after a drop (not the first time)
     if (now === 'ready') this.everReady = true;
     if (before === 'ready' && now !== 'ready' && this.phase === 'started') {
       this.known.clear();
@@ -259,6 +261,8 @@ export class RedisClusterAdapter implements WsMsgpackClusterAdapter {
       this.guard('the link going down', () => this.remote?.linkDown(error));
       this.host?.report(error);
     }
+    // Back: the cancels and answers the drop left unsent go out (no call waits on a lost message).
+    if (recovered && this.phase === 'started') this.guard('the link coming back', () => this.remote?.linkUp());
   }
 
   /** The heartbeat: refreshes this replica, removes the dead ones, learns which replicas are alive. */
@@ -274,7 +278,16 @@ export class RedisClusterAdapter implements WsMsgpackClusterAdapter {
     this.beating = true;
     try {
       const beat = await this.link.timed(this.presence.heartbeat());
-      if (beat.forgotten) this.resync(false); // Redis lost this replica (restarted empty, or the others took it for dead)
+      if (beat.forgotten) {
+        // Redis lost this replica (restarted empty, or the others took it for dead and cancelled,
+        // without an answer, what they served for it): as after a drop, its own calls fail and
+        // what it serves stops, both sides told.
+        this.guard('the replica being forgotten', () => {
+          this.remote?.linkDown(new Error('the other replicas took this one for dead (no heartbeat within replicaTimeout)'));
+          this.remote?.linkUp();
+        });
+        this.resync(false);
+      }
       const live = new Set(beat.live.filter((r) => r !== this.replica));
       for (const replica of this.known) if (!live.has(replica)) this.replicaGone(replica);
       this.known = live;

@@ -22,6 +22,8 @@ export interface RemoteCallsPort {
   replicaDown(replica: string): void;
   /** This replica's link to the engine dropped: messages may have been lost, every remote call fails. */
   linkDown(reason?: Error): void;
+  /** The link is back: the cancels and answers it could not send go out. */
+  linkUp(): void;
   /** The server closed. */
   close(): void;
 }

@@ -34,6 +34,7 @@ interface Node {
   received: { from: string; message: unknown }[];
   down: string[];
   linkDowns: number;
+  linkUps: number;
   link: RemoteLink | undefined;
   remotePeers: WsMsgpackPeerInfo[];
   connect(peer: FakePeer): void;
@@ -64,6 +65,7 @@ async function startNode(redis: TestRedis, peers: FakePeer[] = [], options: Redi
     received: [],
     down: [],
     linkDowns: 0,
+    linkUps: 0,
     link: undefined,
     remotePeers: [],
     connect(peer) {
@@ -92,6 +94,7 @@ async function startNode(redis: TestRedis, peers: FakePeer[] = [], options: Redi
       receive: (from, message) => node.received.push({ from, message }),
       replicaDown: (r) => node.down.push(r),
       linkDown: () => node.linkDowns++,
+      linkUp: () => node.linkUps++,
       close: () => {},
     };
   };
@@ -243,10 +246,8 @@ describe('redisCluster adapter (real redis-server)', () => {
       b_.phase = 'closed';
       b_.link.client.disconnect();
       b_.link.subscriber.disconnect();
-      const stopped = Date.now();
-      await until(() => A.down.includes(B.adapter.replica), FAST.replicaTimeout + FAST.heartbeatInterval + 1000, 'A forgets B');
-      const took = Date.now() - stopped;
-      expect(took).toBeLessThan(FAST.replicaTimeout + FAST.heartbeatInterval + 500); // the bound, plus slack for a loaded machine
+      // Within the documented bound (replicaTimeout + heartbeatInterval), plus slack for a loaded machine.
+      await until(() => A.down.includes(B.adapter.replica), FAST.replicaTimeout + FAST.heartbeatInterval + 2000, 'A forgets B');
       expect(ids(await A.adapter.fetchPeers())).toEqual(['p1', 'p2']);
       expect(await raw.exists('{wsmp}:peer:p3', '{wsmp}:peer:p4', '{wsmp}:rooms:p3', `{wsmp}:replica:${B.adapter.replica}`)).toBe(0);
       expect(await raw.zscore('{wsmp}:replicas', B.adapter.replica)).toBeNull();
@@ -391,9 +392,18 @@ describe('redisCluster adapter: Redis stopped and restarted', () => {
       () => A.adapter.peer('b1'),
       () => A.link!.send(B.adapter.replica, { t: 'cancel', i: 1 }),
     ]) {
-      const t0 = Date.now();
-      const e = await rejection(op());
-      expect(Date.now() - t0).toBeLessThan(250); // at once: no wait for a timeout or a reconnect
+      // At once: rejected before any timer or I/O callback could run (no wait for a timeout or a reconnect).
+      const op$ = op();
+      expect(
+        await Promise.race([
+          op$.then(
+            () => 'resolved',
+            () => 'rejected',
+          ),
+          new Promise((r) => setImmediate(() => r('still pending'))),
+        ]),
+      ).toBe('rejected');
+      const e = await rejection(op$);
       expect(e.code).toBe('UNAVAILABLE');
       expect(e.message).toMatch(/^the cluster engine \(Redis\) is unreachable: /);
     }
@@ -407,6 +417,7 @@ describe('redisCluster adapter: Redis stopped and restarted', () => {
     B.adapter.peerDisconnected(asLocal({ id: 'b1', rooms: new Set(['r']) }));
     await redis.start();
     await until(() => A.adapter.status === 'ready' && B.adapter.status === 'ready', 5000, 'both ready again');
+    expect({ downs: A.linkDowns, ups: A.linkUps }).toEqual({ downs: 1, ups: 1 }); // back: what the drop left unsent goes out
     expect(ids(await B.adapter.fetchPeers({ to: 'r' }))).toEqual(['a1', 'a2']);
     expect(ids(await A.adapter.fetchPeers({ users: 'ua' }))).toEqual(['a1']);
     await A.adapter.publishTopic('t', 'after');

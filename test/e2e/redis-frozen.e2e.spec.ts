@@ -66,10 +66,15 @@ async function startReplica(options: RedisClusterOptions): Promise<Replica> {
   return replica;
 }
 
+/** Broadcasts each client received, by user. */
+const news = new Map<string, unknown[]>();
+
 async function connectClient(to: Replica, user: string): Promise<WsMsgpackWebClient> {
   const web = new WsMsgpackWebClient({ url: `${to.svc.url}/?user=${user}`, WebSocket: WsWebSocket as unknown as WebSocketConstructor, reconnect: false });
   webClients.push(web);
   web.on('error', () => {});
+  news.set(user, []);
+  web.handle('news', (data) => void news.get(user)!.push(data));
   web.handle('double', (n: number) => n * 2);
   web.handle(
     'slow',
@@ -176,5 +181,28 @@ describe('a frozen Redis (SIGSTOP)', () => {
   it('commandTimeout is checked like the other options', () => {
     expect(() => redisCluster({ commandTimeout: 0 })).toThrow(new TypeError('nestjs-ws-msgpack: option commandTimeout must be a whole number of ms from 1 to 2147483647, got 0'));
     expect(() => redisCluster({ commandTimeout: 1.5 })).toThrow(TypeError);
+  });
+
+  it('a broadcast Redis does not take (frozen while the link still looks ready) reached nobody: not even the local peers, so a retry delivers nothing twice', async () => {
+    const { a, a1 } = await twoReplicas();
+    await redis.pause();
+    expect(a.cluster.status).toBe('ready'); // nothing noticed yet
+    expect(await within(outcome(a.cluster.broadcast('news', 'frozen')), COMMAND_TIMEOUT + SLACK, 'the broadcast')).toBe('UNAVAILABLE');
+    expect(await within(a1.call<number>('sum', [1, 2]))).toBe(3); // a round trip on a1's connection: nothing else was on its way
+    expect(news.get('a1')).toEqual([]);
+  });
+
+  it("the app's own channels on a subscriber it passes in are left alone (not decoded, not reported)", async () => {
+    const { b } = await twoReplicas();
+    const [, subscriber] = connections.slice(-2);
+    const got: string[] = [];
+    subscriber!.on('message', (channel: string, message: string) => channel === 'app-events' && got.push(message));
+    await subscriber!.subscribe('app-events');
+    const publisher = new Redis(redis.url);
+    connections.push(publisher);
+    await publisher.publish('app-events', 'hello');
+    await until(() => got.length === 1, WAIT_MS, "the app's own message");
+    await b.cluster.count(); // a round trip after it
+    expect({ got, errors: b.errors.map((e) => e.message) }).toEqual({ got: ['hello'], errors: [] });
   });
 });
