@@ -249,7 +249,11 @@ describe('WsMsgpackHealthIndicator.isServerHealthy (server readiness)', () => {
     const { WsMsgpackServer } = await import('../../src/index.js');
     const { HealthIndicatorService } = await import('@nestjs/terminus');
     const indicator = new WsMsgpackHealthIndicator(new HealthIndicatorService());
-    expect(indicator.isClusterHealthy('cluster', new WsMsgpackServer({ port: 0 })).cluster).toEqual({ status: 'down', state: 'no cluster', message: 'the server has no cluster option' });
+    expect(indicator.isClusterHealthy('cluster', new WsMsgpackServer({ port: 0 })).cluster).toEqual({
+      status: 'down',
+      state: 'no cluster',
+      message: 'the server has no cluster option',
+    });
   });
 });
 
