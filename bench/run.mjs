@@ -10,12 +10,11 @@
 // processes (lib/server-host.mjs, lib/client-host.mjs). The client process makes the calls and
 // measures them, except in the server→client scenarios (s2c-*), where the server process does.
 // Nothing here asserts timings.
-import { execSync } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { allExited, Host, killAll } from './lib/proc.mjs';
+import { ensureDist as ensureBuilt, machine as machineInfo } from './lib/env.mjs';
 import { now } from './lib/clock.mjs';
 import { fmt, median, num, ratioText } from './lib/stats.mjs';
 
@@ -235,66 +234,8 @@ const CUTOFF_MARGIN_MS = 5000;
 
 // ------------------------------------------------------------------------------------ environment
 
-function ensureDist() {
-  const entry = path.join(ROOT, 'dist/esm/index.js');
-  if (args.build || !fs.existsSync(entry)) {
-    console.log(args.build ? 'building (npm run build)…' : 'dist/esm/index.js is missing: building (npm run build)…');
-    execSync('npm run build', { cwd: ROOT, stdio: 'inherit' });
-  }
-  const distTime = fs.statSync(entry).mtimeMs;
-  let newest = 0;
-  let newestFile = '';
-  const walk = (dir) => {
-    for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
-      const p = path.join(dir, e.name);
-      if (e.isDirectory()) walk(p);
-      else {
-        const t = fs.statSync(p).mtimeMs;
-        if (t > newest) [newest, newestFile] = [t, p];
-      }
-    }
-  };
-  if (fs.existsSync(path.join(ROOT, 'src'))) walk(path.join(ROOT, 'src'));
-  const stale = newest > distTime;
-  if (stale) {
-    console.log(`WARNING: dist/ is older than ${path.relative(ROOT, newestFile)}: this benchmarks the last build. Run \`npm run build\` (or pass --build).`);
-  }
-  return { entry: fileURLToPath(import.meta.resolve('nestjs-ws-msgpack')), builtAt: new Date(distTime).toISOString(), staleVsSrc: stale };
-}
-
-function machine() {
-  const version = (name) => {
-    try {
-      const file = name === 'nestjs-ws-msgpack' ? 'package.json' : `node_modules/${name}/package.json`;
-      return JSON.parse(fs.readFileSync(path.join(ROOT, file), 'utf8')).version;
-    } catch {
-      return undefined;
-    }
-  };
-  const git = (cmd) => {
-    try {
-      return execSync(`git ${cmd}`, { cwd: ROOT, stdio: ['ignore', 'pipe', 'ignore'] })
-        .toString()
-        .trim();
-    } catch {
-      return undefined;
-    }
-  };
-  const cpus = os.cpus();
-  return {
-    cpu: cpus[0]?.model?.trim() ?? 'unknown',
-    cores: cpus.length,
-    memoryGiB: Math.round(os.totalmem() / 2 ** 30),
-    platform: `${os.type()} ${os.release()} ${os.arch()}`,
-    node: process.version,
-    date: new Date().toISOString(),
-    commit: git('rev-parse --short HEAD'),
-    srcChanges: Boolean(git('status --porcelain -- src')),
-    versions: Object.fromEntries(
-      ['nestjs-ws-msgpack', '@nestjs/core', '@nestjs/microservices', 'ws', '@msgpack/msgpack', '@grpc/grpc-js', '@grpc/proto-loader', 'rxjs'].map((n) => [n, version(n)]),
-    ),
-  };
-}
+const ensureDist = () => ensureBuilt(ROOT, { build: args.build });
+const machine = () => machineInfo(ROOT, ['nestjs-ws-msgpack', '@nestjs/core', '@nestjs/microservices', 'ws', '@msgpack/msgpack', '@grpc/grpc-js', '@grpc/proto-loader', 'rxjs']);
 
 // ------------------------------------------------------------------------------------ processes
 

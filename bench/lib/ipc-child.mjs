@@ -16,6 +16,7 @@ export function serveIpc(handlers) {
   process.on('disconnect', () => process.exit(0));
   // A stray rejection in a row must not take the host down silently: report and go on.
   process.on('unhandledRejection', (e) => {
-    process.stderr.write(`[${process.argv[2]} ${process.argv[1].includes('server') ? 'server' : 'client'}] unhandled rejection: ${e?.stack ?? e}\n`);
+    const kind = /([a-z]+)-host\.mjs$/.exec(process.argv[1])?.[1] ?? 'child'; // server, client, replica, peers
+    process.stderr.write(`[${process.argv[2]} ${kind}] unhandled rejection: ${e?.stack ?? e}\n`);
   });
 }

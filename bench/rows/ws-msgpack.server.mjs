@@ -77,22 +77,33 @@ const AppModule = moduleFor(BenchController, {
   slow: MessagePattern('slow'),
 });
 
-export async function start() {
-  const server = new WsMsgpackServer({ port: 0, host: '127.0.0.1' });
+/**
+ * The server→client adapter over a peer: the same calls as the client's adapter, made with
+ * peer.send(). The peer is `server.peers.get(id)`, or in the cluster benchmark (bench/cluster.mjs)
+ * what `await server.cluster.peer(id)` gives: a local peer, or one held by another replica.
+ */
+export function peerAdapter(peer) {
+  return observableAdapter({
+    echo: (obj) => peer.send('echo', obj),
+    streamSync: (count) => peer.send({ cmd: 'stream-sync' }, { count }),
+    close: async () => {},
+  });
+}
+
+/** `options`: more WsMsgpackServer options (the cluster benchmark's replicas pass `cluster`). */
+export async function start(options = {}) {
+  const server = new WsMsgpackServer({ port: 0, host: '127.0.0.1', ...options });
   const app = await NestFactory.createMicroservice(AppModule, { strategy: server, logger: false });
   await app.listen();
   return {
     port: server.address().port,
+    server,
     close: () => app.close(),
-    /** The server→client adapter for the connected client `id`: the same calls as the client's adapter, made with peer.send(). */
+    /** The server→client adapter for the connected client `id`. */
     callPeer(id) {
       const peer = server.peers.get(id);
       if (!peer) throw new Error(`no connected peer ${id} (${server.peers.size} connected)`);
-      return observableAdapter({
-        echo: (obj) => peer.send('echo', obj),
-        streamSync: (count) => peer.send({ cmd: 'stream-sync' }, { count }),
-        close: async () => {},
-      });
+      return peerAdapter(peer);
     },
   };
 }
