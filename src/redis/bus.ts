@@ -65,7 +65,11 @@ export class RedisBus {
 
   /** Subscribes every channel this replica needs (at start, and after the pub/sub connection reconnected). */
   async subscribeAll(): Promise<void> {
-    await Promise.all([this.subscriber.subscribe(this.broadcastChannel, ...this.topics.keys()), this.subscriber.ssubscribe(this.ownChannel)]);
+    // In batches: one SUBSCRIBE with every topic channel as an argument overflows the call stack past ~100,000.
+    await Promise.all([
+      ...batches([this.broadcastChannel, ...this.topics.keys()]).map((names) => this.subscriber.subscribe(...names)),
+      this.subscriber.ssubscribe(this.ownChannel),
+    ]);
   }
 
   /**
@@ -75,7 +79,10 @@ export class RedisBus {
   async unsubscribeAll(send = true): Promise<void> {
     this.detach();
     if (!send || this.subscriber.status !== 'ready') return;
-    await Promise.all([this.subscriber.unsubscribe(this.broadcastChannel, ...this.topics.keys()), this.subscriber.sunsubscribe(this.ownChannel)]);
+    await Promise.all([
+      ...batches([this.broadcastChannel, ...this.topics.keys()]).map((names) => this.subscriber.unsubscribe(...names)),
+      this.subscriber.sunsubscribe(this.ownChannel),
+    ]);
   }
 
   /** Publishes a broadcast; resolves with how many subscribers (replicas, this one included) received it. */
@@ -189,4 +196,14 @@ export class RedisBus {
 /** `e` with what was going on in front of its message. */
 export function asError(e: unknown, what: string): Error {
   return new Error(`${what}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+}
+
+/** How many channels one SUBSCRIBE / UNSUBSCRIBE names at most. */
+export const CHANNEL_BATCH = 1000;
+
+/** `names` in lists of at most {@link CHANNEL_BATCH}. */
+export function batches(names: readonly string[]): string[][] {
+  const out: string[][] = [];
+  for (let i = 0; i < names.length; i += CHANNEL_BATCH) out.push(names.slice(i, i + CHANNEL_BATCH));
+  return out;
 }

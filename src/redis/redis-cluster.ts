@@ -60,7 +60,11 @@ export class RedisClusterAdapter implements WsMsgpackClusterAdapter {
     });
     this.presence = new Presence(options.prefix, this.link.client, this.replica, options.replicaTimeout);
     this.bus = new RedisBus(options.prefix, this.replica, this.link.subscriber, {
-      broadcast: (_from, pattern, data, selection) => this.guard('a broadcast from another replica', () => this.host?.broadcastLocal(pattern, data, selection)),
+      broadcast: (_from, pattern, data, selection) =>
+        this.guard('a broadcast from another replica', () => {
+          checkSelection(selection); // a malformed one (written to Redis by someone else) is reported and dropped, not sent to every peer
+          this.host?.broadcastLocal(pattern, data, selection);
+        }),
       left: (from) => this.replicaGone(from),
       remote: (from, message) => {
         this.known.add(from); // watched from now on: if its heartbeat stops, what it asked of this replica is cancelled

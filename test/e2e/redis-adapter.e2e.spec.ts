@@ -270,6 +270,22 @@ describe('redisCluster adapter (real redis-server)', () => {
       expect(A.delivered.map((d) => d.pattern)).toEqual(['news', 'fence']); // its own, once: handed locally, not from the bus
     });
 
+    it('a broadcast written to Redis with a malformed selection (not by a replica) is reported and delivered to nobody', async () => {
+      const A = await startNode(redis, [{ id: 'a1', rooms: new Set(['r']) }]);
+      const forger = new Redis(redis.url);
+      try {
+        for (const selection of [{ to: 5 }, 'r', { users: { a: 1 } }]) await forger.publish('wsmp:broadcast', Buffer.from(encoder.encode([0, 'forged', 'news', 'x', selection])));
+        await forger.publish('wsmp:broadcast', Buffer.from(encoder.encode([0, 'forged', 'fence', null, null]))); // in order on one connection: after the three
+        await until(() => A.delivered.length === 1, 2000, 'the fence');
+        expect({ delivered: A.delivered.map((d) => d.pattern), reports: A.reports.map((r) => r.message.replace(/:.*/, '')) }).toEqual({
+          delivered: ['fence'],
+          reports: ['cluster', 'cluster', 'cluster'],
+        });
+      } finally {
+        forger.disconnect();
+      }
+    });
+
     it('refuses a selection that cannot cross the bus', async () => {
       const A = await startNode(redis);
       await expect(A.adapter.broadcast('x', 1, { to: 3 } as never)).rejects.toThrow(/selection's to must be a string or a list of strings, got 3/);
