@@ -6,6 +6,9 @@ import type { Redis } from 'ioredis';
 import { listOf, type WsMsgpackPeerInfo, type WsMsgpackSelection } from '../cluster/types.js';
 import { peerArgs, Scripts, type PeerRecord } from './scripts.js';
 
+/** About how many arguments one presence script call carries at most (a peer's arguments are never split). */
+export const SYNC_ARGS = 10_000;
+
 /** What a heartbeat learnt. */
 export interface Heartbeat {
   /** True when this replica was not registered (Redis restarted empty, or the others took it for dead): its peers must be written again. */
@@ -38,9 +41,16 @@ export class Presence {
    * its heartbeat). Both commands are sent before this returns: what is sent after runs after.
    */
   async sync(peers: Iterable<PeerRecord>): Promise<void> {
-    const args: string[] = [this.replica];
-    for (const peer of peers) peerArgs(peer, args);
-    await Promise.all([this.scripts.load(this.redis), this.scripts.run(this.redis, 'sync', args)]);
+    // In chunks of about SYNC_ARGS arguments (one script call with every peer of a replica of
+    // ~32,000 peers overflowed the call stack): the first replaces the records, the others add.
+    const chunks: string[][] = [[]];
+    for (const peer of peers) {
+      if (chunks[chunks.length - 1]!.length >= SYNC_ARGS) chunks.push([]);
+      peerArgs(peer, chunks[chunks.length - 1]!);
+    }
+    const sent: Promise<unknown>[] = [this.scripts.load(this.redis)];
+    chunks.forEach((args, i) => sent.push(this.scripts.run(this.redis, i === 0 ? 'sync' : 'peer', [this.replica, ...args])));
+    await Promise.all(sent);
   }
 
   /** Registers a peer of this replica, or updates its user and rooms. */

@@ -219,6 +219,16 @@ describe('redisCluster adapter (real redis-server)', () => {
       expect(await A.adapter.peer('nobody')).toBeUndefined();
     });
 
+    it('a replica with 40,000 peers registers them all (its records are written in chunks, not one script call)', async () => {
+      const many = Array.from({ length: 40_000 }, (_, i) => ({ id: `m${i}`, rooms: new Set(i % 2 ? ['odd'] : ['even']) }));
+      const A = await startNode(redis, many, { prefix: 'many' });
+      expect({ all: await A.adapter.count(), odd: await A.adapter.count({ to: 'odd' }), reports: A.reports.map((r) => r.message) }).toEqual({
+        all: 40_000,
+        odd: 20_000,
+        reports: [],
+      });
+    });
+
     it('keeps apps with another prefix apart', async () => {
       const A = await startNode(redis, a);
       const other = await startNode(redis, [{ id: 'elsewhere', rooms: new Set(['r1']) }], { prefix: 'other-app' });
