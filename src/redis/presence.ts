@@ -28,6 +28,15 @@ export class Presence {
     private readonly replicaTimeout: number,
   ) {
     this.scripts = new Scripts(`{${prefix}}:`);
+    this.registry = `{${prefix}}:replicas`;
+  }
+
+  /** The replica registry's key (a sorted set: replica -> last heartbeat). */
+  private readonly registry: string;
+
+  /** True while `replica` is in the registry (it has not left, and has not been dropped as dead). */
+  async registered(replica: string): Promise<boolean> {
+    return (await this.redis.zscore(this.registry, replica)) !== null;
   }
 
   /** Refreshes this replica's heartbeat and deletes the records of dead replicas. */

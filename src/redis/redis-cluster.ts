@@ -65,7 +65,7 @@ export class RedisClusterAdapter implements WsMsgpackClusterAdapter {
           checkSelection(selection); // a malformed one (written to Redis by someone else) is reported and dropped, not sent to every peer
           this.host?.broadcastLocal(pattern, data, selection);
         }),
-      left: (from) => this.replicaGone(from),
+      left: (from) => void this.confirmLeft(from),
       remote: (from, message) => {
         this.known.add(from); // watched from now on: if its heartbeat stops, what it asked of this replica is cancelled
         this.guard('a remote-call message', () => this.remote?.receive(from, message));
@@ -300,6 +300,22 @@ export class RedisClusterAdapter implements WsMsgpackClusterAdapter {
     } finally {
       this.beating = false;
     }
+  }
+
+  /**
+   * A "left" message: acted on once the registry confirms it (a replica unregisters before it says
+   * so, on the same connection). One for a replica still registered was not sent by it (written to
+   * Redis by someone else): reported and ignored, so that replica's calls are not cut off silently.
+   */
+  private async confirmLeft(replica: string): Promise<void> {
+    let still: boolean;
+    try {
+      still = await this.link.timed(this.presence.registered(replica));
+    } catch {
+      return; // Redis unreachable: the heartbeat decides
+    }
+    if (!still) return this.replicaGone(replica);
+    this.host?.report(new Error(`cluster: ignored a "left" message for replica ${replica}, which is still registered (not sent by that replica)`));
   }
 
   private replicaGone(replica: string): void {

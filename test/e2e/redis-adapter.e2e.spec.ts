@@ -296,6 +296,22 @@ describe('redisCluster adapter (real redis-server)', () => {
       }
     });
 
+    it('a "left" message for a replica that is still registered (written by someone else) is reported and ignored', async () => {
+      const A = await startNode(redis);
+      const B = await startNode(redis);
+      const forger = new Redis(redis.url);
+      try {
+        await forger.publish('wsmp:broadcast', Buffer.from(encoder.encode([1, B.adapter.replica])));
+        await until(() => A.reports.length > 0, 2000, 'the report');
+        expect({ down: A.down, report: A.reports[0]!.message }).toEqual({
+          down: [],
+          report: `cluster: ignored a "left" message for replica ${B.adapter.replica}, which is still registered (not sent by that replica)`,
+        });
+      } finally {
+        forger.disconnect();
+      }
+    });
+
     it('refuses a selection that cannot cross the bus', async () => {
       const A = await startNode(redis);
       await expect(A.adapter.broadcast('x', 1, { to: 3 } as never)).rejects.toThrow(/selection's to must be a string or a list of strings, got 3/);
