@@ -43,8 +43,12 @@ export interface WsMsgpackClusterAdapter extends WsMsgpackCluster {
   peerConnected(peer: ClusterLocalPeer): void;
   /** A local peer's connection ended. */
   peerDisconnected(peer: ClusterLocalPeer): void;
-  /** A local peer joined or left rooms (its `rooms` now). */
-  peerRoomsChanged(peer: ClusterLocalPeer): void;
+  /**
+   * A local peer joined or left rooms: `joined` the rooms it was not in and now is, `left` those
+   * it was in and no longer is (disjoint, without repeats; not both empty). Only the change: its
+   * `rooms` already holds the result. Told once per change, in the order the changes were made.
+   */
+  peerRoomsChanged(peer: ClusterLocalPeer, joined: readonly string[], left: readonly string[]): void;
   /**
    * Publishes a `WsMsgpackTopics` value to the other replicas' subscribers of `channel` (a topic
    * of a named topics instance). Rejects with UNAVAILABLE while the engine is unreachable.

@@ -86,21 +86,31 @@ export class ConnectionPeer implements WsMsgpackPeer {
     this.changeRooms(rooms, (room) => this.roomSet.delete(room));
   }
 
-  /** @internal Called after the rooms changed (the server tells its cluster). */
-  onRoomsChanged: ((peer: ConnectionPeer) => void) | undefined;
+  /**
+   * @internal Called after a `join` or `leave` changed the rooms (the server tells its cluster):
+   * only the rooms really joined (not in before) and really left (in before), in call order.
+   */
+  onRoomsChanged: ((peer: ConnectionPeer, joined: readonly string[], left: readonly string[]) => void) | undefined;
 
   /** @internal Pulled call (credit follows the pulls; `return()` cancels): what serving a call from another replica needs. */
   iterate(pattern: unknown, payload: unknown, options: WsMsgpackCallOptions): AsyncIterableIterator<unknown> {
     return this.connection.iterate(pattern, payload, options);
   }
 
+  /**
+   * Every room is checked before any changes (a bad one throws a TypeError and changes nothing);
+   * `change` applies one and says whether it changed the rooms. The cluster hears only the changes.
+   */
   private changeRooms(rooms: readonly string[], change: (room: string) => boolean): void {
-    let changed = false;
     for (const room of rooms) {
       if (typeof room !== 'string' || room === '') throw new TypeError(`nestjs-ws-msgpack: a room is a non-empty string, got ${JSON.stringify(room)}`);
-      changed = change(room) || changed;
     }
-    if (changed) this.onRoomsChanged?.(this);
+    const joined: string[] = [];
+    const left: string[] = [];
+    for (const room of rooms) {
+      if (change(room)) (this.roomSet.has(room) ? joined : left).push(room);
+    }
+    if (joined.length > 0 || left.length > 0) this.onRoomsChanged?.(this, joined, left);
   }
 
   send<TResult = unknown, TInput = unknown>(pattern: unknown, data: TInput): Observable<TResult> {

@@ -1,12 +1,13 @@
 /**
  * Presence in Redis: this replica's heartbeat and peers, and the queries over every replica's
- * (the records and scripts are in scripts.ts). Each method is one script run, atomic in Redis.
+ * (the records and scripts are in scripts.ts). Each method is one script run, atomic in Redis,
+ * or, for many arguments, a few sent in order at once (Redis runs them in that order).
  */
 import type { Redis } from 'ioredis';
 import { listOf, type WsMsgpackPeerInfo, type WsMsgpackSelection } from '../cluster/types.js';
-import { peerArgs, Scripts, type PeerRecord } from './scripts.js';
+import { peerChunks, roomChunks, Scripts, type PeerRecord } from './scripts.js';
 
-/** About how many arguments one presence script call carries at most (a peer's arguments are never split). */
+/** About how many arguments one presence script call carries at most (a peer with more rooms is split across calls). */
 export const SYNC_ARGS = 10_000;
 
 /** What a heartbeat learnt. */
@@ -26,6 +27,12 @@ export class Presence {
     /** This replica's id. */
     private readonly replica: string,
     private readonly replicaTimeout: number,
+    /**
+     * Bounds the wait for one command's answer (the link's `commandTimeout`). The writes of
+     * several commands give each its own bound from the previous answer on, so a long write that
+     * goes on progressing is not taken for a frozen Redis.
+     */
+    private readonly timed: <T>(command: Promise<T>) => Promise<T> = (command) => command,
   ) {
     this.scripts = new Scripts(`{${prefix}}:`);
     this.registry = `{${prefix}}:replicas`;
@@ -51,25 +58,49 @@ export class Presence {
    */
   async sync(peers: Iterable<PeerRecord>): Promise<void> {
     // In chunks of about SYNC_ARGS arguments (one script call with every peer of a replica of
-    // ~32,000 peers overflowed the call stack): the first replaces the records, the others add.
-    const chunks: string[][] = [[]];
-    for (const peer of peers) {
-      if (chunks[chunks.length - 1]!.length >= SYNC_ARGS) chunks.push([]);
-      peerArgs(peer, chunks[chunks.length - 1]!);
-    }
+    // ~32,000 peers, or every room of a peer in ~130,000 rooms, overflowed the call stack): the
+    // first replaces the records, the others add (a peer split across chunks included).
+    const chunks = peerChunks(peers, SYNC_ARGS);
+    if (chunks.length === 0) chunks.push([]);
     const sent: Promise<unknown>[] = [this.scripts.load(this.redis)];
     chunks.forEach((args, i) => sent.push(this.scripts.run(this.redis, i === 0 ? 'sync' : 'peer', [this.replica, ...args])));
-    await Promise.all(sent);
+    await this.inOrder(sent);
   }
 
-  /** Registers a peer of this replica, or updates its user and rooms. */
+  /**
+   * Registers a peer of this replica (replacing any record of it), in chunks of about SYNC_ARGS
+   * arguments, all sent before this returns.
+   */
   async register(peer: PeerRecord): Promise<void> {
-    await this.scripts.run(this.redis, 'peer', peerArgs(peer, [this.replica]));
+    await this.runAll('peer', peerChunks([peer], SYNC_ARGS), []);
+  }
+
+  /**
+   * Adds `joined` to and removes `left` from the rooms of a peer of this replica, while its record
+   * is this replica's (else nothing changes: the peer is gone, or not ours). In chunks of about
+   * SYNC_ARGS arguments, all sent before this returns (joined rooms first).
+   */
+  async rooms(id: string, joined: readonly string[], left: readonly string[]): Promise<void> {
+    await this.runAll('rooms', roomChunks(joined, left, SYNC_ARGS), [id]);
+  }
+
+  /** Sends one script call per chunk, in order, without waiting between them; resolves when all ran. */
+  private async runAll(name: 'peer' | 'rooms', chunks: readonly string[][], head: readonly string[]): Promise<void> {
+    await this.inOrder(chunks.map((args) => this.scripts.run(this.redis, name, [this.replica, ...head, ...args])));
+  }
+
+  /**
+   * Waits for commands already sent, one after the other, each within {@link timed} from the
+   * previous answer; the first failure rejects (the later ones' failures are then not reported twice).
+   */
+  private async inOrder(sent: Promise<unknown>[]): Promise<void> {
+    for (const command of sent) command.catch(() => {});
+    for (const command of sent) await this.timed(command);
   }
 
   /** Forgets a peer of this replica. */
   async unregister(id: string): Promise<void> {
-    await this.scripts.run(this.redis, 'unpeer', [this.replica, id]);
+    await this.timed(this.scripts.run(this.redis, 'unpeer', [this.replica, id]));
   }
 
   /** Forgets this replica and all its peers. */

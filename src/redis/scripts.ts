@@ -42,24 +42,38 @@ local function drop_replica(r)
   redis.call('DEL', set)
   redis.call('ZREM', replicas, r)
 end
--- ARGV from i on: per peer: id, '1' or '0' (has a user), user, n, then its n rooms
+local function add_room(id, room)
+  redis.call('SADD', base .. 'room:' .. room, id)
+  redis.call('SADD', base .. 'rooms:' .. id, room)
+end
+local function remove_room(id, room)
+  redis.call('SREM', base .. 'room:' .. room, id)
+  redis.call('SREM', base .. 'rooms:' .. id, room)
+end
+-- ARGV from i on: pieces of peers (PEER_PIECE_HEAD + n arguments each): id, then '1' (a new
+-- record: any record of id is removed first, then r and u are set) or '0' (more rooms of a record
+-- written by an earlier piece of this same sync or register: added only while that record is
+-- still this replica's), then '1' or '0' (has a user; read only when new), user, n, its n rooms
 local function add_peers(i, replica)
   while i <= #ARGV do
-    local id, user, n = ARGV[i], ARGV[i + 1] == '1' and ARGV[i + 2], tonumber(ARGV[i + 3])
-    remove_peer(id)
+    local id, is_new, n = ARGV[i], ARGV[i + 1] == '1', tonumber(ARGV[i + 4])
     local key = base .. 'peer:' .. id
-    redis.call('HSET', key, 'r', replica)
-    redis.call('SADD', base .. 'replica:' .. replica, id)
-    if user then
-      redis.call('HSET', key, 'u', user)
-      redis.call('SADD', base .. 'user:' .. user, id)
+    local ours = true
+    if is_new then
+      remove_peer(id)
+      redis.call('HSET', key, 'r', replica)
+      redis.call('SADD', base .. 'replica:' .. replica, id)
+      if ARGV[i + 2] == '1' then
+        redis.call('HSET', key, 'u', ARGV[i + 3])
+        redis.call('SADD', base .. 'user:' .. ARGV[i + 3], id)
+      end
+    else
+      ours = redis.call('HGET', key, 'r') == replica
     end
-    for k = 1, n do
-      local room = ARGV[i + 3 + k]
-      redis.call('SADD', base .. 'room:' .. room, id)
-      redis.call('SADD', base .. 'rooms:' .. id, room)
+    if ours then
+      for k = i + 5, i + 4 + n do add_room(id, ARGV[k]) end
     end
-    i = i + 4 + n
+    i = i + 5 + n
   end
 end
 `;
@@ -74,15 +88,34 @@ for _, r in ipairs(redis.call('ZRANGEBYSCORE', replicas, '-inf', '(' .. (now - t
 local out = { added }
 for _, r in ipairs(redis.call('ZRANGE', replicas, 0, -1)) do out[#out + 1] = r end
 return out`,
-  /** ARGV: base, replica, peers... Replaces every record of this replica with these peers, and refreshes its heartbeat. */
+  /**
+   * ARGV: base, replica, then pieces of peers (`add_peers`, {@link peerChunks}). Replaces every
+   * record of this replica with these peers, and refreshes its heartbeat.
+   */
   sync: `
 drop_replica(ARGV[2])
 redis.call('ZADD', replicas, now_ms(), ARGV[2])
 add_peers(3, ARGV[2])
 return 1`,
-  /** ARGV: base, replica, one peer. Registers (or updates) one peer. */
+  /**
+   * ARGV: base, replica, then pieces of peers (`add_peers`, {@link peerChunks}). Registers peers
+   * (a piece flagged new replaces that peer's record), or adds rooms to the records of earlier
+   * pieces (the later chunks of a sync or register).
+   */
   peer: `
 add_peers(3, ARGV[2])
+return 1`,
+  /**
+   * ARGV: base, replica, id, n, the n rooms it joined, then the rooms it left (every argument
+   * after those; {@link roomChunks}). Adds and removes rooms of one peer, only while its record is
+   * this replica's (else the peer is gone, or not ours: nothing changes); 1 when changed, else 0.
+   */
+  rooms: `
+local me, id = ARGV[2], ARGV[3]
+if redis.call('HGET', base .. 'peer:' .. id, 'r') ~= me then return 0 end
+local n = tonumber(ARGV[4])
+for k = 5, 4 + n do add_room(id, ARGV[k]) end
+for k = 5 + n, #ARGV do remove_room(id, ARGV[k]) end
 return 1`,
   /** ARGV: base, replica, id. Forgets one peer of this replica. */
   unpeer: `
@@ -169,11 +202,61 @@ export interface PeerRecord {
   readonly rooms: Iterable<string>;
 }
 
-/** A peer's record as {@link SOURCES}' `add_peers` reads it from ARGV. */
-export function peerArgs(peer: PeerRecord, out: string[] = []): string[] {
-  const rooms = [...peer.rooms];
-  out.push(peer.id, peer.user === undefined ? '0' : '1', peer.user ?? '', String(rooms.length), ...rooms);
-  return out;
+/** The arguments of a piece of a peer before its rooms (`add_peers`): id, new, has a user, user, n. */
+export const PEER_PIECE_HEAD = 5;
+
+/**
+ * Peers as `add_peers` reads them, in lists of at most `most` arguments each (one list per script
+ * call, `most` > {@link PEER_PIECE_HEAD}). A peer with more rooms than fit is split: its first
+ * piece (flag '1') writes its record and first rooms, the next pieces (flag '0'), in this list or
+ * the following ones, add the rest. No peer or room is lost or repeated; the order is kept.
+ */
+export function peerChunks(peers: Iterable<PeerRecord>, most: number): string[][] {
+  if (!(most > PEER_PIECE_HEAD)) throw new RangeError(`nestjs-ws-msgpack: a chunk must hold more than ${PEER_PIECE_HEAD} arguments, got ${most}`);
+  const chunks: string[][] = [];
+  let chunk: string[] = [];
+  for (const peer of peers) {
+    const rooms = [...peer.rooms];
+    let next = 0;
+    let piece: 'new' | 'more' = 'new';
+    do {
+      // This list has space for the head and one room at least (or a peer with none), else the next one.
+      if (most - chunk.length <= PEER_PIECE_HEAD && chunk.length > 0) {
+        chunks.push(chunk);
+        chunk = [];
+      }
+      const take = Math.min(rooms.length - next, most - chunk.length - PEER_PIECE_HEAD);
+      chunk.push(peer.id, piece === 'new' ? '1' : '0', peer.user === undefined ? '0' : '1', peer.user ?? '', String(take));
+      for (let k = next; k < next + take; k++) chunk.push(rooms[k]!);
+      next += take;
+      piece = 'more';
+    } while (next < rooms.length);
+  }
+  if (chunk.length > 0) chunks.push(chunk);
+  return chunks;
+}
+
+/**
+ * A change of one peer's rooms as the `rooms` script reads it after its id: n, n rooms joined,
+ * then rooms left; in lists of at most `most` arguments each (`most` > 1), joined rooms first,
+ * in order. None when nothing changes.
+ */
+export function roomChunks(joined: readonly string[], left: readonly string[], most: number): string[][] {
+  if (!(most > 1)) throw new RangeError(`nestjs-ws-msgpack: a chunk must hold more than 1 argument, got ${most}`);
+  const chunks: string[][] = [];
+  let j = 0;
+  let l = 0;
+  while (j < joined.length || l < left.length) {
+    const adds = Math.min(joined.length - j, most - 1);
+    const removes = Math.min(left.length - l, most - 1 - adds);
+    const chunk = [String(adds)];
+    for (let k = j; k < j + adds; k++) chunk.push(joined[k]!);
+    for (let k = l; k < l + removes; k++) chunk.push(left[k]!);
+    j += adds;
+    l += removes;
+    chunks.push(chunk);
+  }
+  return chunks;
 }
 
 /**

@@ -50,7 +50,7 @@ export class ClusterBinding {
   connected(peer: ConnectionPeer): void {
     const adapter = this.adapter;
     if (!adapter || this.phase !== 'started') return;
-    peer.onRoomsChanged = (p) => this.guard(() => adapter.peerRoomsChanged(p));
+    peer.onRoomsChanged = (p, joined, left) => this.guard(() => adapter.peerRoomsChanged(p, joined, left));
     this.guard(() => adapter.peerConnected(peer));
   }
 
