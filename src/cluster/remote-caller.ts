@@ -9,6 +9,7 @@ import { unpackCall } from '../peer/record.js';
 import type { RemotePeer } from './remote-peer.js';
 import { OwedMessages } from './owed-messages.js';
 import {
+  READ_STEP,
   notSent,
   protocolError,
   sendOn,
@@ -56,6 +57,8 @@ export class RemoteCaller {
   private readonly downs = new Map<string, number>();
   /** Cancels that could not be sent while the link was down: sent once it is back ({@link linkUp}). */
   readonly owed = new OwedMessages();
+  /** Bytes of answers received from each replica and not yet told it (`read`). */
+  private readonly unread = new Map<string, number>();
 
   constructor(
     /** This replica's id. */
@@ -135,8 +138,12 @@ export class RemoteCaller {
     this.post(peer.replica, message).catch((e: WsMsgpackError) => this.report(notSent(`${message.t} of peer ${peer.id}`, e)));
   }
 
-  /** An answer from `from` to one of our calls or emits. */
-  answer(from: string, message: RemoteAnswerMessage): void {
+  /**
+   * An answer from `from` to one of our calls or emits, `bytes` long on the engine. Every answer
+   * counts (also a late one): `from` is told what was read each time {@link READ_STEP} is reached.
+   */
+  answer(from: string, message: RemoteAnswerMessage, bytes = 0): void {
+    if (bytes > 0) this.read(from, bytes);
     const op = this.ops.get(message.i);
     // Late answers of calls that ended here (cancelled, past the deadline) are dropped, as on a connection.
     if (op?.replica === from) op.answer(message);
@@ -150,6 +157,7 @@ export class RemoteCaller {
     // Replica ids are random per process: without a bound this would grow with every restart.
     if (this.downs.size > MAX_DOWNS) this.downs.delete(this.downs.keys().next().value as string);
     this.owed.forget(replica);
+    this.unread.delete(replica);
     this.failWhere((op) => op.replica === replica, unavailable(`cluster: replica ${replica} is gone (it closed, or its heartbeat expired)`, { replica }));
   }
 
@@ -158,6 +166,7 @@ export class RemoteCaller {
    * holder is told to stop serving (now if the link can still send, else once it is back).
    */
   failAll(error: WsMsgpackError): void {
+    this.unread.clear(); // the holders forget what they sent too
     this.failWhere(() => true, error, true);
   }
 
@@ -180,6 +189,17 @@ export class RemoteCaller {
   /** @internal Sends `message` to `replica`. */
   post(replica: string, message: RemoteMessage): Promise<void> {
     return sendOn(this.link, replica, message);
+  }
+
+  /** Counts `bytes` read from `from`; sends `read` once they reach {@link READ_STEP} (a lost one: the link dropped, and both sides start again). */
+  private read(from: string, bytes: number): void {
+    const unread = (this.unread.get(from) ?? 0) + bytes;
+    if (unread < READ_STEP) {
+      this.unread.set(from, unread);
+      return;
+    }
+    this.unread.delete(from);
+    this.post(from, { t: 'read', b: unread }).catch(() => {});
   }
 
   /** Why a call or emit to `peer` fails at once, if it does. */

@@ -19,7 +19,7 @@ import { unavailable } from '../protocol/errors.js';
 import type { WsMsgpackPeer } from '../peer/peer.js';
 import type { ClusterLocalPeer } from './adapter.js';
 import { RemoteCaller, type CallerSettings } from './remote-caller.js';
-import { badMessage, parseMessage, type ClusterLink } from './remote-messages.js';
+import { READ_STEP, badMessage, parseMessage, type ClusterLink } from './remote-messages.js';
 import { RemotePeer } from './remote-peer.js';
 import { ServedCalls } from './remote-serving.js';
 import type { WsMsgpackPeerInfo } from './types.js';
@@ -40,6 +40,13 @@ export interface RemoteCallsOptions {
   deadlineGrace?: number;
   /** How long an `emit()` waits for the holder's acknowledgement before failing UNAVAILABLE. Default 10,000 ms. */
   ackTimeout?: number;
+  /**
+   * Bytes of answers this replica may have sent one other replica before hearing that it read
+   * them (`read` messages, every 64 KiB): past it, the response streams it serves for that replica
+   * wait (each holding one item). More than 64 KiB; 0 = no bound. Default 0 (the Redis adapter
+   * sets its `maxBytesInFlight`). Works only with a link that reports sizes (`ClusterLink.send`'s `sized`).
+   */
+  maxBytesInFlight?: number;
   /** Told of what no caller can be: messages dropped as malformed, answers that could not be sent. Never throws back. */
   onError?: (error: Error) => void;
 }
@@ -68,7 +75,8 @@ export class RemoteCalls {
     this.onError = options.onError;
     const report = (e: Error): void => this.report(e);
     this.caller = new RemoteCaller(replica, link, resolveSettings(options), report);
-    this.served = new ServedCalls(replica, link, localPeer, report);
+    const budget = resolveBudget(options.maxBytesInFlight);
+    this.served = new ServedCalls(replica, link, localPeer, report, budget);
   }
 
   /**
@@ -80,19 +88,32 @@ export class RemoteCalls {
   }
 
   /**
-   * A message from replica `from`: a request to serve, or an answer to one of this replica's
-   * calls. A malformed one is dropped and reported (`onError`); this never throws.
+   * A message from replica `from`, `bytes` long on the engine (what the link measured; counted
+   * for the holder's `maxBytesInFlight`): a request to serve, or an answer to one of this
+   * replica's calls. A malformed one is dropped and reported (`onError`); this never throws.
+   * Returns true when it was a request (`from` then has calls or peers served here: watch it).
    */
-  receive(from: string, message: unknown): void {
-    if (!this.caller.isOpen) return;
+  receive(from: string, message: unknown, bytes = 0): boolean {
+    if (!this.caller.isOpen) return false;
     try {
-      if (typeof from !== 'string') return this.report(badMessage(String(from), 'the sender is not a replica id'));
+      if (typeof from !== 'string') {
+        this.report(badMessage(String(from), 'the sender is not a replica id'));
+        return false;
+      }
       const m = parseMessage(message);
-      if (typeof m === 'string') return this.report(badMessage(from, m));
-      if (m.t === 'next' || m.t === 'done' || m.t === 'error' || m.t === 'ack') this.caller.answer(from, m);
-      else this.served.handle(from, m);
+      if (typeof m === 'string') {
+        this.report(badMessage(from, m));
+        return false;
+      }
+      if (m.t === 'next' || m.t === 'done' || m.t === 'error' || m.t === 'ack') {
+        this.caller.answer(from, m, bytes);
+        return false;
+      }
+      this.served.handle(from, m);
+      return true;
     } catch (e) {
       this.report(asError(e)); // a bug here must not reach the link's event loop
+      return false;
     }
   }
 
@@ -146,6 +167,14 @@ export class RemoteCalls {
       /* a throwing listener must not break the bus */
     }
   }
+}
+
+/** `maxBytesInFlight` checked: Infinity for 0 (no bound). */
+function resolveBudget(value: number | undefined): number {
+  if (value === undefined || value === 0) return Infinity;
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value <= READ_STEP)
+    throw optionError('maxBytesInFlight', `0, or a whole number of bytes over ${READ_STEP}`, value);
+  return value;
 }
 
 function resolveSettings(options: RemoteCallsOptions): CallerSettings {

@@ -12,10 +12,17 @@
  * | `emit` | caller → holder | `i`, `p`, `k`, `d`, `h?` | emit an event to the local peer; answered by `ack` or `error` |
  * | `close` | caller → holder | `p`, `c?` close code, `r?` reason | close the local peer's connection (no answer) |
  * | `join` / `leave` | caller → holder | `p`, `r` rooms | put the local peer in rooms / take it out (no answer) |
+ * | `read` | caller → holder | `b` bytes (≥ 1) | the caller received `b` more bytes of answers from the holder (frees room under the holder's `maxBytesInFlight`) |
  * | `next` | holder → caller | `i`, `v` value | one item of the response (uses one unit of credit) |
  * | `done` | holder → caller | `i` | the response completed |
  * | `error` | holder → caller | `i`, `c` code, `m` message, `d?` details (APPLICATION_ERROR: the payload), `g?` (true: the peer is not connected there) | the call (or emit) failed |
  * | `ack` | holder → caller | `i` | the event was handed to the local peer's socket |
+ *
+ * Bytes: the holder counts the encoded size of every answer it sends a replica, and stops sending
+ * `next` items to it (the calls wait, holding one pulled item each) while what it sent and has not
+ * heard read reaches its budget; the caller adds up the size of every answer it receives from a
+ * replica and sends `read` each time that reaches {@link READ_STEP}. A budget above READ_STEP can
+ * therefore never deadlock: what stays unacknowledged on the caller is below READ_STEP.
  *
  * Ids (`i`) are unique per caller replica (calls and emits share one sequence): the holder keys
  * what it serves by (caller replica, id). Messages from one replica to another must arrive in the
@@ -73,6 +80,11 @@ export interface RemoteRoomsMessage {
   readonly p: string;
   readonly r: readonly string[];
 }
+/** The caller received `b` more bytes of answers (see the module notes). */
+export interface RemoteReadMessage {
+  readonly t: 'read';
+  readonly b: number;
+}
 /** One item of call `i`'s response. */
 export interface RemoteNextMessage {
   readonly t: 'next';
@@ -107,13 +119,14 @@ export type RemoteMessage =
   | RemoteEmitMessage
   | RemoteCloseMessage
   | RemoteRoomsMessage
+  | RemoteReadMessage
   | RemoteNextMessage
   | RemoteDoneMessage
   | RemoteErrorMessage
   | RemoteAckMessage;
 
 /** The messages a caller sends to the replica holding the peer. */
-export type RemoteRequestMessage = RemoteCallMessage | RemoteCreditMessage | RemoteCancelMessage | RemoteEmitMessage | RemoteCloseMessage | RemoteRoomsMessage;
+export type RemoteRequestMessage = RemoteCallMessage | RemoteCreditMessage | RemoteCancelMessage | RemoteEmitMessage | RemoteCloseMessage | RemoteRoomsMessage | RemoteReadMessage;
 /** The messages the holder answers a caller with. */
 export type RemoteAnswerMessage = RemoteNextMessage | RemoteDoneMessage | RemoteErrorMessage | RemoteAckMessage;
 
@@ -130,6 +143,7 @@ export function parseMessage(message: unknown): RemoteMessage | string {
   const m = message as Fields;
   const t = m.t;
   if (t === 'close' || t === 'join' || t === 'leave') return parsePeerMessage(t, m);
+  if (t === 'read') return isId(m.b) ? { t, b: m.b } : 'read: b (bytes) must be a positive integer';
   if (typeof t !== 'string' || !MESSAGE_TYPES.has(t)) return `unknown type ${JSON.stringify(t)}`;
   if (!isId(m.i)) return `${t}: i (id) must be a positive integer`;
   const i = m.i;
@@ -193,25 +207,34 @@ function opt(v: unknown): unknown {
   return v === null ? undefined : v;
 }
 
+/** How many bytes of answers a caller receives from one replica before it sends `read` (64 KiB). */
+export const READ_STEP = 64 * 1024;
+
 /**
  * How the multiplexer reaches another replica (the cluster adapter implements it over its engine).
  * `message` is plain data; the link encodes it (msgpack) and delivers it to that replica's
- * `RemoteCalls.receive(from, message)`, at most once, in the order sent to that replica.
+ * `RemoteCalls.receive(from, message, bytes)`, at most once, in the order sent to that replica.
  */
 export interface ClusterLink {
-  /** Sends `message` to `replica`. Rejects (UNAVAILABLE) when the engine is unreachable. */
-  send(replica: string, message: RemoteMessage): Promise<void>;
+  /**
+   * Sends `message` to `replica`. Rejects with UNAVAILABLE when the engine is unreachable,
+   * RESOURCE_EXHAUSTED when the message is too large or (for `call` and `emit`) the link's queue
+   * is full, INTERNAL when it cannot be encoded. `sized`, when given, is called before `send`
+   * returns with the number of bytes the message takes on the engine (what the receiver is given
+   * as `bytes`); a link that cannot tell does not call it (nothing is then bounded in bytes).
+   */
+  send(replica: string, message: RemoteMessage, sized?: (bytes: number) => void): Promise<void>;
 }
 
 /**
  * Sends `message` on `link`; the promise rejects with a {@link WsMsgpackError}: the link's own
- * (UNAVAILABLE, or INTERNAL for a value it could not encode), or UNAVAILABLE wrapping anything
+ * (UNAVAILABLE; RESOURCE_EXHAUSTED or INTERNAL when the link is fine but the message could not go), or UNAVAILABLE wrapping anything
  * else it failed with (also a synchronous throw).
  */
-export function sendOn(link: ClusterLink, replica: string, message: RemoteMessage): Promise<void> {
+export function sendOn(link: ClusterLink, replica: string, message: RemoteMessage, sized?: (bytes: number) => void): Promise<void> {
   let sent: Promise<void>;
   try {
-    sent = Promise.resolve(link.send(replica, message));
+    sent = Promise.resolve(link.send(replica, message, sized));
   } catch (e) {
     sent = Promise.reject(e);
   }

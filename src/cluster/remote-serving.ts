@@ -1,7 +1,7 @@
 import { describeError } from '../connection/errors.js';
 import { asError } from '../connection/frame-writer.js';
 import type { WsMsgpackCallOptions } from '../connection/options.js';
-import { WsMsgpackError, unavailable } from '../protocol/errors.js';
+import { WsMsgpackError, WsMsgpackErrorCode, unavailable } from '../protocol/errors.js';
 import { WsMsgpackRecord } from '../peer/record.js';
 import type { ClusterLocalPeer } from './adapter.js';
 import { OwedMessages } from './owed-messages.js';
@@ -19,13 +19,19 @@ import {
 /**
  * The holder side of remote calls: serves other replicas' calls and emits on this replica's
  * local peers. A call's items are pulled from the peer (`iterate`) only while the caller has
- * granted credit for them, so nothing here buffers for a slow caller.
+ * granted credit for them, and sent only while the bytes sent to that caller and not yet heard
+ * read stay under `budget` (each call then holds the one item it pulled), so nothing here
+ * buffers for a slow caller, and the engine carries at most about a budget per pair of replicas.
  */
 export class ServedCalls {
   /** The calls served, by caller replica and call id. */
   private readonly calls = new Map<string, Map<number, ServedCall>>();
   /** Answers that could not be sent while the link was down: sent once it is back ({@link linkBack}). */
   private readonly owed = new OwedMessages();
+  /** Bytes of answers sent to each replica that it has not said it read (`read` messages). */
+  private readonly unread = new Map<string, number>();
+  /** The calls holding an item for each replica until its unread bytes fall under the budget, in the order they began to wait. */
+  private readonly waiting = new Map<string, Set<ServedCall>>();
 
   constructor(
     /** This replica's id. */
@@ -34,6 +40,8 @@ export class ServedCalls {
     private readonly localPeer: (id: string) => ClusterLocalPeer | undefined,
     /** @internal Reports what no caller can be told. */
     readonly report: (error: Error) => void,
+    /** Bytes of answers one caller replica may have unread before the calls served for it wait (Infinity: no bound). */
+    private readonly budget = Infinity,
   ) {}
 
   /** A request from replica `from`. */
@@ -45,6 +53,8 @@ export class ServedCalls {
         return this.calls.get(from)?.get(message.i)?.grant(message.n);
       case 'cancel':
         return this.calls.get(from)?.get(message.i)?.cancel();
+      case 'read':
+        return this.read(from, message.b);
       case 'emit':
         return this.emit(from, message);
       case 'close':
@@ -58,6 +68,8 @@ export class ServedCalls {
   cancelFrom(replica: string): void {
     this.owed.forget(replica);
     for (const call of [...(this.calls.get(replica)?.values() ?? [])]) call.cancel();
+    this.unread.delete(replica);
+    this.waiting.delete(replica);
   }
 
   /** Cancels every call served, telling nobody (this replica closes). */
@@ -73,6 +85,8 @@ export class ServedCalls {
   linkLost(): void {
     for (const calls of [...this.calls.values()])
       for (const call of [...calls.values()]) call.abandon(`replica ${this.replica}, which served it, lost its link to the cluster engine`);
+    this.unread.clear(); // what was in flight is lost or read: the callers start counting again
+    this.waiting.clear();
   }
 
   /** The link is back: the answers it could not send go out. */
@@ -86,10 +100,41 @@ export class ServedCalls {
    * item must not look complete), after `failed` (which stops the call) runs.
    */
   answer(to: string, message: RemoteAnswerMessage, failed?: () => void): void {
-    sendOn(this.link, to, message).catch((e: WsMsgpackError) => {
+    sendOn(this.link, to, message, (bytes) => this.unread.set(to, (this.unread.get(to) ?? 0) + bytes)).catch((e: WsMsgpackError) => {
       failed?.();
-      this.owe(to, message.t === 'error' || message.t === 'ack' ? message : { t: 'error', i: message.i, ...wire(notSent(`the ${message.t} of call ${message.i}`, e)) });
+      if (message.t === 'error' || message.t === 'ack') return this.owe(to, message);
+      const error = { t: 'error', i: message.i, ...wire(notSent(`the ${message.t} of call ${message.i}`, e)) } as const;
+      // The link is fine but this message could not go (too large, not encodable): the caller is told now.
+      if (e.code !== WsMsgpackErrorCode.UNAVAILABLE) return this.answer(to, error);
+      this.owe(to, error);
     });
+  }
+
+  /** True while `to` may be sent more items (its unread bytes are under the budget). */
+  hasRoom(to: string): boolean {
+    return (this.unread.get(to) ?? 0) < this.budget;
+  }
+
+  /** @internal `call` holds an item for `to` until {@link hasRoom}. */
+  wait(to: string, call: ServedCall): void {
+    let set = this.waiting.get(to);
+    if (!set) this.waiting.set(to, (set = new Set()));
+    set.add(call);
+  }
+
+  /** `from` read `bytes` more of what was sent to it: the calls waiting for room send, in order, while there is room. */
+  private read(from: string, bytes: number): void {
+    const left = (this.unread.get(from) ?? 0) - bytes;
+    if (left > 0) this.unread.set(from, left);
+    else this.unread.delete(from);
+    const set = this.waiting.get(from);
+    if (!set) return;
+    for (const call of set) {
+      if (!this.hasRoom(from)) return;
+      set.delete(call);
+      call.flush(); // sends its item (the unread bytes grow), then pulls the next one
+    }
+    if (set.size === 0) this.waiting.delete(from);
   }
 
   /** Keeps `message` for `to` until the link is back. */
@@ -100,8 +145,10 @@ export class ServedCalls {
   /** @internal Forgets a call that ended. */
   forget(from: string, id: number): void {
     const calls = this.calls.get(from);
+    const call = calls?.get(id);
     calls?.delete(id);
     if (calls?.size === 0) this.calls.delete(from);
+    if (call) this.waiting.get(from)?.delete(call);
   }
 
   private start(from: string, m: RemoteCallMessage): void {
@@ -171,12 +218,15 @@ function wire(error: unknown): { c: string; m: string; d?: unknown } {
 
 /**
  * One call served for another replica: pulls the local peer's response only while the caller's
- * credit allows (one pull at a time), forwards each item, and `return()`s the iterator when
- * cancelled (which cancels the call on the peer's connection).
+ * credit allows (one pull at a time), forwards each item while the caller's replica has room for
+ * it (else holds it), and `return()`s the iterator when cancelled (which cancels the call on the
+ * peer's connection).
  */
 class ServedCall {
-  /** `idle` (waiting for credit), `pulling` (a `next()` under way), `ended`. */
-  private phase: 'idle' | 'pulling' | 'ended' = 'idle';
+  /** `idle` (waiting for credit), `pulling` (a `next()` under way), `holding` (an item, until the caller's replica has room), `ended`. */
+  private phase: 'idle' | 'pulling' | 'holding' | 'ended' = 'idle';
+  /** The item pulled while `holding`. */
+  private held: unknown;
 
   constructor(
     private readonly owner: ServedCalls,
@@ -229,15 +279,26 @@ class ServedCall {
           if (this.phase !== 'pulling') return; // cancelled meanwhile
           if (step.done) return this.finish({ t: 'done', i: this.id });
           this.credit--;
-          this.phase = 'idle';
-          this.owner.answer(this.from, { t: 'next', i: this.id, v: step.value }, () => this.cancel());
-          this.pump();
+          this.phase = 'holding';
+          this.held = step.value;
+          this.flush();
         },
         (e: unknown) => {
           if (this.phase === 'pulling') this.finish(errorAnswer(this.id, e, this.peer));
         },
       )
       .catch((e: unknown) => this.owner.report(asError(e))); // a bug here must not become an unhandled rejection
+  }
+
+  /** Sends the item held when the caller's replica has room (then pulls on), else waits for room. */
+  flush(): void {
+    if (this.phase !== 'holding') return;
+    if (!this.owner.hasRoom(this.from)) return this.owner.wait(this.from, this);
+    const value = this.held;
+    this.held = undefined;
+    this.phase = 'idle';
+    this.owner.answer(this.from, { t: 'next', i: this.id, v: value }, () => this.cancel());
+    this.pump();
   }
 
   private finish(message: RemoteAnswerMessage): void {
@@ -247,6 +308,7 @@ class ServedCall {
 
   private end(): void {
     this.phase = 'ended';
+    this.held = undefined;
     this.owner.forget(this.from, this.id);
   }
 

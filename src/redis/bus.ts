@@ -10,18 +10,30 @@
  *
  * A replica ignores what it sent itself. Redis delivers the messages of one connection in the
  * order they were sent, at most once (pub/sub keeps nothing for a subscriber that is away).
+ *
+ * Bytes: a message over `maxMessageBytes` is refused (RESOURCE_EXHAUSTED) before it is sent;
+ * while the bytes published and not yet answered by Redis are `maxQueuedBytes` or more, new
+ * broadcasts, topic values and remote calls and emits are refused too (the heartbeat shares the
+ * connection: it must not wait behind a flood), while answers and control messages always go.
  */
 import { Buffer } from 'node:buffer';
 import type { Redis } from 'ioredis';
 import type { ClusterHost } from '../cluster/adapter.js';
 import type { WsMsgpackSelection } from '../cluster/types.js';
-import { internalError } from '../protocol/errors.js';
+import { internalError, resourceExhausted } from '../protocol/errors.js';
 
 /** What the bus hands the adapter. */
 export interface BusReceiver {
   broadcast(from: string, pattern: unknown, data: unknown, selection: WsMsgpackSelection | undefined): void;
   left(from: string): void;
-  remote(from: string, message: unknown): void;
+  /** A remote-call message, `bytes` long on the bus. */
+  remote(from: string, message: unknown, bytes: number): void;
+}
+
+/** The bus's byte limits (`redisCluster` options). */
+export interface BusLimits {
+  readonly maxMessageBytes: number;
+  readonly maxQueuedBytes: number;
 }
 
 const BROADCAST = 0;
@@ -36,12 +48,15 @@ export class RedisBus {
   private readonly detach: () => void;
   /** The server's codec and error sink, from `start()` on (nothing arrives before: no channel is subscribed). */
   host: ClusterHost | undefined;
+  /** Bytes published whose command Redis has not answered yet. */
+  private queued = 0;
 
   constructor(
     private readonly prefix: string,
     private readonly replica: string,
     private readonly subscriber: Redis,
     private readonly receiver: BusReceiver,
+    private readonly limits: BusLimits = { maxMessageBytes: Infinity, maxQueuedBytes: Infinity },
   ) {
     this.broadcastChannel = `${prefix}:broadcast`;
     this.ownChannel = this.replicaChannel(replica);
@@ -85,24 +100,71 @@ export class RedisBus {
     ]);
   }
 
+  /** Bytes published and not yet answered by Redis. */
+  get queuedBytes(): number {
+    return this.queued;
+  }
+
   /** Publishes a broadcast; resolves with how many subscribers (replicas, this one included) received it. */
   async publishBroadcast(client: Redis, pattern: unknown, data: unknown, selection: WsMsgpackSelection | undefined): Promise<number> {
-    return client.publish(this.broadcastChannel, this.encode([BROADCAST, this.replica, pattern, data, selection ?? null]));
+    return this.publish(client, this.broadcastChannel, [BROADCAST, this.replica, pattern, data, selection ?? null], { refusable: true });
   }
 
   /** Tells the other replicas this one left (they fail the calls to its peers at once). */
   async publishLeft(client: Redis): Promise<void> {
-    await client.publish(this.broadcastChannel, this.encode([LEFT, this.replica]));
+    await this.publish(client, this.broadcastChannel, [LEFT, this.replica], {});
   }
 
   /** Publishes a topic value. */
   async publishTopic(client: Redis, channel: string, value: unknown): Promise<void> {
-    await client.publish(this.topicPrefix + channel, this.encode([this.replica, value]));
+    await this.publish(client, this.topicPrefix + channel, [this.replica, value], { refusable: true });
   }
 
-  /** Sends a remote-call message to a replica; resolves with how many subscribers got it (0: no such replica listens). */
-  async sendRemote(client: Redis, replica: string, message: unknown): Promise<number> {
-    return Number(await client.spublish(this.replicaChannel(replica), this.encode([this.replica, message])));
+  /**
+   * Sends a remote-call message to a replica; resolves with how many subscribers got it (0: no
+   * such replica listens). `refusable`: refused while the queue is full (calls, emits); `sized`
+   * is told the message's size before this returns.
+   */
+  sendRemote(client: Redis, replica: string, message: unknown, refusable: boolean, sized?: (bytes: number) => void): Promise<number> {
+    return this.publish(client, this.replicaChannel(replica), [this.replica, message], { refusable, sharded: true, sized });
+  }
+
+  /**
+   * Encodes and publishes `value` (synchronously up to the command being queued, so `sized`
+   * is called before this returns); rejects RESOURCE_EXHAUSTED past the limits.
+   */
+  private publish(client: Redis, channel: string, value: unknown, how: { refusable?: boolean; sharded?: boolean; sized?: (bytes: number) => void }): Promise<number> {
+    try {
+      if (how.refusable && this.queued >= this.limits.maxQueuedBytes) {
+        throw resourceExhausted(`cluster: ${this.queued} bytes are already waiting to reach Redis (maxQueuedBytes ${this.limits.maxQueuedBytes}): try again once they have gone`, {
+          queuedBytes: this.queued,
+          maxQueuedBytes: this.limits.maxQueuedBytes,
+        });
+      }
+      const bytes = this.encode(value);
+      if (bytes.length > this.limits.maxMessageBytes) {
+        throw resourceExhausted(`cluster: a message of ${bytes.length} bytes is over maxMessageBytes (${this.limits.maxMessageBytes}) and was not sent`, {
+          bytes: bytes.length,
+          maxMessageBytes: this.limits.maxMessageBytes,
+        });
+      }
+      how.sized?.(bytes.length);
+      const size = bytes.length;
+      this.queued += size;
+      const sent = how.sharded ? client.spublish(channel, bytes) : client.publish(channel, bytes);
+      return sent.then(
+        (n) => {
+          this.queued -= size;
+          return Number(n);
+        },
+        (e: unknown) => {
+          this.queued -= size;
+          throw e;
+        },
+      );
+    } catch (e) {
+      return Promise.reject(e instanceof Error ? e : new Error(String(e)));
+    }
   }
 
   /**
@@ -140,20 +202,25 @@ export class RedisBus {
     // A subscriber the app shares carries its own channels too: only the cluster's are decoded.
     if (channel !== this.broadcastChannel && !this.topics.has(channel)) return;
     const message = this.decode(bytes, channel);
-    if (!Array.isArray(message)) return;
+    if (message === undefined) return; // reported
+    if (!Array.isArray(message)) return this.dropped(channel, 'not a list');
     if (channel === this.broadcastChannel) {
       const [kind, from] = message as [unknown, unknown];
-      if (typeof from !== 'string' || from === this.replica) return;
+      if (typeof from !== 'string') return this.dropped(channel, 'the sender is not a replica id');
+      if (from === this.replica) return;
       if (kind === BROADCAST) {
         const [, , pattern, data, selection] = message as [unknown, unknown, unknown, unknown, WsMsgpackSelection | null];
         this.receiver.broadcast(from, pattern, data, selection ?? undefined);
       } else if (kind === LEFT) {
         this.receiver.left(from);
+      } else {
+        this.dropped(channel, `unknown kind ${JSON.stringify(kind)}`);
       }
       return;
     }
     const listeners = this.topics.get(channel);
     const [from, value] = message as [unknown, unknown];
+    if (typeof from !== 'string') return this.dropped(channel, 'the sender is not a replica id');
     if (!listeners || from === this.replica) return;
     for (const deliver of [...listeners]) {
       try {
@@ -166,8 +233,15 @@ export class RedisBus {
 
   private receivedRemote(bytes: Buffer): void {
     const message = this.decode(bytes, this.ownChannel);
-    if (!Array.isArray(message) || typeof message[0] !== 'string' || message[0] === this.replica) return;
-    this.receiver.remote(message[0], message[1]);
+    if (message === undefined) return; // reported
+    if (!Array.isArray(message) || typeof message[0] !== 'string') return this.dropped(this.ownChannel, 'not [sender, message]');
+    if (message[0] === this.replica) return;
+    this.receiver.remote(message[0], message[1], bytes.length);
+  }
+
+  /** Reports a message that is not one of the bus's (written to Redis by someone else). */
+  private dropped(channel: string, why: string): void {
+    this.host?.report(new Error(`cluster: dropped a message on ${channel}: ${why}`));
   }
 
   /** The bus bytes of `value`; a value that cannot be encoded (a function, a symbol) is INTERNAL, as on a connection, not a link failure. */

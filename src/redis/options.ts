@@ -56,6 +56,34 @@ export interface RedisClusterOptions {
    * idle replica notices within `heartbeatInterval + commandTimeout`. Defaults to 2,000 ms.
    */
   commandTimeout?: number;
+  /**
+   * The largest message one replica sends the others, encoded: a broadcast, a topic value, a
+   * call's or an event's payload to a peer on another replica, one item of a response stream
+   * (with a few bytes of envelope). A larger one is not sent: `broadcast()` and topic publishes
+   * reject, the call or emit fails, and a response item fails its call, each with
+   * RESOURCE_EXHAUSTED. Defaults to 16 MiB (16,777,216: a connection's default `maxPayload`, so
+   * what one connection carries, the cluster carries). Redis's `client-output-buffer-limit
+   * pubsub` (32 MiB hard by default) must take a few of them.
+   */
+  maxMessageBytes?: number;
+  /**
+   * Bytes of response items (and other answers) a replica may have sent another replica before
+   * that replica says it read them (it does every 64 KiB): past it, the response streams served
+   * for that replica wait, each holding the one item it pulled, until it does. This bounds what
+   * Redis buffers for a replica's pub/sub connection (about this much per other replica, plus
+   * one message), as item credit alone cannot with large items. More than 65,536. Defaults to
+   * 4 MiB (4,194,304).
+   */
+  maxBytesInFlight?: number;
+  /**
+   * Bytes a replica may have published that Redis has not yet taken (its command connection's
+   * queue). While the queue holds this much or more, new broadcasts, topic values, and calls and
+   * emits to peers on other replicas are refused at once with RESOURCE_EXHAUSTED (try again
+   * later), while answers to other replicas' calls always go. The heartbeat shares that
+   * connection: without this, a flood of publishes would delay it past `commandTimeout`. Defaults
+   * to 32 MiB (33,554,432).
+   */
+  maxQueuedBytes?: number;
 }
 
 /** The defaults of {@link RedisClusterOptions}. */
@@ -65,6 +93,9 @@ export const REDIS_CLUSTER_DEFAULTS = Object.freeze({
   heartbeatInterval: 5000,
   replicaTimeout: 15_000,
   commandTimeout: 2000,
+  maxMessageBytes: 16 * 1024 * 1024,
+  maxBytesInFlight: 4 * 1024 * 1024,
+  maxQueuedBytes: 32 * 1024 * 1024,
 });
 
 /** {@link RedisClusterOptions} checked, with the defaults filled in. */
@@ -76,6 +107,9 @@ export interface ResolvedRedisClusterOptions {
   readonly heartbeatInterval: number;
   readonly replicaTimeout: number;
   readonly commandTimeout: number;
+  readonly maxMessageBytes: number;
+  readonly maxBytesInFlight: number;
+  readonly maxQueuedBytes: number;
 }
 
 const PREFIX = /^[A-Za-z0-9_\-.:]{1,64}$/;
@@ -83,6 +117,12 @@ const PREFIX = /^[A-Za-z0-9_\-.:]{1,64}$/;
 function isRedis(value: unknown): value is Redis {
   const r = value as { status?: unknown; duplicate?: unknown; publish?: unknown } | null;
   return typeof r === 'object' && r !== null && typeof r.status === 'string' && typeof r.duplicate === 'function' && typeof r.publish === 'function';
+}
+
+function checkBytes(name: string, value: unknown, fallback: number, min: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min) throw optionError(name, `a whole number of bytes from ${min}`, value);
+  return value;
 }
 
 function checkMs(name: string, value: unknown, fallback: number): number {
@@ -96,7 +136,7 @@ function checkMs(name: string, value: unknown, fallback: number): number {
 /** Checks the options; throws a `TypeError` naming the first one that cannot work. */
 export function resolveRedisClusterOptions(options: RedisClusterOptions = {}): ResolvedRedisClusterOptions {
   if (typeof options !== 'object' || options === null) throw optionError('(redisCluster options)', 'an object', options);
-  const known = ['url', 'client', 'subscriber', 'prefix', 'heartbeatInterval', 'replicaTimeout', 'commandTimeout'];
+  const known = ['url', 'client', 'subscriber', 'prefix', 'heartbeatInterval', 'replicaTimeout', 'commandTimeout', 'maxMessageBytes', 'maxBytesInFlight', 'maxQueuedBytes'];
   for (const key of Object.keys(options))
     if (!known.includes(key)) throw optionError(key, `one of ${known.join(', ')} (not a redisCluster option)`, options[key as keyof RedisClusterOptions]);
   const { url, client, subscriber, prefix = REDIS_CLUSTER_DEFAULTS.prefix } = options;
@@ -115,5 +155,19 @@ export function resolveRedisClusterOptions(options: RedisClusterOptions = {}): R
   const replicaTimeout = checkMs('replicaTimeout', options.replicaTimeout, Math.max(REDIS_CLUSTER_DEFAULTS.replicaTimeout, 2 * heartbeatInterval));
   if (replicaTimeout <= heartbeatInterval) throw optionError('replicaTimeout', `greater than heartbeatInterval (${heartbeatInterval} ms)`, replicaTimeout);
   const commandTimeout = checkMs('commandTimeout', options.commandTimeout, REDIS_CLUSTER_DEFAULTS.commandTimeout);
-  return { url: url ?? REDIS_CLUSTER_DEFAULTS.url, client, subscriber, prefix, heartbeatInterval, replicaTimeout, commandTimeout };
+  const maxMessageBytes = checkBytes('maxMessageBytes', options.maxMessageBytes, REDIS_CLUSTER_DEFAULTS.maxMessageBytes, 1024);
+  const maxBytesInFlight = checkBytes('maxBytesInFlight', options.maxBytesInFlight, REDIS_CLUSTER_DEFAULTS.maxBytesInFlight, 65_537);
+  const maxQueuedBytes = checkBytes('maxQueuedBytes', options.maxQueuedBytes, REDIS_CLUSTER_DEFAULTS.maxQueuedBytes, 1024);
+  return {
+    url: url ?? REDIS_CLUSTER_DEFAULTS.url,
+    client,
+    subscriber,
+    prefix,
+    heartbeatInterval,
+    replicaTimeout,
+    commandTimeout,
+    maxMessageBytes,
+    maxBytesInFlight,
+    maxQueuedBytes,
+  };
 }

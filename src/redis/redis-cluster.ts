@@ -58,19 +58,26 @@ export class RedisClusterAdapter implements WsMsgpackClusterAdapter {
       subscriberReady: () => this.resubscribe(),
       down: (e) => this.wentDown(e),
     });
-    this.presence = new Presence(options.prefix, this.link.client, this.replica, options.replicaTimeout);
-    this.bus = new RedisBus(options.prefix, this.replica, this.link.subscriber, {
-      broadcast: (_from, pattern, data, selection) =>
-        this.guard('a broadcast from another replica', () => {
-          checkSelection(selection); // a malformed one (written to Redis by someone else) is reported and dropped, not sent to every peer
-          this.host?.broadcastLocal(pattern, data, selection);
-        }),
-      left: (from) => void this.confirmLeft(from),
-      remote: (from, message) => {
-        this.known.add(from); // watched from now on: if its heartbeat stops, what it asked of this replica is cancelled
-        this.guard('a remote-call message', () => this.remote?.receive(from, message));
+    this.presence = new Presence(options.prefix, this.link.client, this.replica, options.replicaTimeout, (command) => this.link.timed(command));
+    this.bus = new RedisBus(
+      options.prefix,
+      this.replica,
+      this.link.subscriber,
+      {
+        broadcast: (_from, pattern, data, selection) =>
+          this.guard('a broadcast from another replica', () => {
+            checkSelection(selection); // a malformed one (written to Redis by someone else) is reported and dropped, not sent to every peer
+            this.host?.broadcastLocal(pattern, data, selection);
+          }),
+        left: (from) => void this.confirmLeft(from),
+        remote: (from, message, bytes) =>
+          this.guard('a remote-call message', () => {
+            // A request's sender is watched from now on: if its heartbeat stops, what it asked of this replica is cancelled.
+            if (this.remote?.receive(from, message, bytes)) this.known.add(from);
+          }),
       },
-    });
+      options,
+    );
   }
 
   get status(): WsMsgpackClusterStatus {
@@ -84,7 +91,7 @@ export class RedisClusterAdapter implements WsMsgpackClusterAdapter {
     this.phase = 'started';
     this.host = host;
     this.bus.host = host;
-    this.remote = this.createRemote(host, { send: (replica, message) => this.send(replica, message) }, this.replica);
+    this.remote = this.createRemote(host, { send: (replica, message, sized) => this.send(replica, message, sized) }, this.replica, this.options.maxBytesInFlight);
     this.timer = setInterval(() => void this.tick(), this.options.heartbeatInterval);
     this.timer.unref?.();
     // The ready events start the first write of presence and the subscriptions; connections
@@ -118,8 +125,8 @@ export class RedisClusterAdapter implements WsMsgpackClusterAdapter {
     this.write(() => this.presence.unregister(peer.id));
   }
 
-  peerRoomsChanged(peer: ClusterLocalPeer): void {
-    this.write(() => this.presence.register(recordOf(peer)));
+  peerRoomsChanged(peer: ClusterLocalPeer, joined: readonly string[], left: readonly string[]): void {
+    this.write(() => this.presence.rooms(peer.id, joined, left)); // only the change: joining N rooms one by one costs Redis O(N)
   }
 
   async peer(id: string): Promise<WsMsgpackPeer | undefined> {
@@ -158,9 +165,13 @@ export class RedisClusterAdapter implements WsMsgpackClusterAdapter {
     return this.bus.listen(channel, deliver);
   }
 
-  /** Sends a remote-call message; rejects with UNAVAILABLE when the engine or that replica cannot be reached. */
-  private async send(replica: string, message: unknown): Promise<void> {
-    const received = await this.command(() => this.bus.sendRemote(this.link.client, replica, message));
+  /**
+   * Sends a remote-call message; rejects with UNAVAILABLE when the engine or that replica cannot be
+   * reached, RESOURCE_EXHAUSTED past the bus's limits (a call or emit while the queue is full).
+   */
+  private async send(replica: string, message: unknown, sized?: (bytes: number) => void): Promise<void> {
+    const t = (message as { t?: unknown } | null)?.t;
+    const received = await this.command(() => this.bus.sendRemote(this.link.client, replica, message, t === 'call' || t === 'emit', sized));
     if (received === 0) throw unavailable(`cluster: replica ${replica} is not reachable (it left, or its link to Redis is down)`);
   }
 
@@ -186,7 +197,7 @@ export class RedisClusterAdapter implements WsMsgpackClusterAdapter {
       this.dirty = true;
       return;
     }
-    this.link.timed(run()).catch((e: unknown) => {
+    run().catch((e: unknown) => {
       this.dirty = true;
       if (this.link.clientUp) this.host?.report(asError(e, 'cluster: a presence record could not be written (written again at the next heartbeat)'));
     });
@@ -206,7 +217,7 @@ export class RedisClusterAdapter implements WsMsgpackClusterAdapter {
     if (this.phase !== 'started' || !host || !this.link.clientUp) return;
     this.dirty = false;
     this.syncs++;
-    const written = this.link.timed(this.presence.sync([...host.localPeers()].map(recordOf))); // sent now: what is sent after runs after
+    const written = this.presence.sync([...host.localPeers()].map(recordOf)); // sent now (what is sent after runs after); each command timed
     this.syncing = written
       .then(
         () => {

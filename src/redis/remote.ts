@@ -9,15 +9,16 @@ import type { WsMsgpackPeer } from '../peer/peer.js';
 
 /** How remote-call messages reach another replica (what `RemoteCalls` sends through). */
 export interface RemoteLink {
-  send(replica: string, message: unknown): Promise<void>;
+  /** Sends `message`; `sized` is told its size on the bus before this returns. */
+  send(replica: string, message: unknown, sized?: (bytes: number) => void): Promise<void>;
 }
 
 /** Calls to peers held by other replicas, as the adapter drives them (`RemoteCalls`). */
 export interface RemoteCallsPort {
   /** A peer of another replica, whose calls go through the link. */
   peer(info: WsMsgpackPeerInfo): WsMsgpackPeer;
-  /** A message another replica sent this one. */
-  receive(from: string, message: unknown): void;
+  /** A message another replica sent this one, `bytes` long on the bus; true when it was a request (its sender has calls served here). */
+  receive(from: string, message: unknown, bytes: number): boolean;
   /** That replica is gone: the calls to its peers fail (UNAVAILABLE), the calls it made here stop. */
   replicaDown(replica: string): void;
   /** This replica's link to the engine dropped: messages may have been lost, every remote call fails. */
@@ -28,8 +29,9 @@ export interface RemoteCallsPort {
   close(): void;
 }
 
-/** Makes the {@link RemoteCallsPort} of a replica. */
-export type RemoteCallsFactory = (host: ClusterHost, link: RemoteLink, replica: string) => RemoteCallsPort;
+/** Makes the {@link RemoteCallsPort} of a replica; `maxBytesInFlight` as the option says. */
+export type RemoteCallsFactory = (host: ClusterHost, link: RemoteLink, replica: string, maxBytesInFlight: number) => RemoteCallsPort;
 
 /** The remote calls of the cluster module (`createRemote` is replaceable for tests only). */
-export const remoteCalls: RemoteCallsFactory = (host, link, replica) => new RemoteCalls(replica, link, (id) => host.localPeer(id), { onError: (e) => host.report(e) });
+export const remoteCalls: RemoteCallsFactory = (host, link, replica, maxBytesInFlight) =>
+  new RemoteCalls(replica, link, (id) => host.localPeer(id), { onError: (e) => host.report(e), maxBytesInFlight });

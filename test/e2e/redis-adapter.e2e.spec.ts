@@ -91,7 +91,10 @@ async function startNode(redis: TestRedis, peers: FakePeer[] = [], options: Redi
         node.remotePeers.push(info);
         return { id: info.id } as WsMsgpackPeer;
       },
-      receive: (from, message) => node.received.push({ from, message }),
+      receive: (from, message) => {
+        node.received.push({ from, message });
+        return true;
+      },
       replicaDown: (r) => node.down.push(r),
       linkDown: () => node.linkDowns++,
       linkUp: () => node.linkUps++,
@@ -198,7 +201,7 @@ describe('redisCluster adapter (real redis-server)', () => {
         'registered',
       );
       p.rooms = new Set(['y']);
-      A.adapter.peerRoomsChanged(asLocal(p));
+      A.adapter.peerRoomsChanged(asLocal(p), ['y'], ['x']);
       // A's later commands run after its earlier ones: once A reads the change, B does too.
       expect(await A.adapter.count({ to: 'x' })).toBe(0);
       expect(await B.adapter.count({ to: 'x' })).toBe(0);
@@ -366,19 +369,25 @@ describe('redisCluster adapter (real redis-server)', () => {
       [{ subscriber: 'redis://x' }, 'nestjs-ws-msgpack: option subscriber must be an ioredis Redis instance, got "redis://x"'],
       [
         { heartbeat: 5 },
-        'nestjs-ws-msgpack: option heartbeat must be one of url, client, subscriber, prefix, heartbeatInterval, replicaTimeout, commandTimeout (not a redisCluster option), got 5',
+        'nestjs-ws-msgpack: option heartbeat must be one of url, client, subscriber, prefix, heartbeatInterval, replicaTimeout, commandTimeout, maxMessageBytes, maxBytesInFlight, maxQueuedBytes (not a redisCluster option), got 5',
       ],
+      [{ maxMessageBytes: 10 }, 'nestjs-ws-msgpack: option maxMessageBytes must be a whole number of bytes from 1024, got 10'],
+      [{ maxBytesInFlight: 65_536 }, 'nestjs-ws-msgpack: option maxBytesInFlight must be a whole number of bytes from 65537, got 65536'],
+      [{ maxQueuedBytes: 1.5e3 + 0.5 }, 'nestjs-ws-msgpack: option maxQueuedBytes must be a whole number of bytes from 1024, got 1500.5'],
     ])('%j is refused', (options, message) => {
       expect(() => redisCluster(options as RedisClusterOptions)).toThrow(new TypeError(message));
     });
 
-    it('defaults: prefix wsmp, heartbeat 5 s, replicas dead after 15 s, commands unanswered after 2 s', () => {
+    it('defaults: prefix wsmp, heartbeat 5 s, replicas dead after 15 s, commands unanswered after 2 s, 16 MiB messages, 4 MiB in flight per pair, 32 MiB queued', () => {
       expect(resolveRedisClusterOptions({})).toMatchObject({
         url: 'redis://127.0.0.1:6379',
         prefix: 'wsmp',
         heartbeatInterval: 5000,
         replicaTimeout: 15_000,
         commandTimeout: 2000,
+        maxMessageBytes: 16 * 1024 * 1024,
+        maxBytesInFlight: 4 * 1024 * 1024,
+        maxQueuedBytes: 32 * 1024 * 1024,
       });
       expect(resolveRedisClusterOptions({ heartbeatInterval: 10_000 }).replicaTimeout).toBe(20_000);
     });

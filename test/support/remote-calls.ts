@@ -12,7 +12,7 @@ import type { RequestHandler } from '../../src/connection/incoming.js';
 import type { WsMsgpackCallOptions } from '../../src/connection/options.js';
 import { WS_SOCKET_SUPPORT } from '../../src/node/ws-socket.js';
 import { ConnectionPeer, type WsMsgpackPeer } from '../../src/peer/peer.js';
-import { WsMsgpackError, unavailable } from '../../src/protocol/errors.js';
+import { WsMsgpackError, resourceExhausted, unavailable } from '../../src/protocol/errors.js';
 import { MemorySocket } from './memory-socket.js';
 
 /** The bus: encodes each message, delivers it in a later macrotask, in send order. */
@@ -26,14 +26,23 @@ export class Bus {
   readonly cutOff = new Set<string>();
   /** Messages this returns true for are lost on the way. */
   lose: (message: RemoteMessage) => boolean = () => false;
+  /** Replicas nothing is delivered to (their messages wait, in order): receivers that do not read. */
+  readonly paused = new Set<string>();
+  /** Messages larger than this (encoded) are refused with RESOURCE_EXHAUSTED, as the Redis bus does. */
+  maxMessageBytes = Infinity;
+  /** Bytes sent, by "from>to". */
+  readonly bytes = new Map<string, number>();
   private queue: [string, string, Uint8Array][] = [];
   private scheduled = false;
 
   link(from: string): ClusterLink {
     return {
-      send: async (to, message) => {
+      send: async (to, message, sized) => {
         if (this.down || this.cutOff.has(from)) throw unavailable('the bus is down');
         const bytes = encode(message);
+        if (bytes.length > this.maxMessageBytes) throw resourceExhausted(`a message of ${bytes.length} bytes is over maxMessageBytes`);
+        sized?.(bytes.length);
+        this.bytes.set(`${from}>${to}`, (this.bytes.get(`${from}>${to}`) ?? 0) + bytes.length);
         this.log.push({ from, to, message: decode(bytes) as Record<string, unknown> });
         if (this.lose(message)) return;
         this.queue.push([from, to, bytes]);
@@ -49,11 +58,24 @@ export class Bus {
     return this.log.filter((e) => e.message.t === t).map((e) => e.message);
   }
 
+  /** Delivers what waited for `replica` while it was {@link paused}. */
+  resume(replica: string): void {
+    this.paused.delete(replica);
+    if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(() => this.flush());
+    }
+  }
+
   private flush(): void {
     this.scheduled = false;
     const batch = this.queue;
     this.queue = [];
-    for (const [from, to, bytes] of batch) this.nodes.get(to)?.receive(from, decode(bytes));
+    for (const entry of batch) {
+      const [from, to, bytes] = entry;
+      if (this.paused.has(to)) this.queue.push(entry);
+      else this.nodes.get(to)?.receive(from, decode(bytes), bytes.length);
+    }
   }
 }
 
@@ -121,6 +143,14 @@ export const handlers: Record<string, Handler> = {
     for (let i = 0; i < (payload as number); i++) {
       peer.produced++;
       yield i;
+    }
+  },
+  /** `n` items of `size` bytes each (payload [n, size]). */
+  async *blobs(payload, _options, peer) {
+    const [n, size] = payload as [number, number];
+    for (let i = 0; i < n; i++) {
+      peer.produced++;
+      yield new Uint8Array(size).fill(i % 251);
     }
   },
   async *forever(_payload, _options, peer) {

@@ -1,0 +1,122 @@
+/**
+ * Remote calls in bytes (src/cluster/remote-serving.ts, remote-caller.ts): the holder sends a
+ * caller replica at most `maxBytesInFlight` (+ one item) that it has not heard read, whatever
+ * the item credit allows; the caller says what it read every 64 KiB (`read`); a message the link
+ * refuses as too large fails its call at once. Over the in-memory bus of
+ * test/support/remote-calls.ts, which can stop delivering (a caller that does not read).
+ */
+import { lastValueFrom, toArray } from 'rxjs';
+import { READ_STEP } from '../../src/cluster/remote-messages.js';
+import { WsMsgpackRecord } from '../../src/peer/record.js';
+import { codeOf, failure, twoReplicas, until } from '../support/remote-calls.js';
+
+const KIB = 1024;
+
+/** Resolves after `turns` turns of the event loop (what a holder would send meanwhile, it has sent). */
+async function turns(n: number): Promise<void> {
+  for (let i = 0; i < n; i++) await new Promise((resolve) => setImmediate(resolve));
+}
+
+describe('RemoteCalls: bytes in flight between two replicas', () => {
+  it('a caller that does not read: the holder stops at maxBytesInFlight + one item, though credit allows 256 items; then all arrives, in order', async () => {
+    const budget = 512 * KIB;
+    const { remote, bus, p1 } = twoReplicas({ b: { maxBytesInFlight: budget } });
+    bus.paused.add('A');
+    const got = lastValueFrom(
+      remote()
+        .send<Uint8Array>('blobs', [60, 100 * KIB])
+        .pipe(toArray()),
+    );
+    await until(() => (bus.bytes.get('B>A') ?? 0) > budget, 'the holder to fill the budget');
+    await turns(50); // had it gone on, it would have by now
+    const sent = bus.bytes.get('B>A')!;
+    expect(sent).toBeLessThanOrEqual(budget + 101 * KIB);
+    expect(p1.produced).toBeLessThanOrEqual(Math.ceil(budget / (100 * KIB)) + 2); // one item held, one pulled at most
+    bus.resume('A');
+    const items = await got;
+    expect(items.map((b) => b[0])).toEqual(Array.from({ length: 60 }, (_, i) => i % 251));
+    expect(items.every((b) => b.byteLength === 100 * KIB)).toBe(true);
+    const read = bus.sent('read').reduce((sum, m) => sum + (m.b as number), 0);
+    expect(read).toBeGreaterThan(60 * 100 * KIB - READ_STEP); // everything but what stays under one step was said read
+  });
+
+  it('without a bound (the default of RemoteCalls) the same holder runs as far as the credit goes: the bound above is what held it', async () => {
+    const { remote, bus, p1 } = twoReplicas();
+    bus.paused.add('A');
+    const got = lastValueFrom(
+      remote()
+        .send<Uint8Array>('blobs', [60, 100 * KIB])
+        .pipe(toArray()),
+    );
+    await until(() => p1.produced === 60, 'the holder to send everything');
+    expect(bus.bytes.get('B>A')!).toBeGreaterThan(60 * 100 * KIB);
+    bus.resume('A');
+    expect((await got).length).toBe(60);
+  });
+
+  it('many calls at once share one budget per caller replica: each holds one item, the bytes sent stay within budget + one item', async () => {
+    const budget = 256 * KIB;
+    const { remote, bus } = twoReplicas({ b: { maxBytesInFlight: budget } });
+    bus.paused.add('A');
+    const calls = Array.from({ length: 12 }, () =>
+      lastValueFrom(
+        remote()
+          .send<Uint8Array>('blobs', [20, 64 * KIB])
+          .pipe(toArray()),
+      ),
+    );
+    await until(() => (bus.bytes.get('B>A') ?? 0) > budget, 'the holder to fill the budget');
+    await turns(50);
+    expect(bus.bytes.get('B>A')!).toBeLessThanOrEqual(budget + 65 * KIB);
+    bus.resume('A');
+    const results = await Promise.all(calls);
+    expect(results.map((r) => r.length)).toEqual(Array(12).fill(20));
+  });
+
+  it('small answers send no `read` (a unary call costs call + next + done), and a call that was cancelled still has its late items counted as read', async () => {
+    const { remote, bus } = twoReplicas({ b: { maxBytesInFlight: 128 * KIB } });
+    for (let i = 0; i < 20; i++) expect(await lastValueFrom(remote().send('sum', [i, 1]))).toBe(i + 1);
+    expect(bus.sent('read')).toEqual([]);
+    expect(bus.log.length).toBe(60);
+    // The caller leaves after 3 items of 64 KiB: what was in flight still arrives, is counted, and frees the budget for the next call.
+    const first = remote().send<Uint8Array>('blobs', [1000, 64 * KIB]);
+    const items: Uint8Array[] = [];
+    await new Promise<void>((resolve) => {
+      const sub = first.subscribe((b) => {
+        items.push(b);
+        if (items.length === 3) {
+          sub.unsubscribe();
+          resolve();
+        }
+      });
+    });
+    expect(
+      (
+        await lastValueFrom(
+          remote()
+            .send<Uint8Array>('blobs', [40, 64 * KIB])
+            .pipe(toArray()),
+        )
+      ).length,
+    ).toBe(40);
+  });
+
+  it("an item over the link's message limit fails that call at once with RESOURCE_EXHAUSTED (not owed for a link that is fine); the next call works", async () => {
+    const { remote, bus, errors } = twoReplicas({ b: { maxBytesInFlight: 128 * KIB } });
+    bus.maxMessageBytes = 32 * KIB;
+    const e = await failure(remote().send('blobs', [3, 40 * KIB]));
+    expect(codeOf(e)).toBe('RESOURCE_EXHAUSTED');
+    expect((e as Error).message).toMatch(/maxMessageBytes/);
+    expect(await lastValueFrom(remote().send('sum', [1, 2]))).toBe(3);
+    expect(errors.B).toEqual([]);
+    // A payload too large for the link: the call fails at once, nothing waits.
+    const big = await failure(remote().send('sum', new WsMsgpackRecord([new Uint8Array(40 * KIB)], {})));
+    expect(codeOf(big)).toBe('RESOURCE_EXHAUSTED');
+  });
+
+  it('maxBytesInFlight must be over one read step (else the holder could wait for a `read` that never comes)', () => {
+    expect(() => twoReplicas({ b: { maxBytesInFlight: READ_STEP } })).toThrow(/maxBytesInFlight/);
+    expect(() => twoReplicas({ b: { maxBytesInFlight: 1.5 } })).toThrow(/maxBytesInFlight/);
+    expect(() => twoReplicas({ b: { maxBytesInFlight: 0 } })).not.toThrow();
+  });
+});
