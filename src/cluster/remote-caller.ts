@@ -259,7 +259,10 @@ class OutgoingCall implements Op {
     if (this.phase !== 'running') return;
     switch (message.t) {
       case 'next':
-        return this.take(message.v);
+        if (!message.e) return this.take(message.v);
+        this.end(); // the last item: the response completed with it
+        this.subscriber.next(message.v);
+        return this.subscriber.complete();
       case 'done':
         this.end();
         return this.subscriber.complete();

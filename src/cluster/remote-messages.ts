@@ -13,7 +13,7 @@
  * | `close` | caller → holder | `p`, `c?` close code, `r?` reason | close the local peer's connection (no answer) |
  * | `join` / `leave` | caller → holder | `p`, `r` rooms | put the local peer in rooms / take it out (no answer) |
  * | `read` | caller → holder | `b` bytes (≥ 1) | the caller received `b` more bytes of answers from the holder (frees room under the holder's `maxBytesInFlight`) |
- * | `next` | holder → caller | `i`, `v` value | one item of the response (uses one unit of credit) |
+ * | `next` | holder → caller | `i`, `v` value, `e?` (true: the last item, the response completed with it) | one item of the response (uses one unit of credit); with `e`, no `done` follows |
  * | `done` | holder → caller | `i` | the response completed |
  * | `error` | holder → caller | `i`, `c` code, `m` message, `d?` details (APPLICATION_ERROR: the payload), `g?` (true: the peer is not connected there) | the call (or emit) failed |
  * | `ack` | holder → caller | `i` | the event was handed to the local peer's socket |
@@ -85,11 +85,12 @@ export interface RemoteReadMessage {
   readonly t: 'read';
   readonly b: number;
 }
-/** One item of call `i`'s response. */
+/** One item of call `i`'s response; `e`: the last one (the response completed with it). */
 export interface RemoteNextMessage {
   readonly t: 'next';
   readonly i: number;
   readonly v: unknown;
+  readonly e?: true;
 }
 /** Call `i` completed. */
 export interface RemoteDoneMessage {
@@ -172,7 +173,7 @@ export function parseMessage(message: unknown): RemoteMessage | string {
       return r === undefined ? { t, i } : { t, i, r };
     }
     case 'next':
-      return { t, i, v: m.v };
+      return m.e === true ? { t, i, v: m.v, e: true } : { t, i, v: m.v };
     case 'error': {
       if (typeof m.c !== 'string' || typeof m.m !== 'string') return 'error: c (code) and m (message) must be strings';
       return { t, i, c: m.c, m: m.m, ...(m.d === undefined ? {} : { d: m.d }), ...(m.g === true ? { g: true } : {}) };

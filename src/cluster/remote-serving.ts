@@ -1,10 +1,10 @@
-import { describeError } from '../connection/errors.js';
 import { asError } from '../connection/frame-writer.js';
 import type { WsMsgpackCallOptions } from '../connection/options.js';
 import { WsMsgpackError, WsMsgpackErrorCode, unavailable } from '../protocol/errors.js';
 import { WsMsgpackRecord } from '../peer/record.js';
 import type { ClusterLocalPeer } from './adapter.js';
 import { OwedMessages } from './owed-messages.js';
+import { ServedCall, errorAnswer, wire, type ServedCallOwner } from './served-call.js';
 import {
   badMessage,
   notSent,
@@ -23,7 +23,7 @@ import {
  * read stay under `budget` (each call then holds the one item it pulled), so nothing here
  * buffers for a slow caller, and the engine carries at most about a budget per pair of replicas.
  */
-export class ServedCalls {
+export class ServedCalls implements ServedCallOwner {
   /** The calls served, by caller replica and call id. */
   private readonly calls = new Map<string, Map<number, ServedCall>>();
   /** Answers that could not be sent while the link was down: sent once it is back ({@link linkBack}). */
@@ -202,117 +202,5 @@ export class ServedCalls {
 
   private notHere(i: number, peer: string): RemoteAnswerMessage {
     return { t: 'error', i, ...wire(unavailable(`peer ${peer} is not connected to replica ${this.replica}`, { peer, replica: this.replica })), g: true };
-  }
-}
-
-/** The `error` answer for `error`; `g` when the peer's connection is gone (the caller then knows it is). */
-function errorAnswer(i: number, error: unknown, peer: ClusterLocalPeer): RemoteAnswerMessage {
-  return { t: 'error', i, ...wire(error), ...(peer.isConnected ? {} : { g: true }) };
-}
-
-/** An error as the `c`, `m`, `d` of an `error` answer: as a connection would put it in an ERROR frame. */
-function wire(error: unknown): { c: string; m: string; d?: unknown } {
-  const { code, message, data } = describeError(error);
-  return data === undefined ? { c: code, m: message } : { c: code, m: message, d: data };
-}
-
-/**
- * One call served for another replica: pulls the local peer's response only while the caller's
- * credit allows (one pull at a time), forwards each item while the caller's replica has room for
- * it (else holds it), and `return()`s the iterator when cancelled (which cancels the call on the
- * peer's connection).
- */
-class ServedCall {
-  /** `idle` (waiting for credit), `pulling` (a `next()` under way), `holding` (an item, until the caller's replica has room), `ended`. */
-  private phase: 'idle' | 'pulling' | 'holding' | 'ended' = 'idle';
-  /** The item pulled while `holding`. */
-  private held: unknown;
-
-  constructor(
-    private readonly owner: ServedCalls,
-    private readonly from: string,
-    private readonly id: number,
-    private readonly peer: ClusterLocalPeer,
-    private readonly iterator: AsyncIterator<unknown>,
-    /** Items the caller may still receive (Infinity: unlimited). */
-    private credit: number,
-  ) {}
-
-  /** The caller granted `n` more items. */
-  grant(n: number): void {
-    if (this.phase === 'ended') return;
-    this.credit += n;
-    this.pump();
-  }
-
-  /** Stops the call and tells its caller UNAVAILABLE with `why` (now, or once the link is back). */
-  abandon(why: string): void {
-    if (this.phase === 'ended') return;
-    this.cancel();
-    this.owner.answer(this.from, { t: 'error', i: this.id, ...wire(unavailable(`cluster: ${why}`, { replica: this.owner.replica })) });
-  }
-
-  /** Stops the call (the caller cancelled, or is gone): no answer is sent. */
-  cancel(): void {
-    if (this.phase === 'ended') return;
-    this.end();
-    try {
-      void Promise.resolve(this.iterator.return?.()).catch((e: unknown) => this.reportCleanup(e));
-    } catch (e) {
-      this.reportCleanup(e);
-    }
-  }
-
-  /** Pulls while idle with credit; forwards items, the end, or the error. Never rejects. */
-  pump(): void {
-    if (this.phase !== 'idle' || this.credit <= 0) return;
-    this.phase = 'pulling';
-    let pulled: Promise<IteratorResult<unknown>>;
-    try {
-      pulled = Promise.resolve(this.iterator.next());
-    } catch (e) {
-      pulled = Promise.reject(e);
-    }
-    pulled
-      .then(
-        (step) => {
-          if (this.phase !== 'pulling') return; // cancelled meanwhile
-          if (step.done) return this.finish({ t: 'done', i: this.id });
-          this.credit--;
-          this.phase = 'holding';
-          this.held = step.value;
-          this.flush();
-        },
-        (e: unknown) => {
-          if (this.phase === 'pulling') this.finish(errorAnswer(this.id, e, this.peer));
-        },
-      )
-      .catch((e: unknown) => this.owner.report(asError(e))); // a bug here must not become an unhandled rejection
-  }
-
-  /** Sends the item held when the caller's replica has room (then pulls on), else waits for room. */
-  flush(): void {
-    if (this.phase !== 'holding') return;
-    if (!this.owner.hasRoom(this.from)) return this.owner.wait(this.from, this);
-    const value = this.held;
-    this.held = undefined;
-    this.phase = 'idle';
-    this.owner.answer(this.from, { t: 'next', i: this.id, v: value }, () => this.cancel());
-    this.pump();
-  }
-
-  private finish(message: RemoteAnswerMessage): void {
-    this.end();
-    this.owner.answer(this.from, message);
-  }
-
-  private end(): void {
-    this.phase = 'ended';
-    this.held = undefined;
-    this.owner.forget(this.from, this.id);
-  }
-
-  private reportCleanup(e: unknown): void {
-    this.owner.report(new Error(`cluster: cancelling call ${this.id} of replica ${this.from} failed: ${asError(e).message}`));
   }
 }

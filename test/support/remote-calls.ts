@@ -134,6 +134,16 @@ export class TestPeer implements ClusterLocalPeer {
   }
 }
 
+/** Gates the `gated` handler waits on, by name: resolve with {@link gate}. */
+const gates = new Map<string, Promise<void>>();
+
+/** Makes gate `name` (the `gated` handler with payload `name` waits on it); returns what opens it. */
+export function gate(name: string): () => void {
+  let open!: () => void;
+  gates.set(name, new Promise<void>((resolve) => (open = resolve)));
+  return open;
+}
+
 /** Handlers of the test peers. */
 export const handlers: Record<string, Handler> = {
   async *sum(payload) {
@@ -152,6 +162,15 @@ export const handlers: Record<string, Handler> = {
       peer.produced++;
       yield new Uint8Array(size).fill(i % 251);
     }
+  },
+  /** One item, then the end only once `release` of the payload's gate is called (see `gate`). */
+  async *gated(payload) {
+    yield 'first';
+    await gates.get(payload as string);
+  },
+  async *itemThenFail() {
+    yield 'one';
+    throw new WsMsgpackError('RESOURCE_EXHAUSTED', 'after one');
   },
   async *forever(_payload, _options, peer) {
     for (let i = 0; ; i++) {

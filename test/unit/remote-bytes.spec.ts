@@ -5,10 +5,10 @@
  * refuses as too large fails its call at once. Over the in-memory bus of
  * test/support/remote-calls.ts, which can stop delivering (a caller that does not read).
  */
-import { lastValueFrom, toArray } from 'rxjs';
+import { firstValueFrom, lastValueFrom, tap, toArray } from 'rxjs';
 import { READ_STEP } from '../../src/cluster/remote-messages.js';
 import { WsMsgpackRecord } from '../../src/peer/record.js';
-import { codeOf, failure, twoReplicas, until } from '../support/remote-calls.js';
+import { codeOf, failure, gate, twoReplicas, until } from '../support/remote-calls.js';
 
 const KIB = 1024;
 
@@ -73,11 +73,13 @@ describe('RemoteCalls: bytes in flight between two replicas', () => {
     expect(results.map((r) => r.length)).toEqual(Array(12).fill(20));
   });
 
-  it('small answers send no `read` (a unary call costs call + next + done), and a call that was cancelled still has its late items counted as read', async () => {
+  it('small answers send no `read` (a unary call costs two messages: call, and next with the end), and a call that was cancelled still has its late items counted as read', async () => {
     const { remote, bus } = twoReplicas({ b: { maxBytesInFlight: 128 * KIB } });
     for (let i = 0; i < 20; i++) expect(await lastValueFrom(remote().send('sum', [i, 1]))).toBe(i + 1);
+    for (let i = 0; i < 20; i++) expect(await firstValueFrom(remote().send('sum', [i, 2]))).toBe(i + 2);
     expect(bus.sent('read')).toEqual([]);
-    expect(bus.log.length).toBe(60);
+    expect(bus.log.map((m) => m.message.t)).toEqual(Array(40).fill(['call', 'next']).flat()); // no done, no cancel after firstValueFrom
+    expect(bus.sent('next').every((m) => m.e === true)).toBe(true);
     // The caller leaves after 3 items of 64 KiB: what was in flight still arrives, is counted, and frees the budget for the next call.
     const first = remote().send<Uint8Array>('blobs', [1000, 64 * KIB]);
     const items: Uint8Array[] = [];
@@ -99,6 +101,34 @@ describe('RemoteCalls: bytes in flight between two replicas', () => {
         )
       ).length,
     ).toBe(40);
+  });
+
+  it('an item whose end is not there within a turn goes at once; the end follows as done (the caller is never held for it)', async () => {
+    const { remote, bus } = twoReplicas();
+    const open = gate('g1');
+    const items: unknown[] = [];
+    const ended = new Promise<void>((resolve, reject) =>
+      remote()
+        .send('gated', 'g1')
+        .subscribe({ next: (v) => items.push(v), complete: resolve, error: reject }),
+    );
+    await until(() => items.length === 1, 'the item before the end');
+    expect(bus.log.map((m) => m.message.t)).toEqual(['call', 'next']);
+    expect(bus.sent('next')[0]).not.toHaveProperty('e');
+    open();
+    await ended;
+    expect(bus.log.map((m) => m.message.t)).toEqual(['call', 'next', 'done']);
+  });
+
+  it('an item followed at once by an error: the item, then the typed error', async () => {
+    const { remote } = twoReplicas();
+    const items: unknown[] = [];
+    const e = await failure(
+      remote()
+        .send('itemThenFail', null)
+        .pipe(tap((v) => items.push(v))),
+    );
+    expect([items, codeOf(e), (e as Error).message]).toEqual([['one'], 'RESOURCE_EXHAUSTED', 'after one']);
   });
 
   it("an item over the link's message limit fails that call at once with RESOURCE_EXHAUSTED (not owed for a link that is fine); the next call works", async () => {
