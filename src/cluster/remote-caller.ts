@@ -59,6 +59,11 @@ export class RemoteCaller {
   readonly owed = new OwedMessages();
   /** Bytes of answers received from each replica and not yet told it (`read`). */
   private readonly unread = new Map<string, number>();
+  /**
+   * The replicas called (or emitted to) since the link last dropped: the only ones whose answers
+   * are counted (a made-up sender costs nothing), and the ones told `reset` when it drops.
+   */
+  private readonly holders = new Set<string>();
 
   constructor(
     /** This replica's id. */
@@ -97,6 +102,7 @@ export class RemoteCaller {
       const id = ++this.lastId;
       const call = new OutgoingCall(this, id, peer, subscriber as Subscriber<unknown>, window);
       this.ops.set(id, call);
+      this.holders.add(peer.replica);
       this.post(peer.replica, {
         t: 'call',
         i: id,
@@ -125,6 +131,7 @@ export class RemoteCaller {
     const id = ++this.lastId;
     const emit = new OutgoingEmit(this, id, peer, result);
     this.ops.set(id, emit);
+    this.holders.add(peer.replica);
     emit.guard(this.settings.ackTimeout);
     this.post(peer.replica, { t: 'emit', i: id, p: peer.id, k: pattern, d: payload, ...(options.headers === undefined ? {} : { h: options.headers }) }).catch((e: WsMsgpackError) =>
       emit.fail(e),
@@ -143,7 +150,7 @@ export class RemoteCaller {
    * counts (also a late one): `from` is told what was read each time {@link READ_STEP} is reached.
    */
   answer(from: string, message: RemoteAnswerMessage, bytes = 0): void {
-    if (bytes > 0) this.read(from, bytes);
+    if (bytes > 0 && this.holders.has(from)) this.read(from, bytes);
     const op = this.ops.get(message.i);
     // Late answers of calls that ended here (cancelled, past the deadline) are dropped, as on a connection.
     if (op?.replica === from) op.answer(message);
@@ -158,6 +165,7 @@ export class RemoteCaller {
     if (this.downs.size > MAX_DOWNS) this.downs.delete(this.downs.keys().next().value as string);
     this.owed.forget(replica);
     this.unread.delete(replica);
+    this.holders.delete(replica);
     this.failWhere((op) => op.replica === replica, unavailable(`cluster: replica ${replica} is gone (it closed, or its heartbeat expired)`, { replica }));
   }
 
@@ -166,8 +174,13 @@ export class RemoteCaller {
    * holder is told to stop serving (now if the link can still send, else once it is back).
    */
   failAll(error: WsMsgpackError): void {
-    this.unread.clear(); // the holders forget what they sent too
     this.failWhere(() => true, error, true);
+    // Answers may have been lost on the way (Redis cut the connection), and what was read was not
+    // all told: each holder is told to count from zero again (now, or once the link is back),
+    // else its count of unread bytes would only grow, until its budget held every call for ever.
+    this.unread.clear();
+    for (const replica of this.holders) this.post(replica, { t: 'reset' }).catch(() => this.owed.owe(replica, { t: 'reset' }));
+    this.holders.clear();
   }
 
   /** The link is back: the cancels it could not send go out. */

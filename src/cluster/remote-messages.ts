@@ -13,6 +13,7 @@
  * | `close` | caller → holder | `p`, `c?` close code, `r?` reason | close the local peer's connection (no answer) |
  * | `join` / `leave` | caller → holder | `p`, `r` rooms | put the local peer in rooms / take it out (no answer) |
  * | `read` | caller → holder | `b` bytes (≥ 1) | the caller received `b` more bytes of answers from the holder (frees room under the holder's `maxBytesInFlight`) |
+ * | `reset` | caller → holder | | the caller's link dropped (answers may have been lost, reads were not all told): count its unread bytes from zero |
  * | `next` | holder → caller | `i`, `v` value, `e?` (true: the last item, the response completed with it) | one item of the response (uses one unit of credit); with `e`, no `done` follows |
  * | `done` | holder → caller | `i` | the response completed |
  * | `error` | holder → caller | `i`, `c` code, `m` message, `d?` details (APPLICATION_ERROR: the payload), `g?` (true: the peer is not connected there) | the call (or emit) failed |
@@ -22,7 +23,9 @@
  * `next` items to it (the calls wait, holding one pulled item each) while what it sent and has not
  * heard read reaches its budget; the caller adds up the size of every answer it receives from a
  * replica and sends `read` each time that reaches {@link READ_STEP}. A budget above READ_STEP can
- * therefore never deadlock: what stays unacknowledged on the caller is below READ_STEP.
+ * therefore never deadlock: what stays unacknowledged on the caller is below READ_STEP. When the
+ * caller's link drops (answers lost in the engine, reads untold), it sends `reset` to the replicas
+ * it called, which then count from zero; an answer the holder could not send is not counted.
  *
  * Ids (`i`) are unique per caller replica (calls and emits share one sequence): the holder keys
  * what it serves by (caller replica, id). Messages from one replica to another must arrive in the
@@ -85,6 +88,10 @@ export interface RemoteReadMessage {
   readonly t: 'read';
   readonly b: number;
 }
+/** The caller's link dropped: the holder counts its unread bytes from zero. */
+export interface RemoteResetMessage {
+  readonly t: 'reset';
+}
 /** One item of call `i`'s response; `e`: the last one (the response completed with it). */
 export interface RemoteNextMessage {
   readonly t: 'next';
@@ -121,13 +128,15 @@ export type RemoteMessage =
   | RemoteCloseMessage
   | RemoteRoomsMessage
   | RemoteReadMessage
+  | RemoteResetMessage
   | RemoteNextMessage
   | RemoteDoneMessage
   | RemoteErrorMessage
   | RemoteAckMessage;
 
 /** The messages a caller sends to the replica holding the peer. */
-export type RemoteRequestMessage = RemoteCallMessage | RemoteCreditMessage | RemoteCancelMessage | RemoteEmitMessage | RemoteCloseMessage | RemoteRoomsMessage | RemoteReadMessage;
+export type RemoteRequestMessage =
+  RemoteCallMessage | RemoteCreditMessage | RemoteCancelMessage | RemoteEmitMessage | RemoteCloseMessage | RemoteRoomsMessage | RemoteReadMessage | RemoteResetMessage;
 /** The messages the holder answers a caller with. */
 export type RemoteAnswerMessage = RemoteNextMessage | RemoteDoneMessage | RemoteErrorMessage | RemoteAckMessage;
 
@@ -145,6 +154,7 @@ export function parseMessage(message: unknown): RemoteMessage | string {
   const t = m.t;
   if (t === 'close' || t === 'join' || t === 'leave') return parsePeerMessage(t, m);
   if (t === 'read') return isId(m.b) ? { t, b: m.b } : 'read: b (bytes) must be a positive integer';
+  if (t === 'reset') return { t };
   if (typeof t !== 'string' || !MESSAGE_TYPES.has(t)) return `unknown type ${JSON.stringify(t)}`;
   if (!isId(m.i)) return `${t}: i (id) must be a positive integer`;
   const i = m.i;

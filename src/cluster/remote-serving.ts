@@ -55,6 +55,8 @@ export class ServedCalls implements ServedCallOwner {
         return this.calls.get(from)?.get(message.i)?.cancel();
       case 'read':
         return this.read(from, message.b);
+      case 'reset':
+        return this.read(from, Infinity);
       case 'emit':
         return this.emit(from, message);
       case 'close':
@@ -95,18 +97,27 @@ export class ServedCalls implements ServedCallOwner {
   }
 
   /**
-   * Sends an answer to `to`. One that cannot be sent (the link is down) is owed until the link is
-   * back: an `error` as it is; instead of a `done` or a `next`, UNAVAILABLE (a stream missing an
-   * item must not look complete), after `failed` (which stops the call) runs.
+   * Sends an answer to `to`; `failed` (which stops the call) runs if it cannot be sent. One that
+   * cannot be sent because the link is down is owed until the link is back: an `error` or `ack`
+   * as it is; instead of a `done` or a `next`, UNAVAILABLE (a stream missing an item must not look
+   * complete). One the link refuses though it is up (too large, not encodable) is replaced now by
+   * a small error saying so (`replacing`: this is that replacement; if it fails too, it is reported).
    */
-  answer(to: string, message: RemoteAnswerMessage, failed?: () => void): void {
-    sendOn(this.link, to, message, (bytes) => this.unread.set(to, (this.unread.get(to) ?? 0) + bytes)).catch((e: WsMsgpackError) => {
+  answer(to: string, message: RemoteAnswerMessage, failed?: () => void, replacing = false): void {
+    let counted = 0;
+    const count = (bytes: number) => {
+      counted = bytes;
+      this.unread.set(to, (this.unread.get(to) ?? 0) + bytes);
+    };
+    sendOn(this.link, to, message, count).catch((e: WsMsgpackError) => {
+      if (counted > 0) this.read(to, counted); // not delivered: not in flight
       failed?.();
-      if (message.t === 'error' || message.t === 'ack') return this.owe(to, message);
-      const error = { t: 'error', i: message.i, ...wire(notSent(`the ${message.t} of call ${message.i}`, e)) } as const;
-      // The link is fine but this message could not go (too large, not encodable): the caller is told now.
-      if (e.code !== WsMsgpackErrorCode.UNAVAILABLE) return this.answer(to, error);
-      this.owe(to, error);
+      const what = message.t === 'ack' ? `the ack of event ${message.i}` : `the ${message.t} of call ${message.i}`;
+      if (e.code !== WsMsgpackErrorCode.UNAVAILABLE) {
+        if (replacing || message.t === 'ack') return this.report(notSent(what, e));
+        return this.answer(to, { t: 'error', i: message.i, ...wire(notSent(what, e)) }, undefined, true);
+      }
+      this.owe(to, message.t === 'error' || message.t === 'ack' ? message : { t: 'error', i: message.i, ...wire(notSent(what, e)) });
     });
   }
 
@@ -122,7 +133,10 @@ export class ServedCalls implements ServedCallOwner {
     set.add(call);
   }
 
-  /** `from` read `bytes` more of what was sent to it: the calls waiting for room send, in order, while there is room. */
+  /**
+   * `from` read `bytes` more of what was sent to it (Infinity: it counts from zero again), or
+   * they were not sent after all: the calls waiting for room send, in order, while there is room.
+   */
   private read(from: string, bytes: number): void {
     const left = (this.unread.get(from) ?? 0) - bytes;
     if (left > 0) this.unread.set(from, left);

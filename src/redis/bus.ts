@@ -150,8 +150,8 @@ export class RedisBus {
       }
       how.sized?.(bytes.length);
       const size = bytes.length;
-      this.queued += size;
       const sent = how.sharded ? client.spublish(channel, bytes) : client.publish(channel, bytes);
+      this.queued += size; // once the command is queued (a synchronous throw queued nothing)
       return sent.then(
         (n) => {
           this.queued -= size;

@@ -128,6 +128,30 @@ describe('replicas on Redis: bytes', () => {
     }
   }, 90_000);
 
+  it("a's pub/sub connection is cut by Redis (CLIENT KILL) twice, with answers in flight: afterwards a's calls to b's client still complete", async () => {
+    const sub = new Redis(redis.url, { lazyConnect: true, connectionName: 'a-sub2' });
+    try {
+      const { a, b } = await pair({ maxBytesInFlight: 128 * KIB }, sub);
+      const id = b.peers[0]!.id;
+      for (let cut = 0; cut < 2; cut++) {
+        const remote = (await a.cluster.peer(id))!;
+        expect((await within(lastValueFrom(remote.send<Uint8Array>('blobs', [1, 60 * KIB]).pipe(toArray())), 5000, 'a call')).length).toBe(1);
+        sub.stream.pause(); // answers pile up in Redis, then are lost with the connection
+        const lost = lastValueFrom(remote.send('blobs', [50, 64 * KIB])).catch((e: unknown) => e);
+        const list = (await admin.client('LIST')) as string;
+        const killed = /id=(\d+) [^\n]* name=a-sub2 /.exec(list)?.[1];
+        await admin.client('KILL', 'ID', killed!);
+        sub.stream.resume();
+        expect(codeOf(await within(lost, 10_000, 'the call in flight to fail'))).toBe('UNAVAILABLE');
+        await until(() => a.cluster.status === 'ready', 10_000, 'a back');
+      }
+      const remote = (await a.cluster.peer(id))!;
+      expect((await within(lastValueFrom(remote.send<Uint8Array>('blobs', [20, 60 * KIB]).pipe(toArray())), 10_000, 'a call after the cuts')).length).toBe(20);
+    } finally {
+      sub.disconnect();
+    }
+  }, 60_000);
+
   it('maxMessageBytes: a broadcast, a topic value, a payload and a stream item over it fail RESOURCE_EXHAUSTED; smaller ones pass; the cluster stays ready', async () => {
     const { a, b, client, remote } = await pair({ maxMessageBytes: 256 * KIB });
     const over = new Uint8Array(300 * KIB);

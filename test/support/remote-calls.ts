@@ -58,6 +58,11 @@ export class Bus {
     return this.log.filter((e) => e.message.t === t).map((e) => e.message);
   }
 
+  /** Loses what waits for `replica` (Redis cut its connection with its output buffer). */
+  dropQueued(replica: string): void {
+    this.queue = this.queue.filter(([, to]) => to !== replica);
+  }
+
   /** Delivers what waited for `replica` while it was {@link paused}. */
   resume(replica: string): void {
     this.paused.delete(replica);

@@ -8,7 +8,7 @@
 import { firstValueFrom, lastValueFrom, tap, toArray } from 'rxjs';
 import { READ_STEP } from '../../src/cluster/remote-messages.js';
 import { WsMsgpackRecord } from '../../src/peer/record.js';
-import { codeOf, failure, gate, twoReplicas, until } from '../support/remote-calls.js';
+import { TestPeer, codeOf, failure, gate, twoReplicas, until } from '../support/remote-calls.js';
 
 const KIB = 1024;
 
@@ -142,6 +142,70 @@ describe('RemoteCalls: bytes in flight between two replicas', () => {
     // A payload too large for the link: the call fails at once, nothing waits.
     const big = await failure(remote().send('sum', new WsMsgpackRecord([new Uint8Array(40 * KIB)], {})));
     expect(codeOf(big)).toBe('RESOURCE_EXHAUSTED');
+  });
+
+  it("the caller's link drops while answers were lost on the way: the holder is told to count from zero (reset), and the next calls work", async () => {
+    const { remote, bus, A } = twoReplicas({ b: { maxBytesInFlight: 128 * KIB } });
+    bus.paused.add('A');
+    const first = failure(remote().send('blobs', [100, 64 * KIB]));
+    await until(() => (bus.bytes.get('B>A') ?? 0) > 128 * KIB, 'the budget filled');
+    bus.dropQueued('A'); // Redis cut A's connection: what it held for A is lost
+    bus.cutOff.add('A');
+    A.linkDown(new Error('subscriber cut'));
+    expect(codeOf(await first)).toBe('UNAVAILABLE');
+    await new Promise((resolve) => setImmediate(resolve)); // the link comes back later
+    bus.cutOff.delete('A');
+    bus.resume('A');
+    A.linkUp();
+    await until(() => bus.sent('reset').length === 1, 'the reset to be sent');
+    expect(await lastValueFrom(remote().send('sum', [1, 2]))).toBe(3);
+    expect(
+      (
+        await lastValueFrom(
+          remote()
+            .send<Uint8Array>('blobs', [10, 64 * KIB])
+            .pipe(toArray()),
+        )
+      ).length,
+    ).toBe(10);
+  });
+
+  it('link blips with less than a read step untold each time never add up (each is a reset)', async () => {
+    const { remote, A } = twoReplicas({ b: { maxBytesInFlight: 96 * KIB } });
+    for (let blip = 0; blip < 6; blip++) {
+      expect(
+        (
+          await lastValueFrom(
+            remote()
+              .send('blobs', [1, 60 * KIB])
+              .pipe(toArray()),
+          )
+        ).length,
+      ).toBe(1);
+      A.linkDown(new Error('blip'));
+      A.linkUp();
+    }
+  });
+
+  it('an error answer over the message limit is replaced at once by a small one saying so (never owed while the link is fine)', async () => {
+    const more = new TestPeer('p2', {
+      // eslint-disable-next-line require-yield
+      async *bigError() {
+        throw 'x'.repeat(20 * KIB);
+      },
+    });
+    const { remote, bus, errors } = twoReplicas({ more });
+    bus.maxMessageBytes = 32 * KIB; // the string goes twice in the error (message and data)
+    const e = await failure(remote('p2').send('bigError', 1));
+    expect(codeOf(e)).toBe('RESOURCE_EXHAUSTED');
+    expect((e as Error).message).toMatch(/the error of call 1 not sent/);
+    expect(errors.B).toEqual([]);
+  });
+
+  it('answers from a replica this one never called are not counted (made-up senders cost nothing)', () => {
+    const { A, bus } = twoReplicas();
+    for (let i = 0; i < 1000; i++) A.receive(`forged-${i}`, { t: 'next', i: 1, v: 0 }, 100 * KIB);
+    expect(bus.sent('read')).toEqual([]); // counted, each would have been told read (100 KiB > a step)
   });
 
   it('maxBytesInFlight must be over one read step (else the holder could wait for a `read` that never comes)', () => {
