@@ -16,6 +16,9 @@ import {
   type RemoteRequestMessage,
 } from './remote-messages.js';
 
+/** The most items a call served for another replica asks of the client at a time (its credit window on the client's connection). */
+export const SERVED_WINDOW = 16;
+
 /**
  * The holder side of remote calls: serves other replicas' calls and emits on this replica's
  * local peers. A call's items are pulled from the peer (`iterate`) only while the caller has
@@ -170,7 +173,9 @@ export class ServedCalls implements ServedCallOwner {
     if (calls?.has(m.i)) return this.report(badMessage(from, `call ${m.i} is already running`));
     const peer = this.connected(m.p);
     if (!peer) return this.answer(from, this.notHere(m.i, m.p));
-    const options: WsMsgpackCallOptions = { window: m.n ?? 0 };
+    // The client is asked for a few items at a time, not the caller's window: what this replica
+    // holds for a call stays small however large the items (the caller's credit still paces it).
+    const options: WsMsgpackCallOptions = { window: Math.min(m.n ?? SERVED_WINDOW, SERVED_WINDOW) };
     if (m.h !== undefined) options.headers = m.h;
     if (m.ms !== undefined) options.timeout = m.ms;
     if (m.o !== undefined) options.overflow = m.o;

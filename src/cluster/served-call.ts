@@ -58,6 +58,8 @@ export class ServedCall {
   private phase: 'idle' | 'pulling' | 'holding' | 'ended' = 'idle';
   /** The item pulled, while `holding`. */
   private held: unknown;
+  /** While `holding`: the call's last answer (its error), in place of an item: it waits for room as an item does (an error's data can be as large). */
+  private last: RemoteAnswerMessage | undefined;
   /** While `holding`: the step pulled ahead, if any. */
   private ahead: Ahead | undefined;
   /** While `holding` with a step ahead: a turn has passed (the item goes without waiting for it). */
@@ -111,6 +113,12 @@ export class ServedCall {
    */
   flush(): void {
     if (this.phase !== 'holding') return;
+    if (this.last) {
+      if (!this.owner.hasRoom(this.from)) return this.owner.wait(this.from, this);
+      const last = this.last;
+      this.end();
+      return this.owner.answer(this.from, last);
+    }
     const ahead = this.ahead;
     if (ahead && !ahead.result && !this.waited) return; // called again when the step settles, or a turn passes
     if (!this.owner.hasRoom(this.from)) return this.owner.wait(this.from, this);
@@ -132,7 +140,11 @@ export class ServedCall {
   /** A pull settled (phase `pulling`): hold its item, or end the call. */
   private pulled(result: Pulled): void {
     if (this.phase !== 'pulling') return; // cancelled meanwhile
-    if ('error' in result) return this.finish(errorAnswer(this.id, result.error, this.peer));
+    if ('error' in result) {
+      this.phase = 'holding';
+      this.last = errorAnswer(this.id, result.error, this.peer);
+      return this.flush();
+    }
     if (result.step.done) return this.finish({ t: 'done', i: this.id });
     this.credit--;
     this.phase = 'holding';
@@ -180,6 +192,7 @@ export class ServedCall {
   private end(): void {
     this.phase = 'ended';
     this.held = undefined;
+    this.last = undefined;
     this.ahead = undefined;
     this.owner.forget(this.from, this.id);
   }

@@ -12,8 +12,8 @@
  * order they were sent, at most once (pub/sub keeps nothing for a subscriber that is away).
  *
  * Bytes: a message over `maxMessageBytes` is refused (RESOURCE_EXHAUSTED) before it is sent;
- * while the bytes published and not yet answered by Redis are `maxQueuedBytes` or more, new
- * broadcasts, topic values and remote calls and emits are refused too (the heartbeat shares the
+ * one that would take the bytes published and not yet answered by Redis past `maxQueuedBytes`
+ * is refused too when it is a broadcast, a topic value, or a remote call or emit (the heartbeat shares the
  * connection: it must not wait behind a flood), while answers and control messages always go.
  */
 import { Buffer } from 'node:buffer';
@@ -50,6 +50,8 @@ export class RedisBus {
   host: ClusterHost | undefined;
   /** Bytes published whose command Redis has not answered yet. */
   private queued = 0;
+  /** The part of {@link queued} that is broadcasts, topic values, calls and emits (what `maxQueuedBytes` bounds). */
+  private queuedRefusable = 0;
 
   constructor(
     private readonly prefix: string,
@@ -135,12 +137,6 @@ export class RedisBus {
    */
   private publish(client: Redis, channel: string, value: unknown, how: { refusable?: boolean; sharded?: boolean; sized?: (bytes: number) => void }): Promise<number> {
     try {
-      if (how.refusable && this.queued >= this.limits.maxQueuedBytes) {
-        throw resourceExhausted(`cluster: ${this.queued} bytes are already waiting to reach Redis (maxQueuedBytes ${this.limits.maxQueuedBytes}): try again once they have gone`, {
-          queuedBytes: this.queued,
-          maxQueuedBytes: this.limits.maxQueuedBytes,
-        });
-      }
       const bytes = this.encode(value);
       if (bytes.length > this.limits.maxMessageBytes) {
         throw resourceExhausted(`cluster: a message of ${bytes.length} bytes is over maxMessageBytes (${this.limits.maxMessageBytes}) and was not sent`, {
@@ -148,17 +144,31 @@ export class RedisBus {
           maxMessageBytes: this.limits.maxMessageBytes,
         });
       }
+      // With it, the queue would pass its limit (one message alone always goes, so the largest can).
+      if (how.refusable && this.queuedRefusable > 0 && this.queuedRefusable + bytes.length > this.limits.maxQueuedBytes) {
+        throw resourceExhausted(
+          `cluster: ${this.queuedRefusable} bytes are already waiting to reach Redis, and ${bytes.length} more would pass maxQueuedBytes (${this.limits.maxQueuedBytes}): try again once they have gone`,
+          { queuedBytes: this.queuedRefusable, bytes: bytes.length, maxQueuedBytes: this.limits.maxQueuedBytes },
+        );
+      }
       how.sized?.(bytes.length);
       const size = bytes.length;
+      const refusable = how.refusable ? size : 0;
       const sent = how.sharded ? client.spublish(channel, bytes) : client.publish(channel, bytes);
-      this.queued += size; // once the command is queued (a synchronous throw queued nothing)
+      // Counted once the command is queued (a synchronous throw queued nothing).
+      this.queued += size;
+      this.queuedRefusable += refusable;
+      const done = () => {
+        this.queued -= size;
+        this.queuedRefusable -= refusable;
+      };
       return sent.then(
         (n) => {
-          this.queued -= size;
+          done();
           return Number(n);
         },
         (e: unknown) => {
-          this.queued -= size;
+          done();
           throw e;
         },
       );

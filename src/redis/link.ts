@@ -65,6 +65,8 @@ export class RedisLink {
   /** The last error either connection reported (the reason given while down). */
   private lastError: Error | undefined;
   private closed = false;
+  /** When a timed command last settled (ms): a command is taken for lost only when Redis has answered nothing for `commandTimeout`. */
+  private lastAnswer = 0;
   /** Set when a command went unanswered for `commandTimeout`, until a probe is answered. */
   private stall: Error | undefined;
   private probing = false;
@@ -107,27 +109,37 @@ export class RedisLink {
   }
 
   /**
-   * `command`, or a rejection once it has gone unanswered for `commandTimeout`: Redis is taken
-   * for frozen, the link is down (`events.down`) and probed ({@link probe}). The command itself
-   * cannot be taken back (the connection answers in order): a late answer is dropped. The verdict
-   * waits for the I/O of one more turn of the event loop, so that when this process was the one
-   * paused (a long GC, a stopped container), an answer already in the socket still counts.
+   * `command`, or a rejection once Redis has answered nothing for `commandTimeout` while it waits:
+   * Redis is taken for frozen, the link is down (`events.down`) and probed ({@link probe}). A
+   * command queued behind others (a large write in chunks) waits as long as Redis goes on
+   * answering them. The command itself cannot be taken back (the connection answers in order): a
+   * late answer is dropped. The verdict waits for the I/O of one more turn of the event loop, so
+   * that when this process was the one paused (a long GC, a stopped container), an answer already
+   * in the socket still counts.
    */
   timed<T>(command: Promise<T>): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       let settled = false;
-      const timer = setTimeout(() => {
-        setImmediate(() => {
-          if (settled) return;
-          settled = true;
-          const e = new Error(`Redis did not answer within ${this.commandTimeout} ms (commandTimeout)`);
-          this.markStalled(e);
-          reject(e);
-        }).unref?.();
-      }, this.commandTimeout);
-      timer.unref?.();
+      let timer: ReturnType<typeof setTimeout>;
+      const started = Date.now();
+      const arm = (ms: number) => {
+        timer = setTimeout(() => {
+          setImmediate(() => {
+            if (settled) return;
+            const quiet = Date.now() - Math.max(this.lastAnswer, started);
+            if (quiet < this.commandTimeout) return arm(this.commandTimeout - quiet); // Redis answered meanwhile: it is busy, not frozen
+            settled = true;
+            const e = new Error(`Redis did not answer within ${this.commandTimeout} ms (commandTimeout)`);
+            this.markStalled(e);
+            reject(e);
+          }).unref?.();
+        }, ms);
+        timer.unref?.();
+      };
+      arm(this.commandTimeout);
       const settle = (done: () => void) => {
         clearTimeout(timer);
+        this.lastAnswer = Date.now();
         if (settled) return;
         settled = true;
         done();

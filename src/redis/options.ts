@@ -58,12 +58,11 @@ export interface RedisClusterOptions {
   commandTimeout?: number;
   /**
    * The largest message one replica sends the others, encoded: a broadcast, a topic value, a
-   * call's or an event's payload to a peer on another replica, one item of a response stream
-   * (with a few bytes of envelope). A larger one is not sent: `broadcast()` and topic publishes
-   * reject, the call or emit fails, and a response item fails its call, each with
-   * RESOURCE_EXHAUSTED. Defaults to 16 MiB (16,777,216: a connection's default `maxPayload`, so
-   * what one connection carries, the cluster carries). Redis's `client-output-buffer-limit
-   * pubsub` (32 MiB hard by default) must take a few of them.
+   * call's or an event's payload to a peer on another replica, one item or the error of a
+   * response (with a few bytes of envelope). A larger one is not sent: `broadcast()` and topic
+   * publishes reject, the call or emit fails, and a response item or error fails its call, each
+   * with RESOURCE_EXHAUSTED. Redis's `client-output-buffer-limit pubsub` (32 MiB hard by default)
+   * must take several of them (see the replicas guide for the sum). Defaults to 4 MiB (4,194,304).
    */
   maxMessageBytes?: number;
   /**
@@ -72,16 +71,17 @@ export interface RedisClusterOptions {
    * for that replica wait, each holding the one item it pulled, until it does. This bounds what
    * Redis buffers for a replica's pub/sub connection (about this much per other replica, plus
    * one message), as item credit alone cannot with large items. More than 65,536. Defaults to
-   * 4 MiB (4,194,304).
+   * 2 MiB (2,097,152).
    */
   maxBytesInFlight?: number;
   /**
-   * Bytes a replica may have published that Redis has not yet taken (its command connection's
-   * queue). While the queue holds this much or more, new broadcasts, topic values, and calls and
-   * emits to peers on other replicas are refused at once with RESOURCE_EXHAUSTED (try again
-   * later), while answers to other replicas' calls always go. The heartbeat shares that
-   * connection: without this, a flood of publishes would delay it past `commandTimeout`. Defaults
-   * to 32 MiB (33,554,432).
+   * Bytes of broadcasts, topic values, and calls and emits to peers on other replicas that a
+   * replica may have published and Redis not yet taken (its command connection's queue). One that
+   * would pass it is refused at once with RESOURCE_EXHAUSTED (try again later; one alone always
+   * goes); answers to other replicas' calls are bounded by `maxBytesInFlight` instead and always
+   * go. The heartbeat shares that connection: without this, a flood of publishes would delay it
+   * past `commandTimeout`, and Redis would hold it all for every subscriber. Defaults to 4 MiB
+   * (4,194,304).
    */
   maxQueuedBytes?: number;
 }
@@ -93,9 +93,9 @@ export const REDIS_CLUSTER_DEFAULTS = Object.freeze({
   heartbeatInterval: 5000,
   replicaTimeout: 15_000,
   commandTimeout: 2000,
-  maxMessageBytes: 16 * 1024 * 1024,
-  maxBytesInFlight: 4 * 1024 * 1024,
-  maxQueuedBytes: 32 * 1024 * 1024,
+  maxMessageBytes: 4 * 1024 * 1024,
+  maxBytesInFlight: 2 * 1024 * 1024,
+  maxQueuedBytes: 4 * 1024 * 1024,
 });
 
 /** {@link RedisClusterOptions} checked, with the defaults filled in. */

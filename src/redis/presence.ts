@@ -5,7 +5,7 @@
  */
 import type { Redis } from 'ioredis';
 import { listOf, type WsMsgpackPeerInfo, type WsMsgpackSelection } from '../cluster/types.js';
-import { peerChunks, roomChunks, Scripts, type PeerRecord } from './scripts.js';
+import { peerChunks, REMOVAL_BUDGET, roomChunks, Scripts, type PeerRecord, type ScriptName } from './scripts.js';
 
 /** About how many arguments one presence script call carries at most (a peer with more rooms is split across calls). */
 export const SYNC_ARGS = 10_000;
@@ -48,23 +48,29 @@ export class Presence {
 
   /** Refreshes this replica's heartbeat and deletes the records of dead replicas. */
   async heartbeat(): Promise<Heartbeat> {
-    const [added, ...live] = (await this.scripts.run(this.redis, 'heartbeat', [this.replica, this.replicaTimeout])) as [number, ...string[]];
+    const [added, ...live] = (await this.scripts.run(this.redis, 'heartbeat', [this.replica, this.replicaTimeout, REMOVAL_BUDGET])) as [number, ...string[]];
     return { forgotten: added === 1, live };
   }
 
   /**
-   * Loads the scripts, then replaces every record of this replica with these peers (and refreshes
-   * its heartbeat). Both commands are sent before this returns: what is sent after runs after.
+   * Loads the scripts, deletes this replica's records (a budget per call, until none remains),
+   * then writes `peers()` (taken then, so that they are what is connected when they are sent)
+   * and refreshes its heartbeat. The writes are all sent together: what is sent after runs after.
    */
-  async sync(peers: Iterable<PeerRecord>): Promise<void> {
+  async sync(peers: () => Iterable<PeerRecord>): Promise<void> {
+    await this.timed(this.scripts.load(this.redis));
+    await this.untilDone('clear', []);
     // In chunks of about SYNC_ARGS arguments (one script call with every peer of a replica of
-    // ~32,000 peers, or every room of a peer in ~130,000 rooms, overflowed the call stack): the
-    // first replaces the records, the others add (a peer split across chunks included).
-    const chunks = peerChunks(peers, SYNC_ARGS);
+    // ~32,000 peers, or every room of a peer in ~130,000 rooms, overflowed the call stack): a
+    // peer split across chunks included.
+    const chunks = peerChunks(peers(), SYNC_ARGS);
     if (chunks.length === 0) chunks.push([]);
-    const sent: Promise<unknown>[] = [this.scripts.load(this.redis)];
-    chunks.forEach((args, i) => sent.push(this.scripts.run(this.redis, i === 0 ? 'sync' : 'peer', [this.replica, ...args])));
-    await this.inOrder(sent);
+    await this.inOrder(chunks.map((args, i) => this.scripts.run(this.redis, i === 0 ? 'sync' : 'peer', [this.replica, ...args])));
+  }
+
+  /** Runs a deleting script (its last argument the budget) until it says none remains (1), each run timed. */
+  private async untilDone(name: ScriptName, args: readonly string[]): Promise<void> {
+    while ((await this.timed(this.scripts.run(this.redis, name, [this.replica, ...args, REMOVAL_BUDGET]))) !== 1);
   }
 
   /**
@@ -98,14 +104,14 @@ export class Presence {
     for (const command of sent) await this.timed(command);
   }
 
-  /** Forgets a peer of this replica. */
+  /** Forgets a peer of this replica (its rooms a budget at a time). */
   async unregister(id: string): Promise<void> {
-    await this.timed(this.scripts.run(this.redis, 'unpeer', [this.replica, id]));
+    await this.untilDone('unpeer', [id]);
   }
 
-  /** Forgets this replica and all its peers. */
+  /** Forgets this replica and all its peers (a budget at a time). */
   async leave(): Promise<void> {
-    await this.scripts.run(this.redis, 'leave', [this.replica]);
+    await this.untilDone('leave', []);
   }
 
   /** The peer with this id, when a live replica holds it. */

@@ -111,7 +111,8 @@ export class RedisClusterAdapter implements WsMsgpackClusterAdapter {
     this.remote?.close();
     if (started && this.link.clientUp) {
       // Forgotten at once by the others (else by their heartbeats, within replicaTimeout + heartbeatInterval).
-      await this.link.timed(Promise.all([this.presence.leave(), this.bus.publishLeft(this.link.client)])).catch(() => {});
+      // "left" once unregistered (the others check the registry before acting on it).
+      await this.link.timed(this.presence.leave().then(() => this.bus.publishLeft(this.link.client))).catch(() => {});
     }
     await this.link.timed(this.bus.unsubscribeAll(this.link.subscriberUp)).catch(() => {});
     await this.link.close();
@@ -198,8 +199,9 @@ export class RedisClusterAdapter implements WsMsgpackClusterAdapter {
       return;
     }
     run().catch((e: unknown) => {
+      const first = !this.dirty; // one report until the next full write (a drop fails every write under way)
       this.dirty = true;
-      if (this.link.clientUp) this.host?.report(asError(e, 'cluster: a presence record could not be written (written again at the next heartbeat)'));
+      if (first && this.link.clientUp) this.host?.report(asError(e, 'cluster: a presence record could not be written (written again at the next heartbeat)'));
     });
   }
 
@@ -217,7 +219,7 @@ export class RedisClusterAdapter implements WsMsgpackClusterAdapter {
     if (this.phase !== 'started' || !host || !this.link.clientUp) return;
     this.dirty = false;
     this.syncs++;
-    const written = this.presence.sync([...host.localPeers()].map(recordOf)); // sent now (what is sent after runs after); each command timed
+    const written = this.presence.sync(() => [...host.localPeers()].map(recordOf)); // each command timed
     this.syncing = written
       .then(
         () => {

@@ -14,7 +14,11 @@
  *
  * A replica is alive while its heartbeat is at most `replicaTimeout` old (Redis's clock, so the
  * replicas' clocks do not matter). Queries skip the peers of dead replicas; the heartbeat of any
- * live replica deletes a dead one's records (the first one to run does it, in one script).
+ * live replica deletes a dead one's records (the first one to run does it).
+ *
+ * Deletions are budgeted: one script call removes at most {@link REMOVAL_BUDGET} room memberships
+ * and peers, and says whether more remain (the caller then calls again; a heartbeat goes on at the
+ * next one), so that a peer in hundreds of thousands of rooms never blocks Redis for long.
  */
 import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
@@ -26,21 +30,46 @@ local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
-local function remove_peer(id, owner)
+-- Removes peer id's records when its replica is owner (any replica when owner is nil), at most
+-- budget room memberships at a time: the budget left (the peer counts one), or -1 when rooms
+-- remain (its record stays until the last call). A peer that is not owner's costs nothing.
+local function remove_peer(id, owner, budget)
   local key = base .. 'peer:' .. id
   local f = redis.call('HMGET', key, 'r', 'u')
-  if not f[1] or (owner and f[1] ~= owner) then return end
+  if not f[1] or (owner and f[1] ~= owner) then return budget end
+  local rooms = base .. 'rooms:' .. id
+  local n = redis.call('SCARD', rooms)
+  if n >= budget then
+    for _, room in ipairs(redis.call('SPOP', rooms, budget)) do redis.call('SREM', base .. 'room:' .. room, id) end
+    return -1
+  end
+  for _, room in ipairs(redis.call('SMEMBERS', rooms)) do redis.call('SREM', base .. 'room:' .. room, id) end
   redis.call('SREM', base .. 'replica:' .. f[1], id)
   if f[2] then redis.call('SREM', base .. 'user:' .. f[2], id) end
-  local rooms = base .. 'rooms:' .. id
-  for _, room in ipairs(redis.call('SMEMBERS', rooms)) do redis.call('SREM', base .. 'room:' .. room, id) end
   redis.call('DEL', key, rooms)
+  return budget - n - 1
 end
-local function drop_replica(r)
+-- Removes replica r's peers within budget: the budget left once none remains (its set is deleted,
+-- and its registration unless keep), or -1 (call again).
+local function drop_replica(r, budget, keep)
   local set = base .. 'replica:' .. r
-  for _, id in ipairs(redis.call('SMEMBERS', set)) do remove_peer(id, r) end
+  while true do
+    local batch = redis.call('SRANDMEMBER', set, math.min(math.max(budget, 1), 1000))
+    if #batch == 0 then break end
+    for _, id in ipairs(batch) do
+      local owner = redis.call('HGET', base .. 'peer:' .. id, 'r')
+      if owner ~= r then
+        redis.call('SREM', set, id) -- not r's any more: only its place in r's set is stale
+        budget = budget - 1
+      else
+        budget = remove_peer(id, r, budget)
+      end
+      if budget <= 0 then return -1 end
+    end
+  end
   redis.call('DEL', set)
-  redis.call('ZREM', replicas, r)
+  if not keep then redis.call('ZREM', replicas, r) end
+  return budget
 end
 local function add_room(id, room)
   redis.call('SADD', base .. 'room:' .. room, id)
@@ -60,7 +89,7 @@ local function add_peers(i, replica)
     local key = base .. 'peer:' .. id
     local ours = true
     if is_new then
-      remove_peer(id)
+      remove_peer(id, nil, math.huge)
       redis.call('HSET', key, 'r', replica)
       redis.call('SADD', base .. 'replica:' .. replica, id)
       if ARGV[i + 2] == '1' then
@@ -80,20 +109,34 @@ end
 
 /** The scripts; ARGV[1] is always the key base (`{prefix}:`), KEYS[1] the replica registry. */
 const SOURCES = {
-  /** ARGV: base, replica, replicaTimeout. Refreshes this replica, drops the dead ones; returns [added (1 when this replica was not registered), ...live replicas]. */
+  /**
+   * ARGV: base, replica, replicaTimeout, budget. Refreshes this replica, deletes the records of
+   * dead ones (within budget: the rest at the next heartbeat); returns [added (1 when this replica
+   * was not registered), ...live replicas].
+   */
   heartbeat: `
 local now, me = now_ms(), ARGV[2]
 local added = redis.call('ZADD', replicas, now, me)
-for _, r in ipairs(redis.call('ZRANGEBYSCORE', replicas, '-inf', '(' .. (now - tonumber(ARGV[3])))) do drop_replica(r) end
+local budget = tonumber(ARGV[4])
+for _, r in ipairs(redis.call('ZRANGEBYSCORE', replicas, '-inf', '(' .. (now - tonumber(ARGV[3])))) do
+  budget = drop_replica(r, budget, false)
+  if budget < 0 then break end
+end
 local out = { added }
-for _, r in ipairs(redis.call('ZRANGE', replicas, 0, -1)) do out[#out + 1] = r end
+for _, r in ipairs(redis.call('ZRANGEBYSCORE', replicas, now - tonumber(ARGV[3]), '+inf')) do out[#out + 1] = r end
 return out`,
   /**
-   * ARGV: base, replica, then pieces of peers (`add_peers`, {@link peerChunks}). Replaces every
-   * record of this replica with these peers, and refreshes its heartbeat.
+   * ARGV: base, replica, budget. Refreshes this replica's heartbeat and deletes its records
+   * within budget: 1 when none remains, else 0 (call again).
+   */
+  clear: `
+redis.call('ZADD', replicas, now_ms(), ARGV[2])
+return drop_replica(ARGV[2], tonumber(ARGV[3]), true) < 0 and 0 or 1`,
+  /**
+   * ARGV: base, replica, then pieces of peers (`add_peers`, {@link peerChunks}). Refreshes this
+   * replica's heartbeat and writes these peers (after `clear`: this replica's records, anew).
    */
   sync: `
-drop_replica(ARGV[2])
 redis.call('ZADD', replicas, now_ms(), ARGV[2])
 add_peers(3, ARGV[2])
 return 1`,
@@ -117,14 +160,12 @@ local n = tonumber(ARGV[4])
 for k = 5, 4 + n do add_room(id, ARGV[k]) end
 for k = 5 + n, #ARGV do remove_room(id, ARGV[k]) end
 return 1`,
-  /** ARGV: base, replica, id. Forgets one peer of this replica. */
+  /** ARGV: base, replica, id, budget. Forgets one peer of this replica (within budget): 1 when done, else 0 (call again). */
   unpeer: `
-remove_peer(ARGV[3], ARGV[2])
-return 1`,
-  /** ARGV: base, replica. Forgets this replica and its peers. */
+return remove_peer(ARGV[3], ARGV[2], tonumber(ARGV[4])) < 0 and 0 or 1`,
+  /** ARGV: base, replica, budget. Forgets this replica and its peers (within budget): 1 when done, else 0 (call again). */
   leave: `
-drop_replica(ARGV[2])
-return 1`,
+return drop_replica(ARGV[2], tonumber(ARGV[3]), false) < 0 and 0 or 1`,
   /** ARGV: base, id, replicaTimeout. The peer as [replica, hasUser, user, rooms] when its replica is alive, else nil. */
   lookup: `
 local id = ARGV[2]
@@ -191,6 +232,9 @@ end
 if mode == 'count' then return count end
 return out`,
 } as const;
+
+/** How many room memberships and peers one script call deletes at most. */
+export const REMOVAL_BUDGET = 10_000;
 
 /** The name of one of the scripts. */
 export type ScriptName = keyof typeof SOURCES;

@@ -378,16 +378,16 @@ describe('redisCluster adapter (real redis-server)', () => {
       expect(() => redisCluster(options as RedisClusterOptions)).toThrow(new TypeError(message));
     });
 
-    it('defaults: prefix wsmp, heartbeat 5 s, replicas dead after 15 s, commands unanswered after 2 s, 16 MiB messages, 4 MiB in flight per pair, 32 MiB queued', () => {
+    it('defaults: prefix wsmp, heartbeat 5 s, replicas dead after 15 s, commands unanswered after 2 s, 4 MiB messages, 2 MiB in flight per pair, 4 MiB queued', () => {
       expect(resolveRedisClusterOptions({})).toMatchObject({
         url: 'redis://127.0.0.1:6379',
         prefix: 'wsmp',
         heartbeatInterval: 5000,
         replicaTimeout: 15_000,
         commandTimeout: 2000,
-        maxMessageBytes: 16 * 1024 * 1024,
-        maxBytesInFlight: 4 * 1024 * 1024,
-        maxQueuedBytes: 32 * 1024 * 1024,
+        maxMessageBytes: 4 * 1024 * 1024,
+        maxBytesInFlight: 2 * 1024 * 1024,
+        maxQueuedBytes: 4 * 1024 * 1024,
       });
       expect(resolveRedisClusterOptions({ heartbeatInterval: 10_000 }).replicaTimeout).toBe(20_000);
     });

@@ -5,6 +5,7 @@
  * (test/support/redis.ts), real clients (the browser client over `ws`); plus the chunking and
  * ConnectionPeer's room changes on their own.
  */
+import { Redis } from 'ioredis';
 import { WebSocket as WsWebSocket } from 'ws';
 import type { ClusterHost, ClusterLocalPeer, WsMsgpackClusterAdapter } from '../../src/cluster/adapter.js';
 import type { Connection } from '../../src/connection/connection.js';
@@ -146,6 +147,48 @@ describe('rooms in Redis presence, with real servers and clients', () => {
     // The outage itself is reported (the link went down); no presence write failed.
     expect(a.errors.filter((e) => /presence/.test(e.message)).map((e) => e.message)).toEqual([]);
   });
+
+  it(`a peer in ${MANY.toLocaleString('en')} rooms, commandTimeout 300 ms: after a drop of the command connection its replica re-syncs (old records deleted a budget at a time), and when it leaves its records go, never a command near the timeout`, async () => {
+    const p = `rooms${prefix++}`;
+    const cluster = redisCluster({ url: redis.url, prefix: p, heartbeatInterval: 100, replicaTimeout: 10_000, commandTimeout: 300 });
+    const errors: Error[] = [];
+    const peers = new Map<string, WsMsgpackPeer>();
+    const svc = await startService({}, { cluster, authenticate: (req) => query(req.url, 'user') });
+    svc.server.on('error', (e) => errors.push(e));
+    svc.server.on('connection', (_ws, _req, peer) => void peers.set(String(peer.user), peer));
+    replicas.push({ svc, cluster, peers, errors });
+    await until(() => cluster.status === 'ready', 5000, 'replica ready');
+    const web = new WsMsgpackWebClient({ url: `${svc.url}/?user=big`, WebSocket: WsWebSocket as unknown as WebSocketConstructor, reconnect: false });
+    web.on('error', () => {});
+    await within(web.connect(), 5000, 'connects');
+    await until(() => peers.has('big'), 5000, 'the peer');
+    joinAll(peers.get('big')!, roomNames(MANY));
+    expect(await cluster.count({ to: 'r149999' })).toBe(1);
+
+    const admin = new Redis(redis.url);
+    try {
+      await admin.call('CLIENT', 'KILL', 'TYPE', 'normal', 'SKIPME', 'yes'); // every command connection drops (a's included)
+      await until(() => cluster.status !== 'ready', 5000, 'a sees the drop');
+      await eventually(
+        async () => ({ ready: cluster.status === 'ready', last: await cluster.count({ to: 'r149999' }), first: await cluster.count({ to: 'r0' }) }),
+        (v) => v.ready && v.last === 1 && v.first === 1,
+        20_000,
+        'a written again',
+      );
+      await web.close();
+      await eventually(
+        async () => ({ first: await cluster.count({ to: 'r0' }), last: await cluster.count({ to: 'r149999' }), peers: await cluster.count() }),
+        (v) => v.first === 0 && v.last === 0 && v.peers === 0,
+        20_000,
+        'the records gone',
+      );
+      expect(await admin.scard(`{${p}}:rooms:${[...peers.values()][0]!.id}`)).toBe(0);
+    } finally {
+      admin.disconnect();
+    }
+    // One outage reported; no command went unanswered for commandTimeout (a script removing 150,000 rooms at once did).
+    expect(errors.filter((e) => /did not answer/.test(e.message)).map((e) => e.message)).toEqual([]);
+  }, 60_000);
 
   it('3,000 rooms joined one by one, then one left: the counts and fetchPeers match', async () => {
     const p = `rooms${prefix++}`;

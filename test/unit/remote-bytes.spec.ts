@@ -208,6 +208,30 @@ describe('RemoteCalls: bytes in flight between two replicas', () => {
     expect(bus.sent('read')).toEqual([]); // counted, each would have been told read (100 KiB > a step)
   });
 
+  it('an error answer waits for room as an item does (its data can be as large): a caller that does not read gets no more than the budget + one message', async () => {
+    const budget = 256 * KIB;
+    const more = new TestPeer('p2', {
+      // eslint-disable-next-line require-yield
+      async *bigError() {
+        throw new Uint8Array(100 * KIB); // APPLICATION_ERROR with 100 KiB of data
+      },
+    });
+    const { remote, bus } = twoReplicas({ b: { maxBytesInFlight: budget }, more });
+    bus.paused.add('A');
+    const stream = lastValueFrom(
+      remote()
+        .send<Uint8Array>('blobs', [20, 64 * KIB])
+        .pipe(toArray()),
+    );
+    await until(() => (bus.bytes.get('B>A') ?? 0) > budget, 'the budget filled');
+    const errors = Array.from({ length: 8 }, () => failure(remote('p2').send('bigError', 1)));
+    await turns(50);
+    expect(bus.bytes.get('B>A')!).toBeLessThanOrEqual(budget + 101 * KIB);
+    bus.resume('A');
+    expect((await stream).length).toBe(20);
+    for (const e of await Promise.all(errors)) expect((e as Uint8Array).byteLength).toBe(100 * KIB);
+  });
+
   it('maxBytesInFlight must be over one read step (else the holder could wait for a `read` that never comes)', () => {
     expect(() => twoReplicas({ b: { maxBytesInFlight: READ_STEP } })).toThrow(/maxBytesInFlight/);
     expect(() => twoReplicas({ b: { maxBytesInFlight: 1.5 } })).toThrow(/maxBytesInFlight/);

@@ -19,7 +19,7 @@ describe('RemoteCalls: calls to a peer on another replica', () => {
     const record = new WsMsgpackRecord([4, 5], { headers: { tenant: 'x' }, timeout: 2000.5, window: 16 });
     expect(await lastValueFrom(remote().send('sum', record))).toBe(9);
     expect(p1.calls.map((c) => [c.payload, c.options])).toEqual([
-      [[1, 2, 3], { window: 256 }],
+      [[1, 2, 3], { window: 16 }], // the caller's 256, capped at SERVED_WINDOW on the client's connection
       [[4, 5], { window: 16, headers: { tenant: 'x' }, timeout: 2001 }],
     ]);
     expect(bus.sent('call')[1]).toMatchObject({ i: 2, p: 'p1', k: 'sum', d: [4, 5], h: { tenant: 'x' }, ms: 2001, n: 16 });
