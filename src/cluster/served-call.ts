@@ -20,6 +20,11 @@ export interface ServedCallOwner {
   report(error: Error): void;
 }
 
+/** How many microtask turns a held item waits for the step ahead before it goes alone. */
+const AHEAD_TURNS = 8;
+/** The microtask turns are promise reactions (cheaper than `queueMicrotask` under async hooks, which track each of those). */
+const RESOLVED = Promise.resolve();
+
 /** A step of the peer's response, or the error its `next()` failed with. */
 type Pulled = { readonly step: IteratorResult<unknown> } | { readonly error: unknown };
 
@@ -45,7 +50,7 @@ export function wire(error: unknown): { c: string; m: string; d?: unknown } {
  * and `return()`s the iterator when cancelled (which cancels the call on the peer's connection).
  *
  * The last item goes with the end: while an item is held, the next step is pulled ahead (credit
- * allowing), and when it is the end within a turn of the event loop, the item is sent as
+ * allowing), and when it is the end within a few microtask turns, the item is sent as
  * `next` with `e` (one message for a unary answer, not `next` then `done`, and no `cancel` from a
  * caller that takes the first value). When the next step takes longer, the item goes without
  * waiting more, and the pull goes on as the next one.
@@ -53,7 +58,7 @@ export function wire(error: unknown): { c: string; m: string; d?: unknown } {
 export class ServedCall {
   /**
    * `idle` (waiting for credit), `pulling` (a `next()` under way, nothing held), `holding` (an
-   * item, until the step ahead settled or a turn passed, and the caller's replica has room), `ended`.
+   * item, until the step ahead settled or a few microtask turns passed, and the caller's replica has room), `ended`.
    */
   private phase: 'idle' | 'pulling' | 'holding' | 'ended' = 'idle';
   /** The item pulled, while `holding`. */
@@ -62,7 +67,7 @@ export class ServedCall {
   private last: RemoteAnswerMessage | undefined;
   /** While `holding`: the step pulled ahead, if any. */
   private ahead: Ahead | undefined;
-  /** While `holding` with a step ahead: a turn has passed (the item goes without waiting for it). */
+  /** While `holding` with a step ahead: the turns to wait for it have passed (the item goes without it). */
   private waited = false;
 
   constructor(
@@ -159,11 +164,16 @@ export class ServedCall {
         ahead.result = r;
         this.flush();
       });
-      setImmediate(() => {
+      // A few microtask turns, not a macrotask: an end already known (a unary answer) settles
+      // in one or two, and an immediate or a timer per item would cost far more.
+      let turns = 0;
+      const wait = (): void => {
         if (this.ahead !== ahead || ahead.result) return;
+        if (++turns < AHEAD_TURNS) return void RESOLVED.then(wait);
         this.waited = true;
         this.flush();
-      });
+      };
+      void RESOLVED.then(wait);
     }
     this.flush();
   }
