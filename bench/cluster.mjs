@@ -23,6 +23,7 @@ import { allExited, Host, killAll } from './lib/proc.mjs';
 import { ensureDist, machine } from './lib/env.mjs';
 import { startRedis } from './lib/redis.mjs';
 import { now } from './lib/clock.mjs';
+import { markdownTable, parseBenchArgs, short, textTable } from './lib/cli.mjs';
 import { fmt, median, num, ratioText } from './lib/stats.mjs';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -45,33 +46,7 @@ const HELP = `usage: npm run bench:cluster -- [--quick] [--only=SCENARIO,...] [-
               after 77% of it, and the watchdog stops the run at the limit
   --cpu-prof  write V8 CPU profiles of every child to .bench-out/ (open them in Chrome DevTools)`;
 
-function parseArgs(argv) {
-  const out = { quick: false, build: false, quiet: false, cpuProf: false, only: undefined, rounds: undefined, budget: undefined };
-  for (const a of argv) {
-    const [key, value] = a.includes('=') ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a, undefined];
-    if (key === '--quick') out.quick = true;
-    else if (key === '--build') out.build = true;
-    else if (key === '--quiet') out.quiet = true;
-    else if (key === '--cpu-prof') out.cpuProf = true;
-    else if (key === '--budget') out.budget = Number(value);
-    else if (key === '--rounds') out.rounds = Number(value);
-    else if (key === '--only')
-      out.only = value
-        .split(',')
-        .map((s) => s.trim().toLowerCase())
-        .filter(Boolean);
-    else if (key === '--help' || key === '-h') {
-      console.log(HELP);
-      process.exit(0);
-    } else {
-      console.error(`unknown argument ${a}\n${HELP}`);
-      process.exit(2);
-    }
-  }
-  return out;
-}
-
-const args = parseArgs(process.argv.slice(2));
+const args = parseBenchArgs(process.argv.slice(2), HELP);
 const QUICK = args.quick;
 
 // ------------------------------------------------------------------------------------ scenarios
@@ -390,11 +365,6 @@ function summarize(sc, roundsData) {
   return out;
 }
 
-function short(s, n = 60) {
-  const one = String(s).replace(/\s+/g, ' ');
-  return one.length > n ? `${one.slice(0, n - 1)}…` : one;
-}
-
 function cellText(m, s) {
   if (!s || s.rounds === 0) return '–';
   if (s.skipped === s.rounds) return 'skipped (time budget)';
@@ -414,23 +384,6 @@ function tableRows(done) {
     }
   }
   return lines;
-}
-
-function textTable(lines) {
-  const header = ['scenario', ...PLACEMENTS.map((p) => COLUMNS[p])];
-  const all = [header, ...lines.map((l) => [l.label, ...l.cells])];
-  const widths = header.map((_, i) => Math.max(...all.map((r) => r[i].length)));
-  const fmtRow = (r) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
-  return [fmtRow(header), widths.map((w) => '-'.repeat(w)).join('  '), ...all.slice(1).map(fmtRow)].join('\n');
-}
-
-function markdownTable(lines) {
-  const esc = (s) => s.replace(/\|/g, '\\|');
-  return [
-    `| scenario | ${PLACEMENTS.map((p) => COLUMNS[p]).join(' | ')} |`,
-    `|---|${PLACEMENTS.map(() => '---:').join('|')}|`,
-    ...lines.map((l) => `| ${esc(l.label)} | ${l.cells.map(esc).join(' | ')} |`),
-  ].join('\n');
 }
 
 function headerLines(info, dist, done) {
@@ -468,7 +421,20 @@ function writeResults(note) {
   const dir = path.join(BENCH, 'results');
   fs.mkdirSync(dir, { recursive: true });
   const head = headerLines(info, dist, done);
-  const md = ['## Cluster benchmark results', '', ...head.map((h) => `${h}  `), ...(note ? [`**${note}**  `] : []), '', markdownTable(lines), '', LEGEND, ''].join('\n');
+  const md = [
+    '## Cluster benchmark results',
+    '',
+    ...head.map((h) => `${h}  `),
+    ...(note ? [`**${note}**  `] : []),
+    '',
+    markdownTable(
+      PLACEMENTS.map((p) => COLUMNS[p]),
+      lines,
+    ),
+    '',
+    LEGEND,
+    '',
+  ].join('\n');
   const json = {
     machine: info,
     dist,
@@ -481,7 +447,12 @@ function writeResults(note) {
   };
   fs.writeFileSync(path.join(dir, `${name}.json`), `${JSON.stringify(json, null, 2)}\n`);
   fs.writeFileSync(path.join(dir, `${name}.md`), md);
-  console.log(`\n${head.join('\n')}${note ? `\n${note}` : ''}\n\n${textTable(lines)}\n\n${LEGEND}`);
+  console.log(
+    `\n${head.join('\n')}${note ? `\n${note}` : ''}\n\n${textTable(
+      PLACEMENTS.map((p) => COLUMNS[p]),
+      lines,
+    )}\n\n${LEGEND}`,
+  );
   console.log(`\nwrote ${path.relative(ROOT, path.join(dir, `${name}.json`))} and ${name}.md (${(elapsedMs() / 1000).toFixed(1)} s)`);
 }
 

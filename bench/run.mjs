@@ -16,6 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { allExited, Host, killAll } from './lib/proc.mjs';
 import { ensureDist as ensureBuilt, machine as machineInfo } from './lib/env.mjs';
 import { now } from './lib/clock.mjs';
+import { markdownTable, parseBenchArgs, short, textTable } from './lib/cli.mjs';
 import { fmt, median, num, ratioText } from './lib/stats.mjs';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -42,38 +43,7 @@ const HELP = `usage: npm run bench -- [--quick] [--only=SCENARIO,...] [--rows=RO
               after 77% of it, and one still running near the end is cut off and reported as skipped
   --cpu-prof  write V8 CPU profiles of every child to .bench-out/ (open them in Chrome DevTools)`;
 
-function parseArgs(argv) {
-  const out = { quick: false, build: false, quiet: false, cpuProf: false, only: undefined, rows: undefined, rounds: undefined };
-  for (const a of argv) {
-    const [key, value] = a.includes('=') ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a, undefined];
-    if (key === '--quick') out.quick = true;
-    else if (key === '--build') out.build = true;
-    else if (key === '--quiet') out.quiet = true;
-    else if (key === '--cpu-prof') out.cpuProf = true;
-    else if (key === '--budget') out.budget = Number(value);
-    else if (key === '--only')
-      out.only = value
-        .split(',')
-        .map((s) => s.trim().toLowerCase())
-        .filter(Boolean);
-    else if (key === '--rows')
-      out.rows = value
-        .split(',')
-        .map((s) => s.trim())
-        .filter(Boolean);
-    else if (key === '--rounds') out.rounds = Number(value);
-    else if (key === '--help' || key === '-h') {
-      console.log(HELP);
-      process.exit(0);
-    } else {
-      console.error(`unknown argument ${a}\n${HELP}`);
-      process.exit(2);
-    }
-  }
-  return out;
-}
-
-const args = parseArgs(process.argv.slice(2));
+const args = parseBenchArgs(process.argv.slice(2), HELP, { lists: ['rows'] });
 const QUICK = args.quick;
 const rows = args.rows ?? ALL_ROWS;
 for (const r of rows) {
@@ -461,11 +431,6 @@ function summarize(sc, roundsData, counterpartRounds) {
   return out;
 }
 
-function short(s, n = 60) {
-  const one = String(s).replace(/\s+/g, ' ');
-  return one.length > n ? `${one.slice(0, n - 1)}…` : one;
-}
-
 function cellText(sc, m, s) {
   if (!s || s.rounds === 0) return '–';
   if (s.na) return `n/a: ${s.na}`;
@@ -504,21 +469,6 @@ function tableRows(done) {
   return lines;
 }
 
-function textTable(lines) {
-  const header = ['scenario', ...rows];
-  const all = [header, ...lines.map((l) => [l.label, ...l.cells])];
-  const widths = header.map((_, i) => Math.max(...all.map((r) => r[i].length)));
-  const fmtRow = (r) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
-  return [fmtRow(header), widths.map((w) => '-'.repeat(w)).join('  '), ...all.slice(1).map(fmtRow)].join('\n');
-}
-
-function markdownTable(lines) {
-  const esc = (s) => s.replace(/\|/g, '\\|');
-  return [`| scenario | ${rows.join(' | ')} |`, `|---|${rows.map(() => '---:').join('|')}|`, ...lines.map((l) => `| ${esc(l.label)} | ${l.cells.map(esc).join(' | ')} |`)].join(
-    '\n',
-  );
-}
-
 function headerLines(info, dist, done) {
   const m = info;
   const rounds = done.map(({ sc }) => `${sc.name} ${sc.rounds}`).join(', ');
@@ -550,7 +500,9 @@ function writeResults(partialNote) {
   const dir = path.join(BENCH, 'results');
   fs.mkdirSync(dir, { recursive: true });
   const head = headerLines(info, dist, done);
-  const md = ['## Benchmark results', '', ...head.map((h) => `${h}  `), ...(partialNote ? [`**${partialNote}**  `] : []), '', markdownTable(lines), '', legend(), ''].join('\n');
+  const md = ['## Benchmark results', '', ...head.map((h) => `${h}  `), ...(partialNote ? [`**${partialNote}**  `] : []), '', markdownTable(rows, lines), '', legend(), ''].join(
+    '\n',
+  );
   const json = {
     machine: info,
     dist,
@@ -572,7 +524,7 @@ function writeResults(partialNote) {
   };
   fs.writeFileSync(path.join(dir, `${name}.json`), `${JSON.stringify(json, null, 2)}\n`);
   fs.writeFileSync(path.join(dir, `${name}.md`), md);
-  console.log(`\n${head.join('\n')}${partialNote ? `\n${partialNote}` : ''}\n\n${textTable(lines)}\n\n${legend()}`);
+  console.log(`\n${head.join('\n')}${partialNote ? `\n${partialNote}` : ''}\n\n${textTable(rows, lines)}\n\n${legend()}`);
   console.log(`\nwrote ${path.relative(ROOT, path.join(dir, `${name}.json`))} and ${name}.md (${(elapsedMs() / 1000).toFixed(1)} s)`);
 }
 
