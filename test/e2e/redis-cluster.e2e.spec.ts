@@ -7,13 +7,13 @@ import { Controller } from '@nestjs/common';
 import { MessagePattern } from '@nestjs/microservices';
 import { firstValueFrom, lastValueFrom, take, toArray, type Subscription } from 'rxjs';
 import { WebSocket as WsWebSocket } from 'ws';
-import { WsMsgpackRecordBuilder, WsMsgpackTopics, type WsMsgpackPeer } from '../../src/index.js';
-import type { WsMsgpackClusterAdapter } from '../../src/cluster/adapter.js';
+import { WsMsgpackRecordBuilder, WsMsgpackTopics } from '../../src/index.js';
 import { WsMsgpackError } from '../../src/protocol/errors.js';
 import { redisCluster } from '../../src/redis/index.js';
 import { WsMsgpackWebClient, type WebSocketConstructor } from '../../src/web/index.js';
-import { startService, until, within, type TestService } from '../support/helpers.js';
+import { until, within } from '../support/helpers.js';
 import { startRedis, type TestRedis } from '../support/redis.js';
+import { query, startReplica as startTestReplica, type TestReplica } from '../support/replicas.js';
 
 @Controller()
 class SumController {
@@ -23,13 +23,8 @@ class SumController {
   }
 }
 
-interface Replica {
-  name: string;
-  svc: TestService;
-  cluster: WsMsgpackClusterAdapter;
-  /** This replica's peers by user (the clients below connect with distinct users). */
-  peers: Map<string, WsMsgpackPeer>;
-  errors: Error[];
+interface Replica extends TestReplica {
+  readonly name: string;
 }
 
 interface TestClient {
@@ -43,8 +38,6 @@ interface TestClient {
   finished: boolean;
 }
 
-const query = (url: string | undefined, key: string) => new URL(url ?? '/', 'http://x').searchParams.get(key) ?? undefined;
-
 let redis: TestRedis;
 const replicas: Replica[] = [];
 const clients: TestClient[] = [];
@@ -52,19 +45,16 @@ let prefix = 0;
 
 async function startReplica(name: string, clusterPrefix: string): Promise<Replica> {
   const cluster = redisCluster({ url: redis.url, prefix: clusterPrefix, heartbeatInterval: 100, replicaTimeout: 500 });
-  const peers = new Map<string, WsMsgpackPeer>();
-  const errors: Error[] = [];
-  const svc = await startService({ controllers: [SumController] }, { cluster, authenticate: (req) => query(req.url, 'user') });
-  svc.server.on('error', (e) => errors.push(e));
-  svc.server.on('connection', (_ws, req, peer) => {
-    const room = query(req.url, 'room');
-    if (room) peer.join(room);
-    peers.set(String(peer.user), peer);
+  const replica = await startTestReplica(cluster, {
+    metadata: { controllers: [SumController] },
+    onConnection: (peer, req) => {
+      const room = query(req.url, 'room');
+      if (room) peer.join(room);
+    },
   });
-  await until(() => cluster.status === 'ready', 5000, `${name} ready`);
-  const replica = { name, svc, cluster, peers, errors };
-  replicas.push(replica);
-  return replica;
+  const named = { name, ...replica };
+  replicas.push(named);
+  return named;
 }
 
 async function connectClient(to: Replica, user: string, room?: string): Promise<TestClient> {

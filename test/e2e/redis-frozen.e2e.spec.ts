@@ -10,13 +10,12 @@ import { MessagePattern } from '@nestjs/microservices';
 import { Redis } from 'ioredis';
 import { firstValueFrom } from 'rxjs';
 import { WebSocket as WsWebSocket } from 'ws';
-import type { WsMsgpackPeer } from '../../src/index.js';
-import type { WsMsgpackClusterAdapter } from '../../src/cluster/adapter.js';
 import { WsMsgpackError } from '../../src/protocol/errors.js';
 import { redisCluster, type RedisClusterOptions } from '../../src/redis/index.js';
 import { WsMsgpackWebClient, type WebSocketConstructor } from '../../src/web/index.js';
-import { startService, until, WAIT_MS, within, type TestService } from '../support/helpers.js';
+import { until, WAIT_MS, within } from '../support/helpers.js';
 import { startRedis, type TestRedis } from '../support/redis.js';
+import { startReplica as startTestReplica, type TestReplica } from '../support/replicas.js';
 
 @Controller()
 class SumController {
@@ -36,14 +35,7 @@ const TIMING = { heartbeatInterval: HEARTBEAT, replicaTimeout: 1000, commandTime
  */
 const SLACK = 2000;
 
-interface Replica {
-  svc: TestService;
-  cluster: WsMsgpackClusterAdapter;
-  peers: Map<string, WsMsgpackPeer>;
-  errors: Error[];
-}
-
-const query = (url: string | undefined, key: string) => new URL(url ?? '/', 'http://x').searchParams.get(key) ?? undefined;
+type Replica = TestReplica;
 
 let redis: TestRedis;
 const replicas: Replica[] = [];
@@ -54,16 +46,7 @@ let prefix = 0;
 let slowCalls = 0;
 
 async function startReplica(options: RedisClusterOptions): Promise<Replica> {
-  const cluster = redisCluster({ ...TIMING, ...options });
-  const peers = new Map<string, WsMsgpackPeer>();
-  const errors: Error[] = [];
-  const svc = await startService({ controllers: [SumController] }, { cluster, authenticate: (req) => query(req.url, 'user') });
-  svc.server.on('error', (e) => errors.push(e));
-  svc.server.on('connection', (_ws, _req, peer) => peers.set(String(peer.user), peer));
-  const replica = { svc, cluster, peers, errors };
-  replicas.push(replica);
-  await until(() => cluster.status === 'ready', WAIT_MS, 'replica ready');
-  return replica;
+  return startTestReplica(redisCluster({ ...TIMING, ...options }), { metadata: { controllers: [SumController] }, track: replicas });
 }
 
 /** Broadcasts each client received, by user. */

@@ -7,7 +7,7 @@
  */
 import { Redis } from 'ioredis';
 import { WebSocket as WsWebSocket } from 'ws';
-import type { ClusterHost, ClusterLocalPeer, WsMsgpackClusterAdapter } from '../../src/cluster/adapter.js';
+import type { ClusterHost, ClusterLocalPeer } from '../../src/cluster/adapter.js';
 import type { Connection } from '../../src/connection/connection.js';
 import { ConnectionPeer, type WsMsgpackPeer } from '../../src/peer/peer.js';
 import { redisCluster } from '../../src/redis/index.js';
@@ -16,8 +16,9 @@ import { SYNC_ARGS } from '../../src/redis/presence.js';
 import { RedisClusterAdapter } from '../../src/redis/redis-cluster.js';
 import { PEER_PIECE_HEAD, peerChunks, roomChunks, type PeerRecord } from '../../src/redis/scripts.js';
 import { WsMsgpackWebClient, type WebSocketConstructor } from '../../src/web/index.js';
-import { startService, until, within, type TestService } from '../support/helpers.js';
+import { until, within } from '../support/helpers.js';
 import { startRedis, type TestRedis } from '../support/redis.js';
+import { startReplica as startTestReplica, type TestReplica } from '../support/replicas.js';
 
 /** More rooms than one call can pass as arguments (~125,000 on Node 20) or one script call could carry. */
 const MANY = 150_000;
@@ -30,16 +31,7 @@ const TIMING = { heartbeatInterval: 100, replicaTimeout: 10_000, commandTimeout:
 /** Rooms per `join(...)` call: a call with all MANY rooms as arguments would throw RangeError before reaching the peer. */
 const PER_JOIN = 75_000;
 
-interface Replica {
-  svc: TestService;
-  cluster: WsMsgpackClusterAdapter;
-  /** This replica's peers by user. */
-  peers: Map<string, WsMsgpackPeer>;
-  /** What its server reported (`'error'` events): a presence write that failed lands here. */
-  errors: Error[];
-}
-
-const query = (url: string | undefined, key: string) => new URL(url ?? '/', 'http://x').searchParams.get(key) ?? undefined;
+type Replica = TestReplica;
 
 let redis: TestRedis;
 const replicas: Replica[] = [];
@@ -48,16 +40,7 @@ const adapters: RedisClusterAdapter[] = [];
 let prefix = 0;
 
 async function startReplica(clusterPrefix: string): Promise<Replica> {
-  const cluster = redisCluster({ url: redis.url, prefix: clusterPrefix, ...TIMING });
-  const peers = new Map<string, WsMsgpackPeer>();
-  const errors: Error[] = [];
-  const svc = await startService({}, { cluster, authenticate: (req) => query(req.url, 'user') });
-  svc.server.on('error', (e) => errors.push(e));
-  svc.server.on('connection', (_ws, _req, peer) => void peers.set(String(peer.user), peer));
-  const replica = { svc, cluster, peers, errors };
-  replicas.push(replica);
-  await until(() => cluster.status === 'ready', 5000, 'replica ready');
-  return replica;
+  return startTestReplica(redisCluster({ url: redis.url, prefix: clusterPrefix, ...TIMING }), { track: replicas });
 }
 
 /** A client of `to` as `user`; resolves with its peer on that replica. */
@@ -151,13 +134,7 @@ describe('rooms in Redis presence, with real servers and clients', () => {
   it(`a peer in ${MANY.toLocaleString('en')} rooms, commandTimeout 300 ms: after a drop of the command connection its replica re-syncs (old records deleted a budget at a time), and when it leaves its records go, never a command near the timeout`, async () => {
     const p = `rooms${prefix++}`;
     const cluster = redisCluster({ url: redis.url, prefix: p, heartbeatInterval: 100, replicaTimeout: 10_000, commandTimeout: 300 });
-    const errors: Error[] = [];
-    const peers = new Map<string, WsMsgpackPeer>();
-    const svc = await startService({}, { cluster, authenticate: (req) => query(req.url, 'user') });
-    svc.server.on('error', (e) => errors.push(e));
-    svc.server.on('connection', (_ws, _req, peer) => void peers.set(String(peer.user), peer));
-    replicas.push({ svc, cluster, peers, errors });
-    await until(() => cluster.status === 'ready', 5000, 'replica ready');
+    const { svc, peers, errors } = await startTestReplica(cluster, { track: replicas });
     const web = new WsMsgpackWebClient({ url: `${svc.url}/?user=big`, WebSocket: WsWebSocket as unknown as WebSocketConstructor, reconnect: false });
     web.on('error', () => {});
     await within(web.connect(), 5000, 'connects');
