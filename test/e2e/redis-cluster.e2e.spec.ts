@@ -213,7 +213,7 @@ describe('replicas on Redis', () => {
   });
 
   it('Redis stopped mid-run: cross-replica operations fail fast with UNAVAILABLE, local calls carry on; restarted, both work again', async () => {
-    const { a, b, all } = await threeReplicas();
+    const { a, b, c, all } = await threeReplicas();
     const a1 = all.find((x) => x.user === 'a1')!;
     const remote = await a.cluster.peer(b.peers.get('b1')!.id);
     await redis.stop();
@@ -239,7 +239,8 @@ describe('replicas on Redis', () => {
     } finally {
       await redis.start();
     }
-    await until(() => [a, b].every((r) => r.cluster.status === 'ready'), 10_000, 'ready again');
+    // c too: count() sees its peers only once c has written its records again.
+    await until(() => [a, b, c].every((r) => r.cluster.status === 'ready'), 10_000, 'ready again');
     expect(await a.cluster.count()).toBe(6);
     const again = await a.cluster.peer(b.peers.get('b1')!.id);
     expect(await within(firstValueFrom(again!.send<number>('double', 5)))).toBe(10);
